@@ -1,0 +1,117 @@
+# egressscan - build, test and tooling. Everything lands under $(BUILD)/.
+# `make` builds build/egressscan; `make test` runs what CI runs; `make demo` runs the main job.
+
+BUILD ?= build
+CC ?= cc
+PKGS := libcurl jansson libpq openssl libxml-2.0
+DEB_PKGS := pkg-config libcurl4-openssl-dev libjansson-dev libpq-dev libssl-dev libxml2-dev \
+            libcmocka-dev postgresql
+PYTHON ?= python3
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+OPT ?= -O2 -g
+SAN ?=
+ifeq ($(SAN),1)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+SANFLAGS := -fsanitize=address,undefined
+endif
+# pkg-config is asked only when it is there, so that `make` can say what is missing.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CPPFLAGS += -I. -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+CFLAGS += -std=c11 $(WARN) $(OPT) $(WERROR) $(PKG_CFLAGS) -MMD -MP
+LDFLAGS += $(SANFLAGS)
+LDLIBS += $(PKG_LIBS) -lpthread -lm
+
+LIB_SRCS := $(wildcard common/*.c scanner/*.c storage/*.c report/*.c)
+CMD_SRCS := $(wildcard cmd/egressscan/*.c)
+SUPPORT_SRCS := $(wildcard tests/support/*.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+ITEST_SRCS := $(wildcard tests/integration/test_*.c)
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CMD_OBJS := $(CMD_SRCS:%.c=$(BUILD)/obj/%.o)
+SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
+LIB := $(BUILD)/libegressscan.a
+BIN := $(BUILD)/egressscan
+
+.PHONY: all check-deps deps ensure-deps unit itest test asan valgrind format format-check tidy \
+        demo clean
+
+all: check-deps $(BIN)
+
+# Names what is missing (plain `make`); `make deps` installs it.
+check-deps:
+	@missing=""; for p in $(PKGS) cmocka; do pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "missing development packages:$$missing"; \
+	  echo "run 'make deps' (installs: $(DEB_PKGS))"; exit 1; fi
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PKGS)
+
+# Installs the packages only when something is missing (used by test and demo).
+ensure-deps:
+	@ok=1; for p in $(PKGS) cmocka; do pkg-config --exists $$p 2>/dev/null || ok=0; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ok=0; \
+	if [ $$ok = 0 ]; then $(MAKE) --no-print-directory deps; fi
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BIN): $(CMD_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CMD_OBJS) $(LIB) $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(SUPPORT_OBJS) $(LIB) $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(SUPPORT_OBJS) $(LIB) $(LDLIBS) -lcmocka
+
+# Each test binary runs from the repository root (tests find tests/data/ relative to it).
+unit: check-deps $(BIN) $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+itest: check-deps $(BIN) $(ITEST_BINS)
+	@fail=0; for t in $(ITEST_BINS); do echo "== $$t"; BIN=$(BIN) $$t || fail=1; done; exit $$fail
+
+# Everything CI runs: format check, unit and integration tests, the unit tests under ASan+UBSan.
+test: ensure-deps
+	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory unit itest
+	@$(MAKE) --no-print-directory asan
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 unit
+
+valgrind: $(UNIT_BINS)
+	@for t in $(UNIT_BINS); do valgrind -q --error-exitcode=1 --leak-check=full $$t || exit 1; done
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build/*')
+format:
+	clang-format -i $(FORMAT_SRCS)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+tidy:
+	clang-tidy $(LIB_SRCS) $(CMD_SRCS) -- $(CPPFLAGS) -std=c11 $(PKG_CFLAGS)
+
+demo: ensure-deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@tests/demo.sh $(BIN)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

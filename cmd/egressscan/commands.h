@@ -1,0 +1,21 @@
+/* commands.h - the subcommands of egressscan and the exit codes of SPEC.md section 2. */
+#ifndef EGRESSSCAN_CMD_COMMANDS_H
+#define EGRESSSCAN_CMD_COMMANDS_H
+
+enum exit_code {
+    EXIT_OK = 0,      /* done, nothing wrong */
+    EXIT_DRIFT = 1,   /* done, drift found (only with --fail-on-drift) */
+    EXIT_USAGE = 2,   /* usage or configuration error; nothing was written */
+    EXIT_PARTIAL = 3, /* done, but some targets could not be scanned */
+    EXIT_FAILED = 4   /* failed: database unreachable, no credentials, Organizations unreachable */
+};
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+    const char *help;
+};
+
+int cmd_version(int argc, char **argv);
+
+#endif

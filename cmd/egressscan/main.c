@@ -1,0 +1,43 @@
+/* main.c - the egressscan command table (like git's builtins): finds the subcommand, runs it,
+ * and turns its result into the exit codes of SPEC.md section 2. Only cmd/ parses argv. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/egressscan/commands.h"
+
+static const struct command commands[] = {
+    {"version", cmd_version, "print the version"},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: egressscan COMMAND [OPTIONS]\n\n"
+                 "Fleet-wide compliance scanner for the EKS control plane egress mode.\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "\n'egressscan COMMAND --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "egressscan: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

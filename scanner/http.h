@@ -1,0 +1,103 @@
+/* http.h - the one HTTP engine: libcurl multi on epoll, many AWS requests in flight from one event
+ * loop, one connection pool / DNS cache / TLS session cache for every account, SigV4 signing of
+ * each attempt, the SDKs' standard retry mode, error decoding, bounded bodies and timeouts. */
+#ifndef EGRESSSCAN_HTTP_H
+#define EGRESSSCAN_HTTP_H
+
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "scanner/awserr.h"
+#include "scanner/sigv4.h"
+
+struct aws_credentials;
+struct http_engine;
+
+enum retry_mode { RETRY_STANDARD = 0, RETRY_ADAPTIVE, RETRY_LEGACY };
+
+/* Observer of retries (tests, metrics): attempt is the attempt that failed (1-based), delay_ms
+ * the backoff chosen before the next attempt. */
+typedef void (*http_retry_observer_fn)(void *ud, int attempt, long delay_ms, const struct err *e);
+
+struct http_engine_options {
+    int max_in_flight;       /* concurrent HTTP requests; default 128 */
+    int max_per_key;         /* concurrent requests per pace_key; default 16; <0 = no cap */
+    long connect_timeout_ms; /* default 5000 */
+    long timeout_ms;         /* whole attempt; default 30000 */
+    size_t max_body;         /* response body cap; default 16 MiB */
+    const char *ca_bundle;   /* extra CA file added to the system store; default AWS_CA_BUNDLE */
+    int max_attempts;        /* default AWS_MAX_ATTEMPTS, else 3 */
+    enum retry_mode retry_mode; /* default AWS_RETRY_MODE, else standard */
+    const char *user_agent;  /* default "egressscan/<version>" */
+    http_retry_observer_fn on_retry;
+    void *on_retry_ud;
+};
+
+/* Fills defaults and the AWS_* environment (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, AWS_CA_BUNDLE).
+ * -1 with err (ConfigError) when an environment value is invalid. */
+int http_engine_options_init(struct http_engine_options *o, struct err *err);
+
+struct aws_request {
+    enum aws_protocol protocol; /* how errors are decoded */
+    const char *method;         /* "GET", "POST", "PUT" */
+    const char *url;            /* full URL with path and query, e.g. from endpoint_resolve() */
+    const char *service;        /* SigV4 signing name ("eks", "sts"); NULL: request is unsigned */
+    const char *region;         /* SigV4 region (credential scope) */
+    struct aws_credentials *creds; /* borrowed: the engine takes its own reference; NULL: unsigned */
+    const struct sigv4_header *headers; /* extra headers (Content-Type, X-Amz-Target), signed */
+    size_t n_headers;
+    const void *body;
+    size_t body_len;
+    const char *pace_key; /* requests sharing a key (an account id) share max_per_key; NULL: none */
+    int allow_http;       /* 1 permits a plain http:// URL (endpoint override, IMDS) */
+    int no_retry;         /* 1: a single attempt (IMDS probing) */
+};
+
+struct aws_response {
+    long status;       /* HTTP status of the last attempt; 0 when none arrived */
+    const char *body;  /* NUL-terminated; valid only during the callback */
+    size_t body_len;
+    int attempts;      /* attempts made */
+    struct err err;    /* err.code empty on success (2xx); else AWS code, status, request id */
+};
+
+/* Called once per submitted request, from inside http_engine_run(). It may submit new requests. */
+typedef void (*http_done_fn)(void *ud, const struct aws_response *resp);
+
+struct http_engine_stats {
+    unsigned long requests;  /* completed logical requests */
+    unsigned long attempts;  /* HTTP attempts */
+    unsigned long retries;
+    unsigned long throttles; /* attempts answered with a throttling error */
+    unsigned long failures;  /* requests that completed with an error */
+    unsigned long bytes_in;
+};
+
+/* NULL with err on failure. Copies what it needs from opts. */
+struct http_engine *http_engine_new(const struct http_engine_options *opts, struct err *err);
+/* Cancels whatever is still queued (callbacks are not called) and frees. NULL is a no-op. */
+void http_engine_free(struct http_engine *e);
+
+/* Queues a request; the engine copies everything in req. done is called exactly once, later,
+ * from http_engine_run(). -1 with err when req is invalid (bad URL, http:// not allowed). */
+int http_submit(struct http_engine *e, const struct aws_request *req, http_done_fn done, void *ud,
+                struct err *err);
+
+/* Runs the event loop until no request is queued, waiting for retry or in flight.
+ * -1 with err only on an engine failure (epoll/curl multi error). */
+int http_engine_run(struct http_engine *e, struct err *err);
+
+/* Submits req and runs the engine until it completes. On success fills body (the caller's buf)
+ * and *status and returns 0; else -1 with err (AWS code, HTTP status, request id). Must not be
+ * called from inside a done callback. */
+int http_perform(struct http_engine *e, const struct aws_request *req, struct buf *body,
+                 long *status, struct err *err);
+
+void http_engine_get_stats(const struct http_engine *e, struct http_engine_stats *out);
+
+/* The standard retry mode's backoff for a failed attempt (1-based): rand01 * min(2^(attempt-1),
+ * 20) seconds, in milliseconds. Exposed for tests. */
+long http_backoff_ms(int attempt, double rand01);
+
+#endif

@@ -1,0 +1,127 @@
+"""Builds a fleet in a moto server for egressscan's integration tests and demo.
+
+Reads a fleet description (JSON) and creates, with moto's signature checks off: an organization,
+its OU tree, member accounts, SCPs and their targets, an IAM user for the scanner (with an access
+key) in the management account, the scanner's read-only role in every account, and EKS clusters
+with the given egress modes (a cluster without "mode" is created without the field).
+Prints what it made as JSON on stdout (ids, the scanner's keys, cluster ARNs).
+
+Usage: AWS_DATA_PATH=tests/data/aws-models python3 moto_seed.py --endpoint URL FLEET.json
+
+Fleet file:
+{
+  "role_name": "EgressScanReadOnly",
+  "ous": [{"name": "Prod", "parent": "root"}, {"name": "Regulated", "parent": "Prod"}],
+  "accounts": [{"name": "payments", "ou": "Regulated", "deny_assume": false, "no_role": false,
+                "clusters": [{"name": "c1", "region": "eu-west-1", "mode": "CUSTOMER_ROUTED"}]}],
+  "management_clusters": [{"name": "m1", "region": "us-east-1", "mode": "AWS_MANAGED"}],
+  "scps": [{"name": "enforce", "content": {...}, "targets": ["root", "ou:Prod", "account:payments"]}]
+}
+"""
+import argparse
+import json
+import sys
+
+import boto3
+
+ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+READ_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow",
+                   "Action": ["eks:ListClusters", "eks:DescribeCluster", "ec2:DescribeRegions"],
+                   "Resource": "*"}],
+}
+TRUST_ANY = {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+
+
+def client(service, endpoint, region="us-east-1", creds=None):
+    kw = dict(endpoint_url=endpoint, region_name=region)
+    if creds:
+        kw.update(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                  aws_session_token=creds.get("SessionToken"))
+    else:
+        kw.update(aws_access_key_id="AKIAIOSFODNN7SEEDING", aws_secret_access_key="seeding-only")
+    return boto3.client(service, **kw)
+
+
+def create_cluster(endpoint, creds, account_id, c):
+    vpc = {"subnetIds": ["subnet-0a1b2c3d"], "endpointPublicAccess": c.get("public", True),
+           "endpointPrivateAccess": c.get("private", False)}
+    if c.get("mode") is not None:
+        vpc["controlPlaneEgressMode"] = c["mode"]
+    eks = client("eks", endpoint, c["region"], creds)
+    args = dict(name=c["name"], roleArn=f"arn:aws:iam::{account_id}:role/eks-cluster",
+                resourcesVpcConfig=vpc, version=c.get("version", "1.31"))
+    if c.get("tags"):
+        args["tags"] = c["tags"]
+    return eks.create_cluster(**args)["cluster"]["arn"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--endpoint", required=True)
+    ap.add_argument("fleet")
+    a = ap.parse_args()
+    with open(a.fleet) as f:
+        fleet = json.load(f)
+    ep = a.endpoint
+    role_name = fleet.get("role_name", "EgressScanReadOnly")
+
+    org = client("organizations", ep)
+    mgmt = org.create_organization(FeatureSet="ALL")["Organization"]["MasterAccountId"]
+    root = org.list_roots()["Roots"][0]["Id"]
+    ous = {"root": root}
+    for ou in fleet.get("ous", []):
+        parent = ous[ou.get("parent", "root")]
+        ous[ou["name"]] = org.create_organizational_unit(ParentId=parent, Name=ou["name"])[
+            "OrganizationalUnit"]["Id"]
+
+    iam = client("iam", ep)
+    iam.create_user(UserName="egressscan")
+    key = iam.create_access_key(UserName="egressscan")["AccessKey"]
+    denied = [a2["name"] for a2 in fleet.get("accounts", []) if a2.get("deny_assume")]
+    accounts, out_clusters = {}, []
+    sts = client("sts", ep)
+    for acct in fleet.get("accounts", []):
+        st = org.create_account(Email=f"{acct['name']}@example.com", AccountName=acct["name"])
+        aid = st["CreateAccountStatus"]["AccountId"]
+        accounts[acct["name"]] = aid
+        if acct.get("ou"):
+            org.move_account(AccountId=aid, SourceParentId=root, DestinationParentId=ous[acct["ou"]])
+        admin = sts.assume_role(RoleArn=f"arn:aws:iam::{aid}:role/OrganizationAccountAccessRole",
+                                RoleSessionName="seeding")["Credentials"]
+        if not acct.get("no_role"):
+            miam = client("iam", ep, creds=admin)
+            miam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(TRUST_ANY))
+            miam.put_role_policy(RoleName=role_name, PolicyName="egressscan-read-only",
+                                 PolicyDocument=json.dumps(READ_ONLY))
+        for c in acct.get("clusters", []):
+            out_clusters.append(create_cluster(ep, admin, aid, c))
+    for c in fleet.get("management_clusters", []):
+        out_clusters.append(create_cluster(ep, None, mgmt, c))
+
+    policy = {"Version": "2012-10-17", "Statement": [ALLOW_ALL["Statement"][0]]}
+    if denied:
+        policy["Statement"].append({"Effect": "Deny", "Action": "sts:AssumeRole", "Resource": [
+            f"arn:aws:iam::{accounts[n]}:role/{role_name}" for n in denied]})
+    iam.put_user_policy(UserName="egressscan", PolicyName="scanner", PolicyDocument=json.dumps(policy))
+
+    scps = {}
+    for p in fleet.get("scps", []):
+        pid = org.create_policy(Content=json.dumps(p["content"]), Description=p.get("description", p["name"]),
+                                Name=p["name"], Type="SERVICE_CONTROL_POLICY")["Policy"]["PolicySummary"]["Id"]
+        scps[p["name"]] = pid
+        for t in p.get("targets", []):
+            kind, _, name = t.partition(":")
+            target = root if kind == "root" else ous[name] if kind == "ou" else accounts[name]
+            org.attach_policy(PolicyId=pid, TargetId=target)
+
+    json.dump({"management_account_id": mgmt, "root_id": root, "ous": ous, "accounts": accounts,
+               "scps": scps, "clusters": out_clusters, "access_key_id": key["AccessKeyId"],
+               "secret_access_key": key["SecretAccessKey"], "role_name": role_name}, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
