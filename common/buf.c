@@ -39,6 +39,8 @@ int buf_reserve(struct buf *b, size_t extra)
     char *p = realloc(b->data, cap);
     if (!p)
         return -1;
+    if (!b->data)
+        p[0] = '\0';
     b->data = p;
     b->cap = cap;
     return 0;

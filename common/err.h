@@ -21,9 +21,9 @@
 #define ERR_NO_CREDS "NoCredentialsError"
 
 struct err {
-    char code[ERR_CODE_MAX];       /* "ThrottlingException", "42P01", "ConnectionError" */
-    char message[ERR_MSG_MAX];     /* human readable; never contains a secret */
-    long http_status;              /* 0 when not an HTTP error */
+    char code[ERR_CODE_MAX];        /* "ThrottlingException", "42P01", "ConnectionError" */
+    char message[ERR_MSG_MAX];      /* human readable; never contains a secret */
+    long http_status;               /* 0 when not an HTTP error */
     char request_id[ERR_REQID_MAX]; /* AWS request id when known */
 };
 

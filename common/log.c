@@ -74,8 +74,9 @@ void log_msg(enum log_level level, const char *component, const char *fmt, ...)
     char line[4096];
     size_t len;
     if (g_format == LOG_JSON) {
-        len = (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"",
-                               ts, level_names[level]);
+        len =
+            (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"",
+                             ts, level_names[level]);
         len = json_escape(line, len, sizeof line, component ? component : "");
         len += (size_t)snprintf(line + len, sizeof line - len, "\",\"msg\":\"");
         len = json_escape(line, len, sizeof line - 3, msg);

@@ -1,9 +1,9 @@
 /* test_pg_harness.c - the throwaway PostgreSQL helper: starts a real server on a free loopback
  * port, answers queries, and is gone (process and directory) after pgtest_stop. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <signal.h>
 #include <sys/stat.h>
 
 #include <cmocka.h>

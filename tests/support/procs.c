@@ -267,8 +267,8 @@ int pgtest_start(struct pgtest *pg)
     char data[300], logf[320];
     snprintf(data, sizeof data, "%s/data", pg->dir);
     snprintf(logf, sizeof logf, "%s/server.log", pg->dir);
-    char *initdb_argv[] = {initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                           "--no-sync", "-N", NULL};
+    char *initdb_argv[] = {initdb, "-D",   data,        "-U", "postgres", "--auth=trust",
+                           "-E",   "UTF8", "--no-sync", "-N", NULL};
     char *quiet;
     if (run_as(initdb_argv, NULL, as, &quiet) != 0) {
         free(quiet);
@@ -284,8 +284,8 @@ int pgtest_start(struct pgtest *pg)
                  "-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off "
                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50",
                  pg->port, pg->dir);
-        char *start_argv[] = {pgctl, "-D", data, "-l", logf, "-w", "-t", "60", "-o", opts,
-                              "start", NULL};
+        char *start_argv[] = {pgctl, "-D", data, "-l", logf,    "-w",
+                              "-t",  "60", "-o", opts, "start", NULL};
         char *o = NULL;
         int rc = run_as(start_argv, NULL, as, &o);
         free(o);
@@ -489,8 +489,8 @@ int mototest_seed(struct mototest *m, const char *fleet_file, char **out)
     if (!getcwd(cwd, sizeof cwd))
         return -1;
     snprintf(models, sizeof models, "AWS_DATA_PATH=%s/tests/data/aws-models", cwd);
-    char *argv[] = {(char *)python, "tests/support/moto_seed.py", "--endpoint", m->url,
-                    (char *)fleet_file, NULL};
+    char *argv[] = {(char *)python, "tests/support/moto_seed.py", "--endpoint",
+                    m->url,         (char *)fleet_file,           NULL};
     char *env[] = {models, NULL};
     return procs_run(argv, env, out);
 }

@@ -1,0 +1,127 @@
+/* test_common.c - the common/ module: struct err, struct buf, and the logger's text and JSON
+ * lines (level filtering, escaping). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
+
+static void test_err_set_prefix_clear(void **state)
+{
+    (void)state;
+    struct err e;
+    err_clear(&e);
+    assert_false(err_isset(&e));
+    assert_int_equal(err_set(&e, "AccessDenied", "role %s", "r1"), -1);
+    assert_true(err_isset(&e));
+    assert_string_equal(e.code, "AccessDenied");
+    err_prefix(&e, "account %d: ", 7);
+    assert_string_equal(e.message, "account 7: role r1");
+    err_clear(&e);
+    assert_false(err_isset(&e));
+    assert_int_equal(err_set(NULL, "x", "y"), -1); /* NULL is allowed */
+}
+
+static void test_err_prefix_truncates_safely(void **state)
+{
+    (void)state;
+    struct err e;
+    err_clear(&e);
+    char big[2 * ERR_MSG_MAX];
+    memset(big, 'm', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    err_set(&e, "C", "%s", big);
+    assert_int_equal(strlen(e.message), ERR_MSG_MAX - 1);
+    err_prefix(&e, "ctx: ");
+    assert_int_equal(strlen(e.message), ERR_MSG_MAX - 1);
+    assert_memory_equal(e.message, "ctx: mmm", 8);
+}
+
+static void test_buf_grows_and_steals(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(buf_printf(&b, "%d,", i), 0);
+    assert_int_equal(b.len, strlen(b.data));
+    assert_memory_equal(b.data, "0,1,2,", 6);
+    assert_int_equal(buf_putc(&b, 'x'), 0);
+    assert_int_equal(b.data[b.len - 1], 'x');
+    buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_string_equal(b.data, "");
+    assert_int_equal(buf_append(&b, "ab\0cd", 5), 0);
+    assert_int_equal(b.len, 5);
+    char *s = buf_steal(&b);
+    assert_memory_equal(s, "ab\0cd", 6);
+    assert_null(b.data);
+    free(s);
+    s = buf_steal(&b); /* an empty buffer yields "" */
+    assert_string_equal(s, "");
+    free(s);
+    buf_cleanup(&b);
+}
+
+static void test_log_levels_and_json(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    log_setup(LOG_INFO, LOG_JSON, f);
+    log_debug("t", "hidden");
+    log_info("scan", "quote \" backslash \\ newline \n tab \t done");
+    fflush(f);
+    assert_null(strstr(text, "hidden"));
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "level")), "info");
+    assert_string_equal(json_string_value(json_object_get(j, "component")), "scan");
+    assert_string_equal(json_string_value(json_object_get(j, "msg")),
+                        "quote \" backslash \\ newline \n tab \t done");
+    assert_non_null(json_object_get(j, "ts"));
+    json_decref(j);
+
+    log_setup(LOG_WARN, LOG_TEXT, f);
+    assert_false(log_enabled(LOG_INFO));
+    assert_true(log_enabled(LOG_ERROR));
+    size_t before = len;
+    log_error("http", "boom %d", 3);
+    fflush(f);
+    assert_non_null(strstr(text + before, "error http: boom 3\n"));
+    log_setup(LOG_INFO, LOG_TEXT, NULL);
+    fclose(f);
+    free(text);
+}
+
+static void test_log_level_parse(void **state)
+{
+    (void)state;
+    assert_int_equal(log_level_parse("debug"), LOG_DEBUG);
+    assert_int_equal(log_level_parse("WARNING"), LOG_WARN);
+    assert_int_equal(log_level_parse("off"), LOG_OFF);
+    assert_int_equal(log_level_parse("loud"), -1);
+    assert_int_equal(log_level_parse(NULL), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_err_set_prefix_clear),
+        cmocka_unit_test(test_err_prefix_truncates_safely),
+        cmocka_unit_test(test_buf_grows_and_steals),
+        cmocka_unit_test(test_log_levels_and_json),
+        cmocka_unit_test(test_log_level_parse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
