@@ -32,8 +32,9 @@ struct sigv4_request {
 
 #define SIGV4_KEY_CACHE_SLOTS 8
 
-/* Derived signing keys for one secret, keyed by date/region/service. Lives next to the secret it
- * was derived from (inside struct aws_credentials); wiped with it. */
+/* Derived signing keys for one secret, keyed by "date/region/service" (no "/aws4_request").
+ * Lives next to the secret it was derived from (inside struct aws_credentials), starts zeroed,
+ * and is wiped with it. */
 struct sigv4_key_cache {
     struct {
         char scope[80]; /* "20150830/us-east-1/service" */
@@ -57,7 +58,8 @@ struct sigv4_params {
 void sigv4_amz_date(time_t now, char *out);
 
 /* Computes the Authorization header value for req into out (cap bytes).
- * Fails (-1, err set) only on malformed input or when out is too small. */
+ * Fails (-1, err set, code InvalidInput) on malformed input, when out is too small, on
+ * allocation or OpenSSL failure. The message never contains the secret or a header value. */
 int sigv4_authorization(const struct sigv4_params *p, const struct sigv4_request *req, char *out,
                         size_t cap, struct err *err);
 
@@ -68,7 +70,7 @@ void sigv4_key_cache_cleanse(struct sigv4_key_cache *cache);
 void sigv4_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* URI-encodes per SigV4 (unreserved characters kept, everything else %XX uppercase); '/' kept
- * when keep_slash. Appends to out (cap bytes, NUL-terminated); returns the length written or
+ * when keep_slash. Writes at out (cap bytes, NUL-terminated); returns the length written or
  * -1 when it does not fit. Used for paths and query values by the request builders too. */
 long sigv4_uri_encode(const char *s, size_t len, int keep_slash, char *out, size_t cap);
 

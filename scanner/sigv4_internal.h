@@ -10,7 +10,8 @@
 int sigv4_canonical_request(const struct sigv4_request *req, struct buf *creq,
                             struct buf *signed_headers, struct err *err);
 
-/* String to sign (the suite's .sts) for a canonical request. */
+/* String to sign (the suite's .sts) for a canonical request. scope is the full credential scope,
+ * "20150830/us-east-1/service/aws4_request". */
 int sigv4_string_to_sign(const char *amz_date, const char *scope, const char *creq, size_t creq_len,
                          struct buf *out);
 
