@@ -6,7 +6,11 @@ key) in the management account, the scanner's read-only role in every account, a
 with the given egress modes (a cluster without "mode" is created without the field).
 Prints what it made as JSON on stdout (ids, the scanner's keys, cluster ARNs).
 
-Usage: AWS_DATA_PATH=tests/data/aws-models python3 moto_seed.py --endpoint URL FLEET.json
+Usage (AWS_DATA_PATH=tests/data/aws-models, signature checks off):
+  moto_seed.py --endpoint URL FLEET.json                 build the fleet, print what was made
+  moto_seed.py --endpoint URL --list REGION,...           every cluster of every account (JSON)
+  moto_seed.py --endpoint URL --set-mode ACCT REGION NAME MODE
+  moto_seed.py --endpoint URL --delete ACCT REGION NAME
 
 Fleet file:
 {
@@ -58,11 +62,56 @@ def create_cluster(endpoint, creds, account_id, c):
     return eks.create_cluster(**args)["cluster"]["arn"]
 
 
+def admin_creds(ep, account_id):
+    if account_id == client("organizations", ep).describe_organization()["Organization"]["MasterAccountId"]:
+        return None
+    return client("sts", ep).assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
+        RoleSessionName="seeding")["Credentials"]
+
+
+def list_all(ep, regions):
+    """Every cluster of every account, listed independently of egressscan."""
+    org = client("organizations", ep)
+    out = []
+    for page in org.get_paginator("list_accounts").paginate():
+        for acct in page["Accounts"]:
+            creds = admin_creds(ep, acct["Id"])
+            for region in regions:
+                eks = client("eks", ep, region, creds)
+                for name in eks.list_clusters()["clusters"]:
+                    c = eks.describe_cluster(name=name)["cluster"]
+                    out.append({"account_id": acct["Id"], "account_name": acct["Name"], "region": region,
+                                "name": name, "arn": c["arn"],
+                                "mode": c["resourcesVpcConfig"].get("controlPlaneEgressMode")})
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--endpoint", required=True)
-    ap.add_argument("fleet")
+    ap.add_argument("--list", metavar="REGIONS")
+    ap.add_argument("--set-mode", nargs=4, metavar=("ACCOUNT", "REGION", "NAME", "MODE"))
+    ap.add_argument("--delete", nargs=3, metavar=("ACCOUNT", "REGION", "NAME"))
+    ap.add_argument("fleet", nargs="?")
     a = ap.parse_args()
+    if a.list:
+        json.dump(list_all(a.endpoint, a.list.split(",")), sys.stdout, indent=1)
+        print()
+        return
+    if a.set_mode:
+        acct, region, name, mode = a.set_mode
+        eks = client("eks", a.endpoint, region, admin_creds(a.endpoint, acct))
+        vpc = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]
+        vpc = {k: v for k, v in vpc.items() if k in ("subnetIds", "securityGroupIds", "endpointPublicAccess",
+                                                      "endpointPrivateAccess", "publicAccessCidrs")}
+        vpc["controlPlaneEgressMode"] = mode
+        eks.update_cluster_config(name=name, resourcesVpcConfig=vpc)
+        return
+    if a.delete:
+        acct, region, name = a.delete
+        client("eks", a.endpoint, region, admin_creds(a.endpoint, acct)).delete_cluster(name=name)
+        return
     with open(a.fleet) as f:
         fleet = json.load(f)
     ep = a.endpoint
@@ -98,6 +147,8 @@ def main():
                                  PolicyDocument=json.dumps(READ_ONLY))
         for c in acct.get("clusters", []):
             out_clusters.append(create_cluster(ep, admin, aid, c))
+    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(TRUST_ANY))
+    iam.put_role_policy(RoleName=role_name, PolicyName="egressscan-read-only", PolicyDocument=json.dumps(READ_ONLY))
     for c in fleet.get("management_clusters", []):
         out_clusters.append(create_cluster(ep, None, mgmt, c))
 

@@ -201,6 +201,40 @@ int procs_run(char *const argv[], char *const env[], char **out)
     return run_as(argv, env, NULL, out);
 }
 
+int procs_run2(char *const argv[], char *const env[], char **out, char **errout)
+{
+    if (!errout)
+        return run_as(argv, env, NULL, out);
+    char path[] = "/tmp/egressscan-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    unlink(path);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    int outfd = -1;
+    pid_t pid = spawn(argv, env, NULL, 1, out ? &outfd : NULL);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    int rc = -1;
+    if (pid > 0) {
+        if (out) {
+            *out = read_all(outfd);
+            close(outfd);
+        }
+        rc = wait_status(pid);
+    }
+    lseek(fd, 0, SEEK_SET);
+    *errout = read_all(fd);
+    close(fd);
+    return rc;
+}
+
+pid_t procs_spawn(char *const argv[], char *const env[])
+{
+    return spawn(argv, env, NULL, 1, NULL);
+}
+
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;

@@ -15,11 +15,17 @@ int procs_free_port(void);
  * standard error goes to the test's stderr. */
 int procs_run(char *const argv[], char *const env[], char **out);
 
+/* Like procs_run, and standard error captured into *errout (malloc'd) when errout is not NULL. */
+int procs_run2(char *const argv[], char *const env[], char **out, char **errout);
+
+/* Starts argv in the background (dies with the test process); returns its pid or -1. */
+pid_t procs_spawn(char *const argv[], char *const env[]);
+
 struct pgtest {
-    char dir[256];  /* data directory (temp) */
+    char dir[256]; /* data directory (temp) */
     int port;
-    pid_t pid;      /* postmaster pid, read from postmaster.pid */
-    char url[512];  /* "postgresql://postgres@127.0.0.1:PORT/postgres" */
+    pid_t pid;     /* postmaster pid, read from postmaster.pid */
+    char url[512]; /* "postgresql://postgres@127.0.0.1:PORT/postgres" */
 };
 
 /* initdb + pg_ctl start as user postgres when run as root (as the current user otherwise), with
@@ -32,7 +38,7 @@ struct mototest {
     char home[256]; /* temp HOME with .aws/models */
     int port;
     pid_t pid;
-    char url[128];  /* "http://127.0.0.1:PORT" */
+    char url[128]; /* "http://127.0.0.1:PORT" */
 };
 
 /* Starts moto through tests/support/moto_launcher.py and waits until it answers (up to 30 s).

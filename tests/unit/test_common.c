@@ -13,6 +13,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/model.h"
 
 static void test_err_set_prefix_clear(void **state)
 {
@@ -114,6 +115,51 @@ static void test_log_level_parse(void **state)
     assert_int_equal(log_level_parse(NULL), -1);
 }
 
+static void test_target_result_copy_is_deep_and_single_block(void **state)
+{
+    (void)state;
+    char name[] = "c1", mode[] = "CUSTOMER_ROUTED";
+    struct cluster cs[2] = {{.name = name,
+                             .arn = "arn:1",
+                             .egress_mode = mode,
+                             .endpoint_public_access = 1,
+                             .endpoint_private_access = -1,
+                             .raw_json = "{\"cluster\":{}}"},
+                            {.name = "c2", .arn = "arn:2", .egress_mode = NULL}};
+    struct target_result r = {.account_id = "012345678901",
+                              .region = "eu-west-1",
+                              .status = TARGET_OK,
+                              .clusters = cs,
+                              .n_clusters = 2,
+                              .scanned_at = 12.5};
+    struct target_result *t = target_result_copy(&r);
+    assert_non_null(t);
+    name[0] = 'X'; /* the copy does not share storage */
+    mode[0] = 'X';
+    assert_string_equal(t->account_id, "012345678901");
+    assert_int_equal(t->n_clusters, 2);
+    assert_string_equal(t->clusters[0].name, "c1");
+    assert_string_equal(t->clusters[0].egress_mode, "CUSTOMER_ROUTED");
+    assert_int_equal(t->clusters[0].endpoint_private_access, -1);
+    assert_string_equal(t->clusters[0].raw_json, "{\"cluster\":{}}");
+    assert_null(t->clusters[1].egress_mode);
+    assert_null(t->error_code);
+    assert_true(t->scanned_at == 12.5);
+    free(t); /* one block */
+
+    struct target_result f = {.account_id = "111122223333",
+                              .region = "*",
+                              .status = TARGET_ASSUME_ROLE_DENIED,
+                              .error_code = "AccessDenied",
+                              .error_message = "not authorized"};
+    t = target_result_copy(&f);
+    assert_non_null(t);
+    assert_null(t->clusters);
+    assert_string_equal(t->error_code, "AccessDenied");
+    assert_string_equal(target_status_name(t->status), "assume_role_denied");
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_buf_grows_and_steals),
         cmocka_unit_test(test_log_levels_and_json),
         cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_target_result_copy_is_deep_and_single_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,52 @@
+/* config.h - the scan configuration: the JSON config file of SPEC.md section 3, with flags
+ * applied on top by cmd/. Every key mirrors a flag. Errors name file, line and column. */
+#ifndef EGRESSSCAN_CONFIG_H
+#define EGRESSSCAN_CONFIG_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+
+struct str_list {
+    char **items;
+    size_t n;
+};
+
+struct scan_config {
+    struct str_list accounts; /* empty: Organizations */
+    struct str_list exclude_accounts;
+    char *ou;
+    struct str_list regions; /* empty: "all" */
+    char *role_name;
+    char *external_id;
+    char *org_role_arn;
+    int concurrency; /* 0: default */
+    char *policy;
+    char *database_url;
+    char *metrics_file;
+    char *log_format;
+    char *log_level;
+    int no_progress;
+    int page_size; /* hidden: ListClusters page size (tests) */
+};
+
+void config_init(struct scan_config *c);
+void config_cleanup(struct scan_config *c);
+
+/* Reads a config file into c (keys present override c's values). Unknown keys, wrong types and
+ * invalid values are errors (code ConfigError) whose message starts "FILE:LINE:COLUMN: ". */
+int config_load_file(struct scan_config *c, const char *path, struct err *err);
+
+/* Same from a string (tests, fuzzing); name stands for the file name in messages. */
+int config_load_string(struct scan_config *c, const char *text, size_t len, const char *name,
+                       struct err *err);
+
+/* Splits "a,b,c" into list (appending; empty items skipped). -1 on ENOMEM. */
+int str_list_split(struct str_list *list, const char *csv);
+void str_list_free(struct str_list *list);
+
+/* Checks values that do not depend on the source: account ids are 12 digits, concurrency in
+ * 1..4096, log format/level known. */
+int config_validate(const struct scan_config *c, struct err *err);
+
+#endif

@@ -1,0 +1,85 @@
+/* model.c - names of the model's enumerations as stored in the database. */
+#include "common/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *target_status_name(enum target_status s)
+{
+    switch (s) {
+    case TARGET_OK:
+        return "ok";
+    case TARGET_ASSUME_ROLE_DENIED:
+        return "assume_role_denied";
+    case TARGET_ACCESS_DENIED:
+        return "access_denied";
+    case TARGET_REGION_DISABLED:
+        return "region_disabled";
+    case TARGET_THROTTLED:
+        return "throttled";
+    case TARGET_ERROR:
+        return "error";
+    }
+    return "error";
+}
+
+static size_t str_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+static size_t cluster_strings_size(const struct cluster *c)
+{
+    return str_size(c->name) + str_size(c->arn) + str_size(c->egress_mode) + str_size(c->status) +
+           str_size(c->kubernetes_version) + str_size(c->platform_version) +
+           str_size(c->public_access_cidrs_json) + str_size(c->vpc_id) + str_size(c->tags_json) +
+           str_size(c->created_at) + str_size(c->raw_json);
+}
+
+/* Copies s to *cursor and advances it; NULL stays NULL. */
+static const char *put(char **cursor, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = *cursor;
+    memcpy(d, s, n);
+    *cursor += n;
+    return d;
+}
+
+struct target_result *target_result_copy(const struct target_result *r)
+{
+    size_t size = sizeof *r + r->n_clusters * sizeof(struct cluster) + str_size(r->account_id) +
+                  str_size(r->region) + str_size(r->error_code) + str_size(r->error_message);
+    for (size_t i = 0; i < r->n_clusters; i++)
+        size += cluster_strings_size(&r->clusters[i]);
+    struct target_result *t = malloc(size);
+    if (!t)
+        return NULL;
+    *t = *r;
+    struct cluster *cs = (struct cluster *)(t + 1);
+    char *cursor = (char *)(cs + r->n_clusters);
+    t->account_id = put(&cursor, r->account_id);
+    t->region = put(&cursor, r->region);
+    t->error_code = put(&cursor, r->error_code);
+    t->error_message = put(&cursor, r->error_message);
+    for (size_t i = 0; i < r->n_clusters; i++) {
+        const struct cluster *src = &r->clusters[i];
+        struct cluster *c = &cs[i];
+        *c = *src;
+        c->name = put(&cursor, src->name);
+        c->arn = put(&cursor, src->arn);
+        c->egress_mode = put(&cursor, src->egress_mode);
+        c->status = put(&cursor, src->status);
+        c->kubernetes_version = put(&cursor, src->kubernetes_version);
+        c->platform_version = put(&cursor, src->platform_version);
+        c->public_access_cidrs_json = put(&cursor, src->public_access_cidrs_json);
+        c->vpc_id = put(&cursor, src->vpc_id);
+        c->tags_json = put(&cursor, src->tags_json);
+        c->created_at = put(&cursor, src->created_at);
+        c->raw_json = put(&cursor, src->raw_json);
+    }
+    t->clusters = r->n_clusters ? cs : NULL;
+    return t;
+}

@@ -1,0 +1,83 @@
+/* model.h - the plain structs scanner/ and storage/ exchange (no third-party types): accounts,
+ * organizational units, SCPs, targets (account x region) and what a target's scan found. */
+#ifndef EGRESSSCAN_MODEL_H
+#define EGRESSSCAN_MODEL_H
+
+#include <stddef.h>
+
+/* Coverage statuses of SPEC.md section 5. */
+enum target_status {
+    TARGET_OK = 0,
+    TARGET_ASSUME_ROLE_DENIED,
+    TARGET_ACCESS_DENIED,
+    TARGET_REGION_DISABLED,
+    TARGET_THROTTLED,
+    TARGET_ERROR
+};
+
+/* "ok", "assume_role_denied", ... */
+const char *target_status_name(enum target_status s);
+
+/* An account as discovered (Organizations or the --accounts list). Strings are owned by whoever
+ * built the struct; storage copies what it keeps. */
+struct account {
+    const char *id;         /* 12 digits, kept as text (leading zeros) */
+    const char *name;       /* NULL when unknown (fixed --accounts list) */
+    const char *email;      /* NULL when unknown */
+    const char *status;     /* "ACTIVE", "SUSPENDED", ...; NULL when unknown */
+    const char *ou_path;    /* "Root/Prod/Regulated" (names); NULL when unknown */
+    const char *ou_id_path; /* "r-ab12/ou-ab12-1111/ou-ab12-2222"; NULL when unknown */
+    const char *parent_id;  /* the OU (or root) directly above the account */
+    int is_management;
+};
+
+struct org_unit {
+    const char *id;        /* "ou-ab12-34cd56ef" or the root "r-ab12" */
+    const char *parent_id; /* NULL for the root */
+    const char *name;
+};
+
+/* An SCP document and where it is attached. */
+struct scp_policy {
+    const char *id; /* "p-abcd1234" */
+    const char *name;
+    const char *content;        /* the JSON document, verbatim */
+    const char *const *targets; /* root / OU / account ids */
+    size_t n_targets;
+    int aws_managed; /* FullAWSAccess */
+};
+
+/* One cluster as DescribeCluster reported it. */
+struct cluster {
+    const char *name;
+    const char *arn;
+    const char *egress_mode; /* verbatim; NULL when the API did not report it */
+    const char *status;
+    const char *kubernetes_version;
+    const char *platform_version;
+    int endpoint_public_access;           /* -1 unknown */
+    int endpoint_private_access;          /* -1 unknown */
+    const char *public_access_cidrs_json; /* JSON array text, NULL when absent */
+    const char *vpc_id;
+    const char *tags_json;  /* JSON object text, NULL when absent */
+    const char *created_at; /* ISO 8601 as AWS sent it, NULL when absent */
+    const char *raw_json;   /* the whole DescribeCluster "cluster" object */
+};
+
+/* What scanning one target gave: its coverage and, when ok, every cluster in it. Account-level
+ * failures (AssumeRole, DescribeRegions) are reported with region "*". */
+struct target_result {
+    const char *account_id;
+    const char *region;
+    enum target_status status;
+    const char *error_code;    /* AWS error code when not ok */
+    const char *error_message; /* never contains a secret */
+    const struct cluster *clusters;
+    size_t n_clusters;
+    double scanned_at; /* unix time (seconds) when the target's scan finished */
+};
+
+/* Deep copy of r (its clusters and every string) in one allocation: free() it. NULL on ENOMEM. */
+struct target_result *target_result_copy(const struct target_result *r);
+
+#endif
