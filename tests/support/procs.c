@@ -303,7 +303,7 @@ int pgtest_start(struct pgtest *pg)
     snprintf(logf, sizeof logf, "%s/server.log", pg->dir);
     char *initdb_argv[] = {initdb, "-D",   data,        "-U", "postgres", "--auth=trust",
                            "-E",   "UTF8", "--no-sync", "-N", NULL};
-    char *quiet;
+    char *quiet = NULL;
     if (run_as(initdb_argv, NULL, as, &quiet) != 0) {
         free(quiet);
         fprintf(stderr, "pgtest: initdb failed\n");
