@@ -1303,7 +1303,8 @@ static void attempt_done(struct http_engine *e, struct req *r, CURLcode rc)
     if (r->limiter)
         limiter_on_response(r->limiter, throttle, now_s());
     if (log_enabled(LOG_DEBUG))
-        log_debug("http", "%s %s%s%s%s -> %ld %s (attempt %d)", r->method, r->host, r->path,
+        log_debug("http", "%s %s %s%s%s%s -> %ld %s (attempt %d)",
+                  r->service ? r->service : "unsigned", r->method, r->host, r->path,
                   r->query ? "?" : "", r->query ? r->query : "", status, ok ? "ok" : ae.code,
                   r->attempts);
 
