@@ -60,8 +60,8 @@ struct cluster {
     const char *public_access_cidrs_json; /* JSON array text, NULL when absent */
     const char *vpc_id;
     const char *tags_json;  /* JSON object text, NULL when absent */
-    const char *created_at; /* ISO 8601 as AWS sent it, NULL when absent */
-    const char *raw_json;   /* the whole DescribeCluster "cluster" object */
+    const char *created_at; /* ISO 8601 UTC (AWS sends epoch seconds); NULL when absent */
+    const char *raw_json;   /* the whole DescribeCluster answer body, verbatim */
 };
 
 /* What scanning one target gave: its coverage and, when ok, every cluster in it. Account-level

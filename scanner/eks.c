@@ -1,0 +1,483 @@
+/* eks.c - EKS restJson1: ListClusters pages and DescribeCluster, submitted on the shared HTTP
+ * engine, and the parsers that turn their answers into plain structs. DescribeCluster runs
+ * thousands of times per scan, so its parser makes one pass, one malloc and no extra copies. */
+#include "scanner/eks.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "scanner/creds.h"
+#include "scanner/endpoint.h"
+#include "scanner/http.h"
+#include "scanner/sigv4.h"
+
+/* EKS cluster names are at most 100 characters; anything much longer is refused before the URL
+ * is built. */
+#define EKS_NAME_MAX 255
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "unknown";
+}
+
+/* Loads body as a JSON object. Returns a new reference or NULL with err. */
+static json_t *load_object(const char *body, size_t len, const char *what, struct err *err)
+{
+    if (!body || len == 0) {
+        err_set(err, ERR_PARSE, "%s: empty response body", what);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, 0, &jerr); /* new */
+    if (!root) {
+        err_set(err, ERR_PARSE, "%s: invalid JSON at line %d column %d: %s", what, jerr.line,
+                jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        err_set(err, ERR_PARSE, "%s: the answer is %s, not an object", what, json_type_name(root));
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* ---- ListClusters ---- */
+
+/* On success *names is ONE allocation: the array of n names (NULL-terminated) followed by the
+ * name bytes and the next token, which *next_token points into (NULL on the last page). The
+ * caller frees everything with free(*names); *names is never NULL on success. */
+int eks_parse_list_clusters(const char *body, size_t len, char ***names, size_t *n,
+                            char **next_token, struct err *err)
+{
+    *names = NULL;
+    *n = 0;
+    *next_token = NULL;
+    json_t *root = load_object(body, len, "ListClusters", err); /* new */
+    if (!root)
+        return -1;
+    int rc = -1;
+    json_t *clusters = json_object_get(root, "clusters"); /* borrowed */
+    json_t *token = json_object_get(root, "nextToken");   /* borrowed */
+    if (!json_is_array(clusters)) {
+        err_set(err, ERR_PARSE, "ListClusters: \"clusters\" is %s, expected an array",
+                clusters ? json_type_name(clusters) : "missing");
+        goto out;
+    }
+    if (token && !json_is_null(token) && !json_is_string(token)) {
+        err_set(err, ERR_PARSE, "ListClusters: \"nextToken\" is %s, expected a string",
+                json_type_name(token));
+        goto out;
+    }
+    size_t count = json_array_size(clusters);
+    size_t bytes = (count + 1) * sizeof(char *);
+    for (size_t i = 0; i < count; i++) {
+        json_t *v = json_array_get(clusters, i); /* borrowed */
+        if (!json_is_string(v)) {
+            err_set(err, ERR_PARSE, "ListClusters: clusters[%zu] is %s, expected a string", i,
+                    json_type_name(v));
+            goto out;
+        }
+        bytes += json_string_length(v) + 1;
+    }
+    /* An empty token would page forever on the same request: it ends the listing. */
+    size_t token_len = json_is_string(token) ? json_string_length(token) : 0;
+    if (token_len)
+        bytes += token_len + 1;
+
+    char **arr = malloc(bytes);
+    if (!arr) {
+        err_set(err, ERR_NOMEM, "ListClusters: out of memory");
+        goto out;
+    }
+    char *p = (char *)(arr + count + 1);
+    for (size_t i = 0; i < count; i++) {
+        json_t *v = json_array_get(clusters, i);
+        size_t l = json_string_length(v);
+        memcpy(p, json_string_value(v), l + 1);
+        arr[i] = p;
+        p += l + 1;
+    }
+    arr[count] = NULL;
+    if (token_len) {
+        memcpy(p, json_string_value(token), token_len + 1);
+        *next_token = p;
+    }
+    *names = arr;
+    *n = count;
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- DescribeCluster ---- */
+
+/* Fetches an optional member that must be of type `want` when present (null counts as absent).
+ * Returns 0 with *out (borrowed, NULL when absent) or -1 with err. */
+static int get_member(json_t *obj, const char *key, json_type want, const char *ctx, json_t **out,
+                      struct err *err)
+{
+    json_t *v = json_object_get(obj, key); /* borrowed */
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    int ok = json_typeof(v) == want || (want == JSON_TRUE && json_is_boolean(v));
+    if (!ok) {
+        const char *expected = want == JSON_STRING   ? "a string"
+                               : want == JSON_OBJECT ? "an object"
+                               : want == JSON_ARRAY  ? "an array"
+                               : want == JSON_TRUE   ? "a boolean"
+                                                     : "another type";
+        return err_set(err, ERR_PARSE, "DescribeCluster: %s%s is %s, expected %s", ctx, key,
+                       json_type_name(v), expected);
+    }
+    *out = v;
+    return 0;
+}
+
+/* restJson1 timestamps are epoch seconds, possibly fractional; formats them as ISO 8601 UTC
+ * with milliseconds when there are any: "2026-11-26T14:31:00.452Z". */
+static int epoch_to_iso(double v, char *out, size_t cap)
+{
+    /* 0001..9999 is what ISO text and PostgreSQL both take; before 1970 is not an EKS cluster */
+    if (!(v >= 0.0 && v < 253402300800.0))
+        return -1;
+    long long ms = llround(v * 1000.0);
+    time_t secs = (time_t)(ms / 1000);
+    int frac = (int)(ms % 1000);
+    struct tm tm;
+    if (!gmtime_r(&secs, &tm))
+        return -1;
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0)
+        return -1;
+    int w = frac ? snprintf(out + n, cap - n, ".%03dZ", frac) : snprintf(out + n, cap - n, "Z");
+    return w < 0 || (size_t)w >= cap - n ? -1 : 0;
+}
+
+/* The strings of a struct cluster before they are packed behind it. */
+enum cluster_field {
+    F_NAME,
+    F_ARN,
+    F_EGRESS,
+    F_STATUS,
+    F_VERSION,
+    F_PLATFORM,
+    F_CIDRS,
+    F_VPC,
+    F_TAGS,
+    F_CREATED,
+    F_RAW,
+    F_COUNT
+};
+
+struct field_src {
+    const char *s;   /* bytes to copy (json strings, created_at text, the body) */
+    const json_t *j; /* or a JSON value to dump compactly */
+    size_t len;      /* without the NUL */
+    int present;
+};
+
+static int bool_member(json_t *obj, const char *key, int *out, struct err *err)
+{
+    json_t *v;
+    if (get_member(obj, key, JSON_TRUE, "cluster.resourcesVpcConfig.", &v, err) < 0)
+        return -1;
+    *out = v ? json_is_true(v) : -1;
+    return 0;
+}
+
+static int string_field(json_t *obj, const char *key, const char *ctx, struct field_src *f,
+                        struct err *err)
+{
+    json_t *v;
+    if (get_member(obj, key, JSON_STRING, ctx, &v, err) < 0)
+        return -1;
+    if (v) {
+        f->s = json_string_value(v);
+        f->len = json_string_length(v);
+        f->present = 1;
+    }
+    return 0;
+}
+
+static int json_field(json_t *obj, const char *key, json_type want, const char *ctx,
+                      struct field_src *f, struct err *err)
+{
+    json_t *v;
+    if (get_member(obj, key, want, ctx, &v, err) < 0)
+        return -1;
+    if (v) {
+        if (want == JSON_ARRAY) {
+            for (size_t i = 0; i < json_array_size(v); i++) {
+                if (!json_is_string(json_array_get(v, i)))
+                    return err_set(err, ERR_PARSE,
+                                   "DescribeCluster: %s%s[%zu] is %s, expected "
+                                   "a string",
+                                   ctx, key, i, json_type_name(json_array_get(v, i)));
+            }
+        }
+        f->j = v;
+        f->len = json_dumpb(v, NULL, 0, JSON_COMPACT);
+        if (f->len == 0)
+            return err_set(err, ERR_PARSE, "DescribeCluster: %s%s cannot be serialized", ctx, key);
+        f->present = 1;
+    }
+    return 0;
+}
+
+struct cluster *eks_parse_describe_cluster(const char *body, size_t len, struct err *err)
+{
+    json_t *root = load_object(body, len, "DescribeCluster", err); /* new */
+    if (!root)
+        return NULL;
+    struct cluster *c = NULL;
+    struct field_src f[F_COUNT];
+    memset(f, 0, sizeof f);
+    char created[40];
+    int pub = -1, priv = -1;
+
+    json_t *cl = json_object_get(root, "cluster"); /* borrowed */
+    if (!json_is_object(cl)) {
+        err_set(err, ERR_PARSE, "DescribeCluster: \"cluster\" is %s, expected an object",
+                cl ? json_type_name(cl) : "missing");
+        goto out;
+    }
+    if (string_field(cl, "name", "cluster.", &f[F_NAME], err) < 0 ||
+        string_field(cl, "arn", "cluster.", &f[F_ARN], err) < 0 ||
+        string_field(cl, "status", "cluster.", &f[F_STATUS], err) < 0 ||
+        string_field(cl, "version", "cluster.", &f[F_VERSION], err) < 0 ||
+        string_field(cl, "platformVersion", "cluster.", &f[F_PLATFORM], err) < 0 ||
+        json_field(cl, "tags", JSON_OBJECT, "cluster.", &f[F_TAGS], err) < 0)
+        goto out;
+    if (!f[F_NAME].present || f[F_NAME].len == 0) {
+        err_set(err, ERR_PARSE, "DescribeCluster: the cluster has no name");
+        goto out;
+    }
+
+    json_t *ts = json_object_get(cl, "createdAt"); /* borrowed */
+    if (json_is_number(ts)) {
+        if (epoch_to_iso(json_number_value(ts), created, sizeof created) < 0) {
+            err_set(err, ERR_PARSE, "DescribeCluster: cluster.createdAt %.3f is out of range",
+                    json_number_value(ts));
+            goto out;
+        }
+        f[F_CREATED].s = created;
+        f[F_CREATED].len = strlen(created);
+        f[F_CREATED].present = 1;
+    } else if (string_field(cl, "createdAt", "cluster.", &f[F_CREATED], err) < 0) {
+        goto out; /* a string is kept as sent; anything else is an error */
+    }
+
+    json_t *vpc;
+    if (get_member(cl, "resourcesVpcConfig", JSON_OBJECT, "cluster.", &vpc, err) < 0)
+        goto out;
+    if (vpc) {
+        const char *ctx = "cluster.resourcesVpcConfig.";
+        if (string_field(vpc, "controlPlaneEgressMode", ctx, &f[F_EGRESS], err) < 0 ||
+            string_field(vpc, "vpcId", ctx, &f[F_VPC], err) < 0 ||
+            json_field(vpc, "publicAccessCidrs", JSON_ARRAY, ctx, &f[F_CIDRS], err) < 0 ||
+            bool_member(vpc, "endpointPublicAccess", &pub, err) < 0 ||
+            bool_member(vpc, "endpointPrivateAccess", &priv, err) < 0)
+            goto out;
+    }
+    f[F_RAW].s = body;
+    f[F_RAW].len = len;
+    f[F_RAW].present = 1;
+
+    size_t total = sizeof *c;
+    for (int i = 0; i < F_COUNT; i++)
+        total += f[i].present ? f[i].len + 1 : 0;
+    c = malloc(total);
+    if (!c) {
+        err_set(err, ERR_NOMEM, "DescribeCluster: out of memory");
+        goto out;
+    }
+    const char *dst[F_COUNT];
+    char *p = (char *)(c + 1);
+    for (int i = 0; i < F_COUNT; i++) {
+        dst[i] = NULL;
+        if (!f[i].present)
+            continue;
+        if (f[i].j)
+            json_dumpb(f[i].j, p, f[i].len, JSON_COMPACT);
+        else
+            memcpy(p, f[i].s, f[i].len);
+        p[f[i].len] = '\0';
+        dst[i] = p;
+        p += f[i].len + 1;
+    }
+    c->name = dst[F_NAME];
+    c->arn = dst[F_ARN];
+    c->egress_mode = dst[F_EGRESS];
+    c->status = dst[F_STATUS];
+    c->kubernetes_version = dst[F_VERSION];
+    c->platform_version = dst[F_PLATFORM];
+    c->endpoint_public_access = pub;
+    c->endpoint_private_access = priv;
+    c->public_access_cidrs_json = dst[F_CIDRS];
+    c->vpc_id = dst[F_VPC];
+    c->tags_json = dst[F_TAGS];
+    c->created_at = dst[F_CREATED];
+    c->raw_json = dst[F_RAW];
+out:
+    json_decref(root);
+    return c;
+}
+
+/* ---- requests ---- */
+
+struct eks_call {
+    union {
+        eks_list_fn list;
+        eks_describe_fn describe;
+    } done;
+    void *ud;
+};
+
+/* A parse failure keeps the HTTP status and request id of the answer it came from. */
+static void parse_error_init(struct err *e, const struct aws_response *resp)
+{
+    err_clear(e);
+    e->http_status = resp->status;
+    memcpy(e->request_id, resp->err.request_id, sizeof e->request_id);
+}
+
+static void list_done(void *ud, const struct aws_response *resp)
+{
+    struct eks_call call = *(struct eks_call *)ud;
+    free(ud);
+    if (err_isset(&resp->err)) {
+        call.done.list(call.ud, NULL, &resp->err);
+        return;
+    }
+    struct err e;
+    parse_error_init(&e, resp);
+    char **names;
+    size_t n;
+    char *token;
+    if (eks_parse_list_clusters(resp->body, resp->body_len, &names, &n, &token, &e) < 0) {
+        call.done.list(call.ud, NULL, &e);
+        return;
+    }
+    struct eks_cluster_page page = {(const char *const *)names, n, token};
+    call.done.list(call.ud, &page, NULL);
+    free(names);
+}
+
+static void describe_done(void *ud, const struct aws_response *resp)
+{
+    struct eks_call call = *(struct eks_call *)ud;
+    free(ud);
+    if (err_isset(&resp->err)) {
+        call.done.describe(call.ud, NULL, &resp->err);
+        return;
+    }
+    struct err e;
+    parse_error_init(&e, resp);
+    struct cluster *c = eks_parse_describe_cluster(resp->body, resp->body_len, &e);
+    if (!c) {
+        call.done.describe(call.ud, NULL, &e);
+        return;
+    }
+    call.done.describe(call.ud, c, NULL); /* the callback owns c */
+}
+
+static int submit_get(struct http_engine *engine, struct aws_credentials *creds,
+                      const struct endpoint *ep, const char *url, const char *pace_key,
+                      http_done_fn done, struct eks_call *call, struct err *err)
+{
+    struct aws_request req;
+    memset(&req, 0, sizeof req);
+    req.protocol = AWS_PROTO_REST_JSON;
+    req.method = "GET";
+    req.url = url;
+    req.service = "eks";
+    req.region = ep->signing_region;
+    req.creds = creds;
+    req.pace_key = pace_key;
+    req.allow_http = ep->is_override;
+    struct eks_call *heap = malloc(sizeof *heap);
+    if (!heap)
+        return err_set(err, ERR_NOMEM, "EKS: out of memory");
+    *heap = *call;
+    if (http_submit(engine, &req, done, heap, err) < 0) {
+        free(heap);
+        return -1;
+    }
+    return 0;
+}
+
+int eks_list_clusters_submit(struct http_engine *engine, struct aws_credentials *creds,
+                             const char *region, const char *next_token, int max_results,
+                             const char *pace_key, eks_list_fn done, void *ud, struct err *err)
+{
+    if (!engine || !done)
+        return err_set(err, ERR_INVALID, "eks_list_clusters_submit: no engine or callback");
+    if (max_results < 0 || max_results > 100)
+        return err_set(err, ERR_INVALID, "ListClusters: maxResults %d is not in 1..100",
+                       max_results);
+    struct endpoint ep;
+    if (endpoint_resolve("eks", region, &ep, err) < 0)
+        return -1;
+    size_t tok_len = next_token ? strlen(next_token) : 0;
+    char stack[2048];
+    size_t cap = strlen(ep.url) + 64 + 3 * tok_len;
+    char *url = cap <= sizeof stack ? stack : malloc(cap);
+    if (!url)
+        return err_set(err, ERR_NOMEM, "ListClusters: out of memory");
+    size_t off = (size_t)snprintf(url, cap, "%s/clusters?maxResults=%d", ep.url,
+                                  max_results ? max_results : 100);
+    if (tok_len) {
+        memcpy(url + off, "&nextToken=", 11);
+        off += 11;
+        /* cannot fail: cap leaves 3 bytes per token byte */
+        sigv4_uri_encode(next_token, tok_len, 0, url + off, cap - off);
+    }
+    struct eks_call call = {.done.list = done, .ud = ud};
+    int rc = submit_get(engine, creds, &ep, url, pace_key, list_done, &call, err);
+    if (url != stack)
+        free(url);
+    return rc;
+}
+
+int eks_describe_cluster_submit(struct http_engine *engine, struct aws_credentials *creds,
+                                const char *region, const char *name, const char *pace_key,
+                                eks_describe_fn done, void *ud, struct err *err)
+{
+    if (!engine || !done)
+        return err_set(err, ERR_INVALID, "eks_describe_cluster_submit: no engine or callback");
+    size_t name_len = name ? strlen(name) : 0;
+    if (name_len == 0 || name_len > EKS_NAME_MAX)
+        return err_set(err, ERR_INVALID, "DescribeCluster: invalid cluster name length %zu",
+                       name_len);
+    struct endpoint ep;
+    if (endpoint_resolve("eks", region, &ep, err) < 0)
+        return -1;
+    char url[sizeof ep.url + 16 + 3 * EKS_NAME_MAX];
+    size_t off = (size_t)snprintf(url, sizeof url, "%s/clusters/", ep.url);
+    sigv4_uri_encode(name, name_len, 0, url + off, sizeof url - off);
+    struct eks_call call = {.done.describe = done, .ud = ud};
+    return submit_get(engine, creds, &ep, url, pace_key, describe_done, &call, err);
+}

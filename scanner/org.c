@@ -1,0 +1,937 @@
+/* org.c - discovery through AWS Organizations (awsJson1_1): DescribeOrganization, ListRoots and a
+ * concurrent walk of the OU tree (OUs and accounts per parent, every page followed), streaming
+ * accounts out page by page; and, alongside, the SCPs with their content and targets. */
+#include "scanner/org.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "scanner/creds.h"
+#include "scanner/endpoint.h"
+#include "scanner/http.h"
+
+#define ORG_TARGET_PREFIX "AWSOrganizationsV20161128."
+#define ORG_PACE_KEY "organizations"
+#define ORG_PAGE_SIZE 20 /* the Organizations maximum */
+#define NO_PARENT SIZE_MAX
+
+enum org_op {
+    OP_DESCRIBE_ORGANIZATION,
+    OP_LIST_ROOTS,
+    OP_LIST_OUS,
+    OP_LIST_ACCOUNTS,
+    OP_LIST_POLICIES,
+    OP_DESCRIBE_POLICY,
+    OP_LIST_TARGETS
+};
+
+static const char *const op_names[] = {
+    [OP_DESCRIBE_ORGANIZATION] = "DescribeOrganization",
+    [OP_LIST_ROOTS] = "ListRoots",
+    [OP_LIST_OUS] = "ListOrganizationalUnitsForParent",
+    [OP_LIST_ACCOUNTS] = "ListAccountsForParent",
+    [OP_LIST_POLICIES] = "ListPolicies",
+    [OP_DESCRIBE_POLICY] = "DescribePolicy",
+    [OP_LIST_TARGETS] = "ListTargetsForPolicy",
+};
+
+/* A root or OU. Kept for the whole discovery (OUs are few); children refer to it by index. */
+struct ou_node {
+    char *id;
+    char *name;
+    char *path;    /* "Root/Prod/Regulated" */
+    char *id_path; /* "r-ab12/ou-ab12-1111/ou-ab12-2222" */
+    size_t parent; /* index, NO_PARENT for a root */
+    int in_filter; /* this node is (under) the OU filter: its accounts are handed out */
+};
+
+/* One SCP being assembled from DescribePolicy and the pages of ListTargetsForPolicy. */
+struct scp_work {
+    char *id;
+    char *name;
+    char *content;
+    int aws_managed;
+    int refs;       /* request chains still running for it (describe, targets) */
+    int incomplete; /* a chain failed: never reported */
+    char **targets;
+    size_t n_targets, cap_targets;
+};
+
+/* An accounts page that arrived before the management account was known. */
+struct pending_page {
+    json_t *root; /* new reference, already validated */
+    size_t ou;
+    struct pending_page *next;
+};
+
+/* One request chain (a paginated listing reuses it page after page). */
+struct org_call {
+    struct org_discovery *d;
+    enum org_op op;
+    size_t ou;            /* OP_LIST_OUS, OP_LIST_ACCOUNTS */
+    struct scp_work *scp; /* OP_DESCRIBE_POLICY, OP_LIST_TARGETS */
+    char *token;          /* NextToken this page was asked with; NULL for the first */
+};
+
+/* Account ids handed out so far (an account moved between OUs during the walk could otherwise be
+ * listed twice). Fixed 16-byte slots, open addressing: ~32 bytes per account. */
+struct id_set {
+    char (*slot)[16];
+    size_t cap, count;
+};
+
+struct org_discovery {
+    struct http_engine *engine;
+    struct aws_credentials *creds; /* own reference */
+    struct endpoint ep;
+    char url[sizeof(((struct endpoint *)0)->url) + 2];
+    struct org_callbacks cb;
+    char *ou_filter;
+    int filter_seen;
+    size_t outstanding; /* requests submitted and not yet completed */
+    int failed;         /* the account walk failed: nothing more is handed out */
+    struct err err;
+    int scps_ok;
+    char *org_id;
+    char *management_id; /* NULL until DescribeOrganization answered */
+    struct ou_node *ous;
+    size_t n_ous, cap_ous;
+    struct pending_page *pending, *pending_tail;
+    struct id_set seen;
+};
+
+/* ---- small helpers ---- */
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "unknown";
+}
+
+/* An optional string member: 0 with *out (borrowed, NULL when absent or null), -1 with err when
+ * it has another type. */
+static int opt_string(json_t *obj, const char *key, const char *what, const char **out,
+                      struct err *err)
+{
+    json_t *v = json_object_get(obj, key); /* borrowed */
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return err_set(err, ERR_PARSE, "%s: %s is %s, expected a string", what, key,
+                       json_type_name(v));
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int req_string(json_t *obj, const char *key, const char *what, const char **out,
+                      struct err *err)
+{
+    if (opt_string(obj, key, what, out, err) < 0)
+        return -1;
+    if (!*out || !**out)
+        return err_set(err, ERR_PARSE, "%s: %s is missing", what, key);
+    return 0;
+}
+
+/* Loads an answer: a JSON object whose list member `list_key` (when given) is an array, and
+ * whose NextToken is a string, absent or null. *token is NULL on the last page. */
+static json_t *load_page(const struct aws_response *resp, const char *what, const char *list_key,
+                         json_t **list, const char **token, struct err *err)
+{
+    json_error_t jerr;
+    json_t *root = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, &jerr) : NULL;
+    if (!root) {
+        err_set(err, ERR_PARSE, "%s: the answer is not JSON%s%s", what,
+                resp->body_len ? ": " : " (empty body)", resp->body_len ? jerr.text : "");
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        err_set(err, ERR_PARSE, "%s: the answer is %s, not an object", what, json_type_name(root));
+        goto fail;
+    }
+    if (list_key) {
+        *list = json_object_get(root, list_key); /* borrowed */
+        if (!json_is_array(*list)) {
+            err_set(err, ERR_PARSE, "%s: %s is %s, expected an array", what, list_key,
+                    *list ? json_type_name(*list) : "missing");
+            goto fail;
+        }
+    }
+    if (token) {
+        if (opt_string(root, "NextToken", what, token, err) < 0)
+            goto fail;
+        if (*token && !**token)
+            *token = NULL; /* an empty token would ask for the same page forever */
+    }
+    return root;
+fail:
+    json_decref(root);
+    return NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static char *join3(const char *a, const char *sep, const char *b)
+{
+    size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
+    char *s = malloc(la + ls + lb + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, a, la);
+    memcpy(s + la, sep, ls);
+    memcpy(s + la + ls, b, lb + 1);
+    return s;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Adds id; 1 when it was new, 0 when already there, -1 on ENOMEM. Ids that do not fit a slot
+ * (never the case for AWS's 12 digits) are not tracked and count as new. */
+static int id_set_add(struct id_set *s, const char *id)
+{
+    if (strlen(id) >= sizeof s->slot[0])
+        return 1;
+    if ((s->count + 1) * 2 > s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 256;
+        char(*slot)[16] = calloc(ncap, sizeof *slot);
+        if (!slot)
+            return -1;
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->slot[i][0])
+                continue;
+            size_t j = fnv1a(s->slot[i]) & (ncap - 1);
+            while (slot[j][0])
+                j = (j + 1) & (ncap - 1);
+            memcpy(slot[j], s->slot[i], sizeof slot[j]);
+        }
+        free(s->slot);
+        s->slot = slot;
+        s->cap = ncap;
+    }
+    size_t j = fnv1a(id) & (s->cap - 1);
+    while (s->slot[j][0]) {
+        if (strcmp(s->slot[j], id) == 0)
+            return 0;
+        j = (j + 1) & (s->cap - 1);
+    }
+    snprintf(s->slot[j], sizeof s->slot[j], "%s", id);
+    s->count++;
+    return 1;
+}
+
+/* ---- failure paths ---- */
+
+/* The account walk failed: remember the first error; nothing more is submitted or handed out. */
+static void walk_fail(struct org_discovery *d, const struct err *e, const char *op)
+{
+    if (d->failed)
+        return;
+    d->failed = 1;
+    d->err = *e;
+    if (op)
+        err_prefix(&d->err, "%s: ", op);
+}
+
+static int scp_error_expected(const char *code)
+{
+    return strcmp(code, "AccessDenied") == 0 || strcmp(code, "AccessDeniedException") == 0 ||
+           strcmp(code, "PolicyTypeNotEnabledException") == 0 ||
+           strcmp(code, "AWSOrganizationsNotInUseException") == 0;
+}
+
+/* The SCPs cannot be read completely: discovery goes on for accounts, intent is unknown. */
+static void scp_fail(struct org_discovery *d, const struct err *e, const char *op)
+{
+    if (!d->scps_ok)
+        return;
+    d->scps_ok = 0;
+    if (scp_error_expected(e->code))
+        log_info("org", "SCPs not readable (%s: %s: %s); drift against SCP intent is unknown", op,
+                 e->code, e->message);
+    else
+        log_warn("org", "SCPs could not be read (%s: %s: %s); drift against SCP intent is unknown",
+                 op, e->code, e->message);
+}
+
+/* ---- requests ---- */
+
+static void on_response(void *ud, const struct aws_response *resp);
+
+/* Submits the call's request (its page token included). 0, or -1 with err. */
+static int send_call(struct org_discovery *d, struct org_call *call, struct err *err)
+{
+    json_t *body = json_object(); /* new */
+    int rc = -1;
+    char *text = NULL;
+    if (!body)
+        return err_set(err, ERR_NOMEM, "out of memory");
+    int bad = 0;
+    switch (call->op) {
+    case OP_DESCRIBE_ORGANIZATION:
+        break;
+    case OP_LIST_OUS:
+    case OP_LIST_ACCOUNTS:
+        bad |= json_object_set_new(body, "ParentId", json_string(d->ous[call->ou].id));
+        break;
+    case OP_LIST_POLICIES:
+        bad |= json_object_set_new(body, "Filter", json_string("SERVICE_CONTROL_POLICY"));
+        break;
+    case OP_DESCRIBE_POLICY:
+    case OP_LIST_TARGETS:
+        bad |= json_object_set_new(body, "PolicyId", json_string(call->scp->id));
+        break;
+    case OP_LIST_ROOTS:
+        break;
+    }
+    if (call->op != OP_DESCRIBE_ORGANIZATION && call->op != OP_DESCRIBE_POLICY)
+        bad |= json_object_set_new(body, "MaxResults", json_integer(ORG_PAGE_SIZE));
+    if (call->token)
+        bad |= json_object_set_new(body, "NextToken", json_string(call->token));
+    text = bad ? NULL : json_dumps(body, JSON_COMPACT);
+    if (!text) {
+        err_set(err, ERR_NOMEM, "out of memory building a %s request", op_names[call->op]);
+        goto out;
+    }
+    char target[80];
+    snprintf(target, sizeof target, ORG_TARGET_PREFIX "%s", op_names[call->op]);
+    const struct sigv4_header headers[] = {
+        {"Content-Type", "application/x-amz-json-1.1"},
+        {"X-Amz-Target", target},
+    };
+    struct aws_request req;
+    memset(&req, 0, sizeof req);
+    req.protocol = AWS_PROTO_JSON_1_1;
+    req.method = "POST";
+    req.url = d->url;
+    req.service = "organizations";
+    req.region = d->ep.signing_region;
+    req.creds = d->creds;
+    req.headers = headers;
+    req.n_headers = 2;
+    req.body = text;
+    req.body_len = strlen(text);
+    req.pace_key = ORG_PACE_KEY;
+    req.allow_http = d->ep.is_override;
+    if (http_submit(d->engine, &req, on_response, call, err) < 0)
+        goto out;
+    d->outstanding++;
+    rc = 0;
+out:
+    free(text);
+    json_decref(body);
+    return rc;
+}
+
+static void call_free(struct org_call *call)
+{
+    if (!call)
+        return;
+    free(call->token);
+    free(call);
+}
+
+/* Starts a new request chain. -1 with err when it could not be queued. */
+static int start_call(struct org_discovery *d, enum org_op op, size_t ou, struct scp_work *scp,
+                      struct err *err)
+{
+    struct org_call *call = calloc(1, sizeof *call);
+    if (!call)
+        return err_set(err, ERR_NOMEM, "out of memory");
+    call->d = d;
+    call->op = op;
+    call->ou = ou;
+    call->scp = scp;
+    if (send_call(d, call, err) < 0) {
+        call_free(call);
+        return -1;
+    }
+    return 0;
+}
+
+/* Asks for the chain's next page. Returns 1 when the call was resubmitted (and so is still
+ * owned by the engine), 0 on the last page, -1 with err on failure. */
+static int next_page(struct org_discovery *d, struct org_call *call, const char *token,
+                     struct err *err)
+{
+    if (!token)
+        return 0;
+    if (call->token && strcmp(call->token, token) == 0)
+        return err_set(err, ERR_PARSE, "%s: NextToken did not change between pages",
+                       op_names[call->op]);
+    char *copy = strdup(token);
+    if (!copy)
+        return err_set(err, ERR_NOMEM, "out of memory");
+    free(call->token);
+    call->token = copy;
+    return send_call(d, call, err) < 0 ? -1 : 1;
+}
+
+/* ---- the OU tree ---- */
+
+/* Adds a root (parent NO_PARENT) or an OU, reports it and lists its children. */
+static int add_node(struct org_discovery *d, const char *id, const char *name, size_t parent,
+                    struct err *err)
+{
+    if (d->n_ous == d->cap_ous) {
+        size_t ncap = d->cap_ous ? d->cap_ous * 2 : 16;
+        struct ou_node *grown = realloc(d->ous, ncap * sizeof *grown);
+        if (!grown)
+            return err_set(err, ERR_NOMEM, "out of memory");
+        d->ous = grown;
+        d->cap_ous = ncap;
+    }
+    struct ou_node *n = &d->ous[d->n_ous];
+    memset(n, 0, sizeof *n);
+    n->parent = parent;
+    n->id = strdup(id);
+    n->name = strdup(name);
+    if (parent == NO_PARENT) {
+        n->path = strdup(name);
+        n->id_path = strdup(id);
+    } else {
+        n->path = join3(d->ous[parent].path, "/", name);
+        n->id_path = join3(d->ous[parent].id_path, "/", id);
+    }
+    if (!n->id || !n->name || !n->path || !n->id_path) {
+        free(n->id);
+        free(n->name);
+        free(n->path);
+        free(n->id_path);
+        return err_set(err, ERR_NOMEM, "out of memory");
+    }
+    int matches = d->ou_filter && strcmp(d->ou_filter, id) == 0;
+    d->filter_seen |= matches;
+    n->in_filter = !d->ou_filter || matches || (parent != NO_PARENT && d->ous[parent].in_filter);
+    size_t idx = d->n_ous++;
+    if (d->cb.on_org_unit) {
+        struct org_unit ou = {n->id, parent == NO_PARENT ? NULL : d->ous[parent].id, n->name};
+        d->cb.on_org_unit(d->cb.ud, &ou);
+    }
+    if (start_call(d, OP_LIST_OUS, idx, NULL, err) < 0)
+        return -1;
+    /* Accounts outside the filter are never handed out: no need to list them. */
+    if (d->ous[idx].in_filter && start_call(d, OP_LIST_ACCOUNTS, idx, NULL, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Checks an accounts page before it is kept or handed out. */
+static int validate_accounts(json_t *list, struct err *err)
+{
+    const char *what = "ListAccountsForParent";
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *a = json_array_get(list, i); /* borrowed */
+        const char *s;
+        if (!json_is_object(a))
+            return err_set(err, ERR_PARSE, "%s: Accounts[%zu] is %s, expected an object", what, i,
+                           json_type_name(a));
+        if (req_string(a, "Id", what, &s, err) < 0 || opt_string(a, "Name", what, &s, err) < 0 ||
+            opt_string(a, "Email", what, &s, err) < 0 ||
+            opt_string(a, "Status", what, &s, err) < 0 || opt_string(a, "State", what, &s, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Hands out the accounts of a validated page (the management account is known by now). */
+static int emit_accounts(struct org_discovery *d, json_t *root, size_t ou, struct err *err)
+{
+    json_t *list = json_object_get(root, "Accounts"); /* borrowed */
+    size_t n = json_array_size(list);
+    if (n == 0 || !d->ous[ou].in_filter || !d->cb.on_accounts)
+        return 0;
+    struct account *acc = calloc(n, sizeof *acc);
+    if (!acc)
+        return err_set(err, ERR_NOMEM, "out of memory");
+    size_t m = 0;
+    const struct ou_node *node = &d->ous[ou];
+    for (size_t i = 0; i < n; i++) {
+        json_t *a = json_array_get(list, i); /* borrowed */
+        struct account *x = &acc[m];
+        x->id = json_string_value(json_object_get(a, "Id"));
+        int fresh = id_set_add(&d->seen, x->id);
+        if (fresh < 0) {
+            free(acc);
+            return err_set(err, ERR_NOMEM, "out of memory");
+        }
+        if (!fresh) {
+            log_warn("org", "account %s listed twice (moved during discovery?); kept once", x->id);
+            continue;
+        }
+        opt_string(a, "Name", "", &x->name, NULL);
+        opt_string(a, "Email", "", &x->email, NULL);
+        /* Status is the documented field; newer answers also carry State (which knows CLOSED) */
+        opt_string(a, "Status", "", &x->status, NULL);
+        if (!x->status)
+            opt_string(a, "State", "", &x->status, NULL);
+        x->ou_path = node->path;
+        x->ou_id_path = node->id_path;
+        x->parent_id = node->id;
+        x->is_management = strcmp(x->id, d->management_id) == 0;
+        m++;
+    }
+    if (m)
+        d->cb.on_accounts(d->cb.ud, acc, m);
+    free(acc);
+    return 0;
+}
+
+/* ---- SCPs ---- */
+
+static void scp_free(struct scp_work *s)
+{
+    for (size_t i = 0; i < s->n_targets; i++)
+        free(s->targets[i]);
+    free(s->targets);
+    free(s->id);
+    free(s->name);
+    free(s->content);
+    free(s);
+}
+
+/* One of the policy's request chains ended; the last one reports the policy (when every SCP
+ * call so far succeeded) and frees it. */
+static void scp_release(struct org_discovery *d, struct scp_work *s)
+{
+    if (--s->refs > 0)
+        return;
+    if (!s->incomplete && d->scps_ok && !d->failed && d->cb.on_scp) {
+        struct scp_policy p = {s->id,        s->name ? s->name : s->id,
+                               s->content,   (const char *const *)s->targets,
+                               s->n_targets, s->aws_managed};
+        d->cb.on_scp(d->cb.ud, &p);
+    }
+    scp_free(s);
+}
+
+static int start_policy(struct org_discovery *d, json_t *summary, struct err *err)
+{
+    const char *what = "ListPolicies";
+    const char *id, *name;
+    if (!json_is_object(summary))
+        return err_set(err, ERR_PARSE, "%s: a policy summary is %s", what, json_type_name(summary));
+    if (req_string(summary, "Id", what, &id, err) < 0 ||
+        opt_string(summary, "Name", what, &name, err) < 0)
+        return -1;
+    struct scp_work *s = calloc(1, sizeof *s);
+    if (!s || !(s->id = strdup(id)) || (name && !(s->name = strdup(name)))) {
+        if (s)
+            scp_free(s);
+        return err_set(err, ERR_NOMEM, "out of memory");
+    }
+    s->aws_managed = json_is_true(json_object_get(summary, "AwsManaged"));
+    /* One reference per request chain, plus this function's own while it starts them (no
+     * answer can arrive before it returns: callbacks run from the event loop). */
+    s->refs = 1;
+    int rc = start_call(d, OP_DESCRIBE_POLICY, 0, s, err);
+    if (rc == 0) {
+        s->refs++;
+        rc = start_call(d, OP_LIST_TARGETS, 0, s, err);
+        if (rc == 0)
+            s->refs++;
+    }
+    if (rc < 0)
+        s->incomplete = 1;
+    scp_release(d, s);
+    return rc;
+}
+
+static int handle_describe_policy(struct org_call *call, const struct aws_response *resp,
+                                  struct err *err)
+{
+    const char *what = "DescribePolicy";
+    json_t *root = load_page(resp, what, NULL, NULL, NULL, err); /* new */
+    if (!root)
+        return -1;
+    int rc = -1;
+    json_t *policy = json_object_get(root, "Policy"); /* borrowed */
+    const char *content, *name;
+    if (!json_is_object(policy)) {
+        err_set(err, ERR_PARSE, "%s: Policy is %s, expected an object", what,
+                policy ? json_type_name(policy) : "missing");
+        goto out;
+    }
+    if (req_string(policy, "Content", what, &content, err) < 0)
+        goto out;
+    json_t *summary = json_object_get(policy, "PolicySummary"); /* borrowed */
+    if (json_is_object(summary)) {
+        if (opt_string(summary, "Name", what, &name, err) < 0)
+            goto out;
+        if (name && !call->scp->name && !(call->scp->name = strdup(name)))
+            goto nomem;
+        if (json_is_boolean(json_object_get(summary, "AwsManaged")))
+            call->scp->aws_managed = json_is_true(json_object_get(summary, "AwsManaged"));
+    }
+    if (!(call->scp->content = strdup(content)))
+        goto nomem;
+    rc = 0;
+    goto out;
+nomem:
+    err_set(err, ERR_NOMEM, "out of memory");
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* 1 when another page was asked for, 0 when the listing is complete, -1 with err. */
+static int handle_list_targets(struct org_discovery *d, struct org_call *call,
+                               const struct aws_response *resp, struct err *err)
+{
+    const char *what = "ListTargetsForPolicy";
+    json_t *list;
+    const char *token;
+    json_t *root = load_page(resp, what, "Targets", &list, &token, err); /* new */
+    if (!root)
+        return -1;
+    int rc = -1;
+    struct scp_work *s = call->scp;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *t = json_array_get(list, i); /* borrowed */
+        const char *id;
+        if (!json_is_object(t)) {
+            err_set(err, ERR_PARSE, "%s: Targets[%zu] is %s", what, i, json_type_name(t));
+            goto out;
+        }
+        if (req_string(t, "TargetId", what, &id, err) < 0)
+            goto out;
+        if (s->n_targets == s->cap_targets) {
+            size_t ncap = s->cap_targets ? s->cap_targets * 2 : 8;
+            char **grown = realloc(s->targets, ncap * sizeof *grown);
+            if (!grown) {
+                err_set(err, ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            s->targets = grown;
+            s->cap_targets = ncap;
+        }
+        if (!(s->targets[s->n_targets] = strdup(id))) {
+            err_set(err, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        s->n_targets++;
+    }
+    rc = next_page(d, call, token, err);
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- the walk's answers ---- */
+
+static int handle_describe_organization(struct org_discovery *d, const struct aws_response *resp,
+                                        struct err *err)
+{
+    const char *what = "DescribeOrganization";
+    json_t *root = load_page(resp, what, NULL, NULL, NULL, err); /* new */
+    if (!root)
+        return -1;
+    int rc = -1;
+    const char *id, *mgmt;
+    json_t *org = json_object_get(root, "Organization"); /* borrowed */
+    if (!json_is_object(org)) {
+        err_set(err, ERR_PARSE, "%s: Organization is %s, expected an object", what,
+                org ? json_type_name(org) : "missing");
+        goto out;
+    }
+    if (opt_string(org, "Id", what, &id, err) < 0 ||
+        opt_string(org, "ManagementAccountId", what, &mgmt, err) < 0)
+        goto out;
+    if (!mgmt && req_string(org, "MasterAccountId", what, &mgmt, err) < 0)
+        goto out;
+    if (!(d->org_id = dup_or_null(id)) && id) {
+        err_set(err, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (!(d->management_id = strdup(mgmt))) {
+        err_set(err, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (d->cb.on_organization)
+        d->cb.on_organization(d->cb.ud, d->org_id, d->management_id);
+    /* The pages that were waiting for the management account, in arrival order. */
+    rc = 0;
+    while (d->pending) {
+        struct pending_page *p = d->pending;
+        d->pending = p->next;
+        if (rc == 0)
+            rc = emit_accounts(d, p->root, p->ou, err);
+        json_decref(p->root);
+        free(p);
+    }
+    d->pending_tail = NULL;
+out:
+    json_decref(root);
+    return rc;
+}
+
+static int handle_list_roots(struct org_discovery *d, struct org_call *call,
+                             const struct aws_response *resp, struct err *err)
+{
+    const char *what = "ListRoots";
+    json_t *list;
+    const char *token;
+    json_t *root = load_page(resp, what, "Roots", &list, &token, err); /* new */
+    if (!root)
+        return -1;
+    int rc = -1;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *r = json_array_get(list, i); /* borrowed */
+        const char *id, *name;
+        if (!json_is_object(r)) {
+            err_set(err, ERR_PARSE, "%s: Roots[%zu] is %s", what, i, json_type_name(r));
+            goto out;
+        }
+        if (req_string(r, "Id", what, &id, err) < 0 || opt_string(r, "Name", what, &name, err) < 0)
+            goto out;
+        if (add_node(d, id, name && *name ? name : "Root", NO_PARENT, err) < 0)
+            goto out;
+    }
+    rc = next_page(d, call, token, err);
+out:
+    json_decref(root);
+    return rc;
+}
+
+static int handle_list_ous(struct org_discovery *d, struct org_call *call,
+                           const struct aws_response *resp, struct err *err)
+{
+    const char *what = "ListOrganizationalUnitsForParent";
+    json_t *list;
+    const char *token;
+    json_t *root = load_page(resp, what, "OrganizationalUnits", &list, &token, err); /* new */
+    if (!root)
+        return -1;
+    int rc = -1;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *o = json_array_get(list, i); /* borrowed */
+        const char *id, *name;
+        if (!json_is_object(o)) {
+            err_set(err, ERR_PARSE, "%s: OrganizationalUnits[%zu] is %s", what, i,
+                    json_type_name(o));
+            goto out;
+        }
+        if (req_string(o, "Id", what, &id, err) < 0 || opt_string(o, "Name", what, &name, err) < 0)
+            goto out;
+        /* call->ou is an index: add_node may move the table */
+        if (add_node(d, id, name && *name ? name : id, call->ou, err) < 0)
+            goto out;
+    }
+    rc = next_page(d, call, token, err);
+out:
+    json_decref(root);
+    return rc;
+}
+
+static int handle_list_accounts(struct org_discovery *d, struct org_call *call,
+                                const struct aws_response *resp, struct err *err)
+{
+    json_t *list;
+    const char *token;
+    json_t *root = load_page(resp, "ListAccountsForParent", "Accounts", &list, &token, err);
+    if (!root)
+        return -1;
+    int rc = validate_accounts(list, err);
+    if (rc == 0 && !d->management_id && json_array_size(list) > 0) {
+        /* is_management is not known yet: keep the page until DescribeOrganization answers */
+        struct pending_page *p = malloc(sizeof *p);
+        if (!p) {
+            rc = err_set(err, ERR_NOMEM, "out of memory");
+        } else {
+            p->root = json_incref(root);
+            p->ou = call->ou;
+            p->next = NULL;
+            if (d->pending_tail)
+                d->pending_tail->next = p;
+            else
+                d->pending = p;
+            d->pending_tail = p;
+        }
+    } else if (rc == 0) {
+        rc = emit_accounts(d, root, call->ou, err);
+    }
+    if (rc == 0)
+        rc = next_page(d, call, token, err);
+    json_decref(root);
+    return rc;
+}
+
+/* ---- completion ---- */
+
+static void discovery_finish(struct org_discovery *d)
+{
+    if (!d->failed && d->ou_filter && !d->filter_seen) {
+        struct err e;
+        err_clear(&e);
+        err_set(&e, ERR_CONFIG, "OU %s is not in the organization", d->ou_filter);
+        walk_fail(d, &e, NULL);
+    }
+    if (d->cb.on_done)
+        d->cb.on_done(d->cb.ud, d->failed ? &d->err : NULL, d->failed ? 0 : d->scps_ok);
+    /* d may have been freed by on_done */
+}
+
+static void on_response(void *ud, const struct aws_response *resp)
+{
+    struct org_call *call = ud;
+    struct org_discovery *d = call->d;
+    const char *op = op_names[call->op];
+    int is_scp = call->op >= OP_LIST_POLICIES;
+    struct err e;
+    err_clear(&e);
+    int rc = 0; /* 1: the call was resubmitted for its next page */
+
+    if (d->failed || (is_scp && !d->scps_ok)) {
+        rc = 0; /* discovery (or the SCP side of it) is over: the answer is dropped */
+    } else if (err_isset(&resp->err)) {
+        e = resp->err;
+        rc = -1;
+    } else {
+        switch (call->op) {
+        case OP_DESCRIBE_ORGANIZATION:
+            rc = handle_describe_organization(d, resp, &e);
+            break;
+        case OP_LIST_ROOTS:
+            rc = handle_list_roots(d, call, resp, &e);
+            break;
+        case OP_LIST_OUS:
+            rc = handle_list_ous(d, call, resp, &e);
+            break;
+        case OP_LIST_ACCOUNTS:
+            rc = handle_list_accounts(d, call, resp, &e);
+            break;
+        case OP_LIST_POLICIES: {
+            json_t *list;
+            const char *token;
+            json_t *root = load_page(resp, op, "Policies", &list, &token, &e); /* new */
+            rc = root ? 0 : -1;
+            for (size_t i = 0; rc == 0 && i < json_array_size(list); i++)
+                rc = start_policy(d, json_array_get(list, i), &e);
+            if (rc == 0)
+                rc = next_page(d, call, token, &e);
+            json_decref(root);
+            break;
+        }
+        case OP_DESCRIBE_POLICY:
+            rc = handle_describe_policy(call, resp, &e);
+            break;
+        case OP_LIST_TARGETS:
+            rc = handle_list_targets(d, call, resp, &e);
+            break;
+        }
+    }
+    if (rc < 0) {
+        if (is_scp)
+            scp_fail(d, &e, op);
+        else
+            walk_fail(d, &e, op);
+    }
+    if (rc != 1) {
+        if (call->scp) {
+            call->scp->incomplete |= rc < 0;
+            scp_release(d, call->scp);
+        }
+        call_free(call);
+    }
+    if (--d->outstanding == 0)
+        discovery_finish(d);
+}
+
+/* ---- public ---- */
+
+struct org_discovery *org_discover_start(struct http_engine *engine, struct aws_credentials *creds,
+                                         const char *ou_filter, const struct org_callbacks *cb,
+                                         struct err *err)
+{
+    if (!engine || !cb) {
+        err_set(err, ERR_INVALID, "org_discover_start: no engine or callbacks");
+        return NULL;
+    }
+    struct org_discovery *d = calloc(1, sizeof *d);
+    if (!d) {
+        err_set(err, ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    d->engine = engine;
+    d->cb = *cb;
+    d->scps_ok = 1;
+    err_clear(&d->err);
+    if (ou_filter && *ou_filter && !(d->ou_filter = strdup(ou_filter))) {
+        free(d);
+        err_set(err, ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    /* Organizations is global: its endpoint and signing region are the partition's. */
+    if (endpoint_resolve("organizations", "us-east-1", &d->ep, err) < 0) {
+        org_discovery_free(d);
+        return NULL;
+    }
+    snprintf(d->url, sizeof d->url, "%s/", d->ep.url);
+    d->creds = creds_ref(creds);
+
+    if (start_call(d, OP_DESCRIBE_ORGANIZATION, 0, NULL, err) < 0) {
+        org_discovery_free(d);
+        return NULL;
+    }
+    /* Something is queued: from here on failures arrive through on_done. */
+    struct err e;
+    err_clear(&e);
+    if (start_call(d, OP_LIST_ROOTS, 0, NULL, &e) < 0)
+        walk_fail(d, &e, op_names[OP_LIST_ROOTS]);
+    else if (start_call(d, OP_LIST_POLICIES, 0, NULL, &e) < 0)
+        scp_fail(d, &e, op_names[OP_LIST_POLICIES]);
+    return d;
+}
+
+void org_discovery_free(struct org_discovery *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n_ous; i++) {
+        free(d->ous[i].id);
+        free(d->ous[i].name);
+        free(d->ous[i].path);
+        free(d->ous[i].id_path);
+    }
+    free(d->ous);
+    while (d->pending) {
+        struct pending_page *p = d->pending;
+        d->pending = p->next;
+        json_decref(p->root);
+        free(p);
+    }
+    free(d->seen.slot);
+    free(d->org_id);
+    free(d->management_id);
+    free(d->ou_filter);
+    creds_unref(d->creds);
+    free(d);
+}

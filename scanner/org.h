@@ -1,0 +1,37 @@
+/* org.h - discovery through AWS Organizations (awsJson1_1): the management account, the OU tree,
+ * every account with its OU path, and the SCPs with their targets. Discovery streams: accounts
+ * are handed out page by page while the rest of the tree is still being listed. */
+#ifndef EGRESSSCAN_ORG_H
+#define EGRESSSCAN_ORG_H
+
+#include "common/err.h"
+#include "common/model.h"
+
+struct http_engine;
+struct aws_credentials;
+
+/* Callbacks run from http_engine_run(); pointers are valid during the call only. Any may be
+ * NULL. on_accounts gets accounts (with ou_path, parent_id, status, is_management) of one page. */
+struct org_callbacks {
+    void (*on_organization)(void *ud, const char *org_id, const char *management_account_id);
+    void (*on_org_unit)(void *ud, const struct org_unit *ou);
+    void (*on_accounts)(void *ud, const struct account *accounts, size_t n);
+    void (*on_scp)(void *ud, const struct scp_policy *policy);
+    /* Exactly once, last. e NULL on success; else why discovery failed (what was already handed
+     * out stays valid). scps_ok is 0 when the SCPs could not be read (intent unknown). */
+    void (*on_done)(void *ud, const struct err *e, int scps_ok);
+    void *ud;
+};
+
+struct org_discovery;
+
+/* Starts discovery on engine with creds (management or delegated-admin account). ou_filter:
+ * only accounts under this OU (or root) id are handed out; NULL for all (the whole OU tree and
+ * all SCPs are listed in either case). -1 with err when nothing could be queued. */
+struct org_discovery *org_discover_start(struct http_engine *engine, struct aws_credentials *creds,
+                                         const char *ou_filter, const struct org_callbacks *cb,
+                                         struct err *err);
+/* Frees; only after on_done ran (requests in flight refer to d). NULL is a no-op. */
+void org_discovery_free(struct org_discovery *d);
+
+#endif

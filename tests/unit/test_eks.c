@@ -1,0 +1,582 @@
+/* test_eks.c - the EKS module: ListClusters and DescribeCluster parsers against realistic answers
+ * (tests/data/aws-answers), their error paths, and the requests themselves against a local fake
+ * EKS (query string, URL-encoded nextToken, signing scope, errors passed through). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/model.h"
+#include "scanner/creds.h"
+#include "scanner/eks.h"
+#include "scanner/http.h"
+#include "tests/support/fakehttp.h"
+
+#define ANSWERS "tests/data/aws-answers/"
+#define PAGE1_TOKEN "eyJ2IjoxLCJjIjoicGF5bWVudHMtc3RhZ2luZyJ9+/a=="
+#define PAGE1_TOKEN_ENCODED "eyJ2IjoxLCJjIjoicGF5bWVudHMtc3RhZ2luZyJ9%2B%2Fa%3D%3D"
+
+/* The whole fixture, NUL-terminated; fails the test when it cannot be read. */
+static char *fixture(const char *name, size_t *len)
+{
+    char path[256];
+    snprintf(path, sizeof path, ANSWERS "%s", name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s (tests run from the repository root)", path);
+    struct buf b;
+    buf_init(&b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        assert_int_equal(buf_append(&b, chunk, n), 0);
+    fclose(f);
+    if (len)
+        *len = b.len;
+    return buf_steal(&b);
+}
+
+/* ---- ListClusters parser ---- */
+
+static void test_list_with_next_token(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = fixture("eks-list-clusters-page1.json", &len);
+    char **names, *token;
+    size_t n;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(eks_parse_list_clusters(body, len, &names, &n, &token, &e), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "payments-prod");
+    assert_string_equal(names[1], "payments-staging");
+    assert_null(names[2]);
+    assert_non_null(token);
+    assert_string_equal(token, PAGE1_TOKEN);
+    free(names); /* one block: names and token */
+    free(body);
+}
+
+static void test_list_last_page_and_empty(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = fixture("eks-list-clusters-page2.json", &len);
+    char **names, *token;
+    size_t n;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(eks_parse_list_clusters(body, len, &names, &n, &token, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], "search-prod");
+    assert_null(token); /* "nextToken": null */
+    free(names);
+    free(body);
+
+    body = fixture("eks-list-clusters-empty.json", &len);
+    assert_int_equal(eks_parse_list_clusters(body, len, &names, &n, &token, &e), 0);
+    assert_int_equal(n, 0);
+    assert_non_null(names);
+    assert_null(names[0]);
+    assert_null(token); /* absent */
+    free(names);
+    free(body);
+
+    const char *empty_token = "{\"clusters\":[\"a\"],\"nextToken\":\"\"}";
+    assert_int_equal(
+        eks_parse_list_clusters(empty_token, strlen(empty_token), &names, &n, &token, &e), 0);
+    assert_null(token); /* an empty token ends the listing instead of looping */
+    free(names);
+}
+
+static void expect_list_error(const char *body)
+{
+    char **names = (char **)1, *token = (char *)1;
+    size_t n = 99;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(eks_parse_list_clusters(body, strlen(body), &names, &n, &token, &e), -1);
+    assert_string_equal(e.code, ERR_PARSE);
+    assert_true(strlen(e.message) > 0);
+    assert_null(names);
+    assert_null(token);
+    assert_int_equal(n, 0);
+}
+
+static void test_list_errors(void **state)
+{
+    (void)state;
+    char *body = fixture("eks-list-clusters-null.json", NULL);
+    expect_list_error(body);
+    free(body);
+    expect_list_error("");
+    expect_list_error("not json");
+    expect_list_error("[]");
+    expect_list_error("{}");
+    expect_list_error("{\"clusters\":\"a\"}");
+    expect_list_error("{\"clusters\":[\"a\",7]}");
+    expect_list_error("{\"clusters\":[],\"nextToken\":5}");
+    expect_list_error("{\"clusters\":[\"a\"");
+}
+
+/* ---- DescribeCluster parser ---- */
+
+static void test_describe_all_fields(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = fixture("eks-describe-cluster.json", &len);
+    struct err e;
+    err_clear(&e);
+    struct cluster *c = eks_parse_describe_cluster(body, len, &e);
+    assert_non_null(c);
+    assert_string_equal(c->name, "payments-prod");
+    assert_string_equal(c->arn, "arn:aws:eks:eu-west-1:111122223333:cluster/payments-prod");
+    assert_string_equal(c->egress_mode, "CUSTOMER_ROUTED");
+    assert_string_equal(c->status, "ACTIVE");
+    assert_string_equal(c->kubernetes_version, "1.31");
+    assert_string_equal(c->platform_version, "eks.12");
+    assert_int_equal(c->endpoint_public_access, 1);
+    assert_int_equal(c->endpoint_private_access, 0);
+    assert_string_equal(c->public_access_cidrs_json, "[\"203.0.113.0/24\",\"198.51.100.7/32\"]");
+    assert_string_equal(c->vpc_id, "vpc-0e5f6071829304152");
+    assert_string_equal(
+        c->tags_json, "{\"team\":\"payments\",\"cost-center\":\"cc-4711\",\"data-class\":\"pci\"}");
+    assert_string_equal(c->created_at, "2026-11-26T14:31:00.452Z");
+    assert_int_equal(strlen(c->raw_json), len);
+    assert_memory_equal(c->raw_json, body, len);
+
+    /* one allocation: every string lives inside the block */
+    const char *lo = (const char *)c, *hi = lo + sizeof *c + 2 * len + 4096;
+    const char *fields[] = {c->name,   c->arn,       c->egress_mode, c->status,
+                            c->vpc_id, c->tags_json, c->created_at,  c->raw_json};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        assert_true(fields[i] > lo && fields[i] < hi);
+    free(c);
+    free(body);
+}
+
+static void test_describe_legacy_cluster(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = fixture("eks-describe-cluster-legacy.json", &len);
+    struct err e;
+    err_clear(&e);
+    struct cluster *c = eks_parse_describe_cluster(body, len, &e);
+    assert_non_null(c);
+    assert_string_equal(c->name, "legacy-batch");
+    assert_null(c->egress_mode); /* not reported: NULL, never a default */
+    assert_string_equal(c->status, "UPDATING");
+    assert_int_equal(c->endpoint_public_access, 0);
+    assert_int_equal(c->endpoint_private_access, 1);
+    assert_null(c->public_access_cidrs_json);
+    assert_null(c->tags_json);
+    assert_string_equal(c->created_at, "2024-03-05T09:12:45Z"); /* integer epoch */
+    assert_string_equal(c->raw_json, body);
+    free(c);
+    free(body);
+}
+
+static struct cluster *parse_str(const char *body, struct err *e)
+{
+    err_clear(e);
+    return eks_parse_describe_cluster(body, strlen(body), e);
+}
+
+static void test_describe_optional_and_future_values(void **state)
+{
+    (void)state;
+    struct err e;
+    struct cluster *c = parse_str("{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":"
+                                  "{\"controlPlaneEgressMode\":\"CUSTOMER_TUNNELED\"}}}",
+                                  &e);
+    assert_non_null(c);
+    assert_string_equal(c->egress_mode, "CUSTOMER_TUNNELED"); /* unknown values kept verbatim */
+    assert_int_equal(c->endpoint_public_access, -1);
+    assert_int_equal(c->endpoint_private_access, -1);
+    assert_null(c->arn);
+    assert_null(c->created_at);
+    assert_null(c->vpc_id);
+    free(c);
+
+    c = parse_str("{\"cluster\":{\"name\":\"x\",\"createdAt\":\"2025-01-02T03:04:05Z\","
+                  "\"tags\":{},\"resourcesVpcConfig\":{\"controlPlaneEgressMode\":null,"
+                  "\"endpointPublicAccess\":null,\"publicAccessCidrs\":[]}}}",
+                  &e);
+    assert_non_null(c);
+    assert_null(c->egress_mode); /* null is absent */
+    assert_int_equal(c->endpoint_public_access, -1);
+    assert_string_equal(c->created_at, "2025-01-02T03:04:05Z"); /* a string is kept as sent */
+    assert_string_equal(c->tags_json, "{}");
+    assert_string_equal(c->public_access_cidrs_json, "[]");
+    free(c);
+
+    c = parse_str("{\"cluster\":{\"name\":\"x\",\"createdAt\":1795703460.9996}}", &e);
+    assert_non_null(c);
+    assert_string_equal(c->created_at, "2026-11-26T14:31:01Z"); /* rounded to the millisecond */
+    free(c);
+
+    c = parse_str("{\"cluster\":{\"name\":\"\\u00e9t\\u00e9\",\"tags\":{\"k\":\"\\u00e9\\\"\"}}}",
+                  &e);
+    assert_non_null(c);
+    assert_string_equal(c->name, "\xc3\xa9t\xc3\xa9");
+    assert_string_equal(c->tags_json, "{\"k\":\"\xc3\xa9\\\"\"}");
+    free(c);
+}
+
+static void expect_describe_error(const char *body, const char *needle)
+{
+    struct err e;
+    struct cluster *c = parse_str(body, &e);
+    assert_null(c);
+    assert_string_equal(e.code, ERR_PARSE);
+    if (needle && !strstr(e.message, needle))
+        fail_msg("message \"%s\" does not mention \"%s\"", e.message, needle);
+}
+
+static void test_describe_wrong_types(void **state)
+{
+    (void)state;
+    expect_describe_error("", NULL);
+    expect_describe_error("<xml/>", NULL);
+    expect_describe_error("[]", NULL);
+    expect_describe_error("{}", "cluster");
+    expect_describe_error("{\"cluster\":null}", "cluster");
+    expect_describe_error("{\"cluster\":[]}", "cluster");
+    expect_describe_error("{\"cluster\":\"payments\"}", "cluster");
+    expect_describe_error("{\"cluster\":{}}", "name");
+    expect_describe_error("{\"cluster\":{\"name\":7}}", "name");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"arn\":{}}}", "arn");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"version\":1.31}}", "version");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"createdAt\":true}}", "createdAt");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"createdAt\":-5}}", "createdAt");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"createdAt\":1e300}}", "createdAt");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"tags\":[\"a\"]}}", "tags");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":[]}}",
+                          "resourcesVpcConfig");
+    expect_describe_error(
+        "{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":{\"controlPlaneEgressMode\":1}}}",
+        "controlPlaneEgressMode");
+    expect_describe_error(
+        "{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":{\"endpointPublicAccess\":\"yes\"}}}",
+        "endpointPublicAccess");
+    expect_describe_error(
+        "{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":{\"publicAccessCidrs\":\"0/0\"}}}",
+        "publicAccessCidrs");
+    expect_describe_error(
+        "{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":{\"publicAccessCidrs\":[1]}}}",
+        "publicAccessCidrs");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\"", NULL);
+}
+
+/* Every prefix of a real answer is either a valid document or a clean error (no crash, no
+ * leak under ASan). */
+static void test_describe_truncations(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = fixture("eks-describe-cluster.json", &len);
+    for (size_t i = 0; i < len; i++) {
+        struct err e;
+        err_clear(&e);
+        struct cluster *c = eks_parse_describe_cluster(body, i, &e);
+        if (c)
+            free(c);
+        else
+            assert_string_equal(e.code, ERR_PARSE);
+    }
+    free(body);
+}
+
+/* ---- requests against a fake EKS ---- */
+
+struct fake_eks {
+    pthread_mutex_t mu;
+    char targets[8][512];
+    char auth[8][512];
+    int n;
+};
+
+static int header_value(const char *headers, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *p = headers; *p;) {
+        const char *eol = strstr(p, "\r\n");
+        size_t l = eol ? (size_t)(eol - p) : strlen(p);
+        if (l > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            snprintf(out, cap, "%.*s", (int)(l - (size_t)(v - p)), v);
+            return 1;
+        }
+        if (!eol)
+            break;
+        p = eol + 2;
+    }
+    return 0;
+}
+
+static void eks_handler(void *ud, const struct fakehttp_req *req, struct fakehttp_resp *resp)
+{
+    struct fake_eks *f = ud;
+    pthread_mutex_lock(&f->mu);
+    if (f->n < 8) {
+        snprintf(f->targets[f->n], sizeof f->targets[0], "%s %s", req->method, req->target);
+        if (!header_value(req->headers, "Authorization", f->auth[f->n], sizeof f->auth[0]))
+            f->auth[f->n][0] = '\0';
+        f->n++;
+    }
+    pthread_mutex_unlock(&f->mu);
+    const char *json = "{\"message\":\"unexpected request\"}";
+    char *body = NULL;
+    if (strcmp(req->target, "/clusters?maxResults=100") == 0) {
+        body = fixture("eks-list-clusters-page1.json", NULL);
+    } else if (strcmp(req->target, "/clusters?maxResults=100&nextToken=" PAGE1_TOKEN_ENCODED) ==
+               0) {
+        body = fixture("eks-list-clusters-page2.json", NULL);
+    } else if (strcmp(req->target, "/clusters/payments-prod") == 0) {
+        body = fixture("eks-describe-cluster.json", NULL);
+    } else if (strcmp(req->target, "/clusters/gone-cluster") == 0) {
+        body = fixture("eks-error-resource-not-found.json", NULL);
+        fakehttp_respond(resp, 404,
+                         "Content-Type: application/json\r\n"
+                         "X-Amzn-Errortype: ResourceNotFoundException:http://internal.amazon.com/"
+                         "coral/com.amazonaws.eks/\r\n"
+                         "x-amzn-RequestId: 6e4f1c2a-0000-4a1b-9c3d-8e7f6a5b4c3d\r\n",
+                         body);
+        free(body);
+        return;
+    } else if (strcmp(req->target, "/clusters/bad-answer") == 0) {
+        fakehttp_respond(resp, 200, "Content-Type: application/json\r\n",
+                         "{\"cluster\":{\"name\":42}}");
+        return;
+    } else {
+        fakehttp_respond(resp, 400, "X-Amzn-Errortype: InvalidParameterException\r\n", json);
+        return;
+    }
+    fakehttp_respond(resp, 200, "Content-Type: application/json\r\n", body);
+    free(body);
+}
+
+struct fixture_env {
+    struct fake_eks fake;
+    struct fakehttp *srv;
+    struct http_engine *engine;
+    struct aws_credentials *creds;
+};
+
+static int setup(void **state)
+{
+    struct fixture_env *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    pthread_mutex_init(&fx->fake.mu, NULL);
+    fx->srv = fakehttp_start(eks_handler, &fx->fake, NULL, NULL);
+    assert_non_null(fx->srv);
+    unsetenv("AWS_ENDPOINT_URL_EKS");
+    unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    setenv("AWS_ENDPOINT_URL", fakehttp_url(fx->srv), 1);
+    struct http_engine_options o;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(http_engine_options_init(&o, &e), 0);
+    o.max_attempts = 1;
+    fx->engine = http_engine_new(&o, &e);
+    assert_non_null(fx->engine);
+    fx->creds =
+        creds_new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL, 0, "test");
+    assert_non_null(fx->creds);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture_env *fx = *state;
+    http_engine_free(fx->engine);
+    creds_unref(fx->creds);
+    fakehttp_stop(fx->srv);
+    pthread_mutex_destroy(&fx->fake.mu);
+    unsetenv("AWS_ENDPOINT_URL");
+    free(fx);
+    return 0;
+}
+
+struct list_run {
+    struct fixture_env *fx;
+    char names[8][64];
+    int n_names;
+    int pages;
+    int errors;
+};
+
+static void on_list(void *ud, const struct eks_cluster_page *page, const struct err *e)
+{
+    struct list_run *run = ud;
+    if (!page) {
+        run->errors++;
+        fail_msg("ListClusters failed: %s: %s", e->code, e->message);
+        return;
+    }
+    assert_null(e);
+    run->pages++;
+    for (size_t i = 0; i < page->n && run->n_names < 8; i++)
+        snprintf(run->names[run->n_names++], sizeof run->names[0], "%s", page->names[i]);
+    if (page->next_token) {
+        struct err se;
+        err_clear(&se);
+        assert_int_equal(eks_list_clusters_submit(run->fx->engine, run->fx->creds, "eu-west-1",
+                                                  page->next_token, 0, "111122223333", on_list, run,
+                                                  &se),
+                         0);
+    }
+}
+
+static void test_list_paginated_request(void **state)
+{
+    struct fixture_env *fx = *state;
+    struct list_run run;
+    memset(&run, 0, sizeof run);
+    run.fx = fx;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(eks_list_clusters_submit(fx->engine, fx->creds, "eu-west-1", NULL, 100,
+                                              "111122223333", on_list, &run, &e),
+                     0);
+    assert_int_equal(http_engine_run(fx->engine, &e), 0);
+    assert_int_equal(run.pages, 2);
+    assert_int_equal(run.errors, 0);
+    assert_int_equal(run.n_names, 3);
+    assert_string_equal(run.names[0], "payments-prod");
+    assert_string_equal(run.names[2], "search-prod");
+    assert_int_equal(fx->fake.n, 2);
+    assert_string_equal(fx->fake.targets[0], "GET /clusters?maxResults=100");
+    assert_string_equal(fx->fake.targets[1],
+                        "GET /clusters?maxResults=100&nextToken=" PAGE1_TOKEN_ENCODED);
+    /* signed for the target's region and the eks service, even with an endpoint override */
+    assert_non_null(strstr(fx->fake.auth[0], "/eu-west-1/eks/aws4_request"));
+    assert_non_null(strstr(fx->fake.auth[1], "AKIDEXAMPLE/"));
+
+    /* maxResults out of range is refused before anything is queued */
+    assert_int_equal(eks_list_clusters_submit(fx->engine, fx->creds, "eu-west-1", NULL, 101, NULL,
+                                              on_list, &run, &e),
+                     -1);
+    assert_string_equal(e.code, ERR_INVALID);
+    assert_int_equal(eks_list_clusters_submit(fx->engine, fx->creds, "not a region", NULL, 5, NULL,
+                                              on_list, &run, &e),
+                     -1);
+}
+
+struct describe_run {
+    struct cluster *c;
+    struct err e;
+    int calls;
+};
+
+static void on_describe(void *ud, struct cluster *c, const struct err *e)
+{
+    struct describe_run *run = ud;
+    run->calls++;
+    run->c = c;
+    if (e)
+        run->e = *e;
+    else
+        err_clear(&run->e);
+    assert_true((c == NULL) != (e == NULL));
+}
+
+static void test_describe_request(void **state)
+{
+    struct fixture_env *fx = *state;
+    struct describe_run ok, gone, bad;
+    memset(&ok, 0, sizeof ok);
+    memset(&gone, 0, sizeof gone);
+    memset(&bad, 0, sizeof bad);
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(eks_describe_cluster_submit(fx->engine, fx->creds, "eu-west-1",
+                                                 "payments-prod", "111122223333", on_describe, &ok,
+                                                 &e),
+                     0);
+    assert_int_equal(eks_describe_cluster_submit(fx->engine, fx->creds, "eu-west-1", "gone-cluster",
+                                                 "111122223333", on_describe, &gone, &e),
+                     0);
+    assert_int_equal(eks_describe_cluster_submit(fx->engine, fx->creds, "eu-west-1", "bad-answer",
+                                                 "111122223333", on_describe, &bad, &e),
+                     0);
+    assert_int_equal(http_engine_run(fx->engine, &e), 0);
+
+    assert_int_equal(ok.calls, 1);
+    assert_non_null(ok.c);
+    assert_string_equal(ok.c->name, "payments-prod");
+    assert_string_equal(ok.c->egress_mode, "CUSTOMER_ROUTED");
+    size_t len;
+    char *body = fixture("eks-describe-cluster.json", &len);
+    assert_string_equal(ok.c->raw_json, body);
+    free(body);
+    free(ok.c);
+
+    assert_int_equal(gone.calls, 1);
+    assert_null(gone.c);
+    assert_string_equal(gone.e.code, "ResourceNotFoundException");
+    assert_int_equal(gone.e.http_status, 404);
+    assert_string_equal(gone.e.request_id, "6e4f1c2a-0000-4a1b-9c3d-8e7f6a5b4c3d");
+    assert_non_null(strstr(gone.e.message, "gone-cluster"));
+
+    assert_int_equal(bad.calls, 1);
+    assert_null(bad.c);
+    assert_string_equal(bad.e.code, ERR_PARSE);
+    assert_int_equal(bad.e.http_status, 200);
+}
+
+static void test_describe_request_encodes_name(void **state)
+{
+    struct fixture_env *fx = *state;
+    struct describe_run run;
+    memset(&run, 0, sizeof run);
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(eks_describe_cluster_submit(fx->engine, fx->creds, "eu-west-1", "a b/c?", NULL,
+                                                 on_describe, &run, &e),
+                     0);
+    assert_int_equal(http_engine_run(fx->engine, &e), 0);
+    assert_int_equal(run.calls, 1);
+    assert_string_equal(run.e.code, "InvalidParameterException");
+    assert_string_equal(fx->fake.targets[0], "GET /clusters/a%20b%2Fc%3F");
+    assert_int_equal(eks_describe_cluster_submit(fx->engine, fx->creds, "eu-west-1", "", NULL,
+                                                 on_describe, &run, &e),
+                     -1);
+    assert_string_equal(e.code, ERR_INVALID);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_list_with_next_token),
+        cmocka_unit_test(test_list_last_page_and_empty),
+        cmocka_unit_test(test_list_errors),
+        cmocka_unit_test(test_describe_all_fields),
+        cmocka_unit_test(test_describe_legacy_cluster),
+        cmocka_unit_test(test_describe_optional_and_future_values),
+        cmocka_unit_test(test_describe_wrong_types),
+        cmocka_unit_test(test_describe_truncations),
+        cmocka_unit_test_setup_teardown(test_list_paginated_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_describe_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_describe_request_encodes_name, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
