@@ -38,7 +38,7 @@ LIB := $(BUILD)/libegressscan.a
 BIN := $(BUILD)/egressscan
 
 .PHONY: all check-deps deps ensure-deps unit itest test asan valgrind format format-check tidy \
-        demo clean
+        demo demo-stop clean
 
 all: check-deps $(BIN)
 
@@ -58,6 +58,21 @@ ensure-deps:
 	@ok=1; for p in $(PKGS) cmocka; do pkg-config --exists $$p 2>/dev/null || ok=0; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ok=0; \
 	if [ $$ok = 0 ]; then $(MAKE) --no-print-directory deps; fi
+
+# Embedded migrations: migrations/NNNN_name.sql become byte arrays in $(BUILD)/gen/migrations.c
+# (storage/embed_migrations.sh: POSIX sh, od, awk), compiled into the library. The directory is a
+# prerequisite too, so that adding or removing a file regenerates it.
+MIGRATION_SQLS := $(sort $(wildcard migrations/*.sql))
+MIGRATIONS_C := $(BUILD)/gen/migrations.c
+LIB_OBJS += $(BUILD)/obj/gen/migrations.o
+
+$(MIGRATIONS_C): $(MIGRATION_SQLS) migrations storage/embed_migrations.sh
+	@mkdir -p $(@D)
+	sh storage/embed_migrations.sh $(MIGRATION_SQLS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/migrations.o: $(MIGRATIONS_C)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -110,6 +125,12 @@ tidy:
 demo: ensure-deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@tests/demo.sh $(BIN)
+
+demo-stop:
+	@pgbin=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); \
+	if [ -d .demo/pg/data ]; then \
+	  if [ "$$(id -u)" = 0 ]; then runuser -u postgres -- $$pgbin/pg_ctl -D .demo/pg/data -m fast stop; \
+	  else $$pgbin/pg_ctl -D .demo/pg/data -m fast stop; fi; fi
 
 clean:
 	rm -rf $(BUILD)

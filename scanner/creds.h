@@ -39,10 +39,11 @@ struct creds_chain;
 /* Where the chain looks; NULL fields mean "from the environment / defaults". Tests point these at
  * fixture files and local fake endpoints. */
 struct creds_chain_options {
-    const char *profile;          /* default: AWS_PROFILE, else "default" */
-    const char *config_file;      /* default: AWS_CONFIG_FILE, else ~/.aws/config */
-    const char *credentials_file; /* default: AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials */
-    const char *region;           /* region for STS calls the chain makes; default AWS_REGION... */
+    const char *profile;     /* default: AWS_PROFILE, else "default" */
+    const char *config_file; /* default: AWS_CONFIG_FILE, else ~/.aws/config */
+    const char
+        *credentials_file; /* default: AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials */
+    const char *region;    /* region for STS calls the chain makes; default AWS_REGION... */
 };
 
 /* Creates the chain. It owns a small private HTTP engine for its own blocking calls (STS web

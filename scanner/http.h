@@ -21,15 +21,15 @@ enum retry_mode { RETRY_STANDARD = 0, RETRY_ADAPTIVE, RETRY_LEGACY };
 typedef void (*http_retry_observer_fn)(void *ud, int attempt, long delay_ms, const struct err *e);
 
 struct http_engine_options {
-    int max_in_flight;       /* concurrent HTTP requests; default 128 */
-    int max_per_key;         /* concurrent requests per pace_key; default 16; <0 = no cap */
-    long connect_timeout_ms; /* default 5000 */
-    long timeout_ms;         /* whole attempt; default 30000 */
-    size_t max_body;         /* response body cap; default 16 MiB */
-    const char *ca_bundle;   /* extra CA file added to the system store; default AWS_CA_BUNDLE */
-    int max_attempts;        /* default AWS_MAX_ATTEMPTS, else 3 */
+    int max_in_flight;          /* concurrent HTTP requests; default 128 */
+    int max_per_key;            /* concurrent requests per pace_key; default 16; <0 = no cap */
+    long connect_timeout_ms;    /* default 5000 */
+    long timeout_ms;            /* whole attempt; default 30000 */
+    size_t max_body;            /* response body cap; default 16 MiB */
+    const char *ca_bundle;      /* extra CA file added to the system store; default AWS_CA_BUNDLE */
+    int max_attempts;           /* default AWS_MAX_ATTEMPTS, else 3 */
     enum retry_mode retry_mode; /* default AWS_RETRY_MODE, else standard */
-    const char *user_agent;  /* default "egressscan/<version>" */
+    const char *user_agent;     /* default "egressscan/<version>" */
     http_retry_observer_fn on_retry;
     void *on_retry_ud;
 };
@@ -44,7 +44,8 @@ struct aws_request {
     const char *url;            /* full URL with path and query, e.g. from endpoint_resolve() */
     const char *service;        /* SigV4 signing name ("eks", "sts"); NULL: request is unsigned */
     const char *region;         /* SigV4 region (credential scope) */
-    struct aws_credentials *creds; /* borrowed: the engine takes its own reference; NULL: unsigned */
+    struct aws_credentials
+        *creds; /* borrowed: the engine takes its own reference; NULL: unsigned */
     const struct sigv4_header *headers; /* extra headers (Content-Type, X-Amz-Target), signed */
     size_t n_headers;
     const void *body;
@@ -55,19 +56,19 @@ struct aws_request {
 };
 
 struct aws_response {
-    long status;       /* HTTP status of the last attempt; 0 when none arrived */
-    const char *body;  /* NUL-terminated; valid only during the callback */
+    long status;      /* HTTP status of the last attempt; 0 when none arrived */
+    const char *body; /* NUL-terminated; valid only during the callback */
     size_t body_len;
-    int attempts;      /* attempts made */
-    struct err err;    /* err.code empty on success (2xx); else AWS code, status, request id */
+    int attempts;   /* attempts made */
+    struct err err; /* err.code empty on success (2xx); else AWS code, status, request id */
 };
 
 /* Called once per submitted request, from inside http_engine_run(). It may submit new requests. */
 typedef void (*http_done_fn)(void *ud, const struct aws_response *resp);
 
 struct http_engine_stats {
-    unsigned long requests;  /* completed logical requests */
-    unsigned long attempts;  /* HTTP attempts */
+    unsigned long requests; /* completed logical requests */
+    unsigned long attempts; /* HTTP attempts */
     unsigned long retries;
     unsigned long throttles; /* attempts answered with a throttling error */
     unsigned long failures;  /* requests that completed with an error */

@@ -17,5 +17,7 @@ struct command {
 };
 
 int cmd_version(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
 
 #endif

@@ -6,6 +6,8 @@
 #include "cmd/egressscan/commands.h"
 
 static const struct command commands[] = {
+    {"migrate", cmd_migrate, "apply pending database schema migrations"},
+    {"scan", cmd_scan, "scan the fleet: discover, describe, store"},
     {"version", cmd_version, "print the version"},
 };
 

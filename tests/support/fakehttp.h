@@ -12,8 +12,8 @@ struct fakehttp_req {
     const char *headers; /* raw header block, "Name: value\r\n" lines */
     const char *body;
     size_t body_len;
-    int seq;             /* 0-based number of this request on the server */
-    int conn_seq;        /* 0-based number of the connection it arrived on */
+    int seq;      /* 0-based number of this request on the server */
+    int conn_seq; /* 0-based number of the connection it arrived on */
 };
 
 enum fakehttp_action {
@@ -25,10 +25,10 @@ enum fakehttp_action {
 
 struct fakehttp_resp {
     enum fakehttp_action action;
-    int status;              /* default 200 */
-    char headers[1024];      /* extra header lines, each ending "\r\n" */
-    char *body;              /* malloc'd by the handler; the server frees it */
-    int delay_ms;            /* wait before answering (RESPOND) or before closing (HANG) */
+    int status;         /* default 200 */
+    char headers[1024]; /* extra header lines, each ending "\r\n" */
+    char *body;         /* malloc'd by the handler; the server frees it */
+    int delay_ms;       /* wait before answering (RESPOND) or before closing (HANG) */
 };
 
 /* Runs on the connection's thread; fill resp. Must be thread-safe. */

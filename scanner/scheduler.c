@@ -1,0 +1,671 @@
+/* scheduler.c - turns the fleet into work on the HTTP engine: accounts stream in from
+ * Organizations (or a fixed list) into a bounded set of active accounts; each assumes its role,
+ * learns its regions and lists and describes clusters per region; each finished target is handed
+ * to the caller and freed, so memory does not grow with the fleet. */
+#include "scanner/scheduler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "scanner/creds.h"
+#include "scanner/ec2.h"
+#include "scanner/eks.h"
+#include "scanner/http.h"
+#include "scanner/org.h"
+#include "scanner/sts.h"
+
+#define PROGRESS_INTERVAL_S 0.25
+
+/* An account waiting for a slot: id and name copied. */
+struct pending {
+    struct pending *next;
+    char id[16];
+};
+
+struct sched;
+
+struct acct {
+    struct sched *s;
+    char id[16];
+    char role_arn[192];
+    size_t targets_left;
+};
+
+struct tgt {
+    struct acct *a;
+    char region[32];
+    struct aws_credentials *creds;
+    char **names;
+    size_t n_names, cap_names;
+    struct cluster **clusters;
+    size_t n_clusters;
+    size_t describes_left;
+    int failed;
+    enum target_status status;
+    struct err err;
+};
+
+struct sched {
+    struct http_engine *engine;
+    struct creds_chain *chain;
+    const struct scheduler_options *o;
+    const struct scheduler_callbacks *cb;
+    struct scheduler_result *res;
+    struct sts_cache *sts;
+    struct org_discovery *org;
+    struct pending *head, *tail;
+    int active, max_active;
+    int pumping; /* pump() is on the stack */
+    int discovery_done;
+    int discovery_failed;
+    struct err discovery_err;
+    double t0;
+    double last_progress;
+};
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double wall_now(const struct sched *s)
+{
+    if (s->o->as_of > 0)
+        return s->o->as_of + (mono_now() - s->t0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int code_in(const char *code, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(code, *list) == 0)
+            return 1;
+    return 0;
+}
+
+enum target_status scheduler_status_for(const char *stage, const struct err *e)
+{
+    static const char *const denied[] = {"AccessDenied",          "AccessDeniedException",
+                                         "UnauthorizedOperation", "AuthorizationError",
+                                         "UnauthorizedException", NULL};
+    static const char *const region_off[] = {"UnrecognizedClientException",
+                                             "InvalidClientTokenId",
+                                             "AuthFailure",
+                                             "OptInRequired",
+                                             "RegionDisabledException",
+                                             NULL};
+    if (!e || !e->code[0])
+        return TARGET_ERROR;
+    if (awserr_is_throttle(e->code, e->http_status))
+        return TARGET_THROTTLED;
+    if (strcmp(stage, "assume_role") == 0)
+        return code_in(e->code, denied) ? TARGET_ASSUME_ROLE_DENIED : TARGET_ERROR;
+    if (code_in(e->code, denied))
+        return TARGET_ACCESS_DENIED;
+    if (strcmp(stage, "clusters") == 0 && code_in(e->code, region_off))
+        return TARGET_REGION_DISABLED;
+    return TARGET_ERROR;
+}
+
+static void report_progress(struct sched *s, int force)
+{
+    if (!s->cb->on_progress)
+        return;
+    double now = mono_now();
+    if (!force && now - s->last_progress < PROGRESS_INTERVAL_S)
+        return;
+    s->last_progress = now;
+    s->res->progress.elapsed_s = now - s->t0;
+    s->cb->on_progress(s->cb->ud, &s->res->progress);
+}
+
+static void emit(struct sched *s, const struct target_result *r)
+{
+    s->res->progress.targets_done++;
+    if (r->status != TARGET_OK)
+        s->res->progress.targets_failed++;
+    s->res->progress.clusters += (long)r->n_clusters;
+    if (s->res->stopped || !s->cb->on_target)
+        return;
+    if (s->cb->on_target(s->cb->ud, r) < 0) {
+        s->res->stopped = 1;
+        log_error("scan", "stopping: results can no longer be stored");
+    }
+    report_progress(s, 0);
+}
+
+static void emit_failure(struct sched *s, const char *account_id, const char *region,
+                         enum target_status status, const struct err *e)
+{
+    struct target_result r = {.account_id = account_id,
+                              .region = region,
+                              .status = status,
+                              .error_code = e && e->code[0] ? e->code : NULL,
+                              .error_message = e && e->message[0] ? e->message : NULL,
+                              .scanned_at = wall_now(s)};
+    log_warn("scan", "account %s region %s: %s (%s: %s)", account_id, region,
+             target_status_name(status), r.error_code ? r.error_code : "-",
+             r.error_message ? r.error_message : "-");
+    emit(s, &r);
+}
+
+static void pump(struct sched *s);
+
+static void account_done(struct acct *a)
+{
+    struct sched *s = a->s;
+    sts_cache_forget(s->sts, a->role_arn);
+    s->res->progress.accounts_done++;
+    s->active--;
+    free(a);
+    pump(s);
+}
+
+static void target_free(struct tgt *t)
+{
+    for (size_t i = 0; i < t->n_names; i++)
+        free(t->names[i]);
+    free(t->names);
+    for (size_t i = 0; i < t->n_clusters; i++)
+        free(t->clusters[i]);
+    free(t->clusters);
+    creds_unref(t->creds);
+    free(t);
+}
+
+static void target_finish(struct tgt *t)
+{
+    struct acct *a = t->a;
+    struct sched *s = a->s;
+    if (t->failed) {
+        emit_failure(s, a->id, t->region, t->status, &t->err);
+    } else {
+        struct cluster *arr = NULL;
+        if (t->n_clusters) {
+            arr = malloc(t->n_clusters * sizeof *arr);
+            if (!arr) {
+                struct err e;
+                err_set(&e, ERR_NOMEM, "out of memory collecting clusters");
+                emit_failure(s, a->id, t->region, TARGET_ERROR, &e);
+                goto done;
+            }
+            for (size_t i = 0; i < t->n_clusters; i++)
+                arr[i] = *t->clusters[i];
+        }
+        struct target_result r = {.account_id = a->id,
+                                  .region = t->region,
+                                  .status = TARGET_OK,
+                                  .clusters = arr,
+                                  .n_clusters = t->n_clusters,
+                                  .scanned_at = wall_now(s)};
+        emit(s, &r);
+        free(arr);
+    }
+done:
+    target_free(t);
+    if (--a->targets_left == 0)
+        account_done(a);
+}
+
+static void target_fail(struct tgt *t, const char *stage, const struct err *e)
+{
+    if (!t->failed) {
+        t->failed = 1;
+        t->status = scheduler_status_for(stage, e);
+        t->err = *e;
+    }
+}
+
+static void on_describe(void *ud, struct cluster *c, const struct err *e)
+{
+    struct tgt *t = ud;
+    if (c) {
+        t->clusters[t->n_clusters++] = c;
+    } else if (strcmp(e->code, "ResourceNotFoundException") != 0) {
+        /* deleted between ListClusters and DescribeCluster: simply gone; anything else fails
+         * the target as a whole (its results are stored whole or not at all) */
+        target_fail(t, "clusters", e);
+    }
+    if (--t->describes_left == 0)
+        target_finish(t);
+}
+
+static void describe_all(struct tgt *t)
+{
+    struct sched *s = t->a->s;
+    if (t->n_names == 0 || t->failed || s->res->stopped) {
+        target_finish(t);
+        return;
+    }
+    t->clusters = calloc(t->n_names, sizeof *t->clusters);
+    if (!t->clusters) {
+        struct err e;
+        err_set(&e, ERR_NOMEM, "out of memory");
+        target_fail(t, "clusters", &e);
+        target_finish(t);
+        return;
+    }
+    /* describes_left counts submissions still owed a callback; hold one extra until every
+     * submit returned so a synchronous failure path cannot finish the target early */
+    t->describes_left = t->n_names + 1;
+    for (size_t i = 0; i < t->n_names; i++) {
+        struct err e;
+        if (eks_describe_cluster_submit(s->engine, t->creds, t->region, t->names[i], t->a->id,
+                                        on_describe, t, &e) < 0) {
+            target_fail(t, "clusters", &e);
+            t->describes_left--;
+        }
+    }
+    if (--t->describes_left == 0)
+        target_finish(t);
+}
+
+static void on_list(void *ud, const struct eks_cluster_page *page, const struct err *e);
+
+static void list_page(struct tgt *t, const char *token)
+{
+    struct sched *s = t->a->s;
+    struct err e;
+    if (eks_list_clusters_submit(s->engine, t->creds, t->region, token, s->o->page_size, t->a->id,
+                                 on_list, t, &e) < 0) {
+        target_fail(t, "clusters", &e);
+        target_finish(t);
+    }
+}
+
+static void on_list(void *ud, const struct eks_cluster_page *page, const struct err *e)
+{
+    struct tgt *t = ud;
+    if (!page) {
+        target_fail(t, "clusters", e);
+        target_finish(t);
+        return;
+    }
+    if (t->n_names + page->n > t->cap_names) {
+        size_t cap = t->cap_names ? t->cap_names : 16;
+        while (cap < t->n_names + page->n)
+            cap *= 2;
+        char **names = realloc(t->names, cap * sizeof *names);
+        if (!names)
+            goto nomem;
+        t->names = names;
+        t->cap_names = cap;
+    }
+    for (size_t i = 0; i < page->n; i++) {
+        char *n = strdup(page->names[i]);
+        if (!n)
+            goto nomem;
+        t->names[t->n_names++] = n;
+    }
+    if (page->next_token && page->next_token[0] && !t->a->s->res->stopped) {
+        list_page(t, page->next_token);
+        return;
+    }
+    describe_all(t);
+    return;
+nomem : {
+    struct err ne;
+    err_set(&ne, ERR_NOMEM, "out of memory listing clusters");
+    target_fail(t, "clusters", &ne);
+    target_finish(t);
+}
+}
+
+static void on_target_creds(void *ud, struct aws_credentials *creds, const struct err *e)
+{
+    struct tgt *t = ud;
+    if (!creds) {
+        target_fail(t, "assume_role", e);
+        target_finish(t);
+        return;
+    }
+    t->creds = creds;
+    list_page(t, NULL);
+}
+
+static struct sts_assume_role_params role_params(const struct acct *a)
+{
+    const struct scheduler_options *o = a->s->o;
+    struct sts_assume_role_params p = {.role_arn = a->role_arn,
+                                       .session_name = "egressscan",
+                                       .external_id = o->external_id,
+                                       .region = o->home_region,
+                                       .pace_key = a->id};
+    return p;
+}
+
+static void start_targets(struct acct *a, const char *const *regions, size_t n)
+{
+    struct sched *s = a->s;
+    if (n == 0) {
+        account_done(a);
+        return;
+    }
+    /* hold one extra so that targets finishing synchronously cannot end the account early */
+    a->targets_left = n + 1;
+    for (size_t i = 0; i < n; i++) {
+        struct tgt *t = calloc(1, sizeof *t);
+        struct err e;
+        if (!t) {
+            err_set(&e, ERR_NOMEM, "out of memory");
+            emit_failure(s, a->id, regions[i], TARGET_ERROR, &e);
+            a->targets_left--;
+            continue;
+        }
+        t->a = a;
+        snprintf(t->region, sizeof t->region, "%s", regions[i]);
+        struct sts_assume_role_params p = role_params(a);
+        if (sts_cache_get(s->sts, &p, on_target_creds, t, &e) < 0) {
+            target_fail(t, "assume_role", &e);
+            target_finish(t);
+        }
+    }
+    if (--a->targets_left == 0)
+        account_done(a);
+}
+
+/* The partition a region belongs to, by name. */
+static const char *partition_of(const char *region)
+{
+    if (strncmp(region, "cn-", 3) == 0)
+        return "aws-cn";
+    if (strncmp(region, "us-gov-", 7) == 0)
+        return "aws-us-gov";
+    if (strncmp(region, "us-isob-", 8) == 0)
+        return "aws-iso-b";
+    if (strncmp(region, "us-iso-", 7) == 0)
+        return "aws-iso";
+    return "aws";
+}
+
+static void on_regions(void *ud, const char *const *regions, size_t n, const struct err *e)
+{
+    struct acct *a = ud;
+    if (!regions) {
+        emit_failure(a->s, a->id, "*", scheduler_status_for("regions", e), e);
+        account_done(a);
+        return;
+    }
+    /* Credentials of one partition never work in another: regions of other partitions (which
+     * AWS does not list, but emulators do) are not part of this fleet. */
+    const char **mine = malloc((n ? n : 1) * sizeof *mine);
+    if (!mine) {
+        struct err ne;
+        err_set(&ne, ERR_NOMEM, "out of memory");
+        emit_failure(a->s, a->id, "*", TARGET_ERROR, &ne);
+        account_done(a);
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(partition_of(regions[i]), a->s->o->partition) == 0)
+            mine[k++] = regions[i];
+        else
+            log_debug("scan", "account %s: region %s is outside partition %s; skipped", a->id,
+                      regions[i], a->s->o->partition);
+    }
+    start_targets(a, mine, k);
+    free(mine);
+}
+
+static void on_account_creds(void *ud, struct aws_credentials *creds, const struct err *e)
+{
+    struct acct *a = ud;
+    struct sched *s = a->s;
+    if (!creds) {
+        emit_failure(s, a->id, "*", scheduler_status_for("assume_role", e), e);
+        account_done(a);
+        return;
+    }
+    if (s->o->regions) {
+        creds_unref(creds);
+        start_targets(a, s->o->regions, s->o->n_regions);
+        return;
+    }
+    struct err se;
+    int rc =
+        ec2_describe_regions_submit(s->engine, creds, s->o->home_region, a->id, on_regions, a, &se);
+    creds_unref(creds);
+    if (rc < 0) {
+        emit_failure(s, a->id, "*", TARGET_ERROR, &se);
+        account_done(a);
+    }
+}
+
+static void start_account(struct sched *s, const char *id)
+{
+    struct acct *a = calloc(1, sizeof *a);
+    struct err e;
+    if (!a) {
+        err_set(&e, ERR_NOMEM, "out of memory");
+        emit_failure(s, id, "*", TARGET_ERROR, &e);
+        s->res->progress.accounts_done++;
+        return;
+    }
+    a->s = s;
+    snprintf(a->id, sizeof a->id, "%s", id);
+    snprintf(a->role_arn, sizeof a->role_arn, "arn:%s:iam::%s:role/%s", s->o->partition, id,
+             s->o->role_name);
+    s->active++;
+    struct sts_assume_role_params p = role_params(a);
+    if (sts_cache_get(s->sts, &p, on_account_creds, a, &e) < 0) {
+        emit_failure(s, id, "*", scheduler_status_for("assume_role", &e), &e);
+        account_done(a);
+    }
+}
+
+/* Starts waiting accounts while there are free slots. Re-entrant calls (an account finishing
+ * synchronously inside start_account) are folded into the outer loop. */
+static void pump(struct sched *s)
+{
+    if (s->pumping)
+        return;
+    s->pumping = 1;
+    while (s->head && s->active < s->max_active && !s->res->stopped) {
+        struct pending *p = s->head;
+        s->head = p->next;
+        if (!s->head)
+            s->tail = NULL;
+        start_account(s, p->id);
+        free(p);
+    }
+    s->pumping = 0;
+}
+
+static int excluded(const struct scheduler_options *o, const char *id)
+{
+    for (size_t i = 0; i < o->n_exclude; i++)
+        if (strcmp(o->exclude_accounts[i], id) == 0)
+            return 1;
+    return 0;
+}
+
+static void enqueue(struct sched *s, const char *id)
+{
+    struct pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        struct err e;
+        err_set(&e, ERR_NOMEM, "out of memory");
+        emit_failure(s, id, "*", TARGET_ERROR, &e);
+        return;
+    }
+    snprintf(p->id, sizeof p->id, "%s", id);
+    if (s->tail)
+        s->tail->next = p;
+    else
+        s->head = p;
+    s->tail = p;
+}
+
+/* ---- Organizations discovery callbacks ---- */
+
+static void on_org(void *ud, const char *org_id, const char *mgmt)
+{
+    struct sched *s = ud;
+    if (s->cb->on_organization)
+        s->cb->on_organization(s->cb->ud, org_id, mgmt);
+}
+
+static void on_ou(void *ud, const struct org_unit *ou)
+{
+    struct sched *s = ud;
+    if (s->cb->on_org_unit)
+        s->cb->on_org_unit(s->cb->ud, ou);
+}
+
+static void on_scp(void *ud, const struct scp_policy *p)
+{
+    struct sched *s = ud;
+    if (s->cb->on_scp)
+        s->cb->on_scp(s->cb->ud, p);
+}
+
+static void on_accounts(void *ud, const struct account *accounts, size_t n)
+{
+    struct sched *s = ud;
+    if (s->cb->on_accounts)
+        s->cb->on_accounts(s->cb->ud, accounts, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct account *a = &accounts[i];
+        if (excluded(s->o, a->id))
+            continue;
+        if (a->status && strcmp(a->status, "ACTIVE") != 0) {
+            log_info("scan", "account %s is %s: recorded, not scanned", a->id, a->status);
+            continue;
+        }
+        if (s->res->progress.accounts_total < 0)
+            s->res->progress.accounts_total = 0;
+        s->res->progress.accounts_total++;
+        enqueue(s, a->id);
+    }
+    pump(s);
+}
+
+static void on_discovery_done(void *ud, const struct err *e, int scps_ok)
+{
+    struct sched *s = ud;
+    s->discovery_done = 1;
+    s->res->scps_ok = scps_ok;
+    if (e) {
+        s->discovery_failed = 1;
+        s->discovery_err = *e;
+        /* the fleet list is incomplete: start nothing more, finish what runs */
+        while (s->head) {
+            struct pending *p = s->head;
+            s->head = p->next;
+            free(p);
+        }
+        s->tail = NULL;
+    }
+    if (s->res->progress.accounts_total < 0)
+        s->res->progress.accounts_total = 0;
+}
+
+int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
+                  const struct scheduler_options *opts, const struct scheduler_callbacks *cb,
+                  struct scheduler_result *out, struct err *err)
+{
+    struct scheduler_options o = *opts;
+    if (!o.role_name)
+        o.role_name = "EgressScanReadOnly";
+    if (!o.home_region)
+        o.home_region = "us-east-1";
+    if (!o.partition)
+        o.partition = partition_of(o.home_region);
+    if (o.page_size <= 0 || o.page_size > 100)
+        o.page_size = 100;
+    memset(out, 0, sizeof *out);
+    out->progress.accounts_total = -1;
+
+    struct sched s = {.engine = engine,
+                      .chain = chain,
+                      .o = &o,
+                      .cb = cb,
+                      .res = out,
+                      .max_active = o.max_active_accounts > 0 ? o.max_active_accounts : 256,
+                      .t0 = mono_now()};
+    int rc = -1;
+    struct aws_credentials *base = NULL, *org_creds = NULL;
+
+    base = creds_chain_get(chain, err);
+    if (!base)
+        goto done;
+    s.sts = sts_cache_new(engine, chain, err);
+    if (!s.sts)
+        goto done;
+
+    if (o.accounts) {
+        struct account *list = calloc(o.n_accounts ? o.n_accounts : 1, sizeof *list);
+        if (!list) {
+            err_set(err, ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < o.n_accounts; i++)
+            if (!excluded(&o, o.accounts[i]))
+                list[n++].id = o.accounts[i];
+        s.discovery_done = 1;
+        out->scps_ok = 0;
+        on_accounts(&s, list, n);
+        free(list);
+        if (out->progress.accounts_total < 0)
+            out->progress.accounts_total = 0;
+    } else {
+        org_creds = creds_ref(base);
+        if (o.org_role_arn) {
+            struct sts_assume_role_params p = {.role_arn = o.org_role_arn,
+                                               .session_name = "egressscan-org",
+                                               .external_id = o.external_id,
+                                               .region = o.home_region};
+            creds_unref(org_creds);
+            org_creds = sts_assume_role(engine, base, &p, err);
+            if (!org_creds) {
+                err_prefix(err, "assuming the Organizations role %s: ", o.org_role_arn);
+                goto done;
+            }
+        }
+        struct org_callbacks ocb = {.on_organization = on_org,
+                                    .on_org_unit = on_ou,
+                                    .on_accounts = on_accounts,
+                                    .on_scp = on_scp,
+                                    .on_done = on_discovery_done,
+                                    .ud = &s};
+        s.org = org_discover_start(engine, org_creds, o.ou, &ocb, err);
+        if (!s.org) {
+            err_prefix(err, "Organizations: ");
+            goto done;
+        }
+    }
+
+    if (http_engine_run(engine, err) < 0)
+        goto done;
+    report_progress(&s, 1);
+    if (s.discovery_failed) {
+        *err = s.discovery_err;
+        err_prefix(err, "Organizations discovery failed: ");
+        goto done;
+    }
+    if (out->stopped) {
+        err_set(err, "Stopped", "scan stopped: results could not be stored");
+        goto done;
+    }
+    rc = 0;
+done:
+    while (s.head) {
+        struct pending *p = s.head;
+        s.head = p->next;
+        free(p);
+    }
+    org_discovery_free(s.org);
+    sts_cache_free(s.sts);
+    creds_unref(org_creds);
+    creds_unref(base);
+    return rc;
+}

@@ -1,0 +1,75 @@
+/* scheduler.h - the fleet scan: streams accounts (from Organizations or a fixed list) into work
+ * on the HTTP engine — per account AssumeRole once, the regions (given or enabled ones), then
+ * ListClusters pages and DescribeCluster for each cluster in every region — and hands out one
+ * target_result per account x region as soon as it is complete. Memory stays bounded: accounts
+ * wait in a small queue until a slot frees, and each finished target is freed after its
+ * callback. */
+#ifndef EGRESSSCAN_SCHEDULER_H
+#define EGRESSSCAN_SCHEDULER_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "common/model.h"
+
+struct http_engine;
+struct creds_chain;
+
+struct scheduler_options {
+    const char *const *accounts; /* fixed list (no Organizations calls); NULL: Organizations */
+    size_t n_accounts;
+    const char *const *exclude_accounts;
+    size_t n_exclude;
+    const char *ou;             /* only accounts under this OU (Organizations only) */
+    const char *const *regions; /* NULL: each account's enabled regions (DescribeRegions) */
+    size_t n_regions;
+    const char *role_name; /* default "EgressScanReadOnly" */
+    const char *external_id;
+    const char *org_role_arn; /* assumed for Organizations calls; NULL: base credentials */
+    const char *home_region;  /* STS and DescribeRegions; default "us-east-1" */
+    const char *partition;    /* role ARNs, regions kept; default: home region's partition */
+    int page_size;            /* ListClusters maxResults; default 100 */
+    int max_active_accounts;  /* accounts worked on at once; default 256 */
+    double as_of;             /* nonzero: timestamps start here instead of the clock */
+};
+
+struct scheduler_progress {
+    long accounts_total; /* -1 while discovery is still listing */
+    long accounts_done;
+    long targets_done;
+    long targets_failed;
+    long clusters;
+    double elapsed_s;
+};
+
+/* Every pointer handed to a callback is valid during the call only. */
+struct scheduler_callbacks {
+    void (*on_organization)(void *ud, const char *org_id, const char *management_account_id);
+    void (*on_accounts)(void *ud, const struct account *accounts, size_t n);
+    void (*on_org_unit)(void *ud, const struct org_unit *ou);
+    void (*on_scp)(void *ud, const struct scp_policy *policy);
+    /* One per account x region (or account x "*" for an account-level failure). Returning -1
+     * stops the scan (e.g. the database is gone); the scheduler then drains and returns -1. */
+    int (*on_target)(void *ud, const struct target_result *r);
+    /* At most a few times per second, and once at the end. */
+    void (*on_progress)(void *ud, const struct scheduler_progress *p);
+    void *ud;
+};
+
+struct scheduler_result {
+    int scps_ok; /* 0: SCPs could not be read (or no Organizations): intent unknown */
+    int stopped; /* on_target asked to stop */
+    struct scheduler_progress progress;
+};
+
+/* Runs the whole scan on engine. Base credentials come from chain. Returns 0 when the scan ran
+ * (targets may have failed: see their statuses); -1 with err when it could not run at all (no
+ * credentials, Organizations unreachable, the org role could not be assumed, stopped). */
+int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
+                  const struct scheduler_options *opts, const struct scheduler_callbacks *cb,
+                  struct scheduler_result *out, struct err *err);
+
+/* The coverage status for an error met at a stage ("assume_role", "regions", "clusters"). */
+enum target_status scheduler_status_for(const char *stage, const struct err *e);
+
+#endif

@@ -1,0 +1,366 @@
+/* db.c - the PostgreSQL connection (secure search_path, no password in any message), the helpers
+ * every storage file uses to run statements and keep SQLSTATEs, and the scan run lifecycle:
+ * begin (marking scans whose process ended as aborted) and finish. */
+#include "storage/db_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+PGconn *db_pgconn(struct db *db)
+{
+    return db ? db->conn : NULL;
+}
+
+/* Copies src into dst (cap bytes) without the trailing newlines libpq adds. */
+static void copy_trimmed(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+    size_t n = strlen(dst);
+    while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == '\r' || dst[n - 1] == ' '))
+        dst[--n] = '\0';
+}
+
+int db_fail(struct db *db, const PGresult *r, const char *what, struct err *err)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *detail = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    char msg[ERR_MSG_MAX];
+    if (primary)
+        copy_trimmed(msg, sizeof msg, primary);
+    else if (r && PQresultErrorMessage(r)[0])
+        copy_trimmed(msg, sizeof msg, PQresultErrorMessage(r));
+    else
+        copy_trimmed(msg, sizeof msg, db && db->conn ? PQerrorMessage(db->conn) : "no connection");
+    const char *code = state && state[0] ? state
+                       : (!db || !db->conn || PQstatus(db->conn) == CONNECTION_BAD)
+                           ? ERR_CONNECT
+                           : "DatabaseError";
+    if (detail)
+        return err_set(err, code, "%s: %s (%s)", what, msg, detail);
+    return err_set(err, code, "%s: %s", what, msg);
+}
+
+PGresult *db_query(struct db *db, const char *sql, int n, const char *const *params,
+                   const char *what, struct err *err)
+{
+    PGresult *r = PQexecParams(db->conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    db_fail(db, r, what, err);
+    PQclear(r);
+    return NULL;
+}
+
+int db_command(struct db *db, const char *sql, int n, const char *const *params, const char *what,
+               struct err *err)
+{
+    PGresult *r = db_query(db, sql, n, params, what, err);
+    if (!r)
+        return -1;
+    PQclear(r);
+    return 0;
+}
+
+int db_begin(struct db *db, struct err *err)
+{
+    return db_command(db, "BEGIN", 0, NULL, "BEGIN", err);
+}
+
+int db_commit(struct db *db, struct err *err)
+{
+    PGresult *r = db_query(db, "COMMIT", 0, NULL, "COMMIT", err);
+    if (!r)
+        return -1;
+    /* COMMIT of a failed transaction "succeeds" as ROLLBACK: never report that as written. */
+    int rolled_back = strcmp(PQcmdStatus(r), "ROLLBACK") == 0;
+    PQclear(r);
+    if (rolled_back)
+        return err_set(err, "40000", "COMMIT: the transaction was rolled back");
+    return 0;
+}
+
+void db_rollback(struct db *db)
+{
+    PQclear(PQexecParams(db->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0));
+}
+
+/* Server notices (e.g. from a migration) go to the log instead of stderr. */
+static void on_notice(void *ud, const char *message)
+{
+    (void)ud;
+    char line[ERR_MSG_MAX];
+    copy_trimmed(line, sizeof line, message);
+    log_info("db", "%s", line);
+}
+
+/* Overwrites every occurrence of secret in msg with '*' (libpq does not put passwords in its
+ * messages; this is a second line of defence). */
+static void redact(char *msg, const char *secret)
+{
+    size_t n = secret ? strlen(secret) : 0;
+    if (n == 0)
+        return;
+    for (char *p = strstr(msg, secret); p; p = strstr(p + n, secret))
+        memset(p, '*', n);
+}
+
+struct db *db_connect(const char *url, struct err *err)
+{
+    struct db *db = NULL;
+    PGconn *conn = NULL;
+    PGresult *r = NULL;
+    PQconninfoOption *parsed = NULL, *used = NULL;
+    char *parse_error = NULL;
+
+    const char *conninfo = url && url[0] ? url : getenv("DATABASE_URL");
+    if (!conninfo)
+        conninfo = ""; /* libpq's PG* variables and .pgpass */
+    /* Parsed first because libpq's parse errors may quote pieces of the string, the password
+     * among them: this message never does. */
+    parsed = PQconninfoParse(conninfo, &parse_error);
+    if (!parsed) {
+        err_set(err, ERR_CONFIG,
+                "the database URL or connection string is malformed (not shown: it may hold a "
+                "password)");
+        goto cleanup;
+    }
+    /* expand_dbname: conninfo (URI or key=value) is expanded in place of dbname; the keys after
+     * it override what it says. */
+    const char *const keys[] = {"dbname", "application_name", "client_encoding", NULL};
+    const char *const values[] = {conninfo, "egressscan", "UTF8", NULL};
+    conn = PQconnectdbParams(keys, values, 1);
+    if (!conn) {
+        err_set(err, ERR_NOMEM, "out of memory connecting to PostgreSQL");
+        goto cleanup;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        char msg[ERR_MSG_MAX];
+        copy_trimmed(msg, sizeof msg, PQerrorMessage(conn));
+        used = PQconninfo(conn);
+        for (PQconninfoOption *o = used; o && o->keyword; o++)
+            if (strcmp(o->keyword, "password") == 0)
+                redact(msg, o->val);
+        for (PQconninfoOption *o = parsed; o->keyword; o++)
+            if (strcmp(o->keyword, "password") == 0)
+                redact(msg, o->val);
+        err_set(err, ERR_CONNECT, "cannot connect to PostgreSQL: %s", msg);
+        goto cleanup;
+    }
+    PQsetNoticeProcessor(conn, on_notice, NULL);
+
+    db = calloc(1, sizeof *db);
+    if (!db) {
+        err_set(err, ERR_NOMEM, "out of memory connecting to PostgreSQL");
+        goto cleanup;
+    }
+    db->conn = conn;
+    conn = NULL;
+    /* Every statement schema-qualifies egressscan.; nothing else may be found by name. */
+    r = db_query(db, "SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)", 0, NULL,
+                 "setting search_path", err);
+    if (!r) {
+        db_close(db);
+        db = NULL;
+    }
+
+cleanup:
+    PQclear(r);
+    if (conn)
+        PQfinish(conn);
+    PQconninfoFree(parsed);
+    PQconninfoFree(used);
+    PQfreemem(parse_error);
+    return db;
+}
+
+void db_close(struct db *db)
+{
+    if (!db)
+        return;
+    /* Ending the session releases its advisory locks (a running scan's among them). */
+    PQfinish(db->conn);
+    free(db);
+}
+
+/* ---- scan runs ---- */
+
+#define SCAN_LOCK_ARGS DB_SCAN_LOCK_CLASS ", ($1::bigint % 2147483648)::integer"
+
+/* Releases the session lock of scan id (decimal text; "" does nothing), ignoring failures. */
+static void unlock_scan_quietly(struct db *db, const char *id)
+{
+    if (!id[0])
+        return;
+    const char *p[1] = {id};
+    PQclear(PQexecParams(db->conn, "SELECT pg_catalog.pg_advisory_unlock(" SCAN_LOCK_ARGS ")", 1,
+                         NULL, p, NULL, NULL, 0));
+}
+
+int db_scan_begin(struct db *db, double started_at, const char *options_json, long long *scan_id,
+                  int *aborted, struct err *err)
+{
+    int rc = -1, in_tx = 0, n_aborted = 0;
+    long long new_id = 0;
+    char held_other[32] = ""; /* a dead scan's lock taken here, until it is released */
+    char own[32] = "";        /* the new scan's lock, once taken */
+    PGresult *r = NULL, *t = NULL;
+
+    if (db->locked_scan_id) {
+        err_set(err, "ScanInProgress",
+                "this connection is running scan %lld; finish it before beginning another",
+                db->locked_scan_id);
+        goto cleanup;
+    }
+    if (!isfinite(started_at)) {
+        err_set(err, ERR_INVALID, "scan start time is not a number");
+        goto cleanup;
+    }
+    if (db_begin(db, err) < 0)
+        goto cleanup;
+    in_tx = 1;
+
+    /* A running scan holds a session lock on its id while its process lives: a lock we can
+     * take means nobody will finish that scan. SKIP LOCKED: a concurrent begin handles those. */
+    r = db_query(db,
+                 "SELECT scan_id FROM egressscan.scan WHERE status = 'running' ORDER BY scan_id "
+                 "FOR UPDATE SKIP LOCKED",
+                 0, NULL, "listing running scans", err);
+    if (!r)
+        goto cleanup;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *p[1] = {PQgetvalue(r, i, 0)};
+        t = db_query(db, "SELECT pg_catalog.pg_try_advisory_lock(" SCAN_LOCK_ARGS ")", 1, p,
+                     "probing a running scan", err);
+        if (!t)
+            goto cleanup;
+        int owner_gone = strcmp(PQgetvalue(t, 0, 0), "t") == 0;
+        PQclear(t);
+        t = NULL;
+        if (!owner_gone)
+            continue;
+        snprintf(held_other, sizeof held_other, "%s", p[0]);
+        if (db_command(db,
+                       "UPDATE egressscan.scan SET status = 'aborted', finished_at = "
+                       "pg_catalog.now(), error = 'process ended without finalizing' "
+                       "WHERE scan_id = $1",
+                       1, p, "marking a scan aborted", err) < 0 ||
+            db_command(db, "SELECT pg_catalog.pg_advisory_unlock(" SCAN_LOCK_ARGS ")", 1, p,
+                       "releasing an aborted scan's lock", err) < 0)
+            goto cleanup;
+        held_other[0] = '\0';
+        n_aborted++;
+    }
+    PQclear(r);
+    r = NULL;
+
+    char when[64], pid[24], host[256];
+    snprintf(when, sizeof when, "%.6f", started_at);
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    if (gethostname(host, sizeof host) < 0)
+        host[0] = '\0';
+    host[sizeof host - 1] = '\0';
+    const char *ins[4] = {when, options_json, pid, host[0] ? host : NULL};
+    r = db_query(db,
+                 "INSERT INTO egressscan.scan (started_at, status, options, pid, host) "
+                 "VALUES (pg_catalog.to_timestamp($1::float8), 'running', "
+                 "COALESCE($2::jsonb, '{}'::jsonb), $3::integer, $4) RETURNING scan_id",
+                 4, ins, "creating the scan", err);
+    if (!r)
+        goto cleanup;
+    new_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    const char *lk[1] = {PQgetvalue(r, 0, 0)};
+    /* Session level: survives the commit, held until finish or until the connection ends.
+     * Taken before the commit, so no other session ever sees this scan running unlocked. */
+    if (db_command(db, "SELECT pg_catalog.pg_advisory_lock(" SCAN_LOCK_ARGS ")", 1, lk,
+                   "locking the scan", err) < 0)
+        goto cleanup;
+    snprintf(own, sizeof own, "%s", lk[0]);
+    if (db_commit(db, err) < 0)
+        goto cleanup;
+    in_tx = 0;
+    db->locked_scan_id = new_id;
+    *scan_id = new_id;
+    if (aborted)
+        *aborted = n_aborted;
+    rc = 0;
+
+cleanup:
+    PQclear(t);
+    PQclear(r);
+    if (in_tx) {
+        db_rollback(db);
+        /* Session advisory locks ignore rollbacks: give back what this attempt took. */
+        unlock_scan_quietly(db, own);
+        unlock_scan_quietly(db, held_other);
+    }
+    return rc;
+}
+
+int db_scan_finish(struct db *db, long long scan_id, double finished_at, const char *status,
+                   const struct scan_totals *totals, const char *error, struct err *err)
+{
+    int rc = -1;
+    PGresult *r = NULL;
+    if (!status || (strcmp(status, "succeeded") != 0 && strcmp(status, "partial") != 0 &&
+                    strcmp(status, "failed") != 0)) {
+        err_set(err, ERR_INVALID, "a scan ends succeeded, partial or failed, not '%s'",
+                status ? status : "(null)");
+        goto cleanup;
+    }
+    if (!isfinite(finished_at)) {
+        err_set(err, ERR_INVALID, "scan end time is not a number");
+        goto cleanup;
+    }
+    char id[32], when[64], calls[32], throttled[32], retries[32];
+    snprintf(id, sizeof id, "%lld", scan_id);
+    snprintf(when, sizeof when, "%.6f", finished_at);
+    snprintf(calls, sizeof calls, "%lld", totals ? totals->api_calls : 0);
+    snprintf(throttled, sizeof throttled, "%lld", totals ? totals->throttled : 0);
+    snprintf(retries, sizeof retries, "%lld", totals ? totals->retries : 0);
+    const char *p[7] = {id, status, when, error, calls, throttled, retries};
+    r = db_query(db,
+                 "UPDATE egressscan.scan s SET status = $2, finished_at = "
+                 "pg_catalog.to_timestamp($3::float8), error = $4, api_calls = $5::bigint, "
+                 "throttled = $6::bigint, retries = $7::bigint, targets_total = c.total, "
+                 "targets_ok = c.ok, targets_failed = c.total - c.ok, clusters_seen = c.clusters "
+                 "FROM (SELECT pg_catalog.count(*)::integer AS total, "
+                 "(pg_catalog.count(*) FILTER (WHERE status = 'ok'))::integer AS ok, "
+                 "COALESCE(pg_catalog.sum(clusters) FILTER (WHERE status = 'ok'), 0)::integer "
+                 "AS clusters FROM egressscan.target_result WHERE scan_id = $1::bigint) c "
+                 "WHERE s.scan_id = $1::bigint AND s.status = 'running' RETURNING s.scan_id",
+                 7, p, "finishing the scan", err);
+    if (!r)
+        goto cleanup;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        r = db_query(db, "SELECT status FROM egressscan.scan WHERE scan_id = $1::bigint", 1, p,
+                     "finishing the scan", err);
+        if (!r)
+            goto cleanup;
+        if (PQntuples(r) == 0)
+            err_set(err, "UnknownScan", "there is no scan %lld", scan_id);
+        else
+            err_set(err, "ScanNotRunning", "scan %lld is %s, not running: not finished again",
+                    scan_id, PQgetvalue(r, 0, 0));
+        goto cleanup;
+    }
+    if (db->locked_scan_id == scan_id) {
+        struct err ignored;
+        if (db_command(db, "SELECT pg_catalog.pg_advisory_unlock(" SCAN_LOCK_ARGS ")", 1, p,
+                       "releasing the scan's lock", &ignored) < 0)
+            log_warn("db", "%s (the lock goes with the connection)", ignored.message);
+        db->locked_scan_id = 0;
+    }
+    rc = 0;
+
+cleanup:
+    PQclear(r);
+    return rc;
+}

@@ -1,0 +1,66 @@
+/* db.h - everything egressscan keeps in PostgreSQL: connection, embedded migrations, the scan
+ * run lifecycle, the organization snapshot, and target results written whole or not at all with
+ * change-based cluster history. Knows libpq; never curl. */
+#ifndef EGRESSSCAN_DB_H
+#define EGRESSSCAN_DB_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "common/model.h"
+
+struct db;
+
+/* Connects with url (a libpq URI or conninfo), or, when url is NULL, with DATABASE_URL or else
+ * libpq's own PG* variables and .pgpass. Sets a secure search_path (pg_catalog only; every
+ * statement schema-qualifies egressscan.) and application_name. NULL with err (code: the
+ * SQLSTATE when libpq gives one, else "ConnectionError"); the message never holds a password. */
+struct db *db_connect(const char *url, struct err *err);
+void db_close(struct db *db);
+
+/* Applies the pending embedded migrations (migrations/NNNN_name.sql, in order), each in its own
+ * transaction, under a transaction-level advisory lock, recording version, name and SHA-256.
+ * An applied migration whose embedded text changed is refused (code "MigrationChanged").
+ * *applied gets how many were applied now (may be NULL). Idempotent. */
+int db_migrate(struct db *db, int *applied, struct err *err);
+
+/* Nonzero when every embedded migration is applied (scan refuses to run otherwise). */
+int db_schema_current(struct db *db, struct err *err);
+
+/* Starts a scan run (status 'running', started_at = started_at unix seconds; options is a JSON
+ * object text describing the invocation, without secrets). First marks 'aborted' every running
+ * scan whose process is gone (each running scan holds a session advisory lock on its id for its
+ * lifetime). *aborted gets how many were marked (may be NULL). */
+int db_scan_begin(struct db *db, double started_at, const char *options_json, long long *scan_id,
+                  int *aborted, struct err *err);
+
+/* The organization as discovered by this scan (called as pages arrive; may be called many
+ * times). Upserts accounts (name, OU path, status, management flag, last seen in this scan). */
+int db_write_accounts(struct db *db, long long scan_id, const struct account *accounts, size_t n,
+                      struct err *err);
+int db_write_org_units(struct db *db, long long scan_id, const struct org_unit *ous, size_t n,
+                       struct err *err);
+/* The SCP snapshot of this scan (documents and their targets), for drift evaluation. */
+int db_write_scps(struct db *db, long long scan_id, const struct scp_policy *p, size_t n,
+                  struct err *err);
+
+/* Writes the results of n targets in one transaction (all or none): a coverage row per target;
+ * for ok targets every cluster (upsert of the cluster's current state and raw JSON, a per-scan
+ * observation, a new history interval only when the egress mode changed, and the intervals of
+ * the target's clusters that are no longer there closed). A target that failed leaves its
+ * clusters as they were (they stay current: nothing says they are gone). */
+int db_write_targets(struct db *db, long long scan_id, const struct target_result *const *results,
+                     size_t n, struct err *err);
+
+struct scan_totals {
+    long long api_calls;
+    long long throttled;
+    long long retries;
+};
+
+/* Finalizes a scan: status 'succeeded', 'partial' or 'failed' (error: why, for failed), the
+ * counters from its coverage rows and the given totals, finished_at. */
+int db_scan_finish(struct db *db, long long scan_id, double finished_at, const char *status,
+                   const struct scan_totals *totals, const char *error, struct err *err);
+
+#endif

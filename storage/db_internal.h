@@ -1,0 +1,46 @@
+/* db_internal.h - what the files of storage/ share behind db.h: the connection record and the
+ * helpers that run a statement and turn a libpq failure into a struct err (SQLSTATE kept).
+ * Also used by tests/integration/test_storage.c to look at the connection. */
+#ifndef EGRESSSCAN_DB_INTERNAL_H
+#define EGRESSSCAN_DB_INTERNAL_H
+
+#include <libpq-fe.h>
+
+#include "common/err.h"
+#include "storage/db.h"
+
+/* Advisory lock keys. Migrations take the one-bigint form, running scans the two-int form
+ * (class, scan id modulo 2^31): PostgreSQL keeps the two forms apart, and the class differs
+ * from both halves of the migration key anyway. */
+#define DB_MIGRATION_LOCK_KEY "7306934700486098945" /* 0x6567726573730001: "egress\0\1" */
+#define DB_SCAN_LOCK_CLASS "1701278320"             /* 0x65677270: "egrp" */
+
+struct db {
+    PGconn *conn;
+    int staging_ready;        /* the temp staging tables exist on this connection */
+    long long locked_scan_id; /* scan whose session advisory lock this connection holds; 0 none */
+};
+
+/* The libpq connection (borrowed). */
+PGconn *db_pgconn(struct db *db);
+
+/* Fills err from a failed result (r may be NULL: the connection's message is used). The code is
+ * the SQLSTATE when there is one, else "ConnectionError" when the connection is gone, else
+ * "DatabaseError"; the message is "what: primary message". Returns -1. */
+int db_fail(struct db *db, const PGresult *r, const char *what, struct err *err);
+
+/* Runs sql with n text parameters (NULL entries are SQL NULL). On success returns the result
+ * (the caller PQclears it); on failure NULL with err filled and nothing to clear. */
+PGresult *db_query(struct db *db, const char *sql, int n, const char *const *params,
+                   const char *what, struct err *err);
+
+/* Like db_query for statements whose rows are not needed: 0 or -1. */
+int db_command(struct db *db, const char *sql, int n, const char *const *params, const char *what,
+               struct err *err);
+
+/* Transaction control. db_rollback ignores failures (it is used on error paths). */
+int db_begin(struct db *db, struct err *err);
+int db_commit(struct db *db, struct err *err);
+void db_rollback(struct db *db);
+
+#endif
