@@ -347,6 +347,85 @@ static void test_regions_all_uses_describe_regions(void **state)
         query_int("SELECT count(*) FROM egressscan.coverage WHERE region = $1", "eu-west-1"), 1);
 }
 
+static void test_scps_and_org_tree_are_stored(void **state)
+{
+    (void)state;
+    /* the first scan ran through Organizations: its SCP snapshot has both SCPs and targets */
+    assert_int_equal(query_int("SELECT count(*) FROM egressscan.scan_scp WHERE scan_id = 1 AND "
+                               "name IN ('regulated-routed', 'sandbox-ifexists')",
+                               NULL),
+                     2);
+    char *content = query_text("SELECT content FROM egressscan.scan_scp WHERE scan_id = 1 AND "
+                               "name = $1",
+                               "regulated-routed");
+    assert_non_null(strstr(content, "eks:controlPlaneEgressMode"));
+    free(content);
+    const char *regulated =
+        json_string_value(json_object_get(json_object_get(fx.seed, "ous"), "Regulated"));
+    assert_int_equal(query_int("SELECT count(*) FROM egressscan.scan_scp_target t "
+                               "JOIN egressscan.scan_scp p USING (scan_id, policy_id) "
+                               "WHERE t.scan_id = 1 AND p.name = 'regulated-routed' "
+                               "AND t.target_id = $1",
+                               regulated),
+                     1);
+}
+
+static void test_ou_subtree_and_exclusions(void **state)
+{
+    (void)state;
+    const char *regulated =
+        json_string_value(json_object_get(json_object_get(fx.seed, "ous"), "Regulated"));
+    /* Regulated holds acct01, 06, 11, 16, 21 and the denied acct26 */
+    int rc = run_bin(NULL, NULL, "scan", "--ou", regulated, "--exclude-accounts",
+                     account_id("acct01"), "--regions", REGIONS, "--no-progress", NULL);
+    assert_int_equal(rc, 3);
+    assert_int_equal(query_int("SELECT count(DISTINCT account_id) FROM egressscan.coverage", NULL),
+                     5);
+    assert_int_equal(query_int("SELECT count(*) FROM egressscan.coverage WHERE account_id = $1",
+                               account_id("acct01")),
+                     0);
+    assert_int_equal(query_int("SELECT count(*) FROM egressscan.coverage WHERE account_id = $1",
+                               account_id("acct06")),
+                     3);
+}
+
+static void test_metrics_file_and_json_logs(void **state)
+{
+    (void)state;
+    char metrics[] = "/tmp/egressscan-metrics-XXXXXX";
+    int fd = mkstemp(metrics);
+    assert_true(fd >= 0);
+    close(fd);
+    char *err = NULL;
+    int rc =
+        run_bin(NULL, &err, "scan", "--accounts", account_id("acct03"), "--regions", REGIONS,
+                "--metrics-file", metrics, "--log-format", "json", "--log-level", "debug", NULL);
+    assert_int_equal(rc, 0);
+    /* every log line is one JSON object */
+    int lines = 0;
+    for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (!j)
+            fail_msg("not a JSON log line: %s", line);
+        assert_non_null(json_object_get(j, "level"));
+        json_decref(j);
+        lines++;
+    }
+    assert_true(lines >= 3);
+    free(err);
+    FILE *f = fopen(metrics, "r");
+    assert_non_null(f);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(metrics);
+    assert_non_null(strstr(text, "egressscan_scan_status{status=\"succeeded\"} 1\n"));
+    assert_non_null(strstr(text, "egressscan_targets{status=\"ok\"} 3\n"));
+    assert_non_null(strstr(text, "egressscan_clusters{mode=\"CUSTOMER_ISOLATED\"} 1\n"));
+    assert_non_null(strstr(text, "# TYPE egressscan_api_calls gauge"));
+}
+
 static void test_malformed_config_exits_2_and_writes_nothing(void **state)
 {
     (void)state;
@@ -436,6 +515,9 @@ int main(void)
         cmocka_unit_test(test_second_scan_without_change_adds_no_history),
         cmocka_unit_test(test_mode_change_and_deletion_update_history),
         cmocka_unit_test(test_regions_all_uses_describe_regions),
+        cmocka_unit_test(test_scps_and_org_tree_are_stored),
+        cmocka_unit_test(test_ou_subtree_and_exclusions),
+        cmocka_unit_test(test_metrics_file_and_json_logs),
         cmocka_unit_test(test_malformed_config_exits_2_and_writes_nothing),
         cmocka_unit_test(test_database_down_exits_4),
         cmocka_unit_test(test_killed_scan_is_marked_aborted_by_the_next),
