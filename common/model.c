@@ -23,6 +23,24 @@ const char *target_status_name(enum target_status s)
     return "error";
 }
 
+static const char *const egress_names[EGRESS_MODES] = {"AWS_MANAGED", "CUSTOMER_ROUTED",
+                                                       "CUSTOMER_ISOLATED", "omitted"};
+
+const char *egress_mode_name(enum egress_mode m)
+{
+    return m < EGRESS_MODES ? egress_names[m] : "unknown";
+}
+
+int egress_mode_parse(const char *value)
+{
+    if (!value)
+        return EGRESS_OMITTED;
+    for (int m = 0; m < EGRESS_OMITTED; m++)
+        if (strcmp(value, egress_names[m]) == 0)
+            return m;
+    return -1;
+}
+
 static size_t str_size(const char *s)
 {
     return s ? strlen(s) + 1 : 0;

@@ -5,6 +5,26 @@
 
 #include <stddef.h>
 
+/* The egress modes a CreateCluster request can carry; OMITTED leaves the key out (EKS then uses
+ * AWS_MANAGED). Bit i of a mode set is mode i. */
+enum egress_mode {
+    EGRESS_AWS_MANAGED = 0,
+    EGRESS_CUSTOMER_ROUTED,
+    EGRESS_CUSTOMER_ISOLATED,
+    EGRESS_OMITTED,
+    EGRESS_MODES
+};
+#define EGRESS_BIT(m) (1u << (m))
+#define EGRESS_ALL_NAMED                                                                           \
+    (EGRESS_BIT(EGRESS_AWS_MANAGED) | EGRESS_BIT(EGRESS_CUSTOMER_ROUTED) |                         \
+     EGRESS_BIT(EGRESS_CUSTOMER_ISOLATED))
+
+/* "AWS_MANAGED", ..., "omitted". */
+const char *egress_mode_name(enum egress_mode m);
+/* The mode of an API value: -1 for a value this version does not know; NULL is EGRESS_OMITTED
+ * (the API did not report one). */
+int egress_mode_parse(const char *value);
+
 /* Coverage statuses of SPEC.md section 5. */
 enum target_status {
     TARGET_OK = 0,

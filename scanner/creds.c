@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "common/buf.h"
+#include "common/isotime.h"
 #include "common/log.h"
 #include "scanner/http.h"
 #include "scanner/sts.h"
@@ -525,73 +526,6 @@ static int set_nomem(struct err *err, const char *provider)
     return err_set(err, ERR_NOMEM, "%s: out of memory", provider);
 }
 
-/* ---- ISO 8601 ---- */
-
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* "2026-11-26T15:30:00Z", with optional fractional seconds and a Z or ±hh:mm offset → UTC. */
-static int parse_iso8601(const char *s, time_t *out)
-{
-    int Y, M, D, h, m, sec;
-    if (digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' ||
-        digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
-        digits(s + 17, 2, &sec))
-        return -1;
-    const char *p = s + 19;
-    if (*p == '.') {
-        p++;
-        if (!isdigit((unsigned char)*p))
-            return -1;
-        while (isdigit((unsigned char)*p))
-            p++;
-    }
-    long offset = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        int sign = *p == '-' ? -1 : 1;
-        if (digits(p + 1, 2, &oh))
-            return -1;
-        p += 3;
-        if (*p == ':')
-            p++;
-        if (digits(p, 2, &om) || oh > 23 || om > 59)
-            return -1;
-        p += 2;
-        offset = sign * (oh * 3600L + om * 60L);
-    } else {
-        return -1;
-    }
-    while (isspace((unsigned char)*p))
-        p++;
-    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-        return -1;
-    struct tm tm = {0};
-    tm.tm_year = Y - 1900;
-    tm.tm_mon = M - 1;
-    tm.tm_mday = D;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = sec;
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -1;
-    *out = t - offset;
-    return 0;
-}
-
 /* ---- static keys ---- */
 
 /* Static keys from one source (env values or one profile of one file). 1 with *out, 0 when
@@ -617,7 +551,7 @@ static int prov_env(struct resolve *r, struct aws_credentials **out, struct err 
         token = env("AWS_SECURITY_TOKEN");
     time_t expiration = 0;
     const char *exp = env("AWS_CREDENTIAL_EXPIRATION");
-    if (exp && env("AWS_ACCESS_KEY_ID") && parse_iso8601(exp, &expiration) < 0)
+    if (exp && env("AWS_ACCESS_KEY_ID") && iso8601_parse(exp, &expiration) < 0)
         return err_set(
             err, ERR_CONFIG,
             "environment credentials: AWS_CREDENTIAL_EXPIRATION is not an ISO 8601 time");
@@ -753,7 +687,7 @@ static int parse_json_creds(const char *body, size_t len, const char *what, cons
     } else if (token && !json_is_null(token) && !json_is_string(token)) {
         err_set(err, ERR_PARSE, "%s: Token is not a string", what);
     } else if (exp && !json_is_null(exp) &&
-               (!json_is_string(exp) || parse_iso8601(json_string_value(exp), &expiration) < 0)) {
+               (!json_is_string(exp) || iso8601_parse(json_string_value(exp), &expiration) < 0)) {
         err_set(err, ERR_PARSE, "%s: Expiration is not an ISO 8601 time", what);
     } else {
         *out =

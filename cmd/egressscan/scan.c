@@ -12,6 +12,7 @@
 
 #include "cmd/egressscan/commands.h"
 #include "common/config.h"
+#include "common/isotime.h"
 #include "common/log.h"
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
@@ -256,15 +257,9 @@ static int parse_int(const char *s, int min, int max, int *out)
 /* "2026-11-01T10:00:00Z" or unix seconds. */
 static int parse_time(const char *s, double *out)
 {
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    char z = 0;
-    int n = sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z);
-    if (n == 6 || (n == 7 && z == 'Z')) {
-        tm.tm_year -= 1900;
-        tm.tm_mon -= 1;
-        *out = (double)timegm(&tm);
+    time_t t;
+    if (iso8601_parse(s, &t) == 0) {
+        *out = (double)t;
         return 0;
     }
     char *e;

@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/isotime.h"
 #include "common/log.h"
 #include "common/model.h"
 
@@ -160,6 +162,22 @@ static void test_target_result_copy_is_deep_and_single_block(void **state)
     free(t);
 }
 
+static void test_iso8601_parse(void **state)
+{
+    (void)state;
+    time_t t;
+    assert_int_equal(iso8601_parse("2026-11-26T15:30:00Z", &t), 0);
+    assert_int_equal(t, 1795707000);
+    assert_int_equal(iso8601_parse("2026-11-26T15:30:00.123456Z", &t), 0);
+    assert_int_equal(t, 1795707000);
+    assert_int_equal(iso8601_parse("2026-11-26T16:30:00+01:00", &t), 0);
+    assert_int_equal(t, 1795707000);
+    assert_int_equal(iso8601_parse("2026-11-26T15:30:00", &t), -1); /* no zone */
+    assert_int_equal(iso8601_parse("2026-13-26T15:30:00Z", &t), -1);
+    assert_int_equal(iso8601_parse("yesterday", &t), -1);
+    assert_int_equal(iso8601_parse("", &t), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_buf_grows_and_steals),
         cmocka_unit_test(test_log_levels_and_json),
         cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_iso8601_parse),
         cmocka_unit_test(test_target_result_copy_is_deep_and_single_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
