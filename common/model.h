@@ -97,6 +97,66 @@ struct target_result {
     double scanned_at; /* unix time (seconds) when the target's scan finished */
 };
 
+/* ---- drift: what a scan's findings are computed from, and the findings ---- */
+
+struct drift_account {
+    const char *id;
+    const char *name;       /* NULL when unknown */
+    const char *ou_id_path; /* "r-ab12/ou-ab12-1111/ou-ab12-2222"; NULL when unknown */
+    int is_management;
+};
+
+struct drift_cluster {
+    const char *account_id;
+    const char *region;
+    const char *name;
+    const char *arn;
+    const char *egress_mode; /* verbatim; NULL when the API did not report it */
+    const char *tags_json;   /* NULL when none */
+};
+
+/* A coverage row of the scan (only the ones that are not ok are needed for findings; the ok ones
+ * tell which account x region pairs were scanned). */
+struct drift_target {
+    const char *account_id;
+    const char *region; /* "*" for account-level failures */
+    enum target_status status;
+    const char *error_code;
+    const char *error_message;
+};
+
+/* A cluster whose mode changed in this scan (from the history periods it closed and opened). */
+struct drift_change {
+    const char *account_id;
+    const char *region;
+    const char *arn;
+    const char *from_mode; /* verbatim, may be NULL */
+    const char *to_mode;
+};
+
+/* One finding. details_json is a JSON object text (reason, remediation, warning, statements,
+ * ...). Valid during the callback only. */
+struct finding {
+    const char *kind;     /* noncompliant_cluster, unenforced_intent, scp_conflict,
+                             unscanned_target, mode_changed, unknown_mode, exception_expired */
+    const char *severity; /* critical, high, medium, low, info */
+    const char *account_id;
+    const char *region;        /* "*" when it holds in every scanned region of the account */
+    const char *cluster_arn;   /* NULL unless about a cluster */
+    const char *observed_mode; /* verbatim mode for cluster findings; NULL otherwise */
+    unsigned allowed_modes;    /* EGRESS_BIT() set of the intended modes; 0 when not relevant */
+    const char *source;        /* "scp:p-…", "policy:<rule id>", "coverage", "history" */
+    const char *details_json;
+};
+
+struct drift_counts {
+    long clusters; /* clusters judged */
+    long compliant;
+    long noncompliant;
+    long exempt;  /* covered by a valid exception */
+    long unknown; /* neither: an unknown mode value or an unevaluable intent */
+};
+
 /* Deep copy of r (its clusters and every string) in one allocation: free() it. NULL on ENOMEM. */
 struct target_result *target_result_copy(const struct target_result *r);
 

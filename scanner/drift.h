@@ -1,0 +1,49 @@
+/* drift.h - intent and drift (SPEC.md section 6): from the organization snapshot of a scan
+ * (accounts, OU paths, SCPs), what was observed (clusters, coverage, mode changes) and the
+ * optional declared policy, the findings a security team acts on, and the compliance counts.
+ * Plain data in, findings out: no database, no network. */
+#ifndef EGRESSSCAN_DRIFT_H
+#define EGRESSSCAN_DRIFT_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "common/err.h"
+#include "common/model.h"
+#include "scanner/scp.h"
+
+struct policy;
+
+struct drift_input {
+    const struct drift_account *accounts;
+    size_t n_accounts;
+    const struct scp_policy *scps; /* documents and their targets (root / OU / account ids) */
+    size_t n_scps;
+    int scps_known; /* 0: SCPs could not be read (or no Organizations): SCP intent unknown */
+    const struct drift_cluster *clusters; /* the current clusters of the scanned accounts */
+    size_t n_clusters;
+    const struct drift_target *targets; /* this scan's coverage rows */
+    size_t n_targets;
+    const struct drift_change *changes;
+    size_t n_changes;
+    const struct policy *policy; /* NULL: no declared policy */
+    time_t now;                  /* for exception expiry */
+    const char *partition;       /* "aws" when NULL */
+};
+
+typedef int (*drift_emit_fn)(void *ud, const struct finding *f);
+
+/* Computes every finding of the scan and calls emit for each (emit returning -1 stops with -1).
+ * counts gets the compliance counts. -1 with err on ENOMEM or when emit failed. */
+int drift_evaluate(const struct drift_input *in, drift_emit_fn emit, void *ud,
+                   struct drift_counts *counts, struct err *err);
+
+/* The SCP-backed intent for one account and region: the CreateCluster decision per mode
+ * (EGRESS_MODES entries) and the UpdateClusterConfig decision for a change to CUSTOMER_ROUTED.
+ * For the management account the decisions are those the SCPs would give if they applied, and
+ * *exempt is set. `egressscan scps` prints this. -1 with err when the account is unknown. */
+int drift_scp_intent(const struct drift_input *in, const char *account_id, const char *region,
+                     struct scp_decision modes[EGRESS_MODES], struct scp_decision *update,
+                     int *exempt, struct err *err);
+
+#endif
