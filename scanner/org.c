@@ -868,8 +868,8 @@ static void on_response(void *ud, const struct aws_response *resp)
 /* ---- public ---- */
 
 struct org_discovery *org_discover_start(struct http_engine *engine, struct aws_credentials *creds,
-                                         const char *ou_filter, const struct org_callbacks *cb,
-                                         struct err *err)
+                                         const char *home_region, const char *ou_filter,
+                                         const struct org_callbacks *cb, struct err *err)
 {
     if (!engine || !cb) {
         err_set(err, ERR_INVALID, "org_discover_start: no engine or callbacks");
@@ -890,7 +890,8 @@ struct org_discovery *org_discover_start(struct http_engine *engine, struct aws_
         return NULL;
     }
     /* Organizations is global: its endpoint and signing region are the partition's. */
-    if (endpoint_resolve("organizations", "us-east-1", &d->ep, err) < 0) {
+    if (endpoint_resolve("organizations", home_region ? home_region : "us-east-1", &d->ep, err) <
+        0) {
         org_discovery_free(d);
         return NULL;
     }

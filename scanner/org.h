@@ -25,12 +25,13 @@ struct org_callbacks {
 
 struct org_discovery;
 
-/* Starts discovery on engine with creds (management or delegated-admin account). ou_filter:
+/* Starts discovery on engine with creds (management or delegated-admin account). home_region
+ * picks the partition's Organizations endpoint (NULL: us-east-1, the aws partition). ou_filter:
  * only accounts under this OU (or root) id are handed out; NULL for all (the whole OU tree and
  * all SCPs are listed in either case). -1 with err when nothing could be queued. */
 struct org_discovery *org_discover_start(struct http_engine *engine, struct aws_credentials *creds,
-                                         const char *ou_filter, const struct org_callbacks *cb,
-                                         struct err *err);
+                                         const char *home_region, const char *ou_filter,
+                                         const struct org_callbacks *cb, struct err *err);
 /* Frees; only after on_done ran (requests in flight refer to d). NULL is a no-op. */
 void org_discovery_free(struct org_discovery *d);
 

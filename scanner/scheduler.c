@@ -126,13 +126,17 @@ static void report_progress(struct sched *s, int force)
     s->cb->on_progress(s->cb->ud, &s->res->progress);
 }
 
+/* Hands a finished target out. After a stop nothing more is handed out or counted: targets cut
+ * short by the stop are incomplete. */
 static void emit(struct sched *s, const struct target_result *r)
 {
+    if (s->res->stopped)
+        return;
     s->res->progress.targets_done++;
     if (r->status != TARGET_OK)
         s->res->progress.targets_failed++;
     s->res->progress.clusters += (long)r->n_clusters;
-    if (s->res->stopped || !s->cb->on_target)
+    if (!s->cb->on_target)
         return;
     if (s->cb->on_target(s->cb->ud, r) < 0) {
         s->res->stopped = 1;
@@ -568,6 +572,11 @@ static void on_discovery_done(void *ud, const struct err *e, int scps_ok)
         s->res->progress.accounts_total = 0;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
                   const struct scheduler_options *opts, const struct scheduler_callbacks *cb,
                   struct scheduler_result *out, struct err *err)
@@ -607,10 +616,20 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
             err_set(err, ERR_NOMEM, "out of memory");
             goto done;
         }
+        /* sorted and deduplicated: an account named twice is scanned once */
+        const char **ids = malloc(o.n_accounts * sizeof *ids + 1);
+        if (!ids) {
+            free(list);
+            err_set(err, ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        memcpy(ids, o.accounts, o.n_accounts * sizeof *ids);
+        qsort(ids, o.n_accounts, sizeof *ids, cmp_str);
         size_t n = 0;
         for (size_t i = 0; i < o.n_accounts; i++)
-            if (!excluded(&o, o.accounts[i]))
-                list[n++].id = o.accounts[i];
+            if ((i == 0 || strcmp(ids[i], ids[i - 1]) != 0) && !excluded(&o, ids[i]))
+                list[n++].id = ids[i];
+        free(ids);
         s.discovery_done = 1;
         out->scps_ok = 0;
         on_accounts(&s, list, n);
@@ -637,7 +656,7 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
                                     .on_scp = on_scp,
                                     .on_done = on_discovery_done,
                                     .ud = &s};
-        s.org = org_discover_start(engine, org_creds, o.ou, &ocb, err);
+        s.org = org_discover_start(engine, org_creds, o.home_region, o.ou, &ocb, err);
         if (!s.org) {
             err_prefix(err, "Organizations: ");
             goto done;

@@ -391,7 +391,7 @@ static void discover(struct fake_org *fake, const char *ou_filter, struct run *r
         creds_new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL, 0, "test");
     assert_non_null(creds);
     struct org_callbacks cb = {on_organization, on_org_unit, on_accounts, on_scp, on_done, r};
-    struct org_discovery *d = org_discover_start(engine, creds, ou_filter, &cb, &e);
+    struct org_discovery *d = org_discover_start(engine, creds, "us-east-1", ou_filter, &cb, &e);
     if (!d)
         fail_msg("org_discover_start: %s: %s", e.code, e.message);
     creds_unref(creds);                 /* discovery keeps its own reference */
