@@ -64,6 +64,9 @@ size_t policy_exception_count(const struct policy *p);
 void policy_exception_get(const struct policy *p, size_t i, const char **cluster_arn,
                           const char **reason, const char **expires);
 
+/* Nonzero when exception i has expired at now (it holds through its expires day, UTC). */
+int policy_exception_expired(const struct policy *p, size_t i, time_t now);
+
 /* Writes what the policy means, rule by rule (scope, region filter, allowed modes, require_scp,
  * tags), then the exceptions with their state at now: `egressscan policy check`. */
 void policy_describe(const struct policy *p, time_t now, FILE *out);
