@@ -364,3 +364,48 @@ cleanup:
     PQclear(r);
     return rc;
 }
+
+int db_latest_finalized_scan(struct db *db, long long *scan_id, struct err *err)
+{
+    /* the same definition of "latest finalized" as the coverage view */
+    PGresult *r = db_query(db,
+                           "SELECT scan_id FROM egressscan.scan "
+                           "WHERE status IN ('succeeded', 'partial') "
+                           "ORDER BY started_at DESC, scan_id DESC LIMIT 1",
+                           0, NULL, "latest finalized scan", err);
+    if (!r)
+        return -1;
+    int rc = 0;
+    if (PQntuples(r) == 0)
+        rc = err_set(err, "NoScan", "no finalized scan yet: run egressscan scan first");
+    else
+        *scan_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return rc;
+}
+
+int db_scan_info(struct db *db, long long scan_id, struct scan_info *out, struct err *err)
+{
+    char id[32];
+    snprintf(id, sizeof id, "%lld", scan_id);
+    const char *params[1] = {id};
+    PGresult *r = db_query(db,
+                           "SELECT status, to_char(started_at AT TIME ZONE 'UTC', "
+                           "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), scps_known "
+                           "FROM egressscan.scan WHERE scan_id = $1::bigint",
+                           1, params, "scan info", err);
+    if (!r)
+        return -1;
+    int rc = 0;
+    if (PQntuples(r) == 0) {
+        rc = err_set(err, "NoScan", "there is no scan %lld", scan_id);
+    } else {
+        memset(out, 0, sizeof *out);
+        out->scan_id = scan_id;
+        snprintf(out->status, sizeof out->status, "%s", PQgetvalue(r, 0, 0));
+        snprintf(out->started_at, sizeof out->started_at, "%s", PQgetvalue(r, 0, 1));
+        out->scps_known = PQgetisnull(r, 0, 2) ? -1 : strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+    }
+    PQclear(r);
+    return rc;
+}

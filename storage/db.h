@@ -52,6 +52,20 @@ int db_write_scps(struct db *db, long long scan_id, const struct scp_policy *p, 
 int db_write_targets(struct db *db, long long scan_id, const struct target_result *const *results,
                      size_t n, struct err *err);
 
+/* The latest finalized scan (latest started_at among scans that succeeded or were partial), as
+ * the coverage view defines it. -1 with code "NoScan" when there is none. */
+int db_latest_finalized_scan(struct db *db, long long *scan_id, struct err *err);
+
+struct scan_info {
+    long long scan_id;
+    char status[16];     /* running, succeeded, partial, failed, aborted */
+    char started_at[32]; /* ISO 8601 UTC */
+    int scps_known;      /* 1 read, 0 not readable (SCP intent unknown), -1 not recorded */
+};
+
+/* One scan's status, start and whether its SCPs were read. -1 with "NoScan" when unknown. */
+int db_scan_info(struct db *db, long long scan_id, struct scan_info *out, struct err *err);
+
 struct scan_totals {
     long long api_calls;
     long long throttled;
