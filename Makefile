@@ -1,11 +1,12 @@
 # egressscan - build, test and tooling. Everything lands under $(BUILD)/.
 # `make` builds build/egressscan; `make test` runs what CI runs; `make demo` runs the main job.
 
+SHELL := /bin/bash
 BUILD ?= build
 CC ?= cc
 PKGS := libcurl jansson libpq openssl libxml-2.0
 DEB_PKGS := pkg-config libcurl4-openssl-dev libjansson-dev libpq-dev libssl-dev libxml2-dev \
-            libcmocka-dev postgresql
+            libcmocka-dev postgresql clang libclang-rt-14-dev clang-format
 PYTHON ?= python3
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
@@ -93,24 +94,73 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUPPORT_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(SUPPORT_OBJS) $(LIB) $(LDLIBS) -lcmocka
 
+# The fast fake AWS (tests/fakeaws/README.md): benchmarks and fault tests run against it.
+FAKEAWS_SRCS := $(wildcard tests/fakeaws/*.c)
+FAKEAWS_OBJS := $(FAKEAWS_SRCS:%.c=$(BUILD)/obj/%.o)
+.PHONY: fakeaws
+fakeaws: $(BUILD)/fakeaws
+
+$(BUILD)/fakeaws: $(FAKEAWS_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(FAKEAWS_OBJS) $(LIB) $(LDLIBS)
+
 # Each test binary runs from the repository root (tests find tests/data/ relative to it).
 unit: check-deps $(BIN) $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-itest: check-deps $(BIN) $(ITEST_BINS)
+itest: check-deps $(BIN) $(BUILD)/fakeaws $(ITEST_BINS)
 	@fail=0; for t in $(ITEST_BINS); do echo "== $$t"; BIN=$(BIN) $$t || fail=1; done; exit $$fail
 
-# Everything CI runs: format check, unit and integration tests, the unit tests under ASan+UBSan.
+# Everything CI runs: format check, unit and integration tests, the unit tests under ASan+UBSan,
+# and each fuzz target briefly.
 test: ensure-deps
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory unit itest
 	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 unit
 
 valgrind: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do valgrind -q --error-exitcode=1 --leak-check=full $$t || exit 1; done
+
+# libFuzzer targets: clang with the libFuzzer and sanitizer runtimes (Debian: clang and
+# libclang-rt-14-dev), built from the sources they need only. New inputs go to
+# $(BUILD)/fuzz/corpus/, crashes to $(BUILD)/fuzz/; tests/fuzz/corpus/ holds the seeds.
+# `make fuzz FUZZ_SECONDS=300` runs longer.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+CI_FUZZ_SECONDS ?= 20
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=undefined
+JANSSON_CFLAGS = $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS = $(shell pkg-config --libs jansson 2>/dev/null)
+
+# fuzz_NAME: tests/fuzz/fuzz_NAME.c + the module it exercises + common/; seeds per target.
+define FUZZ_RULE
+$(FUZZ_DIR)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(2) $(wildcard common/*.[ch]) $(wildcard scanner/*.h)
+	@mkdir -p $$(@D)
+	$(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) $(WERROR) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) -o $$@ \
+	  tests/fuzz/fuzz_$(1).c $(2) $(wildcard common/*.c) $(JANSSON_LIBS) -lm
+endef
+$(eval $(call FUZZ_RULE,scp,scanner/scp.c))
+$(eval $(call FUZZ_RULE,policy,scanner/policy.c))
+FUZZ_SEEDS_scp := tests/fuzz/corpus/scp
+FUZZ_SEEDS_policy := tests/data/policies
+FUZZ_TARGETS := scp policy
+
+.PHONY: fuzz
+fuzz: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	  case $$t in scp) seeds=$(FUZZ_SEEDS_scp);; policy) seeds=$(FUZZ_SEEDS_policy);; esac; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus/$$t $$seeds 2>&1 | \
+	    grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+==ERROR|SUMMARY)" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build/*')
 format:

@@ -101,3 +101,24 @@ struct target_result *target_result_copy(const struct target_result *r)
     t->clusters = r->n_clusters ? cs : NULL;
     return t;
 }
+
+struct finding *finding_copy(const struct finding *f)
+{
+    size_t size = sizeof *f + str_size(f->kind) + str_size(f->severity) + str_size(f->account_id) +
+                  str_size(f->region) + str_size(f->cluster_arn) + str_size(f->observed_mode) +
+                  str_size(f->source) + str_size(f->details_json);
+    struct finding *c = malloc(size);
+    if (!c)
+        return NULL;
+    *c = *f;
+    char *cursor = (char *)(c + 1);
+    c->kind = put(&cursor, f->kind);
+    c->severity = put(&cursor, f->severity);
+    c->account_id = put(&cursor, f->account_id);
+    c->region = put(&cursor, f->region);
+    c->cluster_arn = put(&cursor, f->cluster_arn);
+    c->observed_mode = put(&cursor, f->observed_mode);
+    c->source = put(&cursor, f->source);
+    c->details_json = put(&cursor, f->details_json);
+    return c;
+}

@@ -157,6 +157,9 @@ struct drift_counts {
     long unknown; /* neither: an unknown mode value or an unevaluable intent */
 };
 
+/* Deep copy of f and its strings in one allocation: free() it. NULL on ENOMEM. */
+struct finding *finding_copy(const struct finding *f);
+
 /* Deep copy of r (its clusters and every string) in one allocation: free() it. NULL on ENOMEM. */
 struct target_result *target_result_copy(const struct target_result *r);
 

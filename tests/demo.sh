@@ -3,7 +3,8 @@
 # your queries; `make demo-stop` stops it) and a moto server (stopped at the end) under .demo/,
 # builds a sample organization in moto (4 OUs, 12 accounts, 3 regions, clusters in every egress
 # mode and one without the field, SCPs, one account whose role is denied), then runs
-# `egressscan migrate` and `egressscan scan` and shows a few queries.
+# `egressscan migrate`, `egressscan scan` with a declared policy, `drift` and `scps`, and shows a
+# few queries.
 set -euo pipefail
 BIN=${1:-build/egressscan}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,14 +52,43 @@ export AWS_SECRET_ACCESS_KEY=$(python3 -c 'import json,sys; print(json.load(open
 export AWS_ENDPOINT_URL=$MOTO AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 unset AWS_SESSION_TOKEN AWS_PROFILE
 
+# A declared policy for the demo organization (OU ids come from the seeding).
+python3 - "$DEMO/seed.json" "$DEMO/policy.json" <<'PY'
+import json, sys
+seed = json.load(open(sys.argv[1]))
+ous, accounts = seed["ous"], seed["accounts"]
+policy = {
+    "version": 1,
+    "default": {"allowed_modes": ["CUSTOMER_ROUTED", "CUSTOMER_ISOLATED"]},
+    "rules": [
+        {"id": "regulated", "ou": ous["Regulated"], "allowed_modes": ["CUSTOMER_ROUTED"], "require_scp": True},
+        {"id": "prod", "ou": ous["Prod"], "allowed_modes": ["CUSTOMER_ROUTED", "CUSTOMER_ISOLATED"], "require_scp": True},
+        {"id": "sandbox", "ou": ous["Sandbox"], "allowed_modes": ["AWS_MANAGED", "CUSTOMER_ROUTED", "CUSTOMER_ISOLATED"]},
+        {"id": "restricted-data", "cluster_tags": {"env": "prod"}, "allowed_modes": ["CUSTOMER_ROUTED", "CUSTOMER_ISOLATED"]}],
+    "exceptions": [
+        {"cluster_arn": "arn:aws:eks:us-east-1:%s:cluster/web-legacy" % accounts["web"],
+         "reason": "SEC-123: migration planned", "expires": "2027-03-31"}]}
+json.dump(policy, open(sys.argv[2], "w"), indent=2)
+PY
+echo "== egressscan policy check .demo/policy.json"
+"$BIN" policy check "$DEMO/policy.json"
+
 echo "== egressscan migrate"
 "$BIN" migrate
 echo "== egressscan scan --regions eu-west-1,us-east-1,eu-central-1"
 set +e
-"$BIN" scan --regions eu-west-1,us-east-1,eu-central-1 --metrics-file "$DEMO/egressscan.prom"
+"$BIN" scan --regions eu-west-1,us-east-1,eu-central-1 --policy "$DEMO/policy.json" \
+  --metrics-file "$DEMO/egressscan.prom"
 rc=$?
 set -e
 echo "(exit code $rc: 3 means some targets could not be scanned, as planned for one account)"
+
+echo
+echo "== egressscan drift: the findings"
+"$BIN" drift
+echo
+echo "== egressscan scps: what the SCPs allow a new cluster, per account"
+"$BIN" scps
 
 PSQL="psql $DATABASE_URL"
 echo
@@ -66,6 +96,8 @@ echo "== clusters by egress mode"
 $PSQL -c "SELECT egress_mode_effective, count(*) FROM egressscan.current_clusters GROUP BY 1 ORDER BY 1"
 echo "== clusters per OU that are not CUSTOMER_ROUTED"
 $PSQL -c "SELECT ou_path, account_name, region, cluster_name, coalesce(egress_mode, '(absent)') AS egress_mode FROM egressscan.current_clusters WHERE egress_mode_effective <> 'CUSTOMER_ROUTED' ORDER BY 1, 2, 4"
+echo "== open findings by kind (current_drift)"
+$PSQL -c "SELECT kind, severity, count(*) FROM egressscan.current_drift GROUP BY 1, 2 ORDER BY 3 DESC"
 echo "== targets that were not scanned, and why"
 $PSQL -c "SELECT account_id, account_name, region, status, error_code FROM egressscan.coverage WHERE status <> 'ok'"
 echo

@@ -19,5 +19,8 @@ struct command {
 int cmd_version(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+int cmd_drift(int argc, char **argv);
+int cmd_scps(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
 
 #endif

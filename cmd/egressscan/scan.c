@@ -11,14 +11,17 @@
 #include <unistd.h>
 
 #include "cmd/egressscan/commands.h"
+#include "cmd/egressscan/drift_stage.h"
 #include "common/config.h"
 #include "common/isotime.h"
 #include "common/log.h"
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
+#include "scanner/policy.h"
 #include "scanner/scheduler.h"
 #include "storage/db.h"
+#include "storage/findings.h"
 
 #define BATCH_TARGETS 256
 #define BATCH_SECONDS 1.0
@@ -186,9 +189,12 @@ static void usage(FILE *out)
             "  --metrics-file PATH        Prometheus text file for node_exporter\n"
             "  --log-format text|json     log line format (text)\n"
             "  --log-level LEVEL          debug, info, warn, error (info)\n"
-            "  --no-progress              no progress line on a terminal\n\n"
-            "Exit codes: 0 done; 2 usage or configuration error; 3 done but some targets\n"
-            "could not be scanned; 4 failed (database, credentials, Organizations).\n");
+            "  --no-progress              no progress line on a terminal\n"
+            "  --policy FILE              declared policy (see egressscan policy check)\n"
+            "  --fail-on-drift            exit 1 when the scan raised findings\n\n"
+            "Exit codes: 0 done; 1 done, findings raised (with --fail-on-drift); 2 usage or\n"
+            "configuration error; 3 done but some targets could not be scanned; 4 failed\n"
+            "(database, credentials, Organizations).\n");
 }
 
 enum {
@@ -209,6 +215,7 @@ enum {
     OPT_NO_PROGRESS,
     OPT_PAGE_SIZE,
     OPT_AS_OF,
+    OPT_FAIL_ON_DRIFT,
     OPT_HELP
 };
 
@@ -230,6 +237,7 @@ static const struct option scan_opts[] = {
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"page-size", required_argument, NULL, OPT_PAGE_SIZE}, /* hidden: tests */
     {"as-of", required_argument, NULL, OPT_AS_OF},         /* hidden: history for tests/demos */
+    {"fail-on-drift", no_argument, NULL, OPT_FAIL_ON_DRIFT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -270,8 +278,15 @@ static int parse_time(const char *s, double *out)
     return 0;
 }
 
+/* Flags that have no config file key. */
+struct scan_flags {
+    double as_of;      /* hidden: record the scan as if it ran at this time */
+    int fail_on_drift; /* exit 1 when the scan raised findings */
+};
+
 /* Applies argv onto cfg (after the config file). Returns 0, 1 for --help, -1 on error. */
-static int apply_flags(int argc, char **argv, struct scan_config *cfg, double *as_of, struct err *e)
+static int apply_flags(int argc, char **argv, struct scan_config *cfg, struct scan_flags *fl,
+                       struct err *e)
 {
     int c;
     optind = 0;
@@ -320,6 +335,9 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, double *a
         case OPT_LOG_LEVEL:
             r = replace(&cfg->log_level, optarg);
             break;
+        case OPT_FAIL_ON_DRIFT:
+            fl->fail_on_drift = 1;
+            break;
         case OPT_NO_PROGRESS:
             cfg->no_progress = 1;
             break;
@@ -333,7 +351,7 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, double *a
                 return err_set(e, ERR_CONFIG, "--page-size: not a number from 1 to 100");
             break;
         case OPT_AS_OF:
-            if (parse_time(optarg, as_of) < 0)
+            if (parse_time(optarg, &fl->as_of) < 0)
                 return err_set(e, ERR_CONFIG, "--as-of: not a time (YYYY-MM-DDTHH:MM:SSZ): %s",
                                optarg);
             break;
@@ -352,14 +370,12 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, double *a
     for (size_t i = 0; i < cfg->regions.n; i++)
         if (!endpoint_region_valid(cfg->regions.items[i]))
             return err_set(e, ERR_CONFIG, "\"%s\" is not a region name", cfg->regions.items[i]);
-    if (cfg->policy)
-        return err_set(e, ERR_CONFIG,
-                       "--policy: declared policies are not evaluated by this version yet");
     return 0;
 }
 
 /* Loads --config (if any) first, so that flags win. */
-static int load_config(int argc, char **argv, struct scan_config *cfg, double *as_of, struct err *e)
+static int load_config(int argc, char **argv, struct scan_config *cfg, struct scan_flags *fl,
+                       struct err *e)
 {
     int c;
     optind = 0;
@@ -368,7 +384,7 @@ static int load_config(int argc, char **argv, struct scan_config *cfg, double *a
         if (c == OPT_CONFIG && config_load_file(cfg, optarg, e) < 0)
             return -1;
     opterr = 1;
-    return apply_flags(argc, argv, cfg, as_of, e);
+    return apply_flags(argc, argv, cfg, fl, e);
 }
 
 static const char *home_region(void)
@@ -380,7 +396,8 @@ static const char *home_region(void)
 }
 
 static void write_metrics(const char *path, const struct pipeline *p, const char *status,
-                          double duration, const struct http_engine_stats *st, double finished)
+                          double duration, const struct http_engine_stats *st, double finished,
+                          const struct drift_summary *drift)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -425,6 +442,22 @@ static void write_metrics(const char *path, const struct pipeline *p, const char
             "# TYPE egressscan_api_throttled gauge\n"
             "egressscan_api_throttled %lu\n",
             st->requests, st->retries, st->throttles);
+    if (drift) {
+        fprintf(f, "# HELP egressscan_findings Findings of the last scan by kind.\n"
+                   "# TYPE egressscan_findings gauge\n");
+        for (int k = 0; k < FINDING_KINDS; k++)
+            fprintf(f, "egressscan_findings{kind=\"%s\"} %ld\n", finding_kind_names[k],
+                    drift->by_kind[k]);
+        fprintf(f,
+                "# HELP egressscan_clusters_compliance Clusters by compliance (last scan).\n"
+                "# TYPE egressscan_clusters_compliance gauge\n"
+                "egressscan_clusters_compliance{state=\"compliant\"} %ld\n"
+                "egressscan_clusters_compliance{state=\"noncompliant\"} %ld\n"
+                "egressscan_clusters_compliance{state=\"exempt\"} %ld\n"
+                "egressscan_clusters_compliance{state=\"unknown\"} %ld\n",
+                drift->counts.compliant, drift->counts.noncompliant, drift->counts.exempt,
+                drift->counts.unknown);
+    }
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         log_error("scan", "metrics file %s: %s", path, strerror(errno));
 }
@@ -466,8 +499,9 @@ int cmd_scan(int argc, char **argv)
     config_init(&cfg);
     struct err e;
     err_clear(&e);
-    double as_of = 0;
-    int rc = load_config(argc, argv, &cfg, &as_of, &e);
+    struct scan_flags fl = {0};
+    int rc = load_config(argc, argv, &cfg, &fl, &e);
+    double as_of = fl.as_of;
     if (rc == 1) {
         usage(stdout);
         config_cleanup(&cfg);
@@ -488,6 +522,10 @@ int cmd_scan(int argc, char **argv)
     p.progress_line = !cfg.no_progress && !json_logs && isatty(STDERR_FILENO);
     struct creds_chain *chain = NULL;
     struct http_engine *engine = NULL;
+    struct policy *policy = NULL;
+    struct drift_summary drift;
+    memset(&drift, 0, sizeof drift);
+    int drift_ran = 0;
     const char *status = "failed";
     char error_text[ERR_MSG_MAX + ERR_CODE_MAX + 32] = "";
 
@@ -499,6 +537,14 @@ int cmd_scan(int argc, char **argv)
     }
     if (cfg.concurrency > 0)
         eo.max_in_flight = cfg.concurrency;
+    if (cfg.policy) {
+        policy = policy_load(cfg.policy, stderr, &e);
+        if (!policy) {
+            fprintf(stderr, "egressscan scan: %s\n", e.message);
+            exit_code = EXIT_USAGE;
+            goto out;
+        }
+    }
 
     p.db = db_connect(cfg.database_url, &e);
     if (!p.db) {
@@ -566,6 +612,18 @@ int cmd_scan(int argc, char **argv)
     } else if (ran < 0) {
         snprintf(error_text, sizeof error_text, "%s (%s)", e.message, e.code);
     }
+    if (!error_text[0]) {
+        /* drift: the scan's findings, evaluated from what is now stored */
+        struct err de;
+        err_clear(&de);
+        double now = as_of > 0 ? as_of + (mono_now() - p.t0) : real_now();
+        if (db_set_scps_known(p.db, p.scan_id, res.scps_ok, &de) < 0 ||
+            drift_stage_run(p.db, p.scan_id, policy, (time_t)now, &drift, &de) < 0)
+            snprintf(error_text, sizeof error_text, "drift evaluation: %s (%s)", de.message,
+                     de.code);
+        else
+            drift_ran = 1;
+    }
     long failed_targets = 0;
     for (int s = TARGET_ASSUME_ROLE_DENIED; s <= TARGET_ERROR; s++)
         failed_targets += p.by_status[s];
@@ -595,17 +653,23 @@ int cmd_scan(int argc, char **argv)
         fprintf(stderr, "egressscan scan: scan %lld failed: %s\n", p.scan_id,
                 error_text[0] ? error_text : fe.message);
     print_summary(&p, status, duration, &res, &st);
+    if (drift_ran)
+        drift_summary_print(&drift);
     if (cfg.metrics_file)
-        write_metrics(cfg.metrics_file, &p, status, duration, &st, finished);
-    exit_code = strcmp(status, "succeeded") == 0 ? EXIT_OK
-                : strcmp(status, "partial") == 0 ? EXIT_PARTIAL
-                                                 : EXIT_FAILED;
+        write_metrics(cfg.metrics_file, &p, status, duration, &st, finished,
+                      drift_ran ? &drift : NULL);
+    /* precedence: failed (4) over partial (3) over drift (1) */
+    exit_code = strcmp(status, "failed") == 0     ? EXIT_FAILED
+                : strcmp(status, "partial") == 0  ? EXIT_PARTIAL
+                : fl.fail_on_drift && drift.total ? EXIT_DRIFT
+                                                  : EXIT_OK;
 out:
     for (size_t i = 0; i < p.n_batch; i++)
         free(p.batch[i]);
     creds_chain_free(chain);
     http_engine_free(engine);
     db_close(p.db);
+    policy_free(policy);
     config_cleanup(&cfg);
     return exit_code;
 }

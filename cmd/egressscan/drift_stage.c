@@ -1,0 +1,113 @@
+/* drift_stage.c - joins storage (the scan's snapshot, the findings) and the pure drift
+ * evaluation for one scan. */
+#include "cmd/egressscan/drift_stage.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "scanner/drift.h"
+#include "storage/findings.h"
+
+const char *const finding_kind_names[FINDING_KINDS] = {
+    "noncompliant_cluster", "unenforced_intent", "scp_conflict",     "unscanned_target",
+    "mode_changed",         "unknown_mode",      "exception_expired"};
+
+struct collected {
+    struct finding **items;
+    size_t n, cap;
+    struct drift_summary *summary;
+};
+
+static int collect(void *ud, const struct finding *f)
+{
+    struct collected *c = ud;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        struct finding **items = realloc(c->items, cap * sizeof *items);
+        if (!items)
+            return -1;
+        c->items = items;
+        c->cap = cap;
+    }
+    struct finding *copy = finding_copy(f);
+    if (!copy)
+        return -1;
+    c->items[c->n++] = copy;
+    for (int k = 0; k < FINDING_KINDS; k++)
+        if (strcmp(f->kind, finding_kind_names[k]) == 0)
+            c->summary->by_kind[k]++;
+    c->summary->total++;
+    return 0;
+}
+
+void drift_input_from_snapshot(const struct drift_snapshot *snap, const struct policy *policy,
+                               time_t now, struct drift_input *in)
+{
+    memset(in, 0, sizeof *in);
+    in->accounts = snap->accounts;
+    in->n_accounts = snap->n_accounts;
+    in->scps = snap->scps;
+    in->n_scps = snap->n_scps;
+    in->scps_known = snap->scps_known;
+    in->clusters = snap->clusters;
+    in->n_clusters = snap->n_clusters;
+    in->targets = snap->targets;
+    in->n_targets = snap->n_targets;
+    in->changes = snap->changes;
+    in->n_changes = snap->n_changes;
+    in->policy = policy;
+    in->now = now;
+}
+
+int drift_stage_run(struct db *db, long long scan_id, const struct policy *policy, time_t now,
+                    struct drift_summary *out, struct err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct drift_snapshot snap;
+    memset(&snap, 0, sizeof snap);
+    struct collected c = {.summary = out};
+    struct finding *flat = NULL;
+    int rc = -1;
+    if (db_load_drift_snapshot(db, scan_id, &snap, err) < 0)
+        goto done;
+    out->scps_known = snap.scps_known;
+    struct drift_input in;
+    drift_input_from_snapshot(&snap, policy, now, &in);
+    if (drift_evaluate(&in, collect, &c, &out->counts, err) < 0)
+        goto done;
+    flat = malloc((c.n ? c.n : 1) * sizeof *flat);
+    if (!flat) {
+        err_set(err, ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < c.n; i++)
+        flat[i] = *c.items[i];
+    if (db_write_findings(db, scan_id, flat, c.n, &out->counts, err) < 0)
+        goto done;
+    log_info("drift", "scan %lld: %ld findings", scan_id, out->total);
+    rc = 0;
+done:
+    free(flat);
+    for (size_t i = 0; i < c.n; i++)
+        free(c.items[i]);
+    free(c.items);
+    db_drift_snapshot_free(&snap);
+    return rc;
+}
+
+void drift_summary_print(const struct drift_summary *s)
+{
+    printf("  findings  %ld", s->total);
+    const char *sep = ": ";
+    for (int k = 0; k < FINDING_KINDS; k++)
+        if (s->by_kind[k]) {
+            printf("%s%ld %s", sep, s->by_kind[k], finding_kind_names[k]);
+            sep = ", ";
+        }
+    printf("\n  compliance %ld clusters: %ld compliant, %ld non-compliant, %ld exempt, %ld "
+           "unknown\n",
+           s->counts.clusters, s->counts.compliant, s->counts.noncompliant, s->counts.exempt,
+           s->counts.unknown);
+}
