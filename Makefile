@@ -6,7 +6,8 @@ BUILD ?= build
 CC ?= cc
 PKGS := libcurl jansson libpq openssl libxml-2.0
 DEB_PKGS := pkg-config libcurl4-openssl-dev libjansson-dev libpq-dev libssl-dev libxml2-dev \
-            libcmocka-dev postgresql clang libclang-rt-14-dev clang-format
+            libcmocka-dev postgresql clang libclang-rt-14-dev clang-format man-db python3-kubernetes \
+            tidy libxml2-utils
 PYTHON ?= python3
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
@@ -108,7 +109,8 @@ unit: check-deps $(BIN) $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 itest: check-deps $(BIN) $(BUILD)/fakeaws $(ITEST_BINS)
-	@fail=0; for t in $(ITEST_BINS); do echo "== $$t"; BIN=$(BIN) $$t || fail=1; done; exit $$fail
+	@fail=0; for t in $(ITEST_BINS); do echo "== $$t"; BIN=$(BIN) $$t || fail=1; done; \
+	echo "== tests/deploy/check.py"; BIN=$(BIN) $(PYTHON) tests/deploy/check.py || fail=1; exit $$fail
 
 # Everything CI runs: format check, unit and integration tests, the unit tests under ASan+UBSan,
 # and each fuzz target briefly.
@@ -172,6 +174,26 @@ format-check:
 tidy:
 	clang-tidy $(LIB_SRCS) $(CMD_SRCS) -- $(CPPFLAGS) -std=c11 $(PKG_CFLAGS)
 
+# Benchmarks (SPEC.md section 9, bench/bench.py): egressscan against fakeaws over TLS into a
+# throwaway PostgreSQL, and the boto3 baseline on the same fleet; fails when the stored clusters
+# differ from fakeaws's --truth. `make bench`: 5,000 accounts, BENCH_RUNS runs (medians), plus
+# 500 accounts for the peak-RSS comparison; BASELINE_ACCOUNTS=N measures the baseline on a
+# smaller fleet and extrapolates it per API call (it takes ~20 min at 5,000 accounts).
+# `make bench-quick`: 500 accounts, one run; BENCH_BASELINE=0 leaves out the baseline (CI).
+BENCH_RUNS ?= 3
+BASELINE_ACCOUNTS ?= 5000
+BENCH_BASELINE ?= 1
+.PHONY: bench bench-quick
+bench: ensure-deps
+	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/fakeaws
+	$(PYTHON) bench/bench.py --accounts 5000 --runs $(BENCH_RUNS) --rss-accounts 500 \
+	  --baseline-accounts $(if $(filter 0,$(BENCH_BASELINE)),0,$(BASELINE_ACCOUNTS))
+
+bench-quick: ensure-deps
+	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/fakeaws
+	$(PYTHON) bench/bench.py --accounts 500 --runs 1 \
+	  --baseline-accounts $(if $(filter 0,$(BENCH_BASELINE)),0,500)
+
 demo: ensure-deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@tests/demo.sh $(BIN)
@@ -181,6 +203,42 @@ demo-stop:
 	if [ -d .demo/pg/data ]; then \
 	  if [ "$$(id -u)" = 0 ]; then runuser -u postgres -- $$pgbin/pg_ctl -D .demo/pg/data -m fast stop; \
 	  else $$pgbin/pg_ctl -D .demo/pg/data -m fast stop; fi; fi
+
+# A sample weekly report to look at: the report's integration test builds five weeks of history
+# on moto into a throwaway PostgreSQL and saves the last week's report in every format under
+# $(BUILD)/report-sample/; headless Chromium (installed when missing) screenshots the HTML into
+# $(BUILD)/report.png.
+REPORT_SAMPLE := $(BUILD)/report-sample
+.PHONY: report-screenshot
+report-screenshot: ensure-deps $(BIN) $(BUILD)/tests/integration/test_report
+	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; $$SUDO apt-get update -qq && \
+	  $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+	@rm -rf $(REPORT_SAMPLE) && mkdir -p $(REPORT_SAMPLE)
+	@echo "== building five weeks of history and the report (build/tests/integration/test_report)"
+	@REPORT_SAVE_DIR=$(REPORT_SAMPLE) BIN=$(BIN) $(BUILD)/tests/integration/test_report \
+	  > $(REPORT_SAMPLE)/test.log 2>&1 || { tail -n 40 $(REPORT_SAMPLE)/test.log; exit 1; }
+	@profile=$$(mktemp -d); \
+	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+	  --disable-background-networking --disable-component-update --disable-sync \
+	  --user-data-dir=$$profile --screenshot=$(BUILD)/report.png --window-size=1200,2400 \
+	  file://$(CURDIR)/$(REPORT_SAMPLE)/report.html > $(REPORT_SAMPLE)/chromium.log 2>&1; \
+	rc=$$?; rm -rf $$profile; \
+	if [ $$rc != 0 ]; then cat $(REPORT_SAMPLE)/chromium.log; exit $$rc; fi
+	@echo "report:     $(CURDIR)/$(REPORT_SAMPLE)/report.html (also .md, .json, .csv)"
+	@echo "screenshot: $(CURDIR)/$(BUILD)/report.png"
+
+# `make install DESTDIR=/tmp/stage PREFIX=/usr`: the binary and the man page (deploy/egressscan.1).
+PREFIX ?= /usr/local
+DESTDIR ?=
+.PHONY: install uninstall
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/egressscan
+	install -m 0644 deploy/egressscan.1 $(DESTDIR)$(PREFIX)/share/man/man1/egressscan.1
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/egressscan $(DESTDIR)$(PREFIX)/share/man/man1/egressscan.1
 
 clean:
 	rm -rf $(BUILD)

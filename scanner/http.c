@@ -62,6 +62,19 @@ struct pace {
     char key[];
 };
 
+/* What one attempt in curl needs, kept with its easy handle and reused: a request waiting in a
+ * queue holds none of it, and the body buffer is not grown again for every answer. */
+struct attempt {
+    struct http_engine *eng;
+    struct req *req; /* the request this attempt is for, while in curl */
+    CURL *easy;
+    struct buf in; /* the answer's body */
+    int too_large, nomem;
+    char errortype[ERR_CODE_MAX * 2];
+    char request_id[ERR_REQID_MAX];
+    char curl_error[CURL_ERROR_SIZE];
+};
+
 /* Client-side rate limiter of the adaptive retry mode, one per pace_key x service. */
 struct limiter {
     struct hnode node;
@@ -93,7 +106,7 @@ struct req {
     size_t n_extra;
     const char *body;
     size_t body_len;
-    int allow_http, no_retry, has_content_type, has_accept;
+    int allow_http, no_retry, priority, has_content_type, has_accept;
     int sends_body;                /* the method goes out with a (possibly empty) body */
     struct aws_credentials *creds; /* own reference, or NULL */
     struct pace *pace;
@@ -102,13 +115,8 @@ struct req {
     void *ud;
 
     /* the attempt in curl */
-    CURL *easy;
+    struct attempt *at;
     struct curl_slist *headers;
-    struct buf in;
-    int too_large, nomem;
-    char errortype[ERR_CODE_MAX * 2];
-    char request_id[ERR_REQID_MAX];
-    char curl_error[CURL_ERROR_SIZE];
 
     /* sign_headers (n_extra + 3 slots), the extras (n_extra), then the copied strings */
     struct sigv4_header arena[];
@@ -119,7 +127,7 @@ struct http_engine {
     char *ca_bundle;
     char *user_agent;
     STACK_OF(X509) * extra_cas;
-    int default_cafile_only; /* clear curl's default CA path (see easy_get) */
+    int default_cafile_only; /* clear curl's default CA path (see attempt_get) */
 
     CURLM *multi;
     CURLSH *share;
@@ -127,12 +135,13 @@ struct http_engine {
     int timer_set;
     uint64_t timer_due;
 
-    CURL **easy_pool; /* idle easy handles */
+    struct attempt **pool; /* idle attempts with their easy handles */
     int n_pool;
 
     struct req *live;
     size_t n_live;
     struct req *ready_head, *ready_tail;
+    size_t n_ready; /* requests in the ready queue: could start as soon as a slot frees */
     int in_flight;
     struct req **heap; /* delayed requests, min-heap on due_ms */
     size_t heap_len, heap_cap;
@@ -145,6 +154,8 @@ struct http_engine {
     int quota;
     uint64_t rng;
     int running;
+    http_feed_fn feed; /* the owner's source of more work */
+    void *feed_ud;
     struct buf line; /* scratch for header lines */
     struct http_engine_stats stats;
 };
@@ -481,7 +492,8 @@ static int key_cap(const struct http_engine *e)
 }
 
 /* Puts a request where it waits for a slot: the global ready queue when its key has room, else
- * its key's own queue (so a throttled account never blocks the others). Retries go first. */
+ * its key's own queue (so a throttled account never blocks the others). Retries and priority
+ * requests go first. */
 static void admit(struct http_engine *e, struct req *r, int front)
 {
     if (r->limiter && !r->token_taken) {
@@ -502,6 +514,7 @@ static void admit(struct http_engine *e, struct req *r, int front)
     if (p)
         p->active++;
     queue_push(&e->ready_head, &e->ready_tail, r, front);
+    e->n_ready++;
 }
 
 /* A request leaves curl (done, or waiting to retry): its key slot goes to the key's next. */
@@ -514,7 +527,8 @@ static void release_key_slot(struct http_engine *e, struct req *r)
     if (p->q_head && (key_cap(e) < 0 || p->active < key_cap(e))) {
         struct req *n = queue_pop(&p->q_head, &p->q_tail);
         p->active++;
-        queue_push(&e->ready_head, &e->ready_tail, n, 0);
+        queue_push(&e->ready_head, &e->ready_tail, n, n->priority);
+        e->n_ready++;
     }
 }
 
@@ -562,14 +576,14 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
-    struct req *r = userp;
+    struct attempt *at = userp;
     size_t len = size * nmemb;
-    if (len > r->eng->opt.max_body - r->in.len) {
-        r->too_large = 1;
+    if (len > at->eng->opt.max_body - at->in.len) {
+        at->too_large = 1;
         return 0; /* aborts the transfer */
     }
-    if (buf_append(&r->in, data, len) < 0) {
-        r->nomem = 1;
+    if (buf_append(&at->in, data, len) < 0) {
+        at->nomem = 1;
         return 0;
     }
     return len;
@@ -597,11 +611,11 @@ static int header_is(const char *name, size_t len, const char *want)
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 {
-    struct req *r = userp;
+    struct attempt *at = userp;
     size_t len = size * nmemb;
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) { /* a new response (after a 1xx) */
-        r->errortype[0] = '\0';
-        r->request_id[0] = '\0';
+        at->errortype[0] = '\0';
+        at->request_id[0] = '\0';
         return len;
     }
     const char *colon = memchr(data, ':', len);
@@ -611,10 +625,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
     const char *v = colon + 1;
     size_t vl = len - nl - 1;
     if (header_is(data, nl, "x-amzn-errortype"))
-        copy_header_value(v, vl, r->errortype, sizeof r->errortype);
+        copy_header_value(v, vl, at->errortype, sizeof at->errortype);
     else if (header_is(data, nl, "x-amzn-requestid") ||
-             (header_is(data, nl, "x-amz-request-id") && !r->request_id[0]))
-        copy_header_value(v, vl, r->request_id, sizeof r->request_id);
+             (header_is(data, nl, "x-amz-request-id") && !at->request_id[0]))
+        copy_header_value(v, vl, at->request_id, sizeof at->request_id);
     return len;
 }
 
@@ -622,6 +636,11 @@ static CURLcode on_ssl_ctx(CURL *easy, void *ssl_ctx, void *userp)
 {
     (void)easy;
     struct http_engine *e = userp;
+    /* A connection waits for its answer most of the time: without buffers (2 x ~17 KB per
+     * connection, allocated again when data flows). */
+    SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (!e->extra_cas)
+        return CURLE_OK;
     X509_STORE *store = SSL_CTX_get_cert_store((SSL_CTX *)ssl_ctx);
     if (!store)
         return CURLE_SSL_CACERT_BADFILE;
@@ -718,8 +737,8 @@ struct http_engine *http_engine_new(const struct http_engine_options *opts, stru
     e->epfd = epoll_create1(EPOLL_CLOEXEC);
     e->multi = curl_multi_init();
     e->share = curl_share_init();
-    e->easy_pool = calloc((size_t)o->max_in_flight, sizeof *e->easy_pool);
-    if (e->epfd < 0 || !e->multi || !e->share || !e->easy_pool) {
+    e->pool = calloc((size_t)o->max_in_flight, sizeof *e->pool);
+    if (e->epfd < 0 || !e->multi || !e->share || !e->pool) {
         err_set(err, ERR_NOMEM, "creating the HTTP engine failed (epoll/curl)");
         goto fail;
     }
@@ -769,9 +788,20 @@ static void req_free(struct http_engine *e, struct req *r)
     e->n_live--;
     free_header_list(r);
     creds_unref(r->creds);
-    buf_cleanup(&r->in);
     pace_unref(e, r->pace);
     free(r);
+}
+
+/* Frees an attempt and its easy handle (not in curl). */
+static void attempt_free(struct attempt *at)
+{
+    if (!at)
+        return;
+    curl_easy_cleanup(at->easy);
+    if (at->in.data)
+        OPENSSL_cleanse(at->in.data, at->in.len); /* an STS answer carries a secret */
+    buf_cleanup(&at->in);
+    free(at);
 }
 
 static void free_table(struct hnode **tab, size_t cap)
@@ -792,16 +822,16 @@ void http_engine_free(struct http_engine *e)
         return;
     while (e->live) {
         struct req *r = e->live;
-        if (r->easy) {
-            curl_multi_remove_handle(e->multi, r->easy);
-            curl_easy_cleanup(r->easy);
-            r->easy = NULL;
+        if (r->at) {
+            curl_multi_remove_handle(e->multi, r->at->easy);
+            attempt_free(r->at);
+            r->at = NULL;
         }
         req_free(e, r);
     }
     for (int i = 0; i < e->n_pool; i++)
-        curl_easy_cleanup(e->easy_pool[i]);
-    free(e->easy_pool);
+        attempt_free(e->pool[i]);
+    free(e->pool);
     if (e->multi)
         curl_multi_cleanup(e->multi);
     if (e->share)
@@ -819,6 +849,17 @@ void http_engine_free(struct http_engine *e)
     free(e->ca_bundle);
     free(e);
     curl_global_cleanup();
+}
+
+void http_engine_set_feeder(struct http_engine *e, http_feed_fn feed, void *ud)
+{
+    e->feed = feed;
+    e->feed_ud = ud;
+}
+
+int http_engine_hungry(const struct http_engine *e)
+{
+    return e->n_ready < (size_t)(e->opt.max_in_flight / 4 + 1);
 }
 
 void http_engine_get_stats(const struct http_engine *e, struct http_engine_stats *out)
@@ -990,6 +1031,7 @@ int http_submit(struct http_engine *e, const struct aws_request *req, http_done_
     r->body_len = req->body_len;
     r->allow_http = req->allow_http;
     r->no_retry = req->no_retry;
+    r->priority = req->priority != 0;
     r->has_content_type = has_ct;
     r->has_accept = has_accept;
     r->sends_body = !(strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
@@ -997,26 +1039,33 @@ int http_submit(struct http_engine *e, const struct aws_request *req, http_done_
     r->creds = signed_req ? creds_ref(req->creds) : NULL;
     r->done = done;
     r->ud = ud;
-    buf_init(&r->in);
 
     r->next_live = e->live;
     if (e->live)
         e->live->prev_live = r;
     e->live = r;
     e->n_live++;
-    admit(e, r, 0);
+    admit(e, r, r->priority);
     return 0;
 }
 
 /* ---- attempts ---- */
 
-static CURL *easy_get(struct http_engine *e)
+/* An idle attempt from the pool, or a new one with its easy handle set up. NULL when out of
+ * memory. */
+static struct attempt *attempt_get(struct http_engine *e)
 {
     if (e->n_pool > 0)
-        return e->easy_pool[--e->n_pool];
-    CURL *c = curl_easy_init();
-    if (!c)
+        return e->pool[--e->n_pool];
+    struct attempt *at = calloc(1, sizeof *at);
+    CURL *c = at ? curl_easy_init() : NULL;
+    if (!c) {
+        free(at);
         return NULL;
+    }
+    at->eng = e;
+    at->easy = c;
+    buf_init(&at->in);
     const struct http_engine_options *o = &e->opt;
     curl_easy_setopt(c, CURLOPT_SHARE, e->share);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -1027,6 +1076,11 @@ static CURL *easy_get(struct http_engine *e)
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, o->timeout_ms);
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    /* Memory per handle, times max_in_flight: curl's receive buffer (16 KB by default) holds any
+     * AWS answer head and most bodies at 8 KB; its upload buffer (64 KB by default, used for every
+     * request sent over TLS) at its minimum, 16 KB, still takes a whole request. */
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 8192L);
+    curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -1036,20 +1090,31 @@ static CURL *easy_get(struct http_engine *e)
      * The bundle file holds the same certificates, so use it alone. */
     if (e->default_cafile_only)
         curl_easy_setopt(c, CURLOPT_CAPATH, (char *)NULL);
-    if (e->extra_cas) {
-        curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-        curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, e);
-    }
-    return c;
+    curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+    curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, e);
+    curl_easy_setopt(c, CURLOPT_PRIVATE, at);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, at);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, at);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, at->curl_error);
+    return at;
 }
 
-static void easy_put(struct http_engine *e, CURL *c)
+/* Bodies up to this size keep their buffer in the pool; a larger one is not held on to. */
+#define POOLED_BODY_MAX ((size_t)64 * 1024)
+
+/* Returns an attempt (out of curl) to the pool, its body wiped. */
+static void attempt_put(struct http_engine *e, struct attempt *at)
 {
-    if (e->n_pool < e->opt.max_in_flight) {
-        e->easy_pool[e->n_pool++] = c;
-    } else {
-        curl_easy_cleanup(c);
-    }
+    at->req = NULL;
+    if (at->in.data)
+        OPENSSL_cleanse(at->in.data, at->in.len); /* an STS answer carries a secret */
+    if (at->in.cap > POOLED_BODY_MAX)
+        buf_cleanup(&at->in);
+    buf_reset(&at->in);
+    if (e->n_pool < e->opt.max_in_flight)
+        e->pool[e->n_pool++] = at;
+    else
+        attempt_free(at);
 }
 
 static int append_header(struct http_engine *e, struct req *r, const char *name, const char *value)
@@ -1161,7 +1226,8 @@ static void set_method(CURL *c, const struct req *r)
     }
 }
 
-static void finish(struct http_engine *e, struct req *r, long status, const struct err *error);
+static void finish(struct http_engine *e, struct req *r, long status, const struct err *error,
+                   struct attempt *at);
 
 /* Starts the next attempt of r in curl; on failure completes r with the error. */
 static void start_attempt(struct http_engine *e, struct req *r)
@@ -1170,49 +1236,48 @@ static void start_attempt(struct http_engine *e, struct req *r)
     err_clear(&err);
     r->attempts++;
     r->token_taken = 0;
-    r->too_large = 0;
-    r->nomem = 0;
-    r->errortype[0] = '\0';
-    r->request_id[0] = '\0';
-    r->curl_error[0] = '\0';
-    buf_reset(&r->in);
 
-    CURL *c = easy_get(e);
-    if (!c) {
+    struct attempt *at = attempt_get(e);
+    if (!at) {
         err_set(&err, ERR_NOMEM, "out of memory creating a curl handle");
         goto fail;
     }
+    at->too_large = 0;
+    at->nomem = 0;
+    at->errortype[0] = '\0';
+    at->request_id[0] = '\0';
+    at->curl_error[0] = '\0';
     if (build_headers(e, r, &err) < 0) {
-        easy_put(e, c);
+        attempt_put(e, at);
         goto fail;
     }
+    CURL *c = at->easy;
     curl_easy_setopt(c, CURLOPT_URL, r->url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, r->allow_http ? "http,https" : "https");
-    curl_easy_setopt(c, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->curl_error);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->headers);
     set_method(c, r);
     if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
         free_header_list(r);
-        easy_put(e, c);
+        attempt_put(e, at);
         err_set(&err, ERR_CONNECT, "curl refused the transfer");
         goto fail;
     }
-    r->easy = c;
+    at->req = r;
+    r->at = at;
     e->in_flight++;
     e->stats.attempts++;
     return;
 fail:
     release_key_slot(e, r);
-    finish(e, r, 0, &err);
+    finish(e, r, 0, &err, NULL);
 }
 
 static void dispatch(struct http_engine *e)
 {
-    while (e->in_flight < e->opt.max_in_flight && e->ready_head)
+    while (e->in_flight < e->opt.max_in_flight && e->ready_head) {
+        e->n_ready--;
         start_attempt(e, queue_pop(&e->ready_head, &e->ready_tail));
+    }
 }
 
 static const char *curl_code(CURLcode rc, int *fatal)
@@ -1241,43 +1306,46 @@ static const char *curl_code(CURLcode rc, int *fatal)
     }
 }
 
-static void finish(struct http_engine *e, struct req *r, long status, const struct err *error)
+/* Completes r: its callback gets the answer (the body of at, which then goes back to the pool). */
+static void finish(struct http_engine *e, struct req *r, long status, const struct err *error,
+                   struct attempt *at)
 {
     struct aws_response resp;
     memset(&resp, 0, sizeof resp);
     if (error)
         resp.err = *error;
     resp.status = status;
-    resp.body = r->in.data ? r->in.data : "";
-    resp.body_len = r->in.len;
+    resp.body = at && at->in.data ? at->in.data : "";
+    resp.body_len = at ? at->in.len : 0;
     resp.attempts = r->attempts;
     e->stats.requests++;
     if (err_isset(&resp.err))
         e->stats.failures++;
     r->done(r->ud, &resp);
     req_free(e, r);
+    if (at)
+        attempt_put(e, at);
 }
 
 static void attempt_done(struct http_engine *e, struct req *r, CURLcode rc)
 {
-    CURL *c = r->easy;
+    struct attempt *at = r->at;
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(e->multi, c);
-    easy_put(e, c);
-    r->easy = NULL;
+    curl_easy_getinfo(at->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_multi_remove_handle(e->multi, at->easy);
+    r->at = NULL;
     free_header_list(r);
     e->in_flight--;
     release_key_slot(e, r);
-    e->stats.bytes_in += r->in.len;
+    e->stats.bytes_in += at->in.len;
 
     struct err ae;
     err_clear(&ae);
     int fatal = 0, conn_error = 0;
-    if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+    if (at->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         err_set(&ae, ERR_TOO_LARGE, "response body exceeds %zu bytes", e->opt.max_body);
         fatal = 1;
-    } else if (r->nomem) {
+    } else if (at->nomem) {
         err_set(&ae, ERR_NOMEM, "out of memory reading the response body");
         fatal = 1;
     } else if (rc != CURLE_OK) {
@@ -1285,16 +1353,16 @@ static void attempt_done(struct http_engine *e, struct req *r, CURLcode rc)
         conn_error = 1;
         /* curl's messages name host and port, never the path, query or headers */
         err_set(&ae, code, "%s %s: %s%s%.300s", r->method, r->host, curl_easy_strerror(rc),
-                r->curl_error[0] ? ": " : "", r->curl_error);
+                at->curl_error[0] ? ": " : "", at->curl_error);
     } else if (status < 200 || status > 299) {
-        awserr_decode(r->proto, status, r->errortype[0] ? r->errortype : NULL,
-                      r->request_id[0] ? r->request_id : NULL, r->in.data ? r->in.data : "",
-                      r->in.len, &ae);
+        awserr_decode(r->proto, status, at->errortype[0] ? at->errortype : NULL,
+                      at->request_id[0] ? at->request_id : NULL, at->in.data ? at->in.data : "",
+                      at->in.len, &ae);
     }
     if (err_isset(&ae)) {
         ae.http_status = status;
-        if (!ae.request_id[0] && r->request_id[0])
-            snprintf(ae.request_id, sizeof ae.request_id, "%s", r->request_id);
+        if (!ae.request_id[0] && at->request_id[0])
+            snprintf(ae.request_id, sizeof ae.request_id, "%s", at->request_id);
     }
     const int ok = !err_isset(&ae);
     const int throttle = !ok && !conn_error && awserr_is_throttle(ae.code, status);
@@ -1314,7 +1382,7 @@ static void attempt_done(struct http_engine *e, struct req *r, CURLcode rc)
             if (e->quota > QUOTA_MAX)
                 e->quota = QUOTA_MAX;
         }
-        finish(e, r, status, NULL);
+        finish(e, r, status, NULL, at);
         return;
     }
 
@@ -1333,11 +1401,13 @@ static void attempt_done(struct http_engine *e, struct req *r, CURLcode rc)
             if (e->opt.on_retry)
                 e->opt.on_retry(e->opt.on_retry_ud, r->attempts, delay, &ae);
             e->stats.retries++;
-            if (heap_push(e, r, now_ms() + (uint64_t)delay) == 0)
+            if (heap_push(e, r, now_ms() + (uint64_t)delay) == 0) {
+                attempt_put(e, at);
                 return;
+            }
         }
     }
-    finish(e, r, status, &ae);
+    finish(e, r, status, &ae, at);
 }
 
 /* ---- the loop ---- */
@@ -1353,8 +1423,9 @@ static void process_completions(struct http_engine *e)
         CURLcode rc = msg->data.result; /* msg is invalid once the handle is removed */
         char *priv = NULL;
         curl_easy_getinfo(c, CURLINFO_PRIVATE, &priv);
-        if (priv)
-            attempt_done(e, (struct req *)(void *)priv, rc);
+        struct attempt *at = (struct attempt *)(void *)priv;
+        if (at && at->req)
+            attempt_done(e, at->req, rc);
     }
 }
 
@@ -1386,6 +1457,8 @@ static int engine_loop(struct http_engine *e, const int *until, struct err *err)
     int rc = 0;
     for (;;) {
         promote_due(e);
+        if (e->feed && http_engine_hungry(e))
+            e->feed(e->feed_ud);
         dispatch(e);
         if (until ? *until : e->n_live == 0)
             break;

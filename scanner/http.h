@@ -53,6 +53,8 @@ struct aws_request {
     const char *pace_key; /* requests sharing a key (an account id) share max_per_key; NULL: none */
     int allow_http;       /* 1 permits a plain http:// URL (endpoint override, IMDS) */
     int no_retry;         /* 1: a single attempt (IMDS probing) */
+    int priority;         /* 1: ahead of the queue (discovery that the rest of the work waits
+                             for, such as a chain of Organizations pages) */
 };
 
 struct aws_response {
@@ -84,6 +86,17 @@ void http_engine_free(struct http_engine *e);
  * from http_engine_run(). -1 with err when req is invalid (bad URL, http:// not allowed). */
 int http_submit(struct http_engine *e, const struct aws_request *req, http_done_fn done, void *ud,
                 struct err *err);
+
+/* The owner's source of more work: called from the event loop whenever the engine is hungry
+ * (see http_engine_hungry), so that work can be started just in time instead of queued up
+ * front. It may submit requests. */
+typedef void (*http_feed_fn)(void *ud);
+void http_engine_set_feeder(struct http_engine *e, http_feed_fn feed, void *ud);
+
+/* 1 when so few requests are ready to start (fewer than a quarter of max_in_flight) that a new
+ * one would hardly wait: the time to submit more. Requests waiting for their key's slot or for a
+ * retry do not count: they cannot use a free slot. */
+int http_engine_hungry(const struct http_engine *e);
 
 /* Runs the event loop until no request is queued, waiting for retry or in flight.
  * -1 with err only on an engine failure (epoll/curl multi error). */

@@ -341,6 +341,10 @@ static int send_call(struct org_discovery *d, struct org_call *call, struct err 
     req.body_len = strlen(text);
     req.pace_key = ORG_PACE_KEY;
     req.allow_http = d->ep.is_override;
+    /* Discovery feeds the whole scan, and its listings are chains of pages, one after another
+     * (ListTargetsForPolicy of FullAWSAccess has a page per 20 accounts): each page goes ahead
+     * of the queued scan work, so the chains take their pages' latency, not the queue's. */
+    req.priority = 1;
     if (http_submit(d->engine, &req, on_response, call, err) < 0)
         goto out;
     d->outstanding++;

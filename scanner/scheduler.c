@@ -45,7 +45,8 @@ struct tgt {
     size_t describes_left;
     int failed;
     enum target_status status;
-    struct err err;
+    struct err *err; /* the first failure; allocated only then (thousands of targets are under
+                        way at once, and a struct err is most of a target's size) */
 };
 
 struct sched {
@@ -181,6 +182,7 @@ static void target_free(struct tgt *t)
         free(t->clusters[i]);
     free(t->clusters);
     creds_unref(t->creds);
+    free(t->err);
     free(t);
 }
 
@@ -189,7 +191,11 @@ static void target_finish(struct tgt *t)
     struct acct *a = t->a;
     struct sched *s = a->s;
     if (t->failed) {
-        emit_failure(s, a->id, t->region, t->status, &t->err);
+        struct err nomem;
+        if (!t->err)
+            err_set(&nomem, ERR_NOMEM, "out of memory recording an error");
+        emit_failure(s, a->id, t->region, t->err ? t->status : TARGET_ERROR,
+                     t->err ? t->err : &nomem);
     } else {
         struct cluster *arr = NULL;
         if (t->n_clusters) {
@@ -223,7 +229,9 @@ static void target_fail(struct tgt *t, const char *stage, const struct err *e)
     if (!t->failed) {
         t->failed = 1;
         t->status = scheduler_status_for(stage, e);
-        t->err = *e;
+        t->err = malloc(sizeof *t->err);
+        if (t->err)
+            *t->err = *e;
     }
 }
 
@@ -465,14 +473,18 @@ static void start_account(struct sched *s, const char *id)
     }
 }
 
-/* Starts waiting accounts while there are free slots. Re-entrant calls (an account finishing
- * synchronously inside start_account) are folded into the outer loop. */
+/* Starts waiting accounts while there are free slots and the engine is hungry: an account is
+ * started when its requests would be sent at once, not queued behind thousands of others, so
+ * that latency, the number of accounts under way and the memory they hold stay small (the
+ * engine calls this as its feeder whenever its ready queue runs short). Re-entrant calls (an
+ * account finishing synchronously inside start_account) are folded into the outer loop. */
 static void pump(struct sched *s)
 {
     if (s->pumping)
         return;
     s->pumping = 1;
-    while (s->head && s->active < s->max_active && !s->res->stopped) {
+    while (s->head && s->active < s->max_active && !s->res->stopped &&
+           http_engine_hungry(s->engine)) {
         struct pending *p = s->head;
         s->head = p->next;
         if (!s->head)
@@ -481,6 +493,11 @@ static void pump(struct sched *s)
         free(p);
     }
     s->pumping = 0;
+}
+
+static void feed(void *ud)
+{
+    pump(ud);
 }
 
 static int excluded(const struct scheduler_options *o, const char *id)
@@ -663,7 +680,11 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
         }
     }
 
-    if (http_engine_run(engine, err) < 0)
+    /* accounts are started as the engine asks for work (see pump) */
+    http_engine_set_feeder(engine, feed, &s);
+    int ran = http_engine_run(engine, err);
+    http_engine_set_feeder(engine, NULL, NULL);
+    if (ran < 0)
         goto done;
     report_progress(&s, 1);
     if (s.discovery_failed) {

@@ -4,13 +4,13 @@
 #include "scanner/sigv4.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "scanner/sigv4_internal.h"
 
@@ -38,29 +38,85 @@ static void hex_encode(const unsigned char *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
+/* SHA-256 of the empty string: the payload hash of every GET. */
+static const char empty_sha256_hex[] =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/* SHA-256, fetched once: with EVP_sha256() OpenSSL 3 looks the implementation up again (under a
+ * lock) on every digest, and its one-shot HMAC() fetches a MAC and a digest on every call, which
+ * made the five HMACs of a signature cost more than everything else in it. */
+static EVP_MD *fetched_sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    fetched_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *md_sha256(void)
+{
+    pthread_once(&sha256_once, fetch_sha256);
+    return fetched_sha256 ? fetched_sha256 : EVP_sha256();
+}
+
 static int sha256(const void *data, size_t len, unsigned char out[SHA256_LEN])
 {
     unsigned int out_len = 0;
     /* EVP_Digest wants a non-NULL pointer even for an empty input. */
-    if (!EVP_Digest(data ? data : "", len, out, &out_len, EVP_sha256(), NULL) ||
+    if (!EVP_Digest(data ? data : "", len, out, &out_len, md_sha256(), NULL) ||
         out_len != SHA256_LEN)
         return -1;
     return 0;
 }
 
-static int hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
-                       unsigned char out[SHA256_LEN])
+/* SHA-256 of a followed by b on ctx (initialized again: one context serves a whole signature). */
+static int sha256_two(EVP_MD_CTX *ctx, const void *a, size_t a_len, const void *b, size_t b_len,
+                      unsigned char out[SHA256_LEN])
 {
     unsigned int out_len = 0;
-    if (key_len > INT_MAX || !HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &out_len) ||
-        out_len != SHA256_LEN)
+    if (!EVP_DigestInit_ex2(ctx, md_sha256(), NULL) || !EVP_DigestUpdate(ctx, a, a_len) ||
+        (b_len > 0 && !EVP_DigestUpdate(ctx, b, b_len)) ||
+        !EVP_DigestFinal_ex(ctx, out, &out_len) || out_len != SHA256_LEN)
         return -1;
     return 0;
+}
+
+/* HMAC-SHA256 as RFC 2104 defines it, H((K ^ opad) || H((K ^ ipad) || data)), on ctx. */
+static int hmac_sha256(EVP_MD_CTX *ctx, const void *key, size_t key_len, const void *data,
+                       size_t len, unsigned char out[SHA256_LEN])
+{
+    unsigned char k[SHA256_BLOCK], pad[SHA256_BLOCK], inner[SHA256_LEN];
+    int rc = -1;
+    memset(k, 0, sizeof k);
+    if (key_len > SHA256_BLOCK) {
+        if (sha256_two(ctx, key, key_len, NULL, 0, k) < 0)
+            goto out;
+    } else {
+        memcpy(k, key, key_len);
+    }
+    for (size_t i = 0; i < SHA256_BLOCK; i++)
+        pad[i] = k[i] ^ 0x36;
+    if (sha256_two(ctx, pad, sizeof pad, data ? data : "", len, inner) < 0)
+        goto out;
+    for (size_t i = 0; i < SHA256_BLOCK; i++)
+        pad[i] = k[i] ^ 0x5c;
+    if (sha256_two(ctx, pad, sizeof pad, inner, sizeof inner, out) < 0)
+        goto out;
+    rc = 0;
+out:
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(pad, sizeof pad);
+    OPENSSL_cleanse(inner, sizeof inner);
+    return rc;
 }
 
 void sigv4_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[SHA256_LEN];
+    if (len == 0) {
+        memcpy(out, empty_sha256_hex, sizeof empty_sha256_hex);
+        return;
+    }
     if (sha256(data, len, md) < 0) {
         /* Only on an OpenSSL failure; an empty string can never match a real hash. */
         out[0] = '\0';
@@ -498,8 +554,8 @@ int sigv4_string_to_sign(const char *amz_date, const char *scope, const char *cr
     return buf_printf(out, STRING_TO_SIGN_FORMAT, amz_date, scope, creq_hash);
 }
 
-/* sigv4_derive_key that reports failure. */
-static int derive_key(const char *secret, const char *date8, const char *region,
+/* sigv4_derive_key that reports failure, on ctx. */
+static int derive_key(EVP_MD_CTX *ctx, const char *secret, const char *date8, const char *region,
                       const char *service, unsigned char out[SHA256_LEN])
 {
     /* HMAC keys longer than the block are hashed first, so a long "AWS4" + secret can be
@@ -513,19 +569,14 @@ static int derive_key(const char *secret, const char *date8, const char *region,
         memcpy(k_secret + 4, secret, secret_len);
         k_len = 4 + secret_len;
     } else {
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
-                 EVP_DigestUpdate(md, "AWS4", 4) && EVP_DigestUpdate(md, secret, secret_len) &&
-                 EVP_DigestFinal_ex(md, k_secret, NULL);
-        EVP_MD_CTX_free(md); /* wipes its state */
-        if (!ok)
+        if (sha256_two(ctx, "AWS4", 4, secret, secret_len, k_secret) < 0)
             goto out;
         k_len = SHA256_LEN;
     }
-    if (hmac_sha256(k_secret, k_len, date8, strlen(date8), a) < 0 ||
-        hmac_sha256(a, sizeof a, region, strlen(region), b) < 0 ||
-        hmac_sha256(b, sizeof b, service, strlen(service), a) < 0 ||
-        hmac_sha256(a, sizeof a, SIGV4_TERMINATOR, strlen(SIGV4_TERMINATOR), out) < 0)
+    if (hmac_sha256(ctx, k_secret, k_len, date8, strlen(date8), a) < 0 ||
+        hmac_sha256(ctx, a, sizeof a, region, strlen(region), b) < 0 ||
+        hmac_sha256(ctx, b, sizeof b, service, strlen(service), a) < 0 ||
+        hmac_sha256(ctx, a, sizeof a, SIGV4_TERMINATOR, strlen(SIGV4_TERMINATOR), out) < 0)
         goto out;
     rc = 0;
 out:
@@ -539,13 +590,15 @@ void sigv4_derive_key(const char *secret, const char *date8, const char *region,
                       const char *service, unsigned char out[32])
 {
     /* Only an OpenSSL failure gets here; a zero key yields a signature AWS rejects. */
-    if (derive_key(secret, date8, region, service, out) < 0)
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || derive_key(ctx, secret, date8, region, service, out) < 0)
         OPENSSL_cleanse(out, SHA256_LEN);
+    EVP_MD_CTX_free(ctx); /* wipes its state */
 }
 
 /* The signing key for scope ("date/region/service"), from the cache when it has it. */
-static int signing_key(const struct sigv4_params *p, const char *scope, const char *date8,
-                       unsigned char key[SHA256_LEN], struct err *err)
+static int signing_key(EVP_MD_CTX *ctx, const struct sigv4_params *p, const char *scope,
+                       const char *date8, unsigned char key[SHA256_LEN], struct err *err)
 {
     struct sigv4_key_cache *cache = p->cache;
     if (cache) {
@@ -556,7 +609,7 @@ static int signing_key(const struct sigv4_params *p, const char *scope, const ch
             }
         }
     }
-    if (derive_key(p->secret_access_key, date8, p->region, p->service, key) < 0)
+    if (derive_key(ctx, p->secret_access_key, date8, p->region, p->service, key) < 0)
         return err_set(err, ERR_INVALID, "deriving the SigV4 signing key failed");
     if (cache) {
         unsigned i = cache->next % SIGV4_KEY_CACHE_SLOTS;
@@ -611,6 +664,11 @@ int sigv4_authorization(const struct sigv4_params *p, const struct sigv4_request
     char sig_hex[2 * SHA256_LEN + 1];
     size_t sh_off = 0, sh_len = 0;
     int rc = -1;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx) {
+        err_set(err, ERR_NOMEM, "out of memory for a SHA-256 context");
+        goto out;
+    }
 
     if (build_canonical_request(req, &creq, &sh_off, &sh_len, err) < 0)
         goto out;
@@ -622,9 +680,9 @@ int sigv4_authorization(const struct sigv4_params *p, const struct sigv4_request
         err_set(err, ERR_INVALID, "building the SigV4 string to sign failed");
         goto out;
     }
-    if (signing_key(p, scope, date8, key, err) < 0)
+    if (signing_key(ctx, p, scope, date8, key, err) < 0)
         goto out;
-    if (hmac_sha256(key, sizeof key, sts, (size_t)sts_len, sig) < 0) {
+    if (hmac_sha256(ctx, key, sizeof key, sts, (size_t)sts_len, sig) < 0) {
         err_set(err, ERR_INVALID, "computing the SigV4 signature failed");
         goto out;
     }
@@ -645,6 +703,7 @@ int sigv4_authorization(const struct sigv4_params *p, const struct sigv4_request
     }
     rc = 0;
 out:
+    EVP_MD_CTX_free(ctx); /* wipes its state */
     OPENSSL_cleanse(key, sizeof key);
     /* The canonical request holds X-Amz-Security-Token when temporary credentials are used. */
     if (creq.data)

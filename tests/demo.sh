@@ -3,8 +3,8 @@
 # your queries; `make demo-stop` stops it) and a moto server (stopped at the end) under .demo/,
 # builds a sample organization in moto (4 OUs, 12 accounts, 3 regions, clusters in every egress
 # mode and one without the field, SCPs, one account whose role is denied), then runs
-# `egressscan migrate`, `egressscan scan` with a declared policy, `drift` and `scps`, and shows a
-# few queries.
+# `egressscan migrate`, `egressscan scan` with a declared policy, `drift` and `scps`, shows a
+# few queries, and ends by writing this week's compliance report to report.html.
 set -euo pipefail
 BIN=${1:-build/egressscan}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,18 +16,16 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 
-# PostgreSQL: reuse a running demo server, else create one.
-if [ -f "$DEMO/pg.port" ] && as_pg "$PGBIN/pg_ctl" -D "$DEMO/pg/data" status >/dev/null 2>&1; then
-  PGPORT=$(cat "$DEMO/pg.port")
-else
-  rm -rf "$DEMO/pg"; mkdir -p "$DEMO/pg"
-  [ "$(id -u)" = 0 ] && chown postgres: "$DEMO/pg"
-  as_pg "$PGBIN/initdb" -D "$DEMO/pg/data" -U postgres --auth=trust -E UTF8 >/dev/null
-  PGPORT=$(free_port)
-  as_pg "$PGBIN/pg_ctl" -D "$DEMO/pg/data" -l "$DEMO/pg/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $DEMO/pg" start >/dev/null
-  echo "$PGPORT" > "$DEMO/pg.port"
-fi
+# PostgreSQL: a fresh server each run (a previous demo's is stopped), so the demo's numbers are
+# its own.
+if [ -d "$DEMO/pg/data" ]; then as_pg "$PGBIN/pg_ctl" -D "$DEMO/pg/data" -m fast stop >/dev/null 2>&1 || true; fi
+rm -rf "$DEMO/pg"; mkdir -p "$DEMO/pg"
+[ "$(id -u)" = 0 ] && chown postgres: "$DEMO/pg"
+as_pg "$PGBIN/initdb" -D "$DEMO/pg/data" -U postgres --auth=trust -E UTF8 >/dev/null
+PGPORT=$(free_port)
+as_pg "$PGBIN/pg_ctl" -D "$DEMO/pg/data" -l "$DEMO/pg/server.log" -w \
+  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $DEMO/pg" start >/dev/null
+echo "$PGPORT" > "$DEMO/pg.port"
 export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
 
 # moto, with the AWS models that know controlPlaneEgressMode.
@@ -103,3 +101,9 @@ $PSQL -c "SELECT account_id, account_name, region, status, error_code FROM egres
 echo
 echo "PostgreSQL keeps running for your own queries:  $PSQL"
 echo "Stop it with:  make demo-stop"
+
+# The weekly compliance report of this week (the week the scan above is in): one HTML file.
+WEEK=$(date -u +%G-W%V)
+"$BIN" report --week "$WEEK" --out "$ROOT/report.html"
+echo
+echo "Weekly compliance report for $WEEK:  $ROOT/report.html"

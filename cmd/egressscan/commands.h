@@ -20,7 +20,9 @@ int cmd_version(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_drift(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_scps(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 #endif

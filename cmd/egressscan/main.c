@@ -9,8 +9,10 @@ static const struct command commands[] = {
     {"migrate", cmd_migrate, "apply pending database schema migrations"},
     {"scan", cmd_scan, "scan the fleet: discover, describe, store, evaluate drift"},
     {"drift", cmd_drift, "the findings of the latest (or a given) scan"},
+    {"report", cmd_report, "the weekly compliance report"},
     {"scps", cmd_scps, "what the organization's SCPs allow, per account and region"},
     {"policy", cmd_policy, "check a declared policy file: policy check FILE"},
+    {"prune", cmd_prune, "delete raw observations older than a cutoff"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -1,9 +1,13 @@
 /* scan.c - `egressscan scan`: one full scan. Reads flags and the config file, connects to the
- * database, runs the scheduler on the HTTP engine and writes each finished target into
- * PostgreSQL in batches (each batch one transaction), then finalizes the run, prints the summary,
- * writes the metrics file and picks the exit code. This is where scanner/ and storage/ meet. */
+ * database, runs the scheduler on the HTTP engine and hands each finished target to the database
+ * writer thread (result_sink: batches, each one transaction), then evaluates drift, finalizes the
+ * run, prints the summary, writes the metrics file and picks the exit code. This is where
+ * scanner/ and storage/ meet. */
 #include <errno.h>
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +16,7 @@
 
 #include "cmd/egressscan/commands.h"
 #include "cmd/egressscan/drift_stage.h"
+#include "cmd/egressscan/result_sink.h"
 #include "common/config.h"
 #include "common/isotime.h"
 #include "common/log.h"
@@ -22,9 +27,6 @@
 #include "scanner/scheduler.h"
 #include "storage/db.h"
 #include "storage/findings.h"
-
-#define BATCH_TARGETS 256
-#define BATCH_SECONDS 1.0
 
 enum mode_bucket {
     MODE_AWS_MANAGED,
@@ -41,9 +43,7 @@ struct pipeline {
     struct db *db;
     long long scan_id;
     struct http_engine *engine;
-    struct target_result *batch[BATCH_TARGETS];
-    size_t n_batch;
-    double last_flush;
+    struct result_sink *sink; /* owns db while the scheduler runs */
     long by_status[TARGET_ERROR + 1];
     long by_mode[MODE_BUCKETS];
     long accounts_seen;
@@ -51,6 +51,8 @@ struct pipeline {
     struct err db_err;
     int progress_line; /* draw a progress line on the terminal */
     double t0;
+    double db_write_s; /* time spent in database writes (results, snapshot, drift stage) */
+    double drift_s;    /* of it, the drift stage (load the snapshot, evaluate, store findings) */
 };
 
 static double mono_now(void)
@@ -65,24 +67,6 @@ static double real_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int flush(struct pipeline *p)
-{
-    if (p->n_batch == 0 || p->db_failed)
-        return p->db_failed ? -1 : 0;
-    int rc = db_write_targets(p->db, p->scan_id, (const struct target_result *const *)p->batch,
-                              p->n_batch, &p->db_err);
-    if (rc < 0) {
-        p->db_failed = 1;
-        log_error("scan", "writing %zu targets failed: %s (%s)", p->n_batch, p->db_err.message,
-                  p->db_err.code);
-    }
-    for (size_t i = 0; i < p->n_batch; i++)
-        free(p->batch[i]);
-    p->n_batch = 0;
-    p->last_flush = mono_now();
-    return rc;
 }
 
 static enum mode_bucket bucket_of(const char *mode)
@@ -103,15 +87,10 @@ static int on_target(void *ud, const struct target_result *r)
     p->by_status[r->status]++;
     for (size_t i = 0; i < r->n_clusters; i++)
         p->by_mode[bucket_of(r->clusters[i].egress_mode)]++;
-    struct target_result *copy = target_result_copy(r);
-    if (!copy) {
-        err_set(&p->db_err, ERR_NOMEM, "out of memory queuing results");
+    if (result_sink_target(p->sink, r) < 0) {
         p->db_failed = 1;
         return -1;
     }
-    p->batch[p->n_batch++] = copy;
-    if (p->n_batch == BATCH_TARGETS || mono_now() - p->last_flush >= BATCH_SECONDS)
-        return flush(p);
     return 0;
 }
 
@@ -119,25 +98,21 @@ static void on_accounts(void *ud, const struct account *a, size_t n)
 {
     struct pipeline *p = ud;
     p->accounts_seen += (long)n;
-    if (p->db_failed)
-        return;
-    if (db_write_accounts(p->db, p->scan_id, a, n, &p->db_err) < 0) {
+    if (!p->db_failed && result_sink_accounts(p->sink, a, n) < 0)
         p->db_failed = 1;
-        log_error("scan", "writing accounts failed: %s (%s)", p->db_err.message, p->db_err.code);
-    }
 }
 
 static void on_org_unit(void *ud, const struct org_unit *ou)
 {
     struct pipeline *p = ud;
-    if (!p->db_failed && db_write_org_units(p->db, p->scan_id, ou, 1, &p->db_err) < 0)
+    if (!p->db_failed && result_sink_org_unit(p->sink, ou) < 0)
         p->db_failed = 1;
 }
 
 static void on_scp(void *ud, const struct scp_policy *policy)
 {
     struct pipeline *p = ud;
-    if (!p->db_failed && db_write_scps(p->db, p->scan_id, policy, 1, &p->db_err) < 0)
+    if (!p->db_failed && result_sink_scp(p->sink, policy) < 0)
         p->db_failed = 1;
 }
 
@@ -442,6 +417,15 @@ static void write_metrics(const char *path, const struct pipeline *p, const char
             "# TYPE egressscan_api_throttled gauge\n"
             "egressscan_api_throttled %lu\n",
             st->requests, st->retries, st->throttles);
+    fprintf(f,
+            "# HELP egressscan_database_write_seconds Time the last scan spent writing to the "
+            "database (results, snapshot, drift stage).\n"
+            "# TYPE egressscan_database_write_seconds gauge\n"
+            "egressscan_database_write_seconds %.3f\n"
+            "# HELP egressscan_drift_stage_seconds Of it, the drift stage (snapshot, findings).\n"
+            "# TYPE egressscan_drift_stage_seconds gauge\n"
+            "egressscan_drift_stage_seconds %.3f\n",
+            p->db_write_s, p->drift_s);
     if (drift) {
         fprintf(f, "# HELP egressscan_findings Findings of the last scan by kind.\n"
                    "# TYPE egressscan_findings gauge\n");
@@ -488,6 +472,7 @@ static void print_summary(const struct pipeline *p, const char *status, double d
         }
     printf("\n  api calls %lu (%lu retried, %lu throttled)\n", st->requests, st->retries,
            st->throttles);
+    printf("  database writes %.2f s (drift stage %.2f s)\n", p->db_write_s, p->drift_s);
     if (!res->scps_ok)
         printf("  SCPs      not read: the SCP-backed intent is unknown\n");
     (void)failed;
@@ -572,9 +557,13 @@ int cmd_scan(int argc, char **argv)
         log_warn("scan", "%d earlier scan%s left running by a process that ended: marked aborted",
                  aborted, aborted == 1 ? "" : "s");
     log_info("scan", "scan %lld started", p.scan_id);
-    p.t0 = p.last_flush = mono_now();
+    p.t0 = mono_now();
 
-    engine = http_engine_new(&eo, &e);
+    /* From here until result_sink_finish the database connection belongs to the writer thread:
+     * the event loop never waits for PostgreSQL (unless it falls behind). */
+    p.sink = result_sink_start(p.db, p.scan_id, &e);
+    if (p.sink)
+        engine = http_engine_new(&eo, &e);
     if (engine)
         chain = creds_chain_new(NULL, &e);
     p.engine = engine;
@@ -606,7 +595,29 @@ int cmd_scan(int argc, char **argv)
     }
     if (p.progress_line)
         fputs("\r\033[K", stderr);
-    if (flush(&p) < 0 || p.db_failed) {
+    double busy = 0;
+    struct err se;
+    err_clear(&se);
+    if (p.sink && result_sink_finish(p.sink, &busy, &se) < 0) {
+        p.db_failed = 1;
+        p.db_err = se;
+    }
+    p.sink = NULL;
+    p.db_write_s += busy;
+    /* The connections, TLS state and buffers of the engine are of no more use: freed before the
+     * drift stage needs memory of its own, so that the two peaks do not add up. */
+    struct http_engine_stats st;
+    memset(&st, 0, sizeof st);
+    if (engine)
+        http_engine_get_stats(engine, &st);
+    http_engine_free(engine);
+    engine = p.engine = NULL;
+    creds_chain_free(chain);
+    chain = NULL;
+#ifdef __GLIBC__
+    malloc_trim(0); /* hand the freed pages back instead of keeping them in the heap */
+#endif
+    if (p.db_failed) {
         snprintf(error_text, sizeof error_text, "database: %s (%s)", p.db_err.message,
                  p.db_err.code);
     } else if (ran < 0) {
@@ -617,12 +628,15 @@ int cmd_scan(int argc, char **argv)
         struct err de;
         err_clear(&de);
         double now = as_of > 0 ? as_of + (mono_now() - p.t0) : real_now();
+        double t = mono_now();
         if (db_set_scps_known(p.db, p.scan_id, res.scps_ok, &de) < 0 ||
             drift_stage_run(p.db, p.scan_id, policy, (time_t)now, &drift, &de) < 0)
             snprintf(error_text, sizeof error_text, "drift evaluation: %s (%s)", de.message,
                      de.code);
         else
             drift_ran = 1;
+        p.drift_s = mono_now() - t;
+        p.db_write_s += p.drift_s;
     }
     long failed_targets = 0;
     for (int s = TARGET_ASSUME_ROLE_DENIED; s <= TARGET_ERROR; s++)
@@ -635,10 +649,6 @@ int cmd_scan(int argc, char **argv)
         status = "succeeded";
 
     double duration = mono_now() - p.t0;
-    struct http_engine_stats st;
-    memset(&st, 0, sizeof st);
-    if (engine)
-        http_engine_get_stats(engine, &st);
     struct scan_totals totals = {(long long)st.requests, (long long)st.throttles,
                                  (long long)st.retries};
     struct err fe;
@@ -664,8 +674,10 @@ int cmd_scan(int argc, char **argv)
                 : fl.fail_on_drift && drift.total ? EXIT_DRIFT
                                                   : EXIT_OK;
 out:
-    for (size_t i = 0; i < p.n_batch; i++)
-        free(p.batch[i]);
+    if (p.sink) {
+        struct err ignored;
+        result_sink_finish(p.sink, NULL, &ignored);
+    }
     creds_chain_free(chain);
     http_engine_free(engine);
     db_close(p.db);

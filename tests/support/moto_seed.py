@@ -11,6 +11,7 @@ Usage (AWS_DATA_PATH=tests/data/aws-models, signature checks off):
   moto_seed.py --endpoint URL --list REGION,...           every cluster of every account (JSON)
   moto_seed.py --endpoint URL --set-mode ACCT REGION NAME MODE
   moto_seed.py --endpoint URL --delete ACCT REGION NAME
+  moto_seed.py --endpoint URL --create ACCT REGION NAME MODE   (MODE "-": created without the field)
 
 Fleet file:
 {
@@ -93,6 +94,7 @@ def main():
     ap.add_argument("--list", metavar="REGIONS")
     ap.add_argument("--set-mode", nargs=4, metavar=("ACCOUNT", "REGION", "NAME", "MODE"))
     ap.add_argument("--delete", nargs=3, metavar=("ACCOUNT", "REGION", "NAME"))
+    ap.add_argument("--create", nargs=4, metavar=("ACCOUNT", "REGION", "NAME", "MODE"))
     ap.add_argument("fleet", nargs="?")
     a = ap.parse_args()
     if a.list:
@@ -111,6 +113,11 @@ def main():
     if a.delete:
         acct, region, name = a.delete
         client("eks", a.endpoint, region, admin_creds(a.endpoint, acct)).delete_cluster(name=name)
+        return
+    if a.create:
+        acct, region, name, mode = a.create
+        create_cluster(a.endpoint, admin_creds(a.endpoint, acct), acct,
+                       {"name": name, "region": region, "mode": None if mode == "-" else mode})
         return
     with open(a.fleet) as f:
         fleet = json.load(f)

@@ -1056,6 +1056,118 @@ static void test_callbacks_submit_more(void **state)
     fakehttp_stop(srv);
 }
 
+/* The order in which the server saw the requests (by target). */
+struct order {
+    pthread_mutex_t mu;
+    char seen[32][32];
+    int n;
+};
+
+static void order_handler(void *ud, const struct fakehttp_req *req, struct fakehttp_resp *resp)
+{
+    struct order *o = ud;
+    pthread_mutex_lock(&o->mu);
+    if (o->n < 32)
+        snprintf(o->seen[o->n++], sizeof o->seen[0], "%s", req->target);
+    pthread_mutex_unlock(&o->mu);
+    fakehttp_respond(resp, 200, "", "{}");
+}
+
+static void count_done(void *ud, const struct aws_response *resp)
+{
+    int *done = ud;
+    if (!err_isset(&resp->err))
+        (*done)++;
+}
+
+/* A priority request (an Organizations page that the rest waits for) goes ahead of what is queued;
+ * the others keep their order. */
+static void test_priority_goes_first(void **state)
+{
+    (void)state;
+    struct order o;
+    memset(&o, 0, sizeof o);
+    pthread_mutex_init(&o.mu, NULL);
+    struct fakehttp *srv = fakehttp_start(order_handler, &o, NULL, NULL);
+    assert_non_null(srv);
+    struct http_engine_options opt;
+    default_options(&opt);
+    opt.max_in_flight = 1;
+    struct http_engine *eng = new_engine(&opt);
+    int done = 0;
+    struct err e;
+    char url[128];
+    for (int i = 0; i < 4; i++) {
+        snprintf(url, sizeof url, "%s/n/%d", fakehttp_url(srv), i);
+        struct aws_request req = eks_get(url, NULL);
+        assert_int_equal(http_submit(eng, &req, count_done, &done, &e), 0);
+    }
+    snprintf(url, sizeof url, "%s/first", fakehttp_url(srv));
+    struct aws_request prio = eks_get(url, NULL);
+    prio.priority = 1;
+    assert_int_equal(http_submit(eng, &prio, count_done, &done, &e), 0);
+    assert_int_equal(http_engine_run(eng, &e), 0);
+    assert_int_equal(done, 5);
+    assert_int_equal(o.n, 5);
+    assert_string_equal(o.seen[0], "/first");
+    for (int i = 0; i < 4; i++) {
+        snprintf(url, sizeof url, "/n/%d", i);
+        assert_string_equal(o.seen[1 + i], url);
+    }
+    http_engine_free(eng);
+    fakehttp_stop(srv);
+    pthread_mutex_destroy(&o.mu);
+}
+
+/* The feeder is asked for work whenever the engine is hungry, and what it submits runs. */
+struct feeder {
+    struct http_engine *eng;
+    const char *url;
+    int left, done, calls;
+};
+
+static void feed_more(void *ud)
+{
+    struct feeder *f = ud;
+    f->calls++;
+    while (f->left > 0 && http_engine_hungry(f->eng)) {
+        struct aws_request req = eks_get(f->url, NULL);
+        struct err e;
+        assert_int_equal(http_submit(f->eng, &req, count_done, &f->done, &e), 0);
+        f->left--;
+    }
+}
+
+static void test_feeder_supplies_work_when_hungry(void **state)
+{
+    (void)state;
+    const struct step steps[] = {{FAKEHTTP_RESPOND, 200, "", "{}", 0}};
+    struct script sc = {steps, 1};
+    struct fakehttp *srv = fakehttp_start(script_handler, &sc, NULL, NULL);
+    assert_non_null(srv);
+    struct http_engine_options opt;
+    default_options(&opt);
+    opt.max_in_flight = 8; /* hungry below 8 / 4 + 1 = 3 ready requests */
+    struct http_engine *eng = new_engine(&opt);
+    assert_true(http_engine_hungry(eng));
+    struct feeder f = {eng, fakehttp_url(srv), 50, 0, 0};
+    struct err e;
+    for (int i = 0; i < 3; i++) {
+        struct aws_request req = eks_get(f.url, NULL);
+        assert_int_equal(http_submit(eng, &req, count_done, &f.done, &e), 0);
+    }
+    assert_false(http_engine_hungry(eng)); /* three ready to start */
+    http_engine_set_feeder(eng, feed_more, &f);
+    assert_int_equal(http_engine_run(eng, &e), 0);
+    assert_int_equal(f.left, 0);
+    assert_int_equal(f.done, 53);
+    assert_true(f.calls > 1);
+    assert_int_equal(fakehttp_requests(srv), 53);
+    http_engine_set_feeder(eng, NULL, NULL);
+    http_engine_free(eng);
+    fakehttp_stop(srv);
+}
+
 static void never_called(void *ud, const struct aws_response *resp)
 {
     (void)resp;
@@ -1328,6 +1440,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_messages_hold_no_secrets, clean_env, clean_env),
         cmocka_unit_test_setup_teardown(test_access_denied_decoded, clean_env, clean_env),
         cmocka_unit_test_setup_teardown(test_http_needs_allow_http, clean_env, clean_env),
+        cmocka_unit_test_setup_teardown(test_priority_goes_first, clean_env, clean_env),
+        cmocka_unit_test_setup_teardown(test_feeder_supplies_work_when_hungry, clean_env,
+                                        clean_env),
         cmocka_unit_test_setup_teardown(test_many_concurrent_reuse_connections, clean_env,
                                         clean_env),
         cmocka_unit_test_setup_teardown(test_per_key_cap_without_head_of_line_blocking, clean_env,
