@@ -409,3 +409,58 @@ int db_scan_info(struct db *db, long long scan_id, struct scan_info *out, struct
     PQclear(r);
     return rc;
 }
+
+/* ---- COPY FROM STDIN helpers shared by the writers ---- */
+
+int db_copy_field(struct buf *b, const char *s, char end)
+{
+    if (!s)
+        return buf_append(b, "\\N", 2) < 0 ? -1 : buf_putc(b, end);
+    while (*s) {
+        size_t run = strcspn(s, "\\\t\n\r");
+        if (buf_append(b, s, run) < 0)
+            return -1;
+        s += run;
+        if (!*s)
+            break;
+        char esc[2] = {'\\', *s == '\t' ? 't' : *s == '\n' ? 'n' : *s == '\r' ? 'r' : '\\'};
+        if (buf_append(b, esc, 2) < 0)
+            return -1;
+        s++;
+    }
+    return buf_putc(b, end);
+}
+
+#define COPY_CHUNK (64 * 1024)
+
+int db_copy_flush(struct db *db, struct buf *b, int final, struct err *err)
+{
+    if (b->len == 0 || (!final && b->len < COPY_CHUNK))
+        return 0;
+    if (PQputCopyData(db->conn, b->data, (int)b->len) != 1)
+        return db_fail(db, NULL, "sending COPY data", err);
+    buf_reset(b);
+    return 0;
+}
+
+int db_copy_start(struct db *db, const char *sql, struct err *err)
+{
+    PGresult *r = PQexecParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+    int rc = PQresultStatus(r) == PGRES_COPY_IN ? 0 : db_fail(db, r, "starting COPY", err);
+    PQclear(r);
+    return rc;
+}
+
+int db_copy_finish(struct db *db, const char *reason, const char *what, struct err *err)
+{
+    int rc = PQputCopyEnd(db->conn, reason) == 1 ? 0 : -1;
+    if (rc < 0)
+        db_fail(db, NULL, "ending COPY", err);
+    PGresult *r;
+    while ((r = PQgetResult(db->conn)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0 && !reason)
+            rc = db_fail(db, r, what, err);
+        PQclear(r);
+    }
+    return reason ? -1 : rc;
+}

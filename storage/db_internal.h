@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "storage/db.h"
 
@@ -37,6 +38,16 @@ PGresult *db_query(struct db *db, const char *sql, int n, const char *const *par
 /* Like db_query for statements whose rows are not needed: 0 or -1. */
 int db_command(struct db *db, const char *sql, int n, const char *const *params, const char *what,
                struct err *err);
+
+/* COPY FROM STDIN in text format. db_copy_field appends one field (backslash, tab, newline and
+ * CR escaped; NULL as \N) followed by end ('\t' or '\n'); db_copy_flush sends the buffered rows
+ * once there are 64 KiB of them (all of them when final); db_copy_start runs the COPY statement;
+ * db_copy_finish ends it, aborting it with reason when not NULL (then always -1), and reports a
+ * failure as "what: ...". */
+int db_copy_field(struct buf *b, const char *s, char end);
+int db_copy_flush(struct db *db, struct buf *b, int final, struct err *err);
+int db_copy_start(struct db *db, const char *sql, struct err *err);
+int db_copy_finish(struct db *db, const char *reason, const char *what, struct err *err);
 
 /* Transaction control. db_rollback ignores failures (it is used on error paths). */
 int db_begin(struct db *db, struct err *err);

@@ -474,53 +474,6 @@ static const char SQL_WF_COMPLIANCE[] =
     "   $4::integer, $5::integer, $6::integer"
     " FROM egressscan.scan s WHERE s.scan_id = $1::bigint";
 
-/* COPY text format: backslash, tab, newline and CR escaped; NULL is \N. */
-static int copy_field(struct buf *b, const char *s, char end)
-{
-    if (!s)
-        return buf_append(b, "\\N", 2) < 0 ? -1 : buf_putc(b, end);
-    while (*s) {
-        size_t run = strcspn(s, "\\\t\n\r");
-        if (buf_append(b, s, run) < 0)
-            return -1;
-        s += run;
-        if (!*s)
-            break;
-        char esc[2] = {'\\', *s == '\t' ? 't' : *s == '\n' ? 'n' : *s == '\r' ? 'r' : '\\'};
-        if (buf_append(b, esc, 2) < 0)
-            return -1;
-        s++;
-    }
-    return buf_putc(b, end);
-}
-
-#define COPY_CHUNK (64 * 1024)
-
-static int copy_flush(struct db *db, struct buf *b, int final, struct err *err)
-{
-    if (b->len == 0 || (!final && b->len < COPY_CHUNK))
-        return 0;
-    if (PQputCopyData(db->conn, b->data, (int)b->len) != 1)
-        return db_fail(db, NULL, "sending COPY data", err);
-    buf_reset(b);
-    return 0;
-}
-
-/* Ends the COPY in progress (aborting it with reason when not NULL) and collects its result. */
-static int copy_finish(struct db *db, const char *reason, struct err *err)
-{
-    int rc = PQputCopyEnd(db->conn, reason) == 1 ? 0 : -1;
-    if (rc < 0)
-        db_fail(db, NULL, "ending COPY", err);
-    PGresult *r;
-    while ((r = PQgetResult(db->conn)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0 && !reason)
-            rc = db_fail(db, r, "copying findings", err);
-        PQclear(r);
-    }
-    return reason ? -1 : rc;
-}
-
 #define MODES_LITERAL_MAX 160
 
 /* The text[] literal of a mode set ("{AWS_MANAGED,CUSTOMER_ROUTED}"), or NULL for the empty set
@@ -577,13 +530,15 @@ static int finding_row(struct buf *b, size_t ord, const struct finding *f)
 {
     char num[32], modes[MODES_LITERAL_MAX];
     snprintf(num, sizeof num, "%zu", ord);
-    return copy_field(b, num, '\t') < 0 || copy_field(b, f->kind, '\t') < 0 ||
-                   copy_field(b, f->severity, '\t') < 0 || copy_field(b, f->account_id, '\t') < 0 ||
-                   copy_field(b, f->region, '\t') < 0 || copy_field(b, f->cluster_arn, '\t') < 0 ||
-                   copy_field(b, f->source, '\t') < 0 ||
-                   copy_field(b, f->observed_mode, '\t') < 0 ||
-                   copy_field(b, modes_literal(modes, f->allowed_modes), '\t') < 0 ||
-                   copy_field(b, f->details_json, '\n') < 0
+    return db_copy_field(b, num, '\t') < 0 || db_copy_field(b, f->kind, '\t') < 0 ||
+                   db_copy_field(b, f->severity, '\t') < 0 ||
+                   db_copy_field(b, f->account_id, '\t') < 0 ||
+                   db_copy_field(b, f->region, '\t') < 0 ||
+                   db_copy_field(b, f->cluster_arn, '\t') < 0 ||
+                   db_copy_field(b, f->source, '\t') < 0 ||
+                   db_copy_field(b, f->observed_mode, '\t') < 0 ||
+                   db_copy_field(b, modes_literal(modes, f->allowed_modes), '\t') < 0 ||
+                   db_copy_field(b, f->details_json, '\n') < 0
                ? -1
                : 0;
 }
@@ -604,20 +559,20 @@ static int copy_findings(struct db *db, const struct finding *findings, size_t n
             err_set(err, ERR_NOMEM, "out of memory writing findings");
             goto cleanup;
         }
-        if (copy_flush(db, &b, 0, err) < 0)
+        if (db_copy_flush(db, &b, 0, err) < 0)
             goto cleanup;
     }
-    if (copy_flush(db, &b, 1, err) < 0)
+    if (db_copy_flush(db, &b, 1, err) < 0)
         goto cleanup;
     in_copy = 0;
-    if (copy_finish(db, NULL, err) < 0)
+    if (db_copy_finish(db, NULL, "copying findings", err) < 0)
         goto cleanup;
     rc = 0;
 
 cleanup:
     if (in_copy) {
         struct err ignored;
-        copy_finish(db, "egressscan: findings abandoned", &ignored);
+        db_copy_finish(db, "egressscan: findings abandoned", "copying findings", &ignored);
     }
     PQclear(r);
     buf_cleanup(&b);

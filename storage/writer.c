@@ -408,76 +408,17 @@ static const char SQL_GONE[] =
     "   closed_scan_id = $1::bigint"
     " FROM gone g WHERE i.cluster_arn = g.cluster_arn AND i.valid_to IS NULL";
 
-/* COPY text format: backslash, tab, newline and CR escaped; NULL is \N. */
-static int copy_field(struct buf *b, const char *s, char end)
-{
-    if (!s) {
-        if (buf_append(b, "\\N", 2) < 0)
-            return -1;
-        return buf_putc(b, end);
-    }
-    while (*s) {
-        size_t run = strcspn(s, "\\\t\n\r");
-        if (buf_append(b, s, run) < 0)
-            return -1;
-        s += run;
-        if (!*s)
-            break;
-        char esc[2] = {'\\', *s == '\t' ? 't' : *s == '\n' ? 'n' : *s == '\r' ? 'r' : '\\'};
-        if (buf_append(b, esc, 2) < 0)
-            return -1;
-        s++;
-    }
-    return buf_putc(b, end);
-}
-
 static int copy_bool(struct buf *b, int v, char end)
 {
-    return copy_field(b, v < 0 ? NULL : v ? "t" : "f", end);
-}
-
-#define COPY_CHUNK (64 * 1024)
-
-/* Sends the buffered rows when there are enough of them (or all when final). */
-static int copy_flush(struct db *db, struct buf *b, int final, struct err *err)
-{
-    if (b->len == 0 || (!final && b->len < COPY_CHUNK))
-        return 0;
-    if (PQputCopyData(db->conn, b->data, (int)b->len) != 1)
-        return db_fail(db, NULL, "sending COPY data", err);
-    buf_reset(b);
-    return 0;
-}
-
-/* Ends the COPY in progress (aborting it with reason when not NULL) and collects its result. */
-static int copy_finish(struct db *db, const char *reason, struct err *err)
-{
-    int rc = PQputCopyEnd(db->conn, reason) == 1 ? 0 : -1;
-    if (rc < 0)
-        db_fail(db, NULL, "ending COPY", err);
-    PGresult *r;
-    while ((r = PQgetResult(db->conn)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0 && !reason)
-            rc = db_fail(db, r, "copying results", err);
-        PQclear(r);
-    }
-    return reason ? -1 : rc;
-}
-
-static int copy_start(struct db *db, const char *sql, struct err *err)
-{
-    PGresult *r = PQexecParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
-    int rc = PQresultStatus(r) == PGRES_COPY_IN ? 0 : db_fail(db, r, "starting COPY", err);
-    PQclear(r);
-    return rc;
+    return db_copy_field(b, v < 0 ? NULL : v ? "t" : "f", end);
 }
 
 static int target_row(struct buf *b, const struct target_result *t, const char *when)
 {
-    return copy_field(b, t->account_id, '\t') < 0 || copy_field(b, t->region, '\t') < 0 ||
-                   copy_field(b, target_status_name(t->status), '\t') < 0 ||
-                   copy_field(b, t->error_code, '\t') < 0 ||
-                   copy_field(b, t->error_message, '\t') < 0 || copy_field(b, when, '\n') < 0
+    return db_copy_field(b, t->account_id, '\t') < 0 || db_copy_field(b, t->region, '\t') < 0 ||
+                   db_copy_field(b, target_status_name(t->status), '\t') < 0 ||
+                   db_copy_field(b, t->error_code, '\t') < 0 ||
+                   db_copy_field(b, t->error_message, '\t') < 0 || db_copy_field(b, when, '\n') < 0
                ? -1
                : 0;
 }
@@ -485,17 +426,20 @@ static int target_row(struct buf *b, const struct target_result *t, const char *
 static int cluster_row(struct buf *b, const struct target_result *t, const char *when,
                        const struct cluster *c)
 {
-    return copy_field(b, t->account_id, '\t') < 0 || copy_field(b, t->region, '\t') < 0 ||
-                   copy_field(b, when, '\t') < 0 || copy_field(b, c->arn, '\t') < 0 ||
-                   copy_field(b, c->name, '\t') < 0 || copy_field(b, c->egress_mode, '\t') < 0 ||
-                   copy_field(b, c->status, '\t') < 0 ||
-                   copy_field(b, c->kubernetes_version, '\t') < 0 ||
-                   copy_field(b, c->platform_version, '\t') < 0 ||
+    return db_copy_field(b, t->account_id, '\t') < 0 || db_copy_field(b, t->region, '\t') < 0 ||
+                   db_copy_field(b, when, '\t') < 0 || db_copy_field(b, c->arn, '\t') < 0 ||
+                   db_copy_field(b, c->name, '\t') < 0 ||
+                   db_copy_field(b, c->egress_mode, '\t') < 0 ||
+                   db_copy_field(b, c->status, '\t') < 0 ||
+                   db_copy_field(b, c->kubernetes_version, '\t') < 0 ||
+                   db_copy_field(b, c->platform_version, '\t') < 0 ||
                    copy_bool(b, c->endpoint_public_access, '\t') < 0 ||
                    copy_bool(b, c->endpoint_private_access, '\t') < 0 ||
-                   copy_field(b, c->public_access_cidrs_json, '\t') < 0 ||
-                   copy_field(b, c->vpc_id, '\t') < 0 || copy_field(b, c->tags_json, '\t') < 0 ||
-                   copy_field(b, c->created_at, '\t') < 0 || copy_field(b, c->raw_json, '\n') < 0
+                   db_copy_field(b, c->public_access_cidrs_json, '\t') < 0 ||
+                   db_copy_field(b, c->vpc_id, '\t') < 0 ||
+                   db_copy_field(b, c->tags_json, '\t') < 0 ||
+                   db_copy_field(b, c->created_at, '\t') < 0 ||
+                   db_copy_field(b, c->raw_json, '\n') < 0
                ? -1
                : 0;
 }
@@ -573,7 +517,7 @@ int db_write_targets(struct db *db, long long scan_id, const struct target_resul
         goto cleanup;
     }
 
-    if (copy_start(db, SQL_COPY_TARGETS, err) < 0)
+    if (db_copy_start(db, SQL_COPY_TARGETS, err) < 0)
         goto cleanup;
     in_copy = 1;
     for (size_t i = 0; i < n; i++) {
@@ -582,17 +526,17 @@ int db_write_targets(struct db *db, long long scan_id, const struct target_resul
             err_set(err, ERR_NOMEM, "out of memory writing target results");
             goto cleanup;
         }
-        if (copy_flush(db, &b, 0, err) < 0)
+        if (db_copy_flush(db, &b, 0, err) < 0)
             goto cleanup;
     }
-    if (copy_flush(db, &b, 1, err) < 0)
+    if (db_copy_flush(db, &b, 1, err) < 0)
         goto cleanup;
     in_copy = 0;
-    if (copy_finish(db, NULL, err) < 0)
+    if (db_copy_finish(db, NULL, "copying results", err) < 0)
         goto cleanup;
 
     if (n_clusters > 0) {
-        if (copy_start(db, SQL_COPY_CLUSTERS, err) < 0)
+        if (db_copy_start(db, SQL_COPY_CLUSTERS, err) < 0)
             goto cleanup;
         in_copy = 1;
         for (size_t i = 0; i < n; i++) {
@@ -605,14 +549,14 @@ int db_write_targets(struct db *db, long long scan_id, const struct target_resul
                     err_set(err, ERR_NOMEM, "out of memory writing clusters");
                     goto cleanup;
                 }
-                if (copy_flush(db, &b, 0, err) < 0)
+                if (db_copy_flush(db, &b, 0, err) < 0)
                     goto cleanup;
             }
         }
-        if (copy_flush(db, &b, 1, err) < 0)
+        if (db_copy_flush(db, &b, 1, err) < 0)
             goto cleanup;
         in_copy = 0;
-        if (copy_finish(db, NULL, err) < 0)
+        if (db_copy_finish(db, NULL, "copying results", err) < 0)
             goto cleanup;
     }
 
@@ -637,7 +581,7 @@ int db_write_targets(struct db *db, long long scan_id, const struct target_resul
 cleanup:
     if (in_copy) {
         struct err ignored;
-        copy_finish(db, "egressscan: batch abandoned", &ignored);
+        db_copy_finish(db, "egressscan: batch abandoned", "copying results", &ignored);
     }
     if (in_tx)
         db_rollback(db);
