@@ -163,50 +163,49 @@ int cmd_scps(int argc, char **argv)
             continue;
         found = 1;
         size_t nr = account_regions(&snap, acct->id, regions, snap.n_targets);
-        struct scp_decision first[EGRESS_MODES + 1];
-        int uniform = 1;
+        if (nr == 0)
+            continue;
+        /* each region's decisions, evaluated once for both the JSON rows and the table */
+        struct scp_decision(*dec)[EGRESS_MODES + 1] = malloc(nr * sizeof *dec);
+        if (!dec) {
+            fprintf(stderr, "egressscan scps: out of memory\n");
+            goto done;
+        }
+        int uniform = 1, exempt = 0;
         for (size_t r = 0; r < nr; r++) {
-            struct scp_decision d[EGRESS_MODES + 1];
-            int exempt = 0;
-            if (drift_scp_intent(&in, acct->id, regions[r], d, &d[EGRESS_MODES], &exempt, &e) < 0) {
+            if (drift_scp_intent(&in, acct->id, regions[r], dec[r], &dec[r][EGRESS_MODES], &exempt,
+                                 &e) < 0) {
                 fprintf(stderr, "egressscan scps: %s\n", e.message);
+                free(dec);
                 goto done;
             }
-            if (r == 0)
-                memcpy(first, d, sizeof first);
-            else if (!same_decisions(first, d, EGRESS_MODES + 1))
+            if (r > 0 && !same_decisions(dec[0], dec[r], EGRESS_MODES + 1))
                 uniform = 0;
             if (json) {
                 json_t *modes = json_object();
                 for (int m = 0; m < EGRESS_MODES; m++)
                     json_object_set_new(modes, egress_mode_name((enum egress_mode)m),
-                                        decision_json(&d[m]));
+                                        decision_json(&dec[r][m]));
                 json_array_append_new(
-                    rows, json_pack("{s:s, s:s?, s:s, s:b, s:o, s:o}", "account_id", acct->id,
-                                    "account_name", acct->name, "region", regions[r],
-                                    "management_account_exempt", exempt, "create_cluster", modes,
-                                    "update_to_customer_routed", decision_json(&d[EGRESS_MODES])));
+                    rows,
+                    json_pack("{s:s, s:s?, s:s, s:b, s:o, s:o}", "account_id", acct->id,
+                              "account_name", acct->name, "region", regions[r],
+                              "management_account_exempt", exempt, "create_cluster", modes,
+                              "update_to_customer_routed", decision_json(&dec[r][EGRESS_MODES])));
             }
         }
-        if (json || nr == 0)
-            continue;
         /* the table: one line per account when every region agrees, else one per region */
-        for (size_t r = 0; r < (uniform ? 1 : nr); r++) {
-            struct scp_decision d[EGRESS_MODES + 1];
-            int exempt = 0;
-            if (uniform)
-                memcpy(d, first, sizeof d);
-            else
-                drift_scp_intent(&in, acct->id, regions[r], d, &d[EGRESS_MODES], &exempt, &e);
+        for (size_t r = 0; !json && r < (uniform ? 1 : nr); r++) {
             char decided[512];
-            statements_text(d, EGRESS_MODES + 1, decided, sizeof decided);
+            statements_text(dec[r], EGRESS_MODES + 1, decided, sizeof decided);
             printf("%-12s  %-18.18s  %-14s", acct->id, acct->name ? acct->name : "-",
                    uniform ? "*" : regions[r]);
             for (int m = 0; m <= EGRESS_MODES; m++)
-                printf("  %-19s", scp_verdict_name(d[m].verdict));
+                printf("  %-19s", scp_verdict_name(dec[r][m].verdict));
             printf("  %s%s\n",
                    acct->is_management ? "(management account: SCPs do not apply) " : "", decided);
         }
+        free(dec);
     }
     if (account && !found) {
         fprintf(stderr, "egressscan scps: account %s is not in scan %lld\n", account, scan_id);
