@@ -1,9 +1,9 @@
 /* config.c - loading the JSON config file (jansson) into struct scan_config, with errors that
  * point at file:line:column, and the checks shared with command-line flags. */
 #include "common/config.h"
+#include "common/textfile.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,39 +243,12 @@ done:
 
 int config_load_file(struct scan_config *c, const char *path, struct err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(err, ERR_CONFIG, "%s: cannot open: %s", path, strerror(errno));
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    int rc = -1;
-    for (;;) {
-        if (len + 4096 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            if (cap > (1u << 24)) {
-                err_set(err, ERR_CONFIG, "%s: larger than 16 MiB", path);
-                goto done;
-            }
-            char *t = realloc(text, cap);
-            if (!t) {
-                err_set(err, ERR_NOMEM, "out of memory");
-                goto done;
-            }
-            text = t;
-        }
-        size_t n = fread(text + len, 1, cap - len, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    if (ferror(f)) {
-        err_set(err, ERR_CONFIG, "%s: read error", path);
-        goto done;
-    }
-    rc = config_load_string(c, text, len, path, err);
-done:
+    size_t len = 0;
+    char *text = textfile_read(path, (size_t)16 << 20, &len, err);
+    if (!text)
+        return -1;
+    int rc = config_load_string(c, text, len, path, err);
     free(text);
-    fclose(f);
     return rc;
 }
 

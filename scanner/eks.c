@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/jsonutil.h"
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
@@ -18,27 +19,6 @@
 /* EKS cluster names are at most 100 characters; anything much longer is refused before the URL
  * is built. */
 #define EKS_NAME_MAX 255
-
-static const char *json_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "unknown";
-}
 
 /* Loads body as a JSON object. Returns a new reference or NULL with err. */
 static json_t *load_object(const char *body, size_t len, const char *what, struct err *err)

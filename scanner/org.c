@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonutil.h"
 #include "common/log.h"
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
@@ -105,27 +106,6 @@ struct org_discovery {
 };
 
 /* ---- small helpers ---- */
-
-static const char *json_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "unknown";
-}
 
 /* An optional string member: 0 with *out (borrowed, NULL when absent or null), -1 with err when
  * it has another type. */

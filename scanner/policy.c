@@ -24,13 +24,15 @@
  * - Exceptions are valid through the end of their "expires" day, UTC. */
 #include "scanner/policy.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "common/jsonutil.h"
+#include "common/textfile.h"
 
 #define POLICY_MAX_BYTES ((size_t)16 << 20)
 #define MAX_PROBLEMS 100
@@ -474,27 +476,6 @@ static const char *quoted(char *buf, size_t size, const char *s)
     return buf;
 }
 
-static const char *type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "something else";
-}
-
 /* ---- value checks ---- */
 
 static int is_digits(const char *s, size_t n)
@@ -745,7 +726,7 @@ static const char *want_string(struct ctx *c, size_t n, const char *what)
     json_t *v = N(c, n)->value;
     if (json_is_string(v))
         return json_string_value(v);
-    problem(c, n, 0, "must be %s, not %s", what, type_name(v));
+    problem(c, n, 0, "must be %s, not %s", what, json_type_name(v));
     return NULL;
 }
 
@@ -775,7 +756,7 @@ static unsigned check_modes(struct ctx *c, size_t n)
         problem(c, n, 0,
                 "must be a non-empty array of modes (AWS_MANAGED, CUSTOMER_ROUTED, "
                 "CUSTOMER_ISOLATED), not %s",
-                json_is_array(v) ? "an empty array" : type_name(v));
+                json_is_array(v) ? "an empty array" : json_type_name(v));
         return 0;
     }
     unsigned bits = 0;
@@ -820,7 +801,7 @@ static void check_string_list(struct ctx *c, size_t n, const char *what, int (*v
     json_t *v = N(c, n)->value;
     if (!json_is_array(v) || json_array_size(v) == 0) {
         problem(c, n, 0, "must be a non-empty array of %s, not %s", what,
-                json_is_array(v) ? "an empty array" : type_name(v));
+                json_is_array(v) ? "an empty array" : json_type_name(v));
         return;
     }
     size_t count = json_array_size(v), i = 0;
@@ -831,7 +812,7 @@ static void check_string_list(struct ctx *c, size_t n, const char *what, int (*v
         json_t *item = N(c, k)->value;
         char qb[80];
         if (!json_is_string(item)) {
-            problem(c, k, 0, "must be a string, not %s%s", type_name(item),
+            problem(c, k, 0, "must be a string, not %s%s", json_type_name(item),
                     json_is_number(item) && valid == is_account_id
                         ? " (quote account ids: leading zeros matter)"
                         : "");
@@ -863,7 +844,7 @@ static void check_tags(struct ctx *c, size_t n, struct rule *r)
     json_t *v = N(c, n)->value;
     if (!json_is_object(v) || json_object_size(v) == 0) {
         problem(c, n, 0, "must be a non-empty object of tag names to values, not %s",
-                json_is_object(v) ? "an empty object" : type_name(v));
+                json_is_object(v) ? "an empty object" : json_type_name(v));
         return;
     }
     size_t count = json_object_size(v), i = 0;
@@ -878,7 +859,7 @@ static void check_tags(struct ctx *c, size_t n, struct rule *r)
             problem(c, k, 1, "a tag name has 1 to %d characters", TAG_KEY_MAX);
         if (!json_is_string(tv)) {
             problem(c, k, 0, "must be the tag's value (a string; \"*\" for any value), not %s",
-                    type_name(tv));
+                    json_type_name(tv));
             continue;
         }
         if (json_string_length(tv) > TAG_VALUE_MAX)
@@ -939,7 +920,7 @@ static void check_rule(struct ctx *c, size_t rn, size_t idx)
                                        "regions", "cluster_tags", "allowed_modes", "require_scp"};
     struct rule *r = &c->p->rules[idx];
     if (!json_is_object(N(c, rn)->value)) {
-        problem(c, rn, 0, "a rule must be an object, not %s", type_name(N(c, rn)->value));
+        problem(c, rn, 0, "a rule must be an object, not %s", json_type_name(N(c, rn)->value));
         return;
     }
     check_keys(c, rn, keys, sizeof keys / sizeof keys[0], "a rule");
@@ -996,7 +977,7 @@ static void check_rule(struct ctx *c, size_t rn, size_t idx)
     n = member(c, rn, "require_scp");
     if (n) {
         if (!json_is_boolean(N(c, n)->value))
-            problem(c, n, 0, "must be true or false, not %s", type_name(N(c, n)->value));
+            problem(c, n, 0, "must be true or false, not %s", json_type_name(N(c, n)->value));
         else
             r->require_scp = json_is_true(N(c, n)->value);
         if (r->require_scp && tags)
@@ -1017,7 +998,8 @@ static void check_exception(struct ctx *c, size_t en, size_t idx)
     static const char *const keys[] = {"cluster_arn", "reason", "expires"};
     struct exception *x = &c->p->exceptions[idx];
     if (!json_is_object(N(c, en)->value)) {
-        problem(c, en, 0, "an exception must be an object, not %s", type_name(N(c, en)->value));
+        problem(c, en, 0, "an exception must be an object, not %s",
+                json_type_name(N(c, en)->value));
         return;
     }
     check_keys(c, en, keys, sizeof keys / sizeof keys[0], "an exception");
@@ -1069,7 +1051,7 @@ static void check_document(struct ctx *c)
     static const char *const keys[] = {"version", "default", "rules", "exceptions"};
     json_t *root = N(c, 0)->value;
     if (!json_is_object(root)) {
-        problem(c, 0, 0, "a policy must be a JSON object, not %s", type_name(root));
+        problem(c, 0, 0, "a policy must be a JSON object, not %s", json_type_name(root));
         return;
     }
     check_keys(c, 0, keys, sizeof keys / sizeof keys[0], "a policy");
@@ -1080,7 +1062,7 @@ static void check_document(struct ctx *c)
     } else {
         json_t *v = N(c, n)->value;
         if (!json_is_integer(v))
-            problem(c, n, 0, "must be the number 1, not %s", type_name(v));
+            problem(c, n, 0, "must be the number 1, not %s", json_type_name(v));
         else if (json_integer_value(v) != 1)
             problem(c, n, 0,
                     "unsupported policy version %" JSON_INTEGER_FORMAT
@@ -1093,7 +1075,7 @@ static void check_document(struct ctx *c)
         static const char *const dkeys[] = {"allowed_modes"};
         if (!json_is_object(N(c, n)->value)) {
             problem(c, n, 0, "must be an object with \"allowed_modes\", not %s",
-                    type_name(N(c, n)->value));
+                    json_type_name(N(c, n)->value));
         } else {
             check_keys(c, n, dkeys, 1, "\"default\"");
             size_t m = member(c, n, "allowed_modes");
@@ -1110,7 +1092,7 @@ static void check_document(struct ctx *c)
     if (n) {
         json_t *v = N(c, n)->value;
         if (!json_is_array(v)) {
-            problem(c, n, 0, "must be an array of rules, not %s", type_name(v));
+            problem(c, n, 0, "must be an array of rules, not %s", json_type_name(v));
         } else if (json_array_size(v) > 0) {
             size_t count = json_array_size(v);
             c->p->rules = keep_array(c, count, sizeof *c->p->rules);
@@ -1129,7 +1111,7 @@ static void check_document(struct ctx *c)
     if (n) {
         json_t *v = N(c, n)->value;
         if (!json_is_array(v)) {
-            problem(c, n, 0, "must be an array of exceptions, not %s", type_name(v));
+            problem(c, n, 0, "must be an array of exceptions, not %s", json_type_name(v));
         } else if (json_array_size(v) > 0) {
             size_t count = json_array_size(v);
             c->p->exceptions = keep_array(c, count, sizeof *c->p->exceptions);
@@ -1269,51 +1251,15 @@ struct policy *policy_load(const char *path, FILE *errors, struct err *err)
     struct err local;
     if (!err)
         err = &local;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set(err, ERR_CONFIG, "%s: cannot open: %s", path, strerror(errno));
+    size_t len = 0;
+    char *text = textfile_read(path, POLICY_MAX_BYTES, &len, err);
+    if (!text) {
         if (errors)
             fprintf(errors, "%s\n", err->message);
         return NULL;
     }
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    struct policy *p = NULL;
-    for (;;) {
-        if (len == cap) {
-            if (cap > POLICY_MAX_BYTES) {
-                err_set(err, ERR_CONFIG, "%s: larger than 16 MiB", path);
-                goto io_error;
-            }
-            cap = cap ? cap * 2 : 8192;
-            char *t = realloc(text, cap + 1);
-            if (!t) {
-                err_set(err, ERR_NOMEM, "%s: out of memory", path);
-                goto io_error;
-            }
-            text = t;
-        }
-        size_t n = fread(text + len, 1, cap - len, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    if (ferror(f)) {
-        err_set(err, ERR_CONFIG, "%s: read error", path);
-        goto io_error;
-    }
-    if (len > POLICY_MAX_BYTES) {
-        err_set(err, ERR_CONFIG, "%s: larger than 16 MiB", path);
-        goto io_error;
-    }
-    p = policy_parse(text, len, path, errors, err);
-    goto done;
-io_error:
-    if (errors)
-        fprintf(errors, "%s\n", err->message);
-done:
+    struct policy *p = policy_parse(text, len, path, errors, err);
     free(text);
-    fclose(f);
     return p;
 }
 
