@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "tests/support/cli.h"
 #include "tests/support/procs.h"
 
 #define REGIONS "eu-west-1,us-east-1"
@@ -25,9 +26,7 @@ static struct {
     struct pgtest pg;
     json_t *seed;
     char policy_path[64];
-    char env_strs[9][600];
-    char *env[10];
-    const char *bin;
+    struct cli cli;
 } fx;
 
 static const char *acct_id(const char *name)
@@ -40,36 +39,6 @@ static const char *acct_id(const char *name)
 static const char *ou(const char *name)
 {
     return json_string_value(json_object_get(json_object_get(fx.seed, "ous"), name));
-}
-
-static void set_env(int i, const char *k, const char *v)
-{
-    snprintf(fx.env_strs[i], sizeof fx.env_strs[i], "%s=%s", k, v);
-    fx.env[i] = fx.env_strs[i];
-}
-
-static int run_bin(char **out, ...)
-{
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)fx.bin;
-    va_list ap;
-    va_start(ap, out);
-    for (char *a; n < 31 && (a = va_arg(ap, char *));)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    char *o = NULL, *e = NULL;
-    int rc = procs_run2(argv, fx.env, &o, &e);
-    if (rc < 0 || rc == 2 || rc == 4)
-        fprintf(stderr, "egressscan %s exited %d\nstdout: %s\nstderr: %s\n", argv[1], rc,
-                o ? o : "", e ? e : "");
-    free(e);
-    if (out)
-        *out = o;
-    else
-        free(o);
-    return rc;
 }
 
 static void write_policy(void)
@@ -100,7 +69,6 @@ static void write_policy(void)
 static int setup(void **state)
 {
     (void)state;
-    fx.bin = getenv("BIN") ? getenv("BIN") : "build/egressscan";
     if (mototest_start(&fx.moto) < 0 || pgtest_start(&fx.pg) < 0)
         return -1;
     char *out = NULL;
@@ -112,19 +80,11 @@ static int setup(void **state)
     free(out);
     if (!fx.seed || mototest_set_auth(&fx.moto, 1) < 0)
         return -1;
-    set_env(0, "AWS_ACCESS_KEY_ID", json_string_value(json_object_get(fx.seed, "access_key_id")));
-    set_env(1, "AWS_SECRET_ACCESS_KEY",
-            json_string_value(json_object_get(fx.seed, "secret_access_key")));
-    set_env(2, "AWS_ENDPOINT_URL", fx.moto.url);
-    set_env(3, "AWS_REGION", "us-east-1");
-    set_env(4, "AWS_EC2_METADATA_DISABLED", "true");
-    set_env(5, "AWS_CONFIG_FILE", "/nonexistent/egressscan");
-    set_env(6, "AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/egressscan");
-    set_env(7, "DATABASE_URL", fx.pg.url);
-    set_env(8, "AWS_MAX_ATTEMPTS", "2");
-    fx.env[9] = NULL;
+    cli_init(&fx.cli, json_string_value(json_object_get(fx.seed, "access_key_id")),
+             json_string_value(json_object_get(fx.seed, "secret_access_key")), fx.moto.url,
+             fx.pg.url);
     write_policy();
-    return run_bin(NULL, "migrate", NULL) == 0 ? 0 : -1;
+    return cli_run(&fx.cli, NULL, NULL, "migrate", NULL) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -152,7 +112,7 @@ static const char *reason_of(json_t *f)
 static json_t *check_findings(struct expected *want, size_t n_want)
 {
     char *out = NULL;
-    assert_int_equal(run_bin(&out, "drift", "--format", "json", NULL), 0);
+    assert_int_equal(cli_run(&fx.cli, &out, NULL, "drift", "--format", "json", NULL), 0);
     json_t *doc = json_loads(out, 0, NULL);
     if (!doc)
         fail_msg("drift --format json is not JSON: %s", out);
@@ -206,7 +166,7 @@ static void test_first_scan_findings(void **state)
 {
     (void)state;
     char *out = NULL;
-    int rc = run_bin(&out, "scan", "--regions", REGIONS, "--policy", fx.policy_path,
+    int rc = cli_run(&fx.cli, &out, NULL, "scan", "--regions", REGIONS, "--policy", fx.policy_path,
                      "--no-progress", "--as-of", "2026-11-20T10:00:00Z", NULL);
     printf("%s", out);
     free(out);
@@ -264,7 +224,7 @@ static void test_scps_verdicts(void **state)
 {
     (void)state;
     char *out = NULL;
-    assert_int_equal(run_bin(&out, "scps", "--format", "json", NULL), 0);
+    assert_int_equal(cli_run(&fx.cli, &out, NULL, "scps", "--format", "json", NULL), 0);
     json_t *doc = json_loads(out, 0, NULL);
     free(out);
     assert_non_null(doc);
@@ -297,7 +257,7 @@ static void test_scps_verdicts(void **state)
         assert_int_equal(rows, 2); /* both scanned regions */
     }
     /* the table names the deciding statements */
-    assert_int_equal(run_bin(&out, "scps", "--account", acct_id("enf1"), NULL), 0);
+    assert_int_equal(cli_run(&fx.cli, &out, NULL, "scps", "--account", acct_id("enf1"), NULL), 0);
     assert_non_null(strstr(out, "#RequireCustomerRouted"));
     free(out);
     json_decref(doc);
@@ -307,7 +267,7 @@ static void test_second_scan_keeps_first_seen_and_resolves(void **state)
 {
     (void)state;
     char *out = NULL;
-    assert_int_equal(run_bin(&out, "drift", "--format", "json", NULL), 0);
+    assert_int_equal(cli_run(&fx.cli, &out, NULL, "drift", "--format", "json", NULL), 0);
     json_t *before = json_loads(out, 0, NULL);
     free(out);
     json_t *b = finding_of(before, "noncompliant_cluster", "open-managed");
@@ -324,10 +284,11 @@ static void test_second_scan_keeps_first_seen_and_resolves(void **state)
     assert_int_equal(procs_run(argv, env, NULL), 0);
     assert_int_equal(mototest_set_auth(&fx.moto, 1), 0);
 
-    assert_int_equal(run_bin(NULL, "scan", "--regions", REGIONS, "--policy", fx.policy_path,
-                             "--no-progress", "--as-of", "2026-11-21T10:00:00Z", NULL),
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "scan", "--regions", REGIONS, "--policy",
+                             fx.policy_path, "--no-progress", "--as-of", "2026-11-21T10:00:00Z",
+                             NULL),
                      3);
-    assert_int_equal(run_bin(&out, "drift", "--format", "json", NULL), 0);
+    assert_int_equal(cli_run(&fx.cli, &out, NULL, "drift", "--format", "json", NULL), 0);
     json_t *after = json_loads(out, 0, NULL);
     free(out);
     /* the persisting finding is the same finding */
@@ -343,7 +304,7 @@ static void test_second_scan_keeps_first_seen_and_resolves(void **state)
     assert_false(json_is_true(json_object_get(json_object_get(ch, "details"), "replaced")));
 
     /* --fail-on-drift: findings remain, so exit 1 */
-    assert_int_equal(run_bin(NULL, "drift", "--fail-on-drift", NULL), 1);
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "drift", "--fail-on-drift", NULL), 1);
     json_decref(before);
     json_decref(after);
 }
@@ -352,7 +313,7 @@ static void test_policy_check(void **state)
 {
     (void)state;
     char *out = NULL;
-    assert_int_equal(run_bin(&out, "policy", "check", fx.policy_path, NULL), 0);
+    assert_int_equal(cli_run(&fx.cli, &out, NULL, "policy", "check", fx.policy_path, NULL), 0);
     assert_non_null(strstr(out, "restricted-data"));
     free(out);
 }

@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "tests/support/cli.h"
 #include "tests/support/procs.h"
 
 #define REGIONS "eu-west-1,us-east-1"
@@ -38,9 +39,7 @@ static struct {
     struct pgtest pg;
     json_t *seed;
     char policy_path[64];
-    char env_strs[9][600];
-    char *env[10];
-    const char *bin;
+    struct cli cli;
     int history_built;
 } fx;
 
@@ -67,37 +66,6 @@ static const char *ou_id(const char *name)
     return json_string_value(json_object_get(json_object_get(fx.seed, "ous"), name));
 }
 
-static void set_env(int i, const char *k, const char *v)
-{
-    snprintf(fx.env_strs[i], sizeof fx.env_strs[i], "%s=%s", k, v);
-    fx.env[i] = fx.env_strs[i];
-}
-
-/* Runs egressscan with the arguments (NULL-terminated); *out gets stdout when out is not NULL. */
-static int run_bin(char **out, ...)
-{
-    char *argv[40];
-    int n = 0;
-    argv[n++] = (char *)fx.bin;
-    va_list ap;
-    va_start(ap, out);
-    for (char *a; n < 39 && (a = va_arg(ap, char *));)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    char *o = NULL, *e = NULL;
-    int rc = procs_run2(argv, fx.env, &o, &e);
-    if (rc < 0 || rc == 2 || rc == 4)
-        fprintf(stderr, "egressscan %s exited %d\nstdout: %.2000s\nstderr: %s\n", argv[1], rc,
-                o ? o : "", e ? e : "");
-    free(e);
-    if (out)
-        *out = o;
-    else
-        free(o);
-    return rc;
-}
-
 static void write_policy(void)
 {
     json_t *p = json_pack("{s:i, s:{s:[s,s]}, s:[{s:s, s:s, s:[s], s:b}, {s:s, s:s, s:[s], s:b},"
@@ -118,7 +86,6 @@ static void write_policy(void)
 static int setup(void **state)
 {
     (void)state;
-    fx.bin = getenv("BIN") ? getenv("BIN") : "build/egressscan";
     if (mototest_start(&fx.moto) < 0 || pgtest_start(&fx.pg) < 0)
         return -1;
     char *out = NULL;
@@ -130,17 +97,9 @@ static int setup(void **state)
     free(out);
     if (!fx.seed || mototest_set_auth(&fx.moto, 1) < 0)
         return -1;
-    set_env(0, "AWS_ACCESS_KEY_ID", json_string_value(json_object_get(fx.seed, "access_key_id")));
-    set_env(1, "AWS_SECRET_ACCESS_KEY",
-            json_string_value(json_object_get(fx.seed, "secret_access_key")));
-    set_env(2, "AWS_ENDPOINT_URL", fx.moto.url);
-    set_env(3, "AWS_REGION", "us-east-1");
-    set_env(4, "AWS_EC2_METADATA_DISABLED", "true");
-    set_env(5, "AWS_CONFIG_FILE", "/nonexistent/egressscan");
-    set_env(6, "AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/egressscan");
-    set_env(7, "DATABASE_URL", fx.pg.url);
-    set_env(8, "AWS_MAX_ATTEMPTS", "2");
-    fx.env[9] = NULL;
+    cli_init(&fx.cli, json_string_value(json_object_get(fx.seed, "access_key_id")),
+             json_string_value(json_object_get(fx.seed, "secret_access_key")), fx.moto.url,
+             fx.pg.url);
     write_policy();
     return 0;
 }
@@ -379,11 +338,11 @@ static void do_delete(const char *name)
 static void do_scan(const char *stamp, int partial)
 {
     char *out = NULL;
-    int rc = partial ? run_bin(&out, "scan", "--regions", REGIONS, "--policy", fx.policy_path,
-                               "--no-progress", "--as-of", stamp, NULL)
-                     : run_bin(&out, "scan", "--regions", REGIONS, "--policy", fx.policy_path,
-                               "--no-progress", "--exclude-accounts", acct_id(LOCKED), "--as-of",
-                               stamp, NULL);
+    int rc = partial ? cli_run(&fx.cli, &out, NULL, "scan", "--regions", REGIONS, "--policy",
+                               fx.policy_path, "--no-progress", "--as-of", stamp, NULL)
+                     : cli_run(&fx.cli, &out, NULL, "scan", "--regions", REGIONS, "--policy",
+                               fx.policy_path, "--no-progress", "--exclude-accounts",
+                               acct_id(LOCKED), "--as-of", stamp, NULL);
     if (rc != (partial ? 3 : 0))
         fail_msg("scan at %s exited %d:\n%s", stamp, rc, out ? out : "");
     free(out);
@@ -396,8 +355,9 @@ static char *report_text(const char *format, const char *week)
 {
     char *out = NULL;
     int rc = week
-                 ? run_bin(&out, "report", "--format", format, "--week", week, "--as-of", NOW, NULL)
-                 : run_bin(&out, "report", "--format", format, "--as-of", NOW, NULL);
+                 ? cli_run(&fx.cli, &out, NULL, "report", "--format", format, "--week", week,
+                           "--as-of", NOW, NULL)
+                 : cli_run(&fx.cli, &out, NULL, "report", "--format", format, "--as-of", NOW, NULL);
     if (rc != 0)
         fail_msg("report --format %s --week %s exited %d", format, week ? week : "(default)", rc);
     assert_non_null(out);
@@ -821,7 +781,7 @@ static void test_empty_database(void **state)
     assert_null(strchr(strchr(out, '\n') + 1, '\n')); /* the header alone */
     free(out);
 
-    assert_int_equal(run_bin(NULL, "migrate", NULL), 0);
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "migrate", NULL), 0);
     out = report_text("md", NULL);
     assert_non_null(strstr(out, "No scan has been recorded yet"));
     assert_non_null(strstr(out, "week 2026-W04")); /* the default: the last complete week */
@@ -833,9 +793,10 @@ static void test_empty_database(void **state)
     json_decref(doc);
 
     /* usage errors */
-    assert_int_equal(run_bin(NULL, "report", "--week", "2026-W60", NULL), 2);
-    assert_int_equal(run_bin(NULL, "report", "--week", "2025-W53", NULL), 2); /* 52 weeks */
-    assert_int_equal(run_bin(NULL, "report", "--format", "pdf", NULL), 2);
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "report", "--week", "2026-W60", NULL), 2);
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "report", "--week", "2025-W53", NULL),
+                     2); /* 52 weeks */
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "report", "--format", "pdf", NULL), 2);
 }
 
 static void build_history(void)
@@ -1188,7 +1149,8 @@ static void test_week_without_scans(void **state)
     char path[] = "/tmp/egressscan-report-out-XXXXXX";
     int fd = mkstemp(path);
     close(fd);
-    assert_int_equal(run_bin(NULL, "report", "--week", "2026-W04", "--out", path, NULL), 0);
+    assert_int_equal(
+        cli_run(&fx.cli, NULL, NULL, "report", "--week", "2026-W04", "--out", path, NULL), 0);
     FILE *f = fopen(path, "r");
     char head[64] = "";
     assert_non_null(fgets(head, sizeof head, f));

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "tests/support/cli.h"
 #include "tests/support/procs.h"
 
 #define REGIONS "eu-west-1,us-east-1,ap-southeast-2"
@@ -27,9 +28,7 @@ static struct {
     struct pgtest pg;
     json_t *seed;
     PGconn *db;
-    char env_strs[10][600];
-    char *env[11];
-    const char *bin;
+    struct cli cli;
 } fx;
 
 static const char *seed_str(const char *k)
@@ -40,40 +39,6 @@ static const char *seed_str(const char *k)
 static const char *account_id(const char *name)
 {
     return json_string_value(json_object_get(json_object_get(fx.seed, "accounts"), name));
-}
-
-static void set_env(int i, const char *k, const char *v)
-{
-    snprintf(fx.env_strs[i], sizeof fx.env_strs[i], "%s=%s", k, v);
-    fx.env[i] = fx.env_strs[i];
-}
-
-/* Runs egressscan with args (NULL-terminated); returns the exit code. */
-static int run_bin(char **out, char **errout, ...)
-{
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)fx.bin;
-    va_list ap;
-    va_start(ap, errout);
-    for (char *a; n < 31 && (a = va_arg(ap, char *));)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    char *o = NULL, *e = NULL;
-    int rc = procs_run2(argv, fx.env, &o, &e);
-    if (rc != 0 && rc != 3)
-        fprintf(stderr, "egressscan exited %d\nstdout: %s\nstderr: %s\n", rc, o ? o : "",
-                e ? e : "");
-    if (out)
-        *out = o;
-    else
-        free(o);
-    if (errout)
-        *errout = e;
-    else
-        free(e);
-    return rc;
 }
 
 static long long query_int(const char *sql, const char *param)
@@ -141,7 +106,6 @@ static int moto_change(const char *what, const char *acct, const char *region, c
 static int setup(void **state)
 {
     (void)state;
-    fx.bin = getenv("BIN") ? getenv("BIN") : "build/egressscan";
     if (mototest_start(&fx.moto) < 0 || pgtest_start(&fx.pg) < 0)
         return -1;
     char *out = NULL;
@@ -153,21 +117,12 @@ static int setup(void **state)
     free(out);
     if (!fx.seed || mototest_set_auth(&fx.moto, 1) < 0)
         return -1;
-    set_env(0, "AWS_ACCESS_KEY_ID", seed_str("access_key_id"));
-    set_env(1, "AWS_SECRET_ACCESS_KEY", seed_str("secret_access_key"));
-    set_env(2, "AWS_ENDPOINT_URL", fx.moto.url);
-    set_env(3, "AWS_REGION", "us-east-1");
-    set_env(4, "AWS_EC2_METADATA_DISABLED", "true");
-    set_env(5, "AWS_CONFIG_FILE", "/nonexistent/egressscan");
-    set_env(6, "AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/egressscan");
-    set_env(7, "DATABASE_URL", fx.pg.url);
-    set_env(8, "AWS_MAX_ATTEMPTS", "2");
-    set_env(9, "AWS_PROFILE", "");
-    fx.env[9] = NULL; /* AWS_PROFILE left as the environment has it */
+    cli_init(&fx.cli, seed_str("access_key_id"), seed_str("secret_access_key"), fx.moto.url,
+             fx.pg.url);
     fx.db = PQconnectdb(fx.pg.url);
     if (PQstatus(fx.db) != CONNECTION_OK)
         return -1;
-    return run_bin(NULL, NULL, "migrate", NULL) == 0 ? 0 : -1;
+    return cli_run(&fx.cli, NULL, NULL, "migrate", NULL) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -184,7 +139,7 @@ static void test_migrate_is_idempotent(void **state)
 {
     (void)state;
     char *out = NULL;
-    assert_int_equal(run_bin(&out, NULL, "migrate", NULL), 0);
+    assert_int_equal(cli_run(&fx.cli, &out, NULL, "migrate", NULL), 0);
     assert_non_null(strstr(out, "0 migrations applied"));
     free(out);
 }
@@ -193,8 +148,8 @@ static void test_scan_stores_exactly_the_clusters_moto_holds(void **state)
 {
     (void)state;
     char *out = NULL;
-    int rc = run_bin(&out, NULL, "scan", "--regions", REGIONS, "--page-size", "2", "--no-progress",
-                     NULL);
+    int rc = cli_run(&fx.cli, &out, NULL, "scan", "--regions", REGIONS, "--page-size", "2",
+                     "--no-progress", NULL);
     printf("%s", out);
     assert_int_equal(rc, 3); /* partial: one account's role cannot be used */
     assert_non_null(strstr(out, "partial"));
@@ -280,7 +235,8 @@ static void test_second_scan_without_change_adds_no_history(void **state)
     (void)state;
     long long before = query_int("SELECT count(*) FROM egressscan.cluster_history", NULL);
     assert_true(before >= 20);
-    assert_int_equal(run_bin(NULL, NULL, "scan", "--regions", REGIONS, "--no-progress", NULL), 3);
+    assert_int_equal(
+        cli_run(&fx.cli, NULL, NULL, "scan", "--regions", REGIONS, "--no-progress", NULL), 3);
     assert_int_equal(query_int("SELECT count(*) FROM egressscan.cluster_history", NULL), before);
 }
 
@@ -298,7 +254,8 @@ static void test_mode_change_and_deletion_update_history(void **state)
     long long open_before =
         query_int("SELECT count(*) FROM egressscan.cluster_history WHERE valid_to IS NULL", NULL);
 
-    assert_int_equal(run_bin(NULL, NULL, "scan", "--regions", REGIONS, "--no-progress", NULL), 3);
+    assert_int_equal(
+        cli_run(&fx.cli, NULL, NULL, "scan", "--regions", REGIONS, "--no-progress", NULL), 3);
 
     assert_int_equal(query_int("SELECT count(*) FROM egressscan.cluster_history", NULL),
                      before + 1);
@@ -328,7 +285,8 @@ static void test_regions_all_uses_describe_regions(void **state)
 {
     (void)state;
     char *out = NULL;
-    int rc = run_bin(&out, NULL, "scan", "--accounts", account_id("acct03"), "--no-progress", NULL);
+    int rc = cli_run(&fx.cli, &out, NULL, "scan", "--accounts", account_id("acct03"),
+                     "--no-progress", NULL);
     if (rc != 0) {
         PGresult *r = PQexec(fx.db, "SELECT region, status, error_code, error_message FROM "
                                     "egressscan.coverage WHERE status <> 'ok'");
@@ -376,7 +334,7 @@ static void test_ou_subtree_and_exclusions(void **state)
     const char *regulated =
         json_string_value(json_object_get(json_object_get(fx.seed, "ous"), "Regulated"));
     /* Regulated holds acct01, 06, 11, 16, 21 and the denied acct26 */
-    int rc = run_bin(NULL, NULL, "scan", "--ou", regulated, "--exclude-accounts",
+    int rc = cli_run(&fx.cli, NULL, NULL, "scan", "--ou", regulated, "--exclude-accounts",
                      account_id("acct01"), "--regions", REGIONS, "--no-progress", NULL);
     assert_int_equal(rc, 3);
     assert_int_equal(query_int("SELECT count(DISTINCT account_id) FROM egressscan.coverage", NULL),
@@ -397,9 +355,9 @@ static void test_metrics_file_and_json_logs(void **state)
     assert_true(fd >= 0);
     close(fd);
     char *err = NULL;
-    int rc =
-        run_bin(NULL, &err, "scan", "--accounts", account_id("acct03"), "--regions", REGIONS,
-                "--metrics-file", metrics, "--log-format", "json", "--log-level", "debug", NULL);
+    int rc = cli_run(&fx.cli, NULL, &err, "scan", "--accounts", account_id("acct03"), "--regions",
+                     REGIONS, "--metrics-file", metrics, "--log-format", "json", "--log-level",
+                     "debug", NULL);
     assert_int_equal(rc, 0);
     /* every log line is one JSON object */
     int lines = 0;
@@ -437,7 +395,7 @@ static void test_malformed_config_exits_2_and_writes_nothing(void **state)
     close(fd);
     long long scans = query_int("SELECT count(*) FROM egressscan.scans", NULL);
     char *err = NULL;
-    assert_int_equal(run_bin(NULL, &err, "scan", "--config", path, NULL), 2);
+    assert_int_equal(cli_run(&fx.cli, NULL, &err, "scan", "--config", path, NULL), 2);
     char where[64];
     snprintf(where, sizeof where, "%s:3:", path);
     if (!strstr(err, where))
@@ -447,7 +405,7 @@ static void test_malformed_config_exits_2_and_writes_nothing(void **state)
     FILE *f = fopen(path, "w");
     fputs("{\n  \"regions\": \"all\",\n    \"concurrency\": \"many\"\n}\n", f);
     fclose(f);
-    assert_int_equal(run_bin(NULL, &err, "scan", "--config", path, NULL), 2);
+    assert_int_equal(cli_run(&fx.cli, NULL, &err, "scan", "--config", path, NULL), 2);
     snprintf(where, sizeof where, "%s:3:5:", path);
     if (!strstr(err, where))
         fail_msg("the error does not name file:line:column: %s", err);
@@ -462,8 +420,8 @@ static void test_database_down_exits_4(void **state)
     char url[128];
     snprintf(url, sizeof url, "postgresql://postgres@127.0.0.1:%d/postgres", procs_free_port());
     char *err = NULL;
-    assert_int_equal(run_bin(NULL, &err, "scan", "--database-url", url, "--regions", REGIONS, NULL),
-                     4);
+    assert_int_equal(
+        cli_run(&fx.cli, NULL, &err, "scan", "--database-url", url, "--regions", REGIONS, NULL), 4);
     assert_non_null(strstr(err, "cannot connect to the database"));
     free(err);
 }
@@ -472,9 +430,9 @@ static void test_killed_scan_is_marked_aborted_by_the_next(void **state)
 {
     (void)state;
     long long last = query_int("SELECT coalesce(max(scan_id), 0) FROM egressscan.scans", NULL);
-    char *argv[] = {(char *)fx.bin,  "scan",        "--regions", REGIONS,
-                    "--no-progress", "--log-level", "error",     NULL};
-    pid_t pid = procs_spawn(argv, fx.env);
+    char *argv[] = {(char *)fx.cli.bin, "scan",        "--regions", REGIONS,
+                    "--no-progress",    "--log-level", "error",     NULL};
+    pid_t pid = procs_spawn(argv, fx.cli.env);
     assert_true(pid > 0);
     char last_s[32];
     snprintf(last_s, sizeof last_s, "%lld", last);
@@ -497,8 +455,8 @@ static void test_killed_scan_is_marked_aborted_by_the_next(void **state)
     assert_string_equal(killed, "running");
     free(killed);
 
-    assert_int_equal(run_bin(NULL, NULL, "scan", "--accounts", account_id("acct02"), "--regions",
-                             "eu-west-1", "--no-progress", NULL),
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "scan", "--accounts", account_id("acct02"),
+                             "--regions", "eu-west-1", "--no-progress", NULL),
                      0);
     killed = query_text("SELECT status FROM egressscan.scans WHERE scan_id > $1::bigint "
                         "ORDER BY scan_id LIMIT 1",
