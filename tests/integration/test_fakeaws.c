@@ -30,24 +30,16 @@
 #include "scanner/http.h"
 #include "scanner/org.h"
 #include "scanner/sts.h"
+#include "tests/support/fakeproc.h"
 #include "tests/support/procs.h"
 
 #define BASE_KEY "AKIDFAKEAWSBASE0001"
 #define BASE_SECRET "fakeaws-base-secret"
 #define ROLE "EgressScanReadOnly"
 
-struct fake {
-    pid_t pid;
-    int port;
-    char url[128];
-    char truth_path[320];
-    json_t *truth; /* new, when --truth was asked for */
-};
-
 static struct {
-    char bin[512];
     char tmp[64]; /* a temporary directory for truth files and the certificate */
-    struct fake main;
+    struct fakeproc main;
     struct http_engine *engine;
 } fx;
 
@@ -60,82 +52,20 @@ static void sleep_ms(long ms)
         ;
 }
 
-static int port_open(int port)
+/* Starts build/fakeaws with the common fleet flags and extra (NULL-terminated). */
+static int fake_start(struct fakeproc *f, const char *name, int tls, const char *const *extra)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return 0;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Starts build/fakeaws with the common fleet flags and extra (NULL-terminated), waits until it
- * accepts connections. 0, or -1 with a message. */
-static int fake_start(struct fake *f, const char *name, int tls, const char *const *extra)
-{
-    memset(f, 0, sizeof *f);
-    f->port = procs_free_port();
-    if (f->port < 0)
-        return -1;
-    char port[16];
-    snprintf(port, sizeof port, "%d", f->port);
-    snprintf(f->truth_path, sizeof f->truth_path, "%s/%s-truth.json", fx.tmp, name);
-    const char *argv[40] = {fx.bin,       "--port",    port,   "--accounts",
-                            "40",         "--regions", "3",    "--clusters-per-account-region-mean",
-                            "1.2",        "--seed",    "4711", "--truth",
-                            f->truth_path};
-    size_t n = 13;
+    const char *argv[40] = {
+        "--accounts", "40",     "--regions", "3", "--clusters-per-account-region-mean",
+        "1.2",        "--seed", "4711"};
+    size_t n = 8;
     for (; extra && *extra && n < 38; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;
-    f->pid = procs_spawn((char *const *)argv, NULL);
-    if (f->pid < 0)
-        return -1;
-    for (int i = 0; i < 200 && !port_open(f->port); i++) {
-        int st;
-        if (waitpid(f->pid, &st, WNOHANG) == f->pid) {
-            fprintf(stderr, "fakeaws exited before listening\n");
-            f->pid = 0;
-            return -1;
-        }
-        sleep_ms(50);
-    }
-    if (!port_open(f->port)) {
-        fprintf(stderr, "fakeaws did not listen on %d\n", f->port);
-        return -1;
-    }
-    snprintf(f->url, sizeof f->url, "%s://%s:%d", tls ? "https" : "http",
-             tls ? "localhost" : "127.0.0.1", f->port);
-    json_error_t je;
-    f->truth = json_load_file(f->truth_path, 0, &je);
-    if (!f->truth) {
-        fprintf(stderr, "truth %s: %s\n", f->truth_path, je.text);
-        return -1;
-    }
-    return 0;
+    return fakeproc_start(f, fx.tmp, name, tls, argv);
 }
 
-/* SIGTERM, and the exit status (0 for a clean shutdown). */
-static int fake_stop(struct fake *f)
-{
-    int rc = -1;
-    if (f->pid > 0) {
-        kill(f->pid, SIGTERM);
-        int st;
-        if (waitpid(f->pid, &st, 0) == f->pid && WIFEXITED(st))
-            rc = WEXITSTATUS(st);
-        f->pid = 0;
-    }
-    json_decref(f->truth);
-    f->truth = NULL;
-    unlink(f->truth_path);
-    return rc;
-}
-
-static void use_endpoint(const struct fake *f)
+static void use_endpoint(const struct fakeproc *f)
 {
     setenv("AWS_ENDPOINT_URL", f->url, 1);
 }
@@ -334,7 +264,7 @@ static void on_regions(void *ud, const char *const *regions, size_t n, const str
 
 /* Every cluster of account through AssumeRole + ListClusters + DescribeCluster, compared with
  * the truth. */
-static void check_account_clusters(struct http_engine *eng, const struct fake *f,
+static void check_account_clusters(struct http_engine *eng, const struct fakeproc *f,
                                    const char *account)
 {
     struct err e;
@@ -395,51 +325,13 @@ static void check_account_clusters(struct http_engine *eng, const struct fake *f
     creds_unref(base);
 }
 
-/* GET url/fakeaws/stats, parsed. */
-static json_t *fake_stats(struct http_engine *eng, const struct fake *f)
-{
-    char url[256];
-    snprintf(url, sizeof url, "%s/fakeaws/stats", f->url);
-    struct aws_request req = {
-        .protocol = AWS_PROTO_PLAIN, .method = "GET", .url = url, .allow_http = 1, .no_retry = 1};
-    struct buf body;
-    buf_init(&body);
-    long status = 0;
-    struct err e;
-    err_clear(&e);
-    json_t *j = NULL;
-    if (http_perform(eng, &req, &body, &status, &e) == 0)
-        j = json_loadb(body.data, body.len, 0, NULL);
-    else
-        fprintf(stderr, "stats: %s: %s\n", e.code, e.message);
-    buf_cleanup(&body);
-    return j;
-}
-
-static long stat_of(json_t *stats, const char *group, const char *key)
-{
-    return (long)json_integer_value(json_object_get(json_object_get(stats, group), key));
-}
-
 /* ---- fixture ---- */
 
 static int setup(void **state)
 {
     (void)state;
-    const char *bin = getenv("BIN");
-    if (bin && *bin) {
-        char copy[512];
-        snprintf(copy, sizeof copy, "%s", bin);
-        snprintf(fx.bin, sizeof fx.bin, "%s/fakeaws", dirname(copy));
-    } else {
-        snprintf(fx.bin, sizeof fx.bin, "build/fakeaws");
-    }
-    if (getenv("FAKEAWS"))
-        snprintf(fx.bin, sizeof fx.bin, "%s", getenv("FAKEAWS"));
-    if (access(fx.bin, X_OK) != 0) {
-        fprintf(stderr, "%s is not built (make build/fakeaws)\n", fx.bin);
+    if (!fakeproc_bin())
         return -1;
-    }
     snprintf(fx.tmp, sizeof fx.tmp, "/tmp/fakeaws-itest-XXXXXX");
     if (!mkdtemp(fx.tmp))
         return -1;
@@ -460,7 +352,7 @@ static int teardown(void **state)
 {
     (void)state;
     http_engine_free(fx.engine);
-    fake_stop(&fx.main);
+    fakeproc_stop(&fx.main);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "%s/cert.pem", fx.tmp);
     unlink(cmd);
@@ -604,10 +496,10 @@ static void test_assume_role_list_and_describe_match_the_truth(void **state)
     assert_int_equal(e.http_status, 403);
     creds_unref(base);
 
-    json_t *stats = fake_stats(fx.engine, &fx.main);
+    json_t *stats = fakeproc_stats(&fx.main, 0);
     assert_non_null(stats);
-    assert_true(stat_of(stats, "operations", "DescribeCluster") >= (long)n);
-    assert_true(stat_of(stats, "operations", "AssumeRole") >= 1);
+    assert_true(fakeproc_stat(stats, "operations", "DescribeCluster") >= (long)n);
+    assert_true(fakeproc_stat(stats, "operations", "AssumeRole") >= 1);
     json_decref(stats);
 }
 
@@ -648,8 +540,8 @@ static void test_verify_sigv4_rejects_a_wrong_secret(void **state)
     creds_unref(good);
     creds_unref(base);
 
-    json_t *stats = fake_stats(fx.engine, &fx.main);
-    assert_true(stat_of(stats, "errors", "signature") >= 2);
+    json_t *stats = fakeproc_stats(&fx.main, 0);
+    assert_true(fakeproc_stat(stats, "errors", "signature") >= 2);
     json_decref(stats);
 }
 
@@ -659,25 +551,12 @@ static void test_tls_with_a_throwaway_certificate(void **state)
     char cert[300], key[300];
     snprintf(cert, sizeof cert, "%s/cert.pem", fx.tmp);
     snprintf(key, sizeof key, "%s/key.pem", fx.tmp);
-    char *gen[] = {"openssl",  "req",
-                   "-x509",    "-newkey",
-                   "rsa:2048", "-nodes",
-                   "-keyout",  key,
-                   "-out",     cert,
-                   "-days",    "1",
-                   "-subj",    "/CN=localhost",
-                   "-addext",  "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                   NULL};
-    char *out = NULL, *errout = NULL;
-    int rc = procs_run2(gen, NULL, &out, &errout);
-    free(out);
-    if (rc != 0)
-        fail_msg("openssl req failed: %s", errout ? errout : "");
-    free(errout);
+    assert_int_equal(fakeproc_make_cert(fx.tmp, cert, sizeof cert, key, sizeof key), 0);
 
-    struct fake tls;
+    struct fakeproc tls;
     const char *extra[] = {"--tls-cert", cert, "--tls-key", key, "--verify-sigv4", NULL};
     assert_int_equal(fake_start(&tls, "tls", 1, extra), 0);
+    snprintf(tls.ca_file, sizeof tls.ca_file, "%s", cert);
     use_endpoint(&tls);
     setenv("AWS_CA_BUNDLE", cert, 1);
     struct http_engine *eng = engine_new();
@@ -685,19 +564,19 @@ static void test_tls_with_a_throwaway_certificate(void **state)
     assert_non_null(eng);
     size_t n;
     check_account_clusters(eng, &tls, busiest_account(tls.truth, &n));
-    json_t *stats = fake_stats(eng, &tls);
+    json_t *stats = fakeproc_stats(&tls, 0);
     assert_non_null(stats);
     assert_true(json_integer_value(json_object_get(stats, "tls_handshakes")) >= 1);
     json_decref(stats);
     http_engine_free(eng);
-    assert_int_equal(fake_stop(&tls), 0);
+    assert_int_equal(fakeproc_stop(&tls), 0);
     use_endpoint(&fx.main);
 }
 
 static void test_faults_throttle_everything(void **state)
 {
     (void)state;
-    struct fake f;
+    struct fakeproc f;
     const char *extra[] = {"--faults", "throttle=1.0", NULL};
     assert_int_equal(fake_start(&f, "throttle", 0, extra), 0);
     use_endpoint(&f);
@@ -715,11 +594,11 @@ static void test_faults_throttle_everything(void **state)
                        &e));
     assert_string_equal(e.code, "Throttling");
     assert_int_equal(e.http_status, 400);
-    json_t *stats = fake_stats(fx.engine, &f);
-    assert_true(stat_of(stats, "faults", "throttle") >= 2);
+    json_t *stats = fakeproc_stats(&f, 0);
+    assert_true(fakeproc_stat(stats, "faults", "throttle") >= 2);
     json_decref(stats);
     creds_unref(base);
-    assert_int_equal(fake_stop(&f), 0);
+    assert_int_equal(fakeproc_stop(&f), 0);
     use_endpoint(&fx.main);
 }
 
@@ -753,7 +632,7 @@ static void on_listed(void *ud, const struct eks_cluster_page *page, const struc
 static void test_latency_is_applied_and_requests_still_succeed(void **state)
 {
     (void)state;
-    struct fake f;
+    struct fakeproc f;
     const char *extra[] = {"--latency-ms", "50", "--verify-sigv4", NULL};
     assert_int_equal(fake_start(&f, "latency", 0, extra), 0);
     use_endpoint(&f);
@@ -798,14 +677,14 @@ static void test_latency_is_applied_and_requests_still_succeed(void **state)
     for (size_t k = 0; k < n; k++)
         creds_unref(as[k].creds);
     creds_unref(base);
-    assert_int_equal(fake_stop(&f), 0);
+    assert_int_equal(fakeproc_stop(&f), 0);
     use_endpoint(&fx.main);
 }
 
 static void test_short_lived_credentials_expire(void **state)
 {
     (void)state;
-    struct fake f;
+    struct fakeproc f;
     const char *extra[] = {"--credential-lifetime-s", "1", NULL};
     assert_int_equal(fake_start(&f, "expiry", 0, extra), 0);
     use_endpoint(&f);
@@ -824,7 +703,7 @@ static void test_short_lived_credentials_expire(void **state)
     assert_int_equal(e.http_status, 403);
     creds_unref(member);
     creds_unref(base);
-    assert_int_equal(fake_stop(&f), 0);
+    assert_int_equal(fakeproc_stop(&f), 0);
     use_endpoint(&fx.main);
 }
 
