@@ -7,7 +7,7 @@ CC ?= cc
 PKGS := libcurl jansson libpq openssl libxml-2.0
 DEB_PKGS := pkg-config libcurl4-openssl-dev libjansson-dev libpq-dev libssl-dev libxml2-dev \
             libcmocka-dev postgresql clang libclang-rt-14-dev clang-format man-db python3-kubernetes \
-            tidy libxml2-utils
+            tidy libxml2-utils valgrind
 PYTHON ?= python3
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
@@ -112,19 +112,34 @@ itest: check-deps $(BIN) $(BUILD)/fakeaws $(ITEST_BINS)
 	@fail=0; for t in $(ITEST_BINS); do echo "== $$t"; BIN=$(BIN) $$t || fail=1; done; \
 	echo "== tests/deploy/check.py"; BIN=$(BIN) $(PYTHON) tests/deploy/check.py || fail=1; exit $$fail
 
-# Everything CI runs: format check, unit and integration tests, the unit tests under ASan+UBSan,
-# and each fuzz target briefly.
+# Everything CI runs: format check, unit and integration tests, the unit tests and a small scan
+# under ASan+UBSan and under valgrind, and each fuzz target briefly.
 test: ensure-deps
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory unit itest
 	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory valgrind
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
 
+# The memory checks: the unit tests, then a small scan end to end (tests/memcheck.py: fakeaws over
+# TLS, PostgreSQL, migrate + scan + drift + scps + report, results checked against the truth).
+# `asan` runs an ASan+UBSan build (under build/asan) with leak detection; `valgrind` the normal
+# build under valgrind's memcheck. Any finding fails the target.
+MEMCHECK_SCAN = $(PYTHON) tests/memcheck.py
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 unit
+	@$(MAKE) --no-print-directory $(BUILD)/fakeaws
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/egressscan
+	@echo "== small scan under ASan+UBSan"
+	@$(MEMCHECK_SCAN) --egressscan build/asan/egressscan
 
-valgrind: $(UNIT_BINS)
-	@for t in $(UNIT_BINS); do valgrind -q --error-exitcode=1 --leak-check=full $$t || exit 1; done
+valgrind: check-deps $(BIN) $(BUILD)/fakeaws $(UNIT_BINS)
+	@for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
+	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    $$t > $(BUILD)/valgrind-$$(basename $$t).log 2>&1 || { tail -n 60 $(BUILD)/valgrind-$$(basename $$t).log; exit 1; }; \
+	  grep -E "^\[  (PASSED|FAILED)" $(BUILD)/valgrind-$$(basename $$t).log; done
+	@echo "== small scan under valgrind"
+	@$(MEMCHECK_SCAN) --egressscan $(BIN) --valgrind
 
 # libFuzzer targets: clang with the libFuzzer and sanitizer runtimes (Debian: clang and
 # libclang-rt-14-dev), built from the sources they need only. New inputs go to

@@ -261,13 +261,16 @@ def compare(what, got, want):
     raise BenchError("\n".join(lines))
 
 
-def egressscan_run(procs, binary, fake, pg_port, tmp, run, concurrency, latency_ms):
+def egressscan_run(procs, binary, fake, pg_port, tmp, run, concurrency, latency_ms, wrap=(),
+                   env_extra=None):
+    """migrate + scan into a fresh database, checked against the truth. wrap: a command line
+    that runs the binary (valgrind, for tests/memcheck.py); env_extra: more environment."""
     db = "egressscan_bench"
     psql(pg_port, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     psql(pg_port, f"CREATE DATABASE {db}")
     url = f"postgresql://postgres@127.0.0.1:{pg_port}/{db}"
-    env = aws_env(fake, {"DATABASE_URL": url})
-    r = subprocess.run([binary, "migrate"], env=env, stdout=subprocess.PIPE,
+    env = aws_env(fake, dict(env_extra or {}, DATABASE_URL=url))
+    r = subprocess.run([*wrap, binary, "migrate"], env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
         raise BenchError(f"egressscan migrate failed:\n{r.stdout}")
@@ -276,7 +279,7 @@ def egressscan_run(procs, binary, fake, pg_port, tmp, run, concurrency, latency_
     out = os.path.join(tmp, f"scan-{fake.accounts}-{run}.log")
     fake.reset()
     before = fake.stats()
-    argv = [binary, "scan", "--concurrency", str(concurrency), "--no-progress", "--metrics-file",
+    argv = [*wrap, binary, "scan", "--concurrency", str(concurrency), "--no-progress", "--metrics-file",
             metrics]
     rc, wall, cpu, rss = measured(procs, argv, env, out, 3600)
     after = fake.stats()
@@ -316,6 +319,7 @@ def egressscan_run(procs, binary, fake, pg_port, tmp, run, concurrency, latency_
         "tls_resumed": after.get("tls_resumed", 0) - before.get("tls_resumed", 0),
         "connections": after.get("connections", 0) - before.get("connections", 0),
         "clusters": len(got), "summary": text.strip().split("\n")[-12:],
+        "database_url": url,
     }
 
 
