@@ -1348,7 +1348,10 @@ static void attempt_done(struct http_engine *e, struct req *r, CURLcode rc)
     } else if (at->nomem) {
         err_set(&ae, ERR_NOMEM, "out of memory reading the response body");
         fatal = 1;
-    } else if (rc != CURLE_OK) {
+    }
+    /* What arrived of a body that was cut off is no answer: nobody gets to parse half of it. */
+    if (at->too_large || at->nomem || rc == CURLE_FILESIZE_EXCEEDED)
+        buf_reset(&at->in); else if (rc != CURLE_OK) {
         const char *code = curl_code(rc, &fatal);
         conn_error = 1;
         /* curl's messages name host and port, never the path, query or headers */
