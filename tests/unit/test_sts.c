@@ -161,6 +161,83 @@ static void test_parse_bad_xml(void **state)
     assert_string_equal(e.code, ERR_PARSE);
 }
 
+/* n nested <a> elements around text; caller frees. */
+static char *nested_xml(int n, const char *text)
+{
+    size_t len = (size_t)n * 7 + strlen(text) + 1;
+    char *s = malloc(len);
+    assert_non_null(s);
+    char *p = s;
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "<a>");
+    p += sprintf(p, "%s", text);
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "</a>");
+    return s;
+}
+
+/* Hostile answers: elements where text belongs, text where elements belong, invalid UTF-8, deep
+ * nesting, an empty body. Each is an error naming the part (never its value: it may be a
+ * secret), never a crash, never credentials pieced together. */
+static void test_parse_hostile(void **state)
+{
+    (void)state;
+    expect_malformed(answer("AssumeRole", "<AccessKeyId><v>ASIA</v><v>X</v></AccessKeyId>"
+                                          "<SecretAccessKey>S</SecretAccessKey>"
+                                          "<SessionToken>T</SessionToken>"
+                                          "<Expiration>2026-11-26T15:30:00Z</Expiration>"),
+                     "Credentials/AccessKeyId holds elements, expected text");
+    const char *xml =
+        answer("AssumeRole", "<AccessKeyId>A</AccessKeyId>"
+                             "<SecretAccessKey>piece<b>wise</b>Secret</SecretAccessKey>"
+                             "<SessionToken>T</SessionToken>"
+                             "<Expiration>2026-11-26T15:30:00Z</Expiration>");
+    struct err e;
+    err_clear(&e);
+    assert_null(sts_parse_credentials(xml, strlen(xml), "x", &e));
+    assert_string_equal(e.code, ERR_PARSE);
+    assert_string_equal(e.message,
+                        "STS answer: Credentials/SecretAccessKey holds elements, expected text");
+    assert_null(strstr(e.message, "piece"));
+    expect_malformed(answer("AssumeRole", "<AccessKeyId>A</AccessKeyId>"
+                                          "<SecretAccessKey>S</SecretAccessKey>"
+                                          "<SessionToken>T</SessionToken>"
+                                          "<Expiration><t>2026-11-26T15:30:00Z</t></Expiration>"),
+                     "Credentials/Expiration holds elements");
+    /* text where the credential elements belong */
+    expect_malformed(answer("AssumeRole", "ASIA S T 2026-11-26T15:30:00Z"),
+                     "lacks Credentials/AccessKeyId");
+    expect_malformed(answer("AssumeRole", "<AccessKeyId>A\xff</AccessKeyId>"
+                                          "<SecretAccessKey>S</SecretAccessKey>"
+                                          "<SessionToken>T</SessionToken>"
+                                          "<Expiration>2026-11-26T15:30:00Z</Expiration>"),
+                     "not well-formed XML");
+    char *deep = nested_xml(100000, answer("AssumeRole", GOOD_CREDS));
+    expect_malformed(deep, "XML");
+    free(deep);
+    deep = nested_xml(300, "x");
+    char *inner = malloc(strlen(deep) + 200);
+    assert_non_null(inner);
+    sprintf(inner, "<AccessKeyId>%s</AccessKeyId>", deep);
+    expect_malformed(answer("AssumeRole", inner), NULL);
+    free(inner);
+    free(deep);
+    expect_malformed(" ", "XML");
+    err_clear(&e);
+    assert_null(sts_parse_credentials("", 0, "x", &e));
+    assert_string_equal(e.message, "STS answer is empty or too large");
+    /* comments and CDATA are text as far as credentials go */
+    xml = answer("AssumeRole", "<AccessKeyId><!-- k -->ASIAC</AccessKeyId>"
+                               "<SecretAccessKey><![CDATA[s<&>]]></SecretAccessKey>"
+                               "<SessionToken>T</SessionToken>"
+                               "<Expiration>2026-11-26T15:30:00Z</Expiration>");
+    struct aws_credentials *c = sts_parse_credentials(xml, strlen(xml), "x", &e);
+    assert_non_null(c);
+    assert_string_equal(c->access_key_id, "ASIAC");
+    assert_string_equal(c->secret_access_key, "s<&>");
+    creds_unref(c);
+}
+
 static void test_parse_no_entities(void **state)
 {
     (void)state;
@@ -688,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_parse_web_identity),
         cmocka_unit_test(test_parse_missing_fields),
         cmocka_unit_test(test_parse_bad_xml),
+        cmocka_unit_test(test_parse_hostile),
         cmocka_unit_test(test_parse_no_entities),
         cmocka_unit_test(test_parse_expiration),
         cmocka_unit_test_setup_teardown(test_assume_role_request, setup, teardown),
