@@ -140,7 +140,7 @@ FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
 # The AWS answer parsers live next to the code that sends the requests: their targets link the
 # request engine too (STS answers become credentials, every module submits through http.c).
 FUZZ_ENGINE_SRCS := scanner/awserr.c scanner/creds.c scanner/endpoint.c scanner/http.c \
-                    scanner/sigv4.c scanner/sts.c
+                    scanner/sigv4.c scanner/sts.c scanner/xmldoc.c
 FUZZ_ENGINE_PKGS := libcurl jansson openssl libxml-2.0
 
 # fuzz_NAME from tests/fuzz/fuzz_NAME.c + $(2) (the sources it exercises) + common/, compiled and
@@ -159,7 +159,7 @@ $(eval $(call FUZZ_RULE,sts,$(FUZZ_ENGINE_SRCS),$(FUZZ_ENGINE_PKGS)))
 $(eval $(call FUZZ_RULE,ec2,scanner/ec2.c $(FUZZ_ENGINE_SRCS),$(FUZZ_ENGINE_PKGS)))
 $(eval $(call FUZZ_RULE,eks,scanner/eks.c $(FUZZ_ENGINE_SRCS),$(FUZZ_ENGINE_PKGS)))
 $(eval $(call FUZZ_RULE,org,scanner/org.c $(FUZZ_ENGINE_SRCS),$(FUZZ_ENGINE_PKGS)))
-$(eval $(call FUZZ_RULE,awserr,scanner/awserr.c,jansson libxml-2.0))
+$(eval $(call FUZZ_RULE,awserr,scanner/awserr.c scanner/xmldoc.c,jansson libxml-2.0))
 $(eval $(call FUZZ_RULE,config,,jansson))
 FUZZ_SEEDS_scp := tests/fuzz/corpus/scp
 FUZZ_SEEDS_policy := tests/data/policies

@@ -13,6 +13,7 @@
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
+#include "scanner/xmldoc.h"
 
 static const char describe_regions_body[] = "Action=DescribeRegions&Version=2016-11-15";
 
@@ -91,8 +92,7 @@ int ec2_parse_regions(const char *xml, size_t len, char ***regions, size_t *n, s
         return err_set(err, ERR_PARSE, "DescribeRegions: empty response body");
     if (len > INT_MAX)
         return err_set(err, ERR_PARSE, "DescribeRegions: response too large");
-    xmlDoc *doc = xmlReadMemory(xml, (int)len, NULL, NULL,
-                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    xmlDoc *doc = xmldoc_read(xml, len, 0);
     if (!doc)
         return err_set(err, ERR_PARSE, "DescribeRegions: the answer is not well-formed XML");
     int rc = -1;

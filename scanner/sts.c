@@ -21,6 +21,7 @@
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
+#include "scanner/xmldoc.h"
 
 #define STS_VERSION "2011-06-15"
 #define STS_DEFAULT_SESSION "egressscan"
@@ -318,11 +319,7 @@ struct aws_credentials *sts_parse_credentials(const char *xml, size_t len, const
         err_set(err, ERR_PARSE, "STS answer is empty or too large");
         return NULL;
     }
-    xmlInitParser();
-    /* No network, no DTD loading, no entity substitution; errors are not printed. */
-    xmlDoc *doc = xmlReadMemory(xml, (int)len, NULL, NULL,
-                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-                                    XML_PARSE_NODICT | XML_PARSE_NOBLANKS);
+    xmlDoc *doc = xmldoc_read(xml, len, XML_PARSE_NODICT | XML_PARSE_NOBLANKS);
     if (!doc) {
         err_set(err, ERR_PARSE, "STS answer is not well-formed XML");
         return NULL;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -236,6 +237,38 @@ static void test_parse_hostile(void **state)
     assert_string_equal(c->access_key_id, "ASIAC");
     assert_string_equal(c->secret_access_key, "s<&>");
     creds_unref(c);
+}
+
+/* Answers in odd encodings make libxml2 print "encoding error : ..." on stderr unless told not to;
+ * a hostile answer must not write into the scanner's log stream. */
+static void test_parse_prints_nothing(void **state)
+{
+    (void)state;
+    static const char ucs4[] = "\0\0\0<\0\0\0a\0\0\0>\xff\xff\xff\xff\0\0\0s";
+    static const char iso2022[] = "<?xml version=\"1.0\" encoding=\"ISO-2022-JP\"?>"
+                                  "<AssumeRoleResponse>\x1b$B\xff\xff</AssumeRoleResponse>";
+    fflush(stderr);
+    FILE *sink = tmpfile();
+    assert_non_null(sink);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fileno(sink), 2), 2);
+    struct err e1, e2;
+    err_clear(&e1);
+    err_clear(&e2);
+    struct aws_credentials *c1 = sts_parse_credentials(ucs4, sizeof ucs4 - 1, "x", &e1);
+    struct aws_credentials *c2 = sts_parse_credentials(iso2022, sizeof iso2022 - 1, "x", &e2);
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    assert_int_equal(fseek(sink, 0, SEEK_END), 0);
+    long written = ftell(sink);
+    fclose(sink);
+    assert_null(c1);
+    assert_null(c2);
+    assert_string_equal(e1.code, ERR_PARSE);
+    assert_string_equal(e2.code, ERR_PARSE);
+    assert_int_equal(written, 0);
 }
 
 static void test_parse_no_entities(void **state)
@@ -766,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_parse_missing_fields),
         cmocka_unit_test(test_parse_bad_xml),
         cmocka_unit_test(test_parse_hostile),
+        cmocka_unit_test(test_parse_prints_nothing),
         cmocka_unit_test(test_parse_no_entities),
         cmocka_unit_test(test_parse_expiration),
         cmocka_unit_test_setup_teardown(test_assume_role_request, setup, teardown),
