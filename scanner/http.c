@@ -1342,16 +1342,16 @@ static void attempt_done(struct http_engine *e, struct req *r, CURLcode rc)
     struct err ae;
     err_clear(&ae);
     int fatal = 0, conn_error = 0;
+    /* What arrived of a body that was cut off is no answer: nobody gets to parse half of it. */
+    if (at->too_large || at->nomem || rc == CURLE_FILESIZE_EXCEEDED)
+        buf_reset(&at->in);
     if (at->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         err_set(&ae, ERR_TOO_LARGE, "response body exceeds %zu bytes", e->opt.max_body);
         fatal = 1;
     } else if (at->nomem) {
         err_set(&ae, ERR_NOMEM, "out of memory reading the response body");
         fatal = 1;
-    }
-    /* What arrived of a body that was cut off is no answer: nobody gets to parse half of it. */
-    if (at->too_large || at->nomem || rc == CURLE_FILESIZE_EXCEEDED)
-        buf_reset(&at->in); else if (rc != CURLE_OK) {
+    } else if (rc != CURLE_OK) {
         const char *code = curl_code(rc, &fatal);
         conn_error = 1;
         /* curl's messages name host and port, never the path, query or headers */
