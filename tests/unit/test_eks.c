@@ -411,6 +411,8 @@ static void test_describe_truncations(void **state)
 
 /* ---- requests against a fake EKS ---- */
 
+#define EKS_TEST_MAX_BODY (64 * 1024) /* the engine's body cap in these tests */
+
 struct fake_eks {
     pthread_mutex_t mu;
     char targets[8][512];
@@ -468,6 +470,17 @@ static void eks_handler(void *ud, const struct fakehttp_req *req, struct fakehtt
                          body);
         free(body);
         return;
+    } else if (strcmp(req->target, "/clusters/huge-answer") == 0) {
+        /* a well-formed start, then more than the engine takes (EKS_TEST_MAX_BODY), unannounced */
+        size_t n = 4 * EKS_TEST_MAX_BODY;
+        char *huge = malloc(n + 1);
+        assert_non_null(huge);
+        memset(huge, 'x', n);
+        memcpy(huge, "{\"cluster\":{\"name\":\"huge\",\"tags\":{\"a\":\"", 36);
+        huge[n] = '\0';
+        fakehttp_respond(resp, 200, "Transfer-Encoding: chunked\r\n", huge);
+        free(huge);
+        return;
     } else if (strcmp(req->target, "/clusters/bad-answer") == 0) {
         fakehttp_respond(resp, 200, "Content-Type: application/json\r\n",
                          "{\"cluster\":{\"name\":42}}");
@@ -502,6 +515,7 @@ static int setup(void **state)
     err_clear(&e);
     assert_int_equal(http_engine_options_init(&o, &e), 0);
     o.max_attempts = 1;
+    o.max_body = EKS_TEST_MAX_BODY;
     fx->engine = http_engine_new(&o, &e);
     assert_non_null(fx->engine);
     fx->creds =
@@ -606,6 +620,27 @@ static void on_describe(void *ud, struct cluster *c, const struct err *e)
     assert_true((c == NULL) != (e == NULL));
 }
 
+/* A DescribeCluster answer over the body cap is ResponseTooLarge naming the cap: no cluster, and
+ * nothing of the part that arrived is parsed (its start is a valid-looking document). */
+static void test_describe_huge_answer(void **state)
+{
+    struct fixture_env *fx = *state;
+    struct describe_run huge;
+    memset(&huge, 0, sizeof huge);
+    struct err e;
+    err_clear(&e);
+    int before = fx->fake.n;
+    assert_int_equal(eks_describe_cluster_submit(fx->engine, fx->creds, "eu-west-1", "huge-answer",
+                                                 "111122223333", on_describe, &huge, &e),
+                     0);
+    assert_int_equal(http_engine_run(fx->engine, &e), 0);
+    assert_int_equal(huge.calls, 1);
+    assert_null(huge.c);
+    assert_string_equal(huge.e.code, ERR_TOO_LARGE);
+    assert_non_null(strstr(huge.e.message, "65536 bytes"));
+    assert_int_equal(fx->fake.n - before, 1);
+}
+
 static void test_describe_request(void **state)
 {
     struct fixture_env *fx = *state;
@@ -685,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_describe_truncations),
         cmocka_unit_test_setup_teardown(test_list_paginated_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describe_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_describe_huge_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describe_request_encodes_name, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
