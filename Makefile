@@ -143,15 +143,21 @@ FUZZ_ENGINE_SRCS := scanner/awserr.c scanner/creds.c scanner/endpoint.c scanner/
                     scanner/sigv4.c scanner/sts.c scanner/xmldoc.c
 FUZZ_ENGINE_PKGS := libcurl jansson openssl libxml-2.0
 
-# fuzz_NAME from tests/fuzz/fuzz_NAME.c + $(2) (the sources it exercises) + common/, compiled and
-# linked with the pkg-config packages $(3); its seeds are FUZZ_SEEDS_NAME.
+# Every source is compiled once with the fuzzing flags (under $(FUZZ_DIR)/obj/) and shared by the
+# targets that need it.
+FUZZ_OBJ := $(FUZZ_DIR)/obj
+FUZZ_COMMON_SRCS := $(wildcard common/*.c)
+FUZZ_PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson openssl libxml-2.0 2>/dev/null)
+$(FUZZ_OBJ)/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) $(WERROR) $(FUZZ_FLAGS) $(FUZZ_PKG_CFLAGS) -MMD -MP \
+	  -c -o $@ $<
+
+# fuzz_NAME from tests/fuzz/fuzz_NAME.c + $(2) (the sources it exercises) + common/, linked with
+# the pkg-config packages $(3); its seeds are FUZZ_SEEDS_NAME.
 define FUZZ_RULE
-$(FUZZ_DIR)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(2) $(wildcard common/*.[ch]) $(wildcard scanner/*.h)
-	@mkdir -p $$(@D)
-	$(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) $(WERROR) $(FUZZ_FLAGS) \
-	  $$(shell pkg-config --cflags $(3) 2>/dev/null) -o $$@ \
-	  tests/fuzz/fuzz_$(1).c $(2) $(wildcard common/*.c) \
-	  $$(shell pkg-config --libs $(3) 2>/dev/null) -lpthread -lm
+$(FUZZ_DIR)/fuzz_$(1): $(patsubst %.c,$(FUZZ_OBJ)/%.o,tests/fuzz/fuzz_$(1).c $(sort $(2)) $(FUZZ_COMMON_SRCS))
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $$@ $$^ $$(shell pkg-config --libs $(3) 2>/dev/null) -lpthread -lm
 endef
 $(eval $(call FUZZ_RULE,scp,scanner/scp.c,jansson))
 $(eval $(call FUZZ_RULE,policy,scanner/policy.c,jansson))
@@ -265,4 +271,4 @@ clean:
 
 .SECONDARY:
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_OBJ) -name '*.d' 2>/dev/null)
