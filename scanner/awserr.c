@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "scanner/xmldoc.h"
+
 /* A message is for a human; keep it short enough to leave room for context prefixes. */
 #define AWSERR_MSG_MAX 300
 
@@ -154,9 +156,7 @@ static int parse_xml(const char *body, size_t len, struct found *f)
 {
     if (len > 0x7fffffff)
         return 0;
-    /* No XML_PARSE_NOENT (no entity substitution), no DTD loading, no network. */
-    xmlDoc *doc = xmlReadMemory(body, (int)len, NULL, NULL,
-                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    xmlDoc *doc = xmldoc_read(body, len, 0);
     if (!doc)
         return 0;
     if (doc->intSubset) { /* AWS never sends a DTD; refuse anything that declares entities */

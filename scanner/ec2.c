@@ -13,6 +13,7 @@
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
+#include "scanner/xmldoc.h"
 
 static const char describe_regions_body[] = "Action=DescribeRegions&Version=2016-11-15";
 
@@ -28,6 +29,16 @@ static const xmlNode *child_elem(const xmlNode *parent, const char *local_name)
             return c;
     }
     return NULL;
+}
+
+/* Whether n holds anything but text, CDATA and comments (elements, entity references). */
+static int has_non_text(const xmlNode *n)
+{
+    for (const xmlNode *c = n->children; c; c = c->next)
+        if (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE &&
+            c->type != XML_COMMENT_NODE)
+            return 1;
+    return 0;
 }
 
 /* The element's text (text and CDATA children only; entity references are not followed), as
@@ -81,8 +92,7 @@ int ec2_parse_regions(const char *xml, size_t len, char ***regions, size_t *n, s
         return err_set(err, ERR_PARSE, "DescribeRegions: empty response body");
     if (len > INT_MAX)
         return err_set(err, ERR_PARSE, "DescribeRegions: response too large");
-    xmlDoc *doc = xmlReadMemory(xml, (int)len, NULL, NULL,
-                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    xmlDoc *doc = xmldoc_read(xml, len, 0);
     if (!doc)
         return err_set(err, ERR_PARSE, "DescribeRegions: the answer is not well-formed XML");
     int rc = -1;
@@ -111,6 +121,14 @@ int ec2_parse_regions(const char *xml, size_t len, char ***regions, size_t *n, s
             continue;
         const xmlNode *name_el = child_elem(item, "regionName");
         const xmlNode *opt_el = child_elem(item, "optInStatus");
+        const xmlNode *odd = name_el && has_non_text(name_el) ? name_el
+                             : opt_el && has_non_text(opt_el) ? opt_el
+                                                              : NULL;
+        if (odd) {
+            err_set(err, ERR_PARSE, "DescribeRegions: item %zu: %s holds elements, expected text",
+                    count, (const char *)odd->name);
+            goto out;
+        }
         char *name = name_el ? elem_text(name_el) : NULL;
         if (!name_el || !name || !endpoint_region_valid(name)) {
             if (name_el && !name)

@@ -27,6 +27,14 @@ static json_t *load_object(const char *body, size_t len, const char *what, struc
         err_set(err, ERR_PARSE, "%s: empty response body", what);
         return NULL;
     }
+    /* JSON text has no NUL bytes, but jansson lets one through after a number; the raw body is
+     * stored as text, which cannot hold one either. */
+    const char *nul = memchr(body, '\0', len);
+    if (nul) {
+        err_set(err, ERR_PARSE, "%s: invalid JSON: a NUL byte at offset %zu", what,
+                (size_t)(nul - body));
+        return NULL;
+    }
     json_error_t jerr;
     json_t *root = json_loadb(body, len, 0, &jerr); /* new */
     if (!root) {
@@ -216,6 +224,18 @@ static int json_field(json_t *obj, const char *key, json_type want, const char *
                                    "DescribeCluster: %s%s[%zu] is %s, expected "
                                    "a string",
                                    ctx, key, i, json_type_name(json_array_get(v, i)));
+            }
+        } else if (want == JSON_OBJECT) {
+            /* tags are a map of strings: a value of another type would be stored and then
+             * never match a tag rule */
+            const char *k;
+            json_t *item;
+            json_object_foreach(v, k, item)
+            {
+                if (!json_is_string(item))
+                    return err_set(err, ERR_PARSE,
+                                   "DescribeCluster: %s%s.%.100s is %s, expected a string", ctx,
+                                   key, k, json_type_name(item));
             }
         }
         f->j = v;

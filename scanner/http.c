@@ -1342,6 +1342,9 @@ static void attempt_done(struct http_engine *e, struct req *r, CURLcode rc)
     struct err ae;
     err_clear(&ae);
     int fatal = 0, conn_error = 0;
+    /* What arrived of a body that was cut off is no answer: nobody gets to parse half of it. */
+    if (at->too_large || at->nomem || rc == CURLE_FILESIZE_EXCEEDED)
+        buf_reset(&at->in);
     if (at->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         err_set(&ae, ERR_TOO_LARGE, "response body exceeds %zu bytes", e->opt.max_body);
         fatal = 1;

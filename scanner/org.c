@@ -14,30 +14,28 @@
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
+#include "scanner/org_internal.h"
 
 #define ORG_TARGET_PREFIX "AWSOrganizationsV20161128."
 #define ORG_PACE_KEY "organizations"
 #define ORG_PAGE_SIZE 20 /* the Organizations maximum */
 #define NO_PARENT SIZE_MAX
 
-enum org_op {
-    OP_DESCRIBE_ORGANIZATION,
-    OP_LIST_ROOTS,
-    OP_LIST_OUS,
-    OP_LIST_ACCOUNTS,
-    OP_LIST_POLICIES,
-    OP_DESCRIBE_POLICY,
-    OP_LIST_TARGETS
+static const char *const op_names[] = {
+    [ORG_OP_DESCRIBE_ORGANIZATION] = "DescribeOrganization",
+    [ORG_OP_LIST_ROOTS] = "ListRoots",
+    [ORG_OP_LIST_OUS] = "ListOrganizationalUnitsForParent",
+    [ORG_OP_LIST_ACCOUNTS] = "ListAccountsForParent",
+    [ORG_OP_LIST_POLICIES] = "ListPolicies",
+    [ORG_OP_DESCRIBE_POLICY] = "DescribePolicy",
+    [ORG_OP_LIST_TARGETS] = "ListTargetsForPolicy",
 };
 
-static const char *const op_names[] = {
-    [OP_DESCRIBE_ORGANIZATION] = "DescribeOrganization",
-    [OP_LIST_ROOTS] = "ListRoots",
-    [OP_LIST_OUS] = "ListOrganizationalUnitsForParent",
-    [OP_LIST_ACCOUNTS] = "ListAccountsForParent",
-    [OP_LIST_POLICIES] = "ListPolicies",
-    [OP_DESCRIBE_POLICY] = "DescribePolicy",
-    [OP_LIST_TARGETS] = "ListTargetsForPolicy",
+/* The array member each listing answers with. */
+static const char *const list_keys[] = {
+    [ORG_OP_LIST_ROOTS] = "Roots",       [ORG_OP_LIST_OUS] = "OrganizationalUnits",
+    [ORG_OP_LIST_ACCOUNTS] = "Accounts", [ORG_OP_LIST_POLICIES] = "Policies",
+    [ORG_OP_LIST_TARGETS] = "Targets",
 };
 
 /* A root or OU. Kept for the whole discovery (OUs are few); children refer to it by index. */
@@ -64,7 +62,7 @@ struct scp_work {
 
 /* An accounts page that arrived before the management account was known. */
 struct pending_page {
-    json_t *root; /* new reference, already validated */
+    struct org_page page; /* owned */
     size_t ou;
     struct pending_page *next;
 };
@@ -73,8 +71,8 @@ struct pending_page {
 struct org_call {
     struct org_discovery *d;
     enum org_op op;
-    size_t ou;            /* OP_LIST_OUS, OP_LIST_ACCOUNTS */
-    struct scp_work *scp; /* OP_DESCRIBE_POLICY, OP_LIST_TARGETS */
+    size_t ou;            /* ORG_OP_LIST_OUS, ORG_OP_LIST_ACCOUNTS */
+    struct scp_work *scp; /* ORG_OP_DESCRIBE_POLICY, ORG_OP_LIST_TARGETS */
     char *token;          /* NextToken this page was asked with; NULL for the first */
 };
 
@@ -105,11 +103,16 @@ struct org_discovery {
     struct id_set seen;
 };
 
-/* ---- small helpers ---- */
+/* ---- parsing the answers ---- */
+
+const char *org_op_name(enum org_op op)
+{
+    return (unsigned)op < ORG_OP_COUNT ? op_names[op] : NULL;
+}
 
 /* An optional string member: 0 with *out (borrowed, NULL when absent or null), -1 with err when
- * it has another type. */
-static int opt_string(json_t *obj, const char *key, const char *what, const char **out,
+ * it has another type. ctx names where obj is ("ListRoots: Roots[2]."). */
+static int opt_string(json_t *obj, const char *key, const char *ctx, const char **out,
                       struct err *err)
 {
     json_t *v = json_object_get(obj, key); /* borrowed */
@@ -117,57 +120,176 @@ static int opt_string(json_t *obj, const char *key, const char *what, const char
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v))
-        return err_set(err, ERR_PARSE, "%s: %s is %s, expected a string", what, key,
+        return err_set(err, ERR_PARSE, "%s%s is %s, expected a string", ctx, key,
                        json_type_name(v));
     *out = json_string_value(v);
     return 0;
 }
 
-static int req_string(json_t *obj, const char *key, const char *what, const char **out,
+static int req_string(json_t *obj, const char *key, const char *ctx, const char **out,
                       struct err *err)
 {
-    if (opt_string(obj, key, what, out, err) < 0)
+    if (opt_string(obj, key, ctx, out, err) < 0)
         return -1;
-    if (!*out || !**out)
-        return err_set(err, ERR_PARSE, "%s: %s is missing", what, key);
+    if (!*out)
+        return err_set(err, ERR_PARSE, "%s%s is missing", ctx, key);
+    if (!**out)
+        return err_set(err, ERR_PARSE, "%s%s is empty", ctx, key);
     return 0;
 }
 
-/* Loads an answer: a JSON object whose list member `list_key` (when given) is an array, and
- * whose NextToken is a string, absent or null. *token is NULL on the last page. */
-static json_t *load_page(const struct aws_response *resp, const char *what, const char *list_key,
-                         json_t **list, const char **token, struct err *err)
+/* An optional boolean member: *out 1 or 0, -1 when absent or null. */
+static int opt_bool(json_t *obj, const char *key, const char *ctx, int *out, struct err *err)
 {
-    json_error_t jerr;
-    json_t *root = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, &jerr) : NULL;
-    if (!root) {
-        err_set(err, ERR_PARSE, "%s: the answer is not JSON%s%s", what,
-                resp->body_len ? ": " : " (empty body)", resp->body_len ? jerr.text : "");
+    json_t *v = json_object_get(obj, key); /* borrowed */
+    *out = -1;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v))
+        return err_set(err, ERR_PARSE, "%s%s is %s, expected a boolean", ctx, key,
+                       json_type_name(v));
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* An object member: borrowed, or NULL with err when it is missing or not an object. */
+static json_t *req_object(json_t *obj, const char *key, const char *what, struct err *err)
+{
+    json_t *v = json_object_get(obj, key); /* borrowed */
+    if (!json_is_object(v)) {
+        err_set(err, ERR_PARSE, "%s: %s is %s, expected an object", what, key,
+                v ? json_type_name(v) : "missing");
         return NULL;
     }
-    if (!json_is_object(root)) {
-        err_set(err, ERR_PARSE, "%s: the answer is %s, not an object", what, json_type_name(root));
-        goto fail;
-    }
-    if (list_key) {
-        *list = json_object_get(root, list_key); /* borrowed */
-        if (!json_is_array(*list)) {
-            err_set(err, ERR_PARSE, "%s: %s is %s, expected an array", what, list_key,
-                    *list ? json_type_name(*list) : "missing");
-            goto fail;
+    return v;
+}
+
+static int parse_organization(json_t *root, struct org_page *page, struct err *err)
+{
+    const char *what = op_names[ORG_OP_DESCRIBE_ORGANIZATION];
+    const char *ctx = "DescribeOrganization: Organization.";
+    json_t *org = req_object(root, "Organization", what, err); /* borrowed */
+    if (!org || opt_string(org, "Id", ctx, &page->org_id, err) < 0 ||
+        opt_string(org, "ManagementAccountId", ctx, &page->management_id, err) < 0)
+        return -1;
+    /* MasterAccountId is the older name, still the only one some answers carry */
+    if ((!page->management_id || !*page->management_id) &&
+        req_string(org, "MasterAccountId", ctx, &page->management_id, err) < 0)
+        return -1;
+    return 0;
+}
+
+static int parse_policy(json_t *root, struct org_page *page, struct err *err)
+{
+    const char *what = op_names[ORG_OP_DESCRIBE_POLICY];
+    json_t *policy = req_object(root, "Policy", what, err); /* borrowed */
+    if (!policy ||
+        req_string(policy, "Content", "DescribePolicy: Policy.", &page->content, err) < 0)
+        return -1;
+    json_t *summary = json_object_get(policy, "PolicySummary"); /* borrowed */
+    if (!summary || json_is_null(summary))
+        return 0;
+    const char *ctx = "DescribePolicy: Policy.PolicySummary.";
+    if (!(summary = req_object(policy, "PolicySummary", "DescribePolicy: Policy", err)) ||
+        opt_string(summary, "Name", ctx, &page->policy_name, err) < 0 ||
+        opt_bool(summary, "AwsManaged", ctx, &page->aws_managed, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* A listing: list_keys[op] is an array of objects with an Id (TargetId), NextToken a string,
+ * absent or null. */
+static int parse_listing(enum org_op op, json_t *root, struct org_page *page, struct err *err)
+{
+    const char *what = op_names[op], *key = list_keys[op];
+    char ctx[128];
+    json_t *list = json_object_get(root, key); /* borrowed */
+    if (!json_is_array(list))
+        return err_set(err, ERR_PARSE, "%s: %s is %s, expected an array", what, key,
+                       list ? json_type_name(list) : "missing");
+    snprintf(ctx, sizeof ctx, "%s: ", what);
+    if (opt_string(root, "NextToken", ctx, &page->next_token, err) < 0)
+        return -1;
+    if (page->next_token && !*page->next_token)
+        page->next_token = NULL; /* an empty token would ask for the same page forever */
+    size_t n = json_array_size(list);
+    if (n && !(page->entries = calloc(n, sizeof *page->entries)))
+        return err_set(err, ERR_NOMEM, "%s: out of memory", what);
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(list, i); /* borrowed */
+        struct org_entry *e = &page->entries[i];
+        if (!json_is_object(item))
+            return err_set(err, ERR_PARSE, "%s: %s[%zu] is %s, expected an object", what, key, i,
+                           json_type_name(item));
+        snprintf(ctx, sizeof ctx, "%s: %s[%zu].", what, key, i);
+        if (req_string(item, op == ORG_OP_LIST_TARGETS ? "TargetId" : "Id", ctx, &e->id, err) < 0)
+            return -1;
+        if (op != ORG_OP_LIST_TARGETS && opt_string(item, "Name", ctx, &e->name, err) < 0)
+            return -1;
+        if (op == ORG_OP_LIST_ACCOUNTS) {
+            const char *state;
+            /* Status is the documented field; newer answers also carry State (knows CLOSED) */
+            if (opt_string(item, "Email", ctx, &e->email, err) < 0 ||
+                opt_string(item, "Status", ctx, &e->status, err) < 0 ||
+                opt_string(item, "State", ctx, &state, err) < 0)
+                return -1;
+            if (!e->status)
+                e->status = state;
+        }
+        if (op == ORG_OP_LIST_POLICIES) {
+            int managed;
+            if (opt_bool(item, "AwsManaged", ctx, &managed, err) < 0)
+                return -1;
+            e->aws_managed = managed == 1;
         }
     }
-    if (token) {
-        if (opt_string(root, "NextToken", what, token, err) < 0)
-            goto fail;
-        if (*token && !**token)
-            *token = NULL; /* an empty token would ask for the same page forever */
-    }
-    return root;
-fail:
-    json_decref(root);
-    return NULL;
+    page->n = n;
+    return 0;
 }
+
+int org_parse_page(enum org_op op, const char *body, size_t len, struct org_page *page,
+                   struct err *err)
+{
+    memset(page, 0, sizeof *page);
+    page->aws_managed = -1;
+    const char *what = org_op_name(op);
+    if (!what)
+        return err_set(err, ERR_INVALID, "org_parse_page: unknown operation %d", (int)op);
+    if (!body || len == 0)
+        return err_set(err, ERR_PARSE, "%s: the answer is empty", what);
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, 0, &jerr); /* new */
+    if (!root)
+        return err_set(err, ERR_PARSE, "%s: the answer is not JSON: %s (line %d, column %d)", what,
+                       jerr.text, jerr.line, jerr.column);
+    page->doc = root;
+    int rc;
+    if (!json_is_object(root))
+        rc = err_set(err, ERR_PARSE, "%s: the answer is %s, not an object", what,
+                     json_type_name(root));
+    else if (op == ORG_OP_DESCRIBE_ORGANIZATION)
+        rc = parse_organization(root, page, err);
+    else if (op == ORG_OP_DESCRIBE_POLICY)
+        rc = parse_policy(root, page, err);
+    else
+        rc = parse_listing(op, root, page, err);
+    if (rc < 0) {
+        org_page_cleanup(page);
+        page->aws_managed = -1;
+    }
+    return rc;
+}
+
+void org_page_cleanup(struct org_page *page)
+{
+    if (!page)
+        return;
+    free(page->entries);
+    json_decref(page->doc);
+    memset(page, 0, sizeof *page);
+}
+
+/* ---- small helpers ---- */
 
 static char *dup_or_null(const char *s)
 {
@@ -276,23 +398,24 @@ static int send_call(struct org_discovery *d, struct org_call *call, struct err 
         return err_set(err, ERR_NOMEM, "out of memory");
     int bad = 0;
     switch (call->op) {
-    case OP_DESCRIBE_ORGANIZATION:
+    case ORG_OP_DESCRIBE_ORGANIZATION:
         break;
-    case OP_LIST_OUS:
-    case OP_LIST_ACCOUNTS:
+    case ORG_OP_LIST_OUS:
+    case ORG_OP_LIST_ACCOUNTS:
         bad |= json_object_set_new(body, "ParentId", json_string(d->ous[call->ou].id));
         break;
-    case OP_LIST_POLICIES:
+    case ORG_OP_LIST_POLICIES:
         bad |= json_object_set_new(body, "Filter", json_string("SERVICE_CONTROL_POLICY"));
         break;
-    case OP_DESCRIBE_POLICY:
-    case OP_LIST_TARGETS:
+    case ORG_OP_DESCRIBE_POLICY:
+    case ORG_OP_LIST_TARGETS:
         bad |= json_object_set_new(body, "PolicyId", json_string(call->scp->id));
         break;
-    case OP_LIST_ROOTS:
+    case ORG_OP_LIST_ROOTS:
+    case ORG_OP_COUNT:
         break;
     }
-    if (call->op != OP_DESCRIBE_ORGANIZATION && call->op != OP_DESCRIBE_POLICY)
+    if (call->op != ORG_OP_DESCRIBE_ORGANIZATION && call->op != ORG_OP_DESCRIBE_POLICY)
         bad |= json_object_set_new(body, "MaxResults", json_integer(ORG_PAGE_SIZE));
     if (call->token)
         bad |= json_object_set_new(body, "NextToken", json_string(call->token));
@@ -420,37 +543,19 @@ static int add_node(struct org_discovery *d, const char *id, const char *name, s
         struct org_unit ou = {n->id, parent == NO_PARENT ? NULL : d->ous[parent].id, n->name};
         d->cb.on_org_unit(d->cb.ud, &ou);
     }
-    if (start_call(d, OP_LIST_OUS, idx, NULL, err) < 0)
+    if (start_call(d, ORG_OP_LIST_OUS, idx, NULL, err) < 0)
         return -1;
     /* Accounts outside the filter are never handed out: no need to list them. */
-    if (d->ous[idx].in_filter && start_call(d, OP_LIST_ACCOUNTS, idx, NULL, err) < 0)
+    if (d->ous[idx].in_filter && start_call(d, ORG_OP_LIST_ACCOUNTS, idx, NULL, err) < 0)
         return -1;
     return 0;
 }
 
-/* Checks an accounts page before it is kept or handed out. */
-static int validate_accounts(json_t *list, struct err *err)
+/* Hands out the accounts of a page (the management account is known by now). */
+static int emit_accounts(struct org_discovery *d, const struct org_page *page, size_t ou,
+                         struct err *err)
 {
-    const char *what = "ListAccountsForParent";
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        json_t *a = json_array_get(list, i); /* borrowed */
-        const char *s;
-        if (!json_is_object(a))
-            return err_set(err, ERR_PARSE, "%s: Accounts[%zu] is %s, expected an object", what, i,
-                           json_type_name(a));
-        if (req_string(a, "Id", what, &s, err) < 0 || opt_string(a, "Name", what, &s, err) < 0 ||
-            opt_string(a, "Email", what, &s, err) < 0 ||
-            opt_string(a, "Status", what, &s, err) < 0 || opt_string(a, "State", what, &s, err) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* Hands out the accounts of a validated page (the management account is known by now). */
-static int emit_accounts(struct org_discovery *d, json_t *root, size_t ou, struct err *err)
-{
-    json_t *list = json_object_get(root, "Accounts"); /* borrowed */
-    size_t n = json_array_size(list);
+    size_t n = page->n;
     if (n == 0 || !d->ous[ou].in_filter || !d->cb.on_accounts)
         return 0;
     struct account *acc = calloc(n, sizeof *acc);
@@ -459,24 +564,21 @@ static int emit_accounts(struct org_discovery *d, json_t *root, size_t ou, struc
     size_t m = 0;
     const struct ou_node *node = &d->ous[ou];
     for (size_t i = 0; i < n; i++) {
-        json_t *a = json_array_get(list, i); /* borrowed */
+        const struct org_entry *a = &page->entries[i];
         struct account *x = &acc[m];
-        x->id = json_string_value(json_object_get(a, "Id"));
-        int fresh = id_set_add(&d->seen, x->id);
+        int fresh = id_set_add(&d->seen, a->id);
         if (fresh < 0) {
             free(acc);
             return err_set(err, ERR_NOMEM, "out of memory");
         }
         if (!fresh) {
-            log_warn("org", "account %s listed twice (moved during discovery?); kept once", x->id);
+            log_warn("org", "account %s listed twice (moved during discovery?); kept once", a->id);
             continue;
         }
-        opt_string(a, "Name", "", &x->name, NULL);
-        opt_string(a, "Email", "", &x->email, NULL);
-        /* Status is the documented field; newer answers also carry State (which knows CLOSED) */
-        opt_string(a, "Status", "", &x->status, NULL);
-        if (!x->status)
-            opt_string(a, "State", "", &x->status, NULL);
+        x->id = a->id;
+        x->name = a->name;
+        x->email = a->email;
+        x->status = a->status;
         x->ou_path = node->path;
         x->ou_id_path = node->id_path;
         x->parent_id = node->id;
@@ -517,29 +619,23 @@ static void scp_release(struct org_discovery *d, struct scp_work *s)
     scp_free(s);
 }
 
-static int start_policy(struct org_discovery *d, json_t *summary, struct err *err)
+static int start_policy(struct org_discovery *d, const struct org_entry *summary, struct err *err)
 {
-    const char *what = "ListPolicies";
-    const char *id, *name;
-    if (!json_is_object(summary))
-        return err_set(err, ERR_PARSE, "%s: a policy summary is %s", what, json_type_name(summary));
-    if (req_string(summary, "Id", what, &id, err) < 0 ||
-        opt_string(summary, "Name", what, &name, err) < 0)
-        return -1;
     struct scp_work *s = calloc(1, sizeof *s);
-    if (!s || !(s->id = strdup(id)) || (name && !(s->name = strdup(name)))) {
+    if (!s || !(s->id = strdup(summary->id)) ||
+        (summary->name && !(s->name = strdup(summary->name)))) {
         if (s)
             scp_free(s);
         return err_set(err, ERR_NOMEM, "out of memory");
     }
-    s->aws_managed = json_is_true(json_object_get(summary, "AwsManaged"));
+    s->aws_managed = summary->aws_managed;
     /* One reference per request chain, plus this function's own while it starts them (no
      * answer can arrive before it returns: callbacks run from the event loop). */
     s->refs = 1;
-    int rc = start_call(d, OP_DESCRIBE_POLICY, 0, s, err);
+    int rc = start_call(d, ORG_OP_DESCRIBE_POLICY, 0, s, err);
     if (rc == 0) {
         s->refs++;
-        rc = start_call(d, OP_LIST_TARGETS, 0, s, err);
+        rc = start_call(d, ORG_OP_LIST_TARGETS, 0, s, err);
         if (rc == 0)
             s->refs++;
     }
@@ -549,222 +645,115 @@ static int start_policy(struct org_discovery *d, json_t *summary, struct err *er
     return rc;
 }
 
-static int handle_describe_policy(struct org_call *call, const struct aws_response *resp,
+/* 1 when another page was asked for, 0 when the listing is complete, -1 with err. */
+static int handle_list_policies(struct org_discovery *d, struct org_call *call,
+                                const struct org_page *page, struct err *err)
+{
+    for (size_t i = 0; i < page->n; i++)
+        if (start_policy(d, &page->entries[i], err) < 0)
+            return -1;
+    return next_page(d, call, page->next_token, err);
+}
+
+static int handle_describe_policy(struct org_call *call, const struct org_page *page,
                                   struct err *err)
 {
-    const char *what = "DescribePolicy";
-    json_t *root = load_page(resp, what, NULL, NULL, NULL, err); /* new */
-    if (!root)
-        return -1;
-    int rc = -1;
-    json_t *policy = json_object_get(root, "Policy"); /* borrowed */
-    const char *content, *name;
-    if (!json_is_object(policy)) {
-        err_set(err, ERR_PARSE, "%s: Policy is %s, expected an object", what,
-                policy ? json_type_name(policy) : "missing");
-        goto out;
-    }
-    if (req_string(policy, "Content", what, &content, err) < 0)
-        goto out;
-    json_t *summary = json_object_get(policy, "PolicySummary"); /* borrowed */
-    if (json_is_object(summary)) {
-        if (opt_string(summary, "Name", what, &name, err) < 0)
-            goto out;
-        if (name && !call->scp->name && !(call->scp->name = strdup(name)))
-            goto nomem;
-        if (json_is_boolean(json_object_get(summary, "AwsManaged")))
-            call->scp->aws_managed = json_is_true(json_object_get(summary, "AwsManaged"));
-    }
-    if (!(call->scp->content = strdup(content)))
-        goto nomem;
-    rc = 0;
-    goto out;
-nomem:
-    err_set(err, ERR_NOMEM, "out of memory");
-out:
-    json_decref(root);
-    return rc;
+    struct scp_work *s = call->scp;
+    if (page->policy_name && !s->name && !(s->name = strdup(page->policy_name)))
+        return err_set(err, ERR_NOMEM, "out of memory");
+    if (page->aws_managed >= 0)
+        s->aws_managed = page->aws_managed;
+    if (!(s->content = strdup(page->content)))
+        return err_set(err, ERR_NOMEM, "out of memory");
+    return 0;
 }
 
 /* 1 when another page was asked for, 0 when the listing is complete, -1 with err. */
 static int handle_list_targets(struct org_discovery *d, struct org_call *call,
-                               const struct aws_response *resp, struct err *err)
+                               const struct org_page *page, struct err *err)
 {
-    const char *what = "ListTargetsForPolicy";
-    json_t *list;
-    const char *token;
-    json_t *root = load_page(resp, what, "Targets", &list, &token, err); /* new */
-    if (!root)
-        return -1;
-    int rc = -1;
     struct scp_work *s = call->scp;
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        json_t *t = json_array_get(list, i); /* borrowed */
-        const char *id;
-        if (!json_is_object(t)) {
-            err_set(err, ERR_PARSE, "%s: Targets[%zu] is %s", what, i, json_type_name(t));
-            goto out;
-        }
-        if (req_string(t, "TargetId", what, &id, err) < 0)
-            goto out;
+    for (size_t i = 0; i < page->n; i++) {
         if (s->n_targets == s->cap_targets) {
             size_t ncap = s->cap_targets ? s->cap_targets * 2 : 8;
             char **grown = realloc(s->targets, ncap * sizeof *grown);
-            if (!grown) {
-                err_set(err, ERR_NOMEM, "out of memory");
-                goto out;
-            }
+            if (!grown)
+                return err_set(err, ERR_NOMEM, "out of memory");
             s->targets = grown;
             s->cap_targets = ncap;
         }
-        if (!(s->targets[s->n_targets] = strdup(id))) {
-            err_set(err, ERR_NOMEM, "out of memory");
-            goto out;
-        }
+        if (!(s->targets[s->n_targets] = strdup(page->entries[i].id)))
+            return err_set(err, ERR_NOMEM, "out of memory");
         s->n_targets++;
     }
-    rc = next_page(d, call, token, err);
-out:
-    json_decref(root);
-    return rc;
+    return next_page(d, call, page->next_token, err);
 }
 
 /* ---- the walk's answers ---- */
 
-static int handle_describe_organization(struct org_discovery *d, const struct aws_response *resp,
+static int handle_describe_organization(struct org_discovery *d, const struct org_page *page,
                                         struct err *err)
 {
-    const char *what = "DescribeOrganization";
-    json_t *root = load_page(resp, what, NULL, NULL, NULL, err); /* new */
-    if (!root)
-        return -1;
-    int rc = -1;
-    const char *id, *mgmt;
-    json_t *org = json_object_get(root, "Organization"); /* borrowed */
-    if (!json_is_object(org)) {
-        err_set(err, ERR_PARSE, "%s: Organization is %s, expected an object", what,
-                org ? json_type_name(org) : "missing");
-        goto out;
-    }
-    if (opt_string(org, "Id", what, &id, err) < 0 ||
-        opt_string(org, "ManagementAccountId", what, &mgmt, err) < 0)
-        goto out;
-    if (!mgmt && req_string(org, "MasterAccountId", what, &mgmt, err) < 0)
-        goto out;
-    if (!(d->org_id = dup_or_null(id)) && id) {
-        err_set(err, ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if (!(d->management_id = strdup(mgmt))) {
-        err_set(err, ERR_NOMEM, "out of memory");
-        goto out;
-    }
+    if (!(d->org_id = dup_or_null(page->org_id)) && page->org_id)
+        return err_set(err, ERR_NOMEM, "out of memory");
+    if (!(d->management_id = strdup(page->management_id)))
+        return err_set(err, ERR_NOMEM, "out of memory");
     if (d->cb.on_organization)
         d->cb.on_organization(d->cb.ud, d->org_id, d->management_id);
     /* The pages that were waiting for the management account, in arrival order. */
-    rc = 0;
+    int rc = 0;
     while (d->pending) {
         struct pending_page *p = d->pending;
         d->pending = p->next;
         if (rc == 0)
-            rc = emit_accounts(d, p->root, p->ou, err);
-        json_decref(p->root);
+            rc = emit_accounts(d, &p->page, p->ou, err);
+        org_page_cleanup(&p->page);
         free(p);
     }
     d->pending_tail = NULL;
-out:
-    json_decref(root);
     return rc;
 }
 
-static int handle_list_roots(struct org_discovery *d, struct org_call *call,
-                             const struct aws_response *resp, struct err *err)
+/* Roots (parent NO_PARENT) and OUs: each is added to the tree and its children are listed. */
+static int handle_list_nodes(struct org_discovery *d, struct org_call *call,
+                             const struct org_page *page, size_t parent, struct err *err)
 {
-    const char *what = "ListRoots";
-    json_t *list;
-    const char *token;
-    json_t *root = load_page(resp, what, "Roots", &list, &token, err); /* new */
-    if (!root)
-        return -1;
-    int rc = -1;
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        json_t *r = json_array_get(list, i); /* borrowed */
-        const char *id, *name;
-        if (!json_is_object(r)) {
-            err_set(err, ERR_PARSE, "%s: Roots[%zu] is %s", what, i, json_type_name(r));
-            goto out;
-        }
-        if (req_string(r, "Id", what, &id, err) < 0 || opt_string(r, "Name", what, &name, err) < 0)
-            goto out;
-        if (add_node(d, id, name && *name ? name : "Root", NO_PARENT, err) < 0)
-            goto out;
+    for (size_t i = 0; i < page->n; i++) {
+        const struct org_entry *e = &page->entries[i];
+        const char *name = e->name && *e->name ? e->name : parent == NO_PARENT ? "Root" : e->id;
+        /* parent is an index: add_node may move the table */
+        if (add_node(d, e->id, name, parent, err) < 0)
+            return -1;
     }
-    rc = next_page(d, call, token, err);
-out:
-    json_decref(root);
-    return rc;
+    return next_page(d, call, page->next_token, err);
 }
 
-static int handle_list_ous(struct org_discovery *d, struct org_call *call,
-                           const struct aws_response *resp, struct err *err)
-{
-    const char *what = "ListOrganizationalUnitsForParent";
-    json_t *list;
-    const char *token;
-    json_t *root = load_page(resp, what, "OrganizationalUnits", &list, &token, err); /* new */
-    if (!root)
-        return -1;
-    int rc = -1;
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        json_t *o = json_array_get(list, i); /* borrowed */
-        const char *id, *name;
-        if (!json_is_object(o)) {
-            err_set(err, ERR_PARSE, "%s: OrganizationalUnits[%zu] is %s", what, i,
-                    json_type_name(o));
-            goto out;
-        }
-        if (req_string(o, "Id", what, &id, err) < 0 || opt_string(o, "Name", what, &name, err) < 0)
-            goto out;
-        /* call->ou is an index: add_node may move the table */
-        if (add_node(d, id, name && *name ? name : id, call->ou, err) < 0)
-            goto out;
-    }
-    rc = next_page(d, call, token, err);
-out:
-    json_decref(root);
-    return rc;
-}
-
+/* Takes the page (it is cleaned up here or kept until DescribeOrganization answers). */
 static int handle_list_accounts(struct org_discovery *d, struct org_call *call,
-                                const struct aws_response *resp, struct err *err)
+                                struct org_page *page, struct err *err)
 {
-    json_t *list;
-    const char *token;
-    json_t *root = load_page(resp, "ListAccountsForParent", "Accounts", &list, &token, err);
-    if (!root)
-        return -1;
-    int rc = validate_accounts(list, err);
-    if (rc == 0 && !d->management_id && json_array_size(list) > 0) {
+    int rc = 0;
+    if (!d->management_id && page->n > 0) {
         /* is_management is not known yet: keep the page until DescribeOrganization answers */
         struct pending_page *p = malloc(sizeof *p);
-        if (!p) {
-            rc = err_set(err, ERR_NOMEM, "out of memory");
-        } else {
-            p->root = json_incref(root);
-            p->ou = call->ou;
-            p->next = NULL;
-            if (d->pending_tail)
-                d->pending_tail->next = p;
-            else
-                d->pending = p;
-            d->pending_tail = p;
-        }
-    } else if (rc == 0) {
-        rc = emit_accounts(d, root, call->ou, err);
+        if (!p)
+            return err_set(err, ERR_NOMEM, "out of memory");
+        /* the token is asked for now: copy it before the page changes hands */
+        rc = next_page(d, call, page->next_token, err);
+        p->page = *page;
+        memset(page, 0, sizeof *page);
+        p->ou = call->ou;
+        p->next = NULL;
+        if (d->pending_tail)
+            d->pending_tail->next = p;
+        else
+            d->pending = p;
+        d->pending_tail = p;
+        return rc;
     }
+    rc = emit_accounts(d, page, call->ou, err);
     if (rc == 0)
-        rc = next_page(d, call, token, err);
-    json_decref(root);
+        rc = next_page(d, call, page->next_token, err);
     return rc;
 }
 
@@ -788,55 +777,55 @@ static void on_response(void *ud, const struct aws_response *resp)
     struct org_call *call = ud;
     struct org_discovery *d = call->d;
     const char *op = op_names[call->op];
-    int is_scp = call->op >= OP_LIST_POLICIES;
+    int is_scp = call->op >= ORG_OP_LIST_POLICIES;
     struct err e;
     err_clear(&e);
-    int rc = 0; /* 1: the call was resubmitted for its next page */
+    int rc = 0;                /* 1: the call was resubmitted for its next page */
+    const char *prefix = NULL; /* parse errors name the operation already */
+    struct org_page page;
+    memset(&page, 0, sizeof page);
 
     if (d->failed || (is_scp && !d->scps_ok)) {
         rc = 0; /* discovery (or the SCP side of it) is over: the answer is dropped */
     } else if (err_isset(&resp->err)) {
         e = resp->err;
+        prefix = op;
+        rc = -1;
+    } else if (org_parse_page(call->op, resp->body, resp->body_len, &page, &e) < 0) {
         rc = -1;
     } else {
         switch (call->op) {
-        case OP_DESCRIBE_ORGANIZATION:
-            rc = handle_describe_organization(d, resp, &e);
+        case ORG_OP_DESCRIBE_ORGANIZATION:
+            rc = handle_describe_organization(d, &page, &e);
             break;
-        case OP_LIST_ROOTS:
-            rc = handle_list_roots(d, call, resp, &e);
+        case ORG_OP_LIST_ROOTS:
+            rc = handle_list_nodes(d, call, &page, NO_PARENT, &e);
             break;
-        case OP_LIST_OUS:
-            rc = handle_list_ous(d, call, resp, &e);
+        case ORG_OP_LIST_OUS:
+            rc = handle_list_nodes(d, call, &page, call->ou, &e);
             break;
-        case OP_LIST_ACCOUNTS:
-            rc = handle_list_accounts(d, call, resp, &e);
+        case ORG_OP_LIST_ACCOUNTS:
+            rc = handle_list_accounts(d, call, &page, &e);
             break;
-        case OP_LIST_POLICIES: {
-            json_t *list;
-            const char *token;
-            json_t *root = load_page(resp, op, "Policies", &list, &token, &e); /* new */
-            rc = root ? 0 : -1;
-            for (size_t i = 0; rc == 0 && i < json_array_size(list); i++)
-                rc = start_policy(d, json_array_get(list, i), &e);
-            if (rc == 0)
-                rc = next_page(d, call, token, &e);
-            json_decref(root);
+        case ORG_OP_LIST_POLICIES:
+            rc = handle_list_policies(d, call, &page, &e);
             break;
-        }
-        case OP_DESCRIBE_POLICY:
-            rc = handle_describe_policy(call, resp, &e);
+        case ORG_OP_DESCRIBE_POLICY:
+            rc = handle_describe_policy(call, &page, &e);
             break;
-        case OP_LIST_TARGETS:
-            rc = handle_list_targets(d, call, resp, &e);
+        case ORG_OP_LIST_TARGETS:
+            rc = handle_list_targets(d, call, &page, &e);
+            break;
+        case ORG_OP_COUNT:
             break;
         }
     }
+    org_page_cleanup(&page);
     if (rc < 0) {
         if (is_scp)
             scp_fail(d, &e, op);
         else
-            walk_fail(d, &e, op);
+            walk_fail(d, &e, prefix);
     }
     if (rc != 1) {
         if (call->scp) {
@@ -882,17 +871,17 @@ struct org_discovery *org_discover_start(struct http_engine *engine, struct aws_
     snprintf(d->url, sizeof d->url, "%s/", d->ep.url);
     d->creds = creds_ref(creds);
 
-    if (start_call(d, OP_DESCRIBE_ORGANIZATION, 0, NULL, err) < 0) {
+    if (start_call(d, ORG_OP_DESCRIBE_ORGANIZATION, 0, NULL, err) < 0) {
         org_discovery_free(d);
         return NULL;
     }
     /* Something is queued: from here on failures arrive through on_done. */
     struct err e;
     err_clear(&e);
-    if (start_call(d, OP_LIST_ROOTS, 0, NULL, &e) < 0)
-        walk_fail(d, &e, op_names[OP_LIST_ROOTS]);
-    else if (start_call(d, OP_LIST_POLICIES, 0, NULL, &e) < 0)
-        scp_fail(d, &e, op_names[OP_LIST_POLICIES]);
+    if (start_call(d, ORG_OP_LIST_ROOTS, 0, NULL, &e) < 0)
+        walk_fail(d, &e, op_names[ORG_OP_LIST_ROOTS]);
+    else if (start_call(d, ORG_OP_LIST_POLICIES, 0, NULL, &e) < 0)
+        scp_fail(d, &e, op_names[ORG_OP_LIST_POLICIES]);
     return d;
 }
 
@@ -910,7 +899,7 @@ void org_discovery_free(struct org_discovery *d)
     while (d->pending) {
         struct pending_page *p = d->pending;
         d->pending = p->next;
-        json_decref(p->root);
+        org_page_cleanup(&p->page);
         free(p);
     }
     free(d->seen.slot);

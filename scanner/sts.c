@@ -21,6 +21,7 @@
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
+#include "scanner/xmldoc.h"
 
 #define STS_VERSION "2011-06-15"
 #define STS_DEFAULT_SESSION "egressscan"
@@ -277,12 +278,18 @@ static void cleanse_subtree(xmlDoc *doc, xmlNode *n)
     }
 }
 
-/* The trimmed text of child `name` of parent, malloc'd by libxml2 (free with text_free). */
-static xmlChar *child_text(const xmlNode *parent, const char *name)
+/* The trimmed text of child `name` of parent, malloc'd by libxml2 (free with text_free); NULL
+ * when there is none. A child holding elements sets *nested: its text would be pieced together
+ * from theirs, which is no credential AWS sent. */
+static xmlChar *child_text(const xmlNode *parent, const char *name, const char **nested)
 {
     xmlNode *n = child_element(parent, name);
     if (!n)
         return NULL;
+    for (const xmlNode *c = n->children; c; c = c->next)
+        if (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE &&
+            c->type != XML_COMMENT_NODE && !*nested)
+            *nested = name;
     xmlChar *t = xmlNodeGetContent(n);
     if (!t)
         return NULL;
@@ -312,11 +319,7 @@ struct aws_credentials *sts_parse_credentials(const char *xml, size_t len, const
         err_set(err, ERR_PARSE, "STS answer is empty or too large");
         return NULL;
     }
-    xmlInitParser();
-    /* No network, no DTD loading, no entity substitution; errors are not printed. */
-    xmlDoc *doc = xmlReadMemory(xml, (int)len, NULL, NULL,
-                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-                                    XML_PARSE_NODICT | XML_PARSE_NOBLANKS);
+    xmlDoc *doc = xmldoc_read(xml, len, XML_PARSE_NODICT | XML_PARSE_NOBLANKS);
     if (!doc) {
         err_set(err, ERR_PARSE, "STS answer is not well-formed XML");
         return NULL;
@@ -342,10 +345,15 @@ struct aws_credentials *sts_parse_credentials(const char *xml, size_t len, const
         err_set(err, ERR_PARSE, "STS answer has no Credentials");
         goto out;
     }
-    akid = child_text(cn, "AccessKeyId");
-    secret = child_text(cn, "SecretAccessKey");
-    token = child_text(cn, "SessionToken");
-    exp = child_text(cn, "Expiration");
+    const char *nested = NULL;
+    akid = child_text(cn, "AccessKeyId", &nested);
+    secret = child_text(cn, "SecretAccessKey", &nested);
+    token = child_text(cn, "SessionToken", &nested);
+    exp = child_text(cn, "Expiration", &nested);
+    if (nested) {
+        err_set(err, ERR_PARSE, "STS answer: Credentials/%s holds elements, expected text", nested);
+        goto out;
+    }
     const char *missing = !akid || !*akid       ? "AccessKeyId"
                           : !secret || !*secret ? "SecretAccessKey"
                           : !token || !*token   ? "SessionToken"

@@ -120,6 +120,58 @@ static void test_parse_regions_malformed(void **state)
                        "</DescribeRegionsResponse>");
 }
 
+static void expect_parse_error_naming(const char *xml, const char *needle)
+{
+    char **regions = (char **)1;
+    size_t n = 7;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(ec2_parse_regions(xml, strlen(xml), &regions, &n, &e), -1);
+    assert_string_equal(e.code, ERR_PARSE);
+    if (!strstr(e.message, needle))
+        fail_msg("message \"%s\" does not mention \"%s\"", e.message, needle);
+    assert_null(regions);
+    assert_int_equal(n, 0);
+}
+
+#define ITEM(inner) "<item>" inner "</item>"
+#define RESPONSE(items)                                                                            \
+    "<DescribeRegionsResponse><regionInfo>" items "</regionInfo></DescribeRegionsResponse>"
+
+/* Hostile answers: an error naming the part, never a crash and never a region list with a
+ * pieced-together or wrong entry. */
+static void test_parse_regions_hostile(void **state)
+{
+    (void)state;
+    expect_parse_error_naming(RESPONSE(ITEM("<regionName>eu-<b/>west-1</regionName>")),
+                              "regionName holds elements, expected text");
+    expect_parse_error_naming(
+        RESPONSE(ITEM("<regionName>eu-west-1</regionName>") ITEM(
+            "<regionName>af-south-1</regionName><optInStatus><s>not-opted-in</s></optInStatus>")),
+        "optInStatus holds elements");
+    expect_parse_error_naming(RESPONSE(ITEM("<regionName>eu-west-1\xc3</regionName>")),
+                              "not well-formed XML");
+    expect_parse_error_naming(RESPONSE(ITEM("<regionName>eu-west-1</regionName>") "<item>"),
+                              "not well-formed XML");
+    expect_parse_error_naming("<DescribeRegionsResponse>text</DescribeRegionsResponse>",
+                              "no regionInfo");
+    expect_parse_error_naming(RESPONSE("eu-west-1"), "no enabled region");
+    expect_parse_error_naming("", "empty");
+    expect_parse_error_naming("<ErrorResponse/>", "not a DescribeRegionsResponse");
+    /* 100000 levels: libxml2's depth limit turns it away before anything recurses */
+    size_t depth = 100000;
+    char *deep = malloc(depth * 13 + 200);
+    assert_non_null(deep);
+    char *p = deep + sprintf(deep, "<DescribeRegionsResponse><regionInfo>");
+    for (size_t i = 0; i < depth; i++)
+        p += sprintf(p, "<item>");
+    for (size_t i = 0; i < depth; i++)
+        p += sprintf(p, "</item>");
+    sprintf(p, "</regionInfo></DescribeRegionsResponse>");
+    expect_parse_error_naming(deep, "not well-formed XML");
+    free(deep);
+}
+
 /* Every prefix of a real answer parses or fails cleanly. */
 static void test_parse_regions_truncations(void **state)
 {
@@ -279,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_parse_regions_skips_not_opted_in),
         cmocka_unit_test(test_parse_regions_namespaces_and_whitespace),
         cmocka_unit_test(test_parse_regions_malformed),
+        cmocka_unit_test(test_parse_regions_hostile),
         cmocka_unit_test(test_parse_regions_truncations),
         cmocka_unit_test(test_describe_regions_request),
         cmocka_unit_test(test_describe_regions_error_passed_through),

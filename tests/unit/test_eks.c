@@ -132,6 +132,65 @@ static void test_list_errors(void **state)
     expect_list_error("{\"clusters\":[\"a\"");
 }
 
+/* A list error whose message names what was wrong. len 0: strlen(body). */
+static void expect_list_error_naming(const char *body, size_t len, const char *needle)
+{
+    char **names = (char **)1, *token = (char *)1;
+    size_t n = 99;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(
+        eks_parse_list_clusters(body, len ? len : strlen(body), &names, &n, &token, &e), -1);
+    assert_string_equal(e.code, ERR_PARSE);
+    if (!strstr(e.message, needle))
+        fail_msg("message \"%s\" does not mention \"%s\"", e.message, needle);
+    assert_null(names);
+    assert_null(token);
+    assert_int_equal(n, 0);
+}
+
+/* "[[[...1...]]]" nested depth deep inside prefix/suffix; caller frees. */
+static char *nested(const char *prefix, int depth, const char *suffix)
+{
+    size_t len = strlen(prefix) + 2 * (size_t)depth + 1 + strlen(suffix) + 1;
+    char *s = malloc(len);
+    assert_non_null(s);
+    char *p = s + sprintf(s, "%s", prefix);
+    memset(p, '[', (size_t)depth);
+    p += depth;
+    *p++ = '1';
+    memset(p, ']', (size_t)depth);
+    p += depth;
+    strcpy(p, suffix);
+    return s;
+}
+
+/* Hostile ListClusters answers: each is an error that names the member, never a crash or an
+ * accepted page. */
+static void test_list_hostile(void **state)
+{
+    (void)state;
+    expect_list_error_naming("{\"clusters\":null}", 0, "\"clusters\" is null");
+    expect_list_error_naming("{\"clusters\":7}", 0, "\"clusters\" is a number");
+    expect_list_error_naming("{\"clusters\":{\"name\":\"a\"}}", 0, "\"clusters\" is an object");
+    expect_list_error_naming("{\"clusters\":[\"a\",{\"name\":\"b\"}]}", 0,
+                             "clusters[1] is an object");
+    expect_list_error_naming("{\"clusters\":[\"a\",null]}", 0, "clusters[1] is null");
+    expect_list_error_naming("{\"clusters\":[],\"nextToken\":{\"t\":1}}", 0,
+                             "\"nextToken\" is an object");
+    expect_list_error_naming("{\"clusters\":[],\"nextToken\":[\"t\"]}", 0,
+                             "\"nextToken\" is an array");
+    expect_list_error_naming("", 0, "empty");
+    expect_list_error_naming("{\"clusters\":[\"a\xff\"]}", 0, "unable to decode byte");
+    expect_list_error_naming("{\"clusters\":[\"\xc3\"]}", 0, "unable to decode byte");
+    expect_list_error_naming("{\"clusters\":[\"a\\u0000b\"]}", 0, "invalid JSON");
+    const char nul[] = "{\"clusters\":[],\"n\":1\0}";
+    expect_list_error_naming(nul, sizeof nul - 1, "NUL byte at offset 20");
+    char *deep = nested("{\"clusters\":", 100000, "}");
+    expect_list_error_naming(deep, 0, "depth");
+    free(deep);
+}
+
 /* ---- DescribeCluster parser ---- */
 
 static void test_describe_all_fields(void **state)
@@ -251,7 +310,7 @@ static void expect_describe_error(const char *body, const char *needle)
 static void test_describe_wrong_types(void **state)
 {
     (void)state;
-    expect_describe_error("", NULL);
+    expect_describe_error("", "empty");
     expect_describe_error("<xml/>", NULL);
     expect_describe_error("[]", NULL);
     expect_describe_error("{}", "cluster");
@@ -283,6 +342,54 @@ static void test_describe_wrong_types(void **state)
     expect_describe_error("{\"cluster\":{\"name\":\"x\"", NULL);
 }
 
+/* Hostile DescribeCluster answers: an error naming the member, never a crash or a cluster with a
+ * wrong value in it. */
+static void test_describe_hostile(void **state)
+{
+    (void)state;
+    expect_describe_error("{\"cluster\":{\"name\":{\"first\":\"x\"}}}",
+                          "cluster.name is an object");
+    expect_describe_error("{\"cluster\":{\"name\":[\"x\"]}}", "cluster.name is an array");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"status\":12}}",
+                          "cluster.status is a number");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"tags\":{\"data-class\":7}}}",
+                          "cluster.tags.data-class is a number");
+    expect_describe_error(
+        "{\"cluster\":{\"name\":\"x\",\"tags\":{\"owner\":\"a\",\"data-class\":{\"v\":\"r\"}}}}",
+        "cluster.tags.data-class is an object");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":null,"
+                          "\"tags\":{\"a\":null}}}",
+                          "cluster.tags.a is null");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":"
+                          "{\"publicAccessCidrs\":[\"0.0.0.0/0\",null]}}}",
+                          "publicAccessCidrs[1] is null");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":"
+                          "{\"controlPlaneEgressMode\":[\"CUSTOMER_ROUTED\"]}}}",
+                          "controlPlaneEgressMode is an array");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":"
+                          "{\"endpointPrivateAccess\":0}}}",
+                          "endpointPrivateAccess is a number");
+    expect_describe_error("{\"cluster\":{\"name\":\"\xed\xa0\x80\"}}",
+                          "unable to decode byte"); /* a surrogate */
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"arn\":\"\xc0\xaf\"}}",
+                          "unable to decode byte");
+    char *deep = nested("{\"cluster\":{\"name\":\"x\",\"tags\":{\"a\":", 100000, "}}}");
+    expect_describe_error(deep, "depth");
+    free(deep);
+    /* a NUL after a number gets past jansson: the raw body would be cut short in the database */
+    const char nul[] = "{\"cluster\":{\"name\":\"x\",\"createdAt\":1\0}}";
+    struct err e;
+    err_clear(&e);
+    assert_null(eks_parse_describe_cluster(nul, sizeof nul - 1, &e));
+    assert_string_equal(e.code, ERR_PARSE);
+    assert_non_null(strstr(e.message, "NUL byte at offset 36"));
+    /* what is accepted comes out exactly: tags that are all strings are kept */
+    struct cluster *c = parse_str("{\"cluster\":{\"name\":\"x\",\"tags\":{\"a\":\"\u00e9\"}}}", &e);
+    assert_non_null(c);
+    assert_string_equal(c->tags_json, "{\"a\":\"\xc3\xa9\"}");
+    free(c);
+}
+
 /* Every prefix of a real answer is either a valid document or a clean error (no crash, no
  * leak under ASan). */
 static void test_describe_truncations(void **state)
@@ -303,6 +410,8 @@ static void test_describe_truncations(void **state)
 }
 
 /* ---- requests against a fake EKS ---- */
+
+#define EKS_TEST_MAX_BODY (64 * 1024) /* the engine's body cap in these tests */
 
 struct fake_eks {
     pthread_mutex_t mu;
@@ -361,6 +470,17 @@ static void eks_handler(void *ud, const struct fakehttp_req *req, struct fakehtt
                          body);
         free(body);
         return;
+    } else if (strcmp(req->target, "/clusters/huge-answer") == 0) {
+        /* a well-formed start, then more than the engine takes (EKS_TEST_MAX_BODY), unannounced */
+        size_t n = 4 * EKS_TEST_MAX_BODY;
+        char *huge = malloc(n + 1);
+        assert_non_null(huge);
+        memset(huge, 'x', n);
+        memcpy(huge, "{\"cluster\":{\"name\":\"huge\",\"tags\":{\"a\":\"", 36);
+        huge[n] = '\0';
+        fakehttp_respond(resp, 200, "Transfer-Encoding: chunked\r\n", huge);
+        free(huge);
+        return;
     } else if (strcmp(req->target, "/clusters/bad-answer") == 0) {
         fakehttp_respond(resp, 200, "Content-Type: application/json\r\n",
                          "{\"cluster\":{\"name\":42}}");
@@ -395,6 +515,7 @@ static int setup(void **state)
     err_clear(&e);
     assert_int_equal(http_engine_options_init(&o, &e), 0);
     o.max_attempts = 1;
+    o.max_body = EKS_TEST_MAX_BODY;
     fx->engine = http_engine_new(&o, &e);
     assert_non_null(fx->engine);
     fx->creds =
@@ -499,6 +620,27 @@ static void on_describe(void *ud, struct cluster *c, const struct err *e)
     assert_true((c == NULL) != (e == NULL));
 }
 
+/* A DescribeCluster answer over the body cap is ResponseTooLarge naming the cap: no cluster, and
+ * nothing of the part that arrived is parsed (its start is a valid-looking document). */
+static void test_describe_huge_answer(void **state)
+{
+    struct fixture_env *fx = *state;
+    struct describe_run huge;
+    memset(&huge, 0, sizeof huge);
+    struct err e;
+    err_clear(&e);
+    int before = fx->fake.n;
+    assert_int_equal(eks_describe_cluster_submit(fx->engine, fx->creds, "eu-west-1", "huge-answer",
+                                                 "111122223333", on_describe, &huge, &e),
+                     0);
+    assert_int_equal(http_engine_run(fx->engine, &e), 0);
+    assert_int_equal(huge.calls, 1);
+    assert_null(huge.c);
+    assert_string_equal(huge.e.code, ERR_TOO_LARGE);
+    assert_non_null(strstr(huge.e.message, "65536 bytes"));
+    assert_int_equal(fx->fake.n - before, 1);
+}
+
 static void test_describe_request(void **state)
 {
     struct fixture_env *fx = *state;
@@ -569,13 +711,16 @@ int main(void)
         cmocka_unit_test(test_list_with_next_token),
         cmocka_unit_test(test_list_last_page_and_empty),
         cmocka_unit_test(test_list_errors),
+        cmocka_unit_test(test_list_hostile),
         cmocka_unit_test(test_describe_all_fields),
         cmocka_unit_test(test_describe_legacy_cluster),
         cmocka_unit_test(test_describe_optional_and_future_values),
         cmocka_unit_test(test_describe_wrong_types),
+        cmocka_unit_test(test_describe_hostile),
         cmocka_unit_test(test_describe_truncations),
         cmocka_unit_test_setup_teardown(test_list_paginated_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describe_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_describe_huge_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describe_request_encodes_name, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -481,6 +481,7 @@ struct capture {
     int attempts;
     struct err err;
     char body[256];
+    size_t body_len;
 };
 
 static void capture_done(void *ud, const struct aws_response *resp)
@@ -491,6 +492,7 @@ static void capture_done(void *ud, const struct aws_response *resp)
     cap->attempts = resp->attempts;
     cap->err = resp->err;
     snprintf(cap->body, sizeof cap->body, "%s", resp->body);
+    cap->body_len = resp->body_len;
 }
 
 static void test_always_503_gives_up(void **state)
@@ -690,6 +692,48 @@ static void test_body_cap(void **state)
     assert_int_equal(http_perform(eng, &req, &body, NULL, &e), 0);
     assert_int_equal(body.len, 1000);
     buf_cleanup(&body);
+    http_engine_free(eng);
+    fakehttp_stop(srv);
+}
+
+/* A body over the cap fails the request with an error naming the cap, whatever the status (a
+ * 503 is not retried into the same flood), and the callback sees none of the bytes that did
+ * arrive: nothing parses half an answer. */
+static void test_body_cap_error_and_no_partial_body(void **state)
+{
+    (void)state;
+    static char big[100001]; /* several write callbacks: the first ones fit under the cap */
+    memset(big, 'x', 100000);
+    memcpy(big, "{\"clusters\":[\"a\",", 17); /* a parser given the prefix would see JSON */
+    big[100000] = '\0';
+    const struct step steps[] = {
+        {FAKEHTTP_RESPOND, 200, "Transfer-Encoding: chunked\r\n", big, 0},
+        {FAKEHTTP_RESPOND, 503, "Transfer-Encoding: chunked\r\n", big, 0},
+    };
+    struct script sc = {steps, 2};
+    struct fakehttp *srv = fakehttp_start(script_handler, &sc, NULL, NULL);
+    assert_non_null(srv);
+    struct http_engine_options o;
+    default_options(&o);
+    o.max_body = 50000;
+    o.max_attempts = 3;
+    struct http_engine *eng = new_engine(&o);
+    struct aws_request req = eks_get(fakehttp_url(srv), NULL);
+    for (int i = 0; i < 2; i++) {
+        struct capture cap;
+        memset(&cap, 0, sizeof cap);
+        struct err e;
+        err_clear(&e);
+        assert_int_equal(http_submit(eng, &req, capture_done, &cap, &e), 0);
+        assert_int_equal(http_engine_run(eng, &e), 0);
+        assert_int_equal(cap.called, 1);
+        assert_string_equal(cap.err.code, ERR_TOO_LARGE);
+        assert_non_null(strstr(cap.err.message, "50000 bytes"));
+        assert_int_equal(cap.attempts, 1);
+        assert_int_equal(cap.body_len, 0);
+        assert_string_equal(cap.body, "");
+    }
+    assert_int_equal(fakehttp_requests(srv), 2);
     http_engine_free(eng);
     fakehttp_stop(srv);
 }
@@ -1435,6 +1479,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_env_config, clean_env, clean_env),
         cmocka_unit_test(test_backoff_bounds),
         cmocka_unit_test_setup_teardown(test_body_cap, clean_env, clean_env),
+        cmocka_unit_test_setup_teardown(test_body_cap_error_and_no_partial_body, clean_env,
+                                        clean_env),
         cmocka_unit_test_setup_teardown(test_truncated_body, clean_env, clean_env),
         cmocka_unit_test_setup_teardown(test_timeout, clean_env, clean_env),
         cmocka_unit_test_setup_teardown(test_error_messages_hold_no_secrets, clean_env, clean_env),

@@ -25,6 +25,7 @@
 #include "scanner/creds.h"
 #include "scanner/http.h"
 #include "scanner/org.h"
+#include "scanner/org_internal.h"
 #include "tests/support/fakehttp.h"
 
 #define ANSWERS "tests/data/aws-answers/"
@@ -660,6 +661,178 @@ static void test_malformed_page_fails_discovery(void **state)
     free_fake(&fake);
 }
 
+/* ---- the answer parsers ---- */
+
+static void expect_page_error(enum org_op op, const char *body, const char *needle)
+{
+    struct org_page page;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(org_parse_page(op, body, strlen(body), &page, &e), -1);
+    assert_string_equal(e.code, ERR_PARSE);
+    if (!strstr(e.message, needle))
+        fail_msg("message \"%s\" does not mention \"%s\"", e.message, needle);
+    assert_int_equal(strncmp(e.message, org_op_name(op), strlen(org_op_name(op))), 0);
+    assert_null(page.entries);
+    assert_null(page.doc);
+    assert_int_equal(page.n, 0);
+    org_page_cleanup(&page);
+}
+
+static char *nested_array(const char *prefix, int depth, const char *suffix)
+{
+    size_t len = strlen(prefix) + 2 * (size_t)depth + strlen(suffix) + 1;
+    char *s = malloc(len);
+    assert_non_null(s);
+    size_t p = (size_t)sprintf(s, "%s", prefix);
+    memset(s + p, '[', (size_t)depth);
+    memset(s + p + (size_t)depth, ']', (size_t)depth);
+    strcpy(s + p + 2 * (size_t)depth, suffix);
+    return s;
+}
+
+/* Hostile answers to every operation: an error naming the operation and the member, never a
+ * crash and never a page with a wrong value in it. */
+static void test_parse_hostile_answers(void **state)
+{
+    (void)state;
+    const enum org_op acc = ORG_OP_LIST_ACCOUNTS;
+    expect_page_error(acc, "", "ListAccountsForParent: the answer is empty");
+    expect_page_error(acc, "{\"Accounts\":null}", "Accounts is null, expected an array");
+    expect_page_error(acc, "{\"NextToken\":\"t\"}", "Accounts is missing, expected an array");
+    expect_page_error(acc, "{\"Accounts\":{\"Id\":\"111122223333\"}}", "Accounts is an object");
+    expect_page_error(acc, "{\"Accounts\":[\"111122223333\"]}",
+                      "Accounts[0] is a string, expected an object");
+    expect_page_error(acc, "{\"Accounts\":[{\"Id\":\"111122223333\"},{\"Id\":111122223334}]}",
+                      "Accounts[1].Id is a number, expected a string");
+    expect_page_error(acc, "{\"Accounts\":[{\"Id\":\"\"}]}", "Accounts[0].Id is empty");
+    expect_page_error(acc, "{\"Accounts\":[{\"Id\":null}]}", "Accounts[0].Id is missing");
+    expect_page_error(acc, "{\"Accounts\":[{\"Id\":\"111122223333\",\"Name\":{\"n\":\"a\"}}]}",
+                      "Accounts[0].Name is an object, expected a string");
+    expect_page_error(acc, "{\"Accounts\":[{\"Id\":\"111122223333\",\"Status\":1}]}",
+                      "Accounts[0].Status is a number");
+    expect_page_error(acc, "{\"Accounts\":[{\"Id\":\"111122223333\",\"State\":[\"ACTIVE\"]}]}",
+                      "Accounts[0].State is an array");
+    expect_page_error(acc, "{\"Accounts\":[{\"Id\":\"111122223333\",\"Email\":true}]}",
+                      "Accounts[0].Email is a boolean");
+    expect_page_error(acc, "{\"Accounts\":[],\"NextToken\":{\"t\":1}}", "NextToken is an object");
+    expect_page_error(acc, "{\"Accounts\":[{\"Id\":\"1111\xff\"}]}", "not JSON");
+    expect_page_error(acc, "[]", "the answer is an array, not an object");
+    char *deep = nested_array("{\"Accounts\":", 100000, "}");
+    expect_page_error(acc, deep, "depth");
+    free(deep);
+
+    expect_page_error(ORG_OP_LIST_ROOTS, "{\"Roots\":null}", "ListRoots: Roots is null");
+    expect_page_error(ORG_OP_LIST_ROOTS, "{\"Roots\":[{\"Id\":\"r-ab12\",\"Name\":5}]}",
+                      "Roots[0].Name is a number");
+    expect_page_error(ORG_OP_LIST_OUS, "{\"OrganizationalUnits\":[{\"Name\":\"Prod\"}]}",
+                      "OrganizationalUnits[0].Id is missing");
+    expect_page_error(ORG_OP_LIST_POLICIES,
+                      "{\"Policies\":[{\"Id\":\"p-1\",\"AwsManaged\":\"true\"}]}",
+                      "Policies[0].AwsManaged is a string, expected a boolean");
+    expect_page_error(ORG_OP_LIST_TARGETS, "{\"Targets\":[{\"TargetId\":7}]}",
+                      "Targets[0].TargetId is a number");
+    expect_page_error(ORG_OP_LIST_TARGETS, "{\"Targets\":null,\"NextToken\":\"x\"}",
+                      "Targets is null");
+    expect_page_error(ORG_OP_DESCRIBE_POLICY, "{\"Policy\":null}",
+                      "DescribePolicy: Policy is null");
+    expect_page_error(ORG_OP_DESCRIBE_POLICY, "{\"Policy\":{\"Content\":[\"{}\"]}}",
+                      "Policy.Content is an array, expected a string");
+    expect_page_error(ORG_OP_DESCRIBE_POLICY, "{\"Policy\":{\"Content\":{\"Version\":\"1\"}}}",
+                      "Policy.Content is an object");
+    expect_page_error(ORG_OP_DESCRIBE_POLICY, "{\"Policy\":{}}", "Policy.Content is missing");
+    expect_page_error(ORG_OP_DESCRIBE_POLICY,
+                      "{\"Policy\":{\"Content\":\"{}\",\"PolicySummary\":\"p-1\"}}",
+                      "Policy: PolicySummary is a string, expected an object");
+    expect_page_error(ORG_OP_DESCRIBE_POLICY,
+                      "{\"Policy\":{\"Content\":\"{}\",\"PolicySummary\":{\"AwsManaged\":1}}}",
+                      "Policy.PolicySummary.AwsManaged is a number, expected a boolean");
+    expect_page_error(ORG_OP_DESCRIBE_ORGANIZATION, "{\"Organization\":\"o-1\"}",
+                      "DescribeOrganization: Organization is a string, expected an object");
+    expect_page_error(ORG_OP_DESCRIBE_ORGANIZATION, "{\"Organization\":{\"Id\":\"o-1\"}}",
+                      "Organization.MasterAccountId is missing");
+    expect_page_error(ORG_OP_DESCRIBE_ORGANIZATION,
+                      "{\"Organization\":{\"ManagementAccountId\":999999999999}}",
+                      "Organization.ManagementAccountId is a number");
+
+    struct err e;
+    err_clear(&e);
+    struct org_page page;
+    assert_int_equal(org_parse_page(ORG_OP_COUNT, "{}", 2, &page, &e), -1);
+    assert_string_equal(e.code, ERR_INVALID);
+    org_page_cleanup(&page);
+}
+
+/* What the parsers accept comes out exactly. */
+static void test_parse_pages(void **state)
+{
+    (void)state;
+    struct org_page page;
+    struct err e;
+    err_clear(&e);
+    const char *accounts = "{\"Accounts\":[{\"Id\":\"111122223333\",\"Name\":\"a\",\"Email\":"
+                           "\"a@x\",\"State\":\"CLOSED\"},{\"Id\":\"111122223334\",\"Name\":null,"
+                           "\"Status\":\"ACTIVE\",\"State\":\"ACTIVE\"}],\"NextToken\":\"\"}";
+    assert_int_equal(org_parse_page(ORG_OP_LIST_ACCOUNTS, accounts, strlen(accounts), &page, &e),
+                     0);
+    assert_int_equal(page.n, 2);
+    assert_string_equal(page.entries[0].id, "111122223333");
+    assert_string_equal(page.entries[0].email, "a@x");
+    assert_string_equal(page.entries[0].status, "CLOSED"); /* State when Status is absent */
+    assert_null(page.entries[1].name);
+    assert_null(page.entries[1].email);
+    assert_string_equal(page.entries[1].status, "ACTIVE");
+    assert_null(page.next_token); /* an empty token ends the listing */
+    org_page_cleanup(&page);
+    assert_null(page.doc);
+
+    const char *org = "{\"Organization\":{\"Id\":\"o-1\",\"ManagementAccountId\":\"\","
+                      "\"MasterAccountId\":\"999999999999\"}}";
+    assert_int_equal(org_parse_page(ORG_OP_DESCRIBE_ORGANIZATION, org, strlen(org), &page, &e), 0);
+    assert_string_equal(page.org_id, "o-1");
+    assert_string_equal(page.management_id, "999999999999");
+    org_page_cleanup(&page);
+
+    const char *policy = "{\"Policy\":{\"PolicySummary\":{\"Name\":\"Deny\",\"AwsManaged\":false},"
+                         "\"Content\":\"{\\\"Version\\\":\\\"2012-10-17\\\"}\"}}";
+    assert_int_equal(org_parse_page(ORG_OP_DESCRIBE_POLICY, policy, strlen(policy), &page, &e), 0);
+    assert_string_equal(page.content, "{\"Version\":\"2012-10-17\"}");
+    assert_string_equal(page.policy_name, "Deny");
+    assert_int_equal(page.aws_managed, 0);
+    org_page_cleanup(&page);
+
+    const char *policies = "{\"Policies\":[{\"Id\":\"p-FullAWSAccess\",\"AwsManaged\":true},"
+                           "{\"Id\":\"p-1\"}],\"NextToken\":\"n2\"}";
+    assert_int_equal(org_parse_page(ORG_OP_LIST_POLICIES, policies, strlen(policies), &page, &e),
+                     0);
+    assert_int_equal(page.n, 2);
+    assert_int_equal(page.entries[0].aws_managed, 1);
+    assert_int_equal(page.entries[1].aws_managed, 0);
+    assert_string_equal(page.next_token, "n2");
+    org_page_cleanup(&page);
+}
+
+/* A page with "Accounts": null fails discovery with an error naming the member, once; nothing
+ * from it is handed out. */
+static void test_null_accounts_page_fails_discovery(void **state)
+{
+    (void)state;
+    struct fake_org fake;
+    load_fake(&fake);
+    fake.fail_op = "ListAccountsForParent";
+    fake.fail_key = "ou-ab12-prod0001";
+    fake.fail_file = "org-answer-accounts-null.json";
+    fake.fail_status = 200;
+    struct run r;
+    discover(&fake, NULL, &r);
+    assert_false(r.done_ok);
+    assert_string_equal(r.done_err.code, ERR_PARSE);
+    assert_string_equal(r.done_err.message,
+                        "ListAccountsForParent: Accounts is null, expected an array");
+    free_run(&r);
+    free_fake(&fake);
+}
+
 static void test_ou_filter(void **state)
 {
     (void)state;
@@ -719,6 +892,9 @@ int main(void)
         cmocka_unit_test(test_not_in_organization_fails),
         cmocka_unit_test(test_malformed_page_fails_discovery),
         cmocka_unit_test(test_ou_filter),
+        cmocka_unit_test(test_parse_hostile_answers),
+        cmocka_unit_test(test_parse_pages),
+        cmocka_unit_test(test_null_accounts_page_fails_discovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

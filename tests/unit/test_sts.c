@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -159,6 +160,115 @@ static void test_parse_bad_xml(void **state)
     assert_null(
         sts_parse_credentials(xml, (size_t)(strstr(xml, "parseSecret") - xml) + 4, "x", &e));
     assert_string_equal(e.code, ERR_PARSE);
+}
+
+/* n nested <a> elements around text; caller frees. */
+static char *nested_xml(int n, const char *text)
+{
+    size_t len = (size_t)n * 7 + strlen(text) + 1;
+    char *s = malloc(len);
+    assert_non_null(s);
+    char *p = s;
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "<a>");
+    p += sprintf(p, "%s", text);
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "</a>");
+    return s;
+}
+
+/* Hostile answers: elements where text belongs, text where elements belong, invalid UTF-8, deep
+ * nesting, an empty body. Each is an error naming the part (never its value: it may be a
+ * secret), never a crash, never credentials pieced together. */
+static void test_parse_hostile(void **state)
+{
+    (void)state;
+    expect_malformed(answer("AssumeRole", "<AccessKeyId><v>ASIA</v><v>X</v></AccessKeyId>"
+                                          "<SecretAccessKey>S</SecretAccessKey>"
+                                          "<SessionToken>T</SessionToken>"
+                                          "<Expiration>2026-11-26T15:30:00Z</Expiration>"),
+                     "Credentials/AccessKeyId holds elements, expected text");
+    const char *xml =
+        answer("AssumeRole", "<AccessKeyId>A</AccessKeyId>"
+                             "<SecretAccessKey>piece<b>wise</b>Secret</SecretAccessKey>"
+                             "<SessionToken>T</SessionToken>"
+                             "<Expiration>2026-11-26T15:30:00Z</Expiration>");
+    struct err e;
+    err_clear(&e);
+    assert_null(sts_parse_credentials(xml, strlen(xml), "x", &e));
+    assert_string_equal(e.code, ERR_PARSE);
+    assert_string_equal(e.message,
+                        "STS answer: Credentials/SecretAccessKey holds elements, expected text");
+    assert_null(strstr(e.message, "piece"));
+    expect_malformed(answer("AssumeRole", "<AccessKeyId>A</AccessKeyId>"
+                                          "<SecretAccessKey>S</SecretAccessKey>"
+                                          "<SessionToken>T</SessionToken>"
+                                          "<Expiration><t>2026-11-26T15:30:00Z</t></Expiration>"),
+                     "Credentials/Expiration holds elements");
+    /* text where the credential elements belong */
+    expect_malformed(answer("AssumeRole", "ASIA S T 2026-11-26T15:30:00Z"),
+                     "lacks Credentials/AccessKeyId");
+    expect_malformed(answer("AssumeRole", "<AccessKeyId>A\xff</AccessKeyId>"
+                                          "<SecretAccessKey>S</SecretAccessKey>"
+                                          "<SessionToken>T</SessionToken>"
+                                          "<Expiration>2026-11-26T15:30:00Z</Expiration>"),
+                     "not well-formed XML");
+    char *deep = nested_xml(100000, answer("AssumeRole", GOOD_CREDS));
+    expect_malformed(deep, "XML");
+    free(deep);
+    deep = nested_xml(300, "x");
+    char *inner = malloc(strlen(deep) + 200);
+    assert_non_null(inner);
+    sprintf(inner, "<AccessKeyId>%s</AccessKeyId>", deep);
+    expect_malformed(answer("AssumeRole", inner), NULL);
+    free(inner);
+    free(deep);
+    expect_malformed(" ", "XML");
+    err_clear(&e);
+    assert_null(sts_parse_credentials("", 0, "x", &e));
+    assert_string_equal(e.message, "STS answer is empty or too large");
+    /* comments and CDATA are text as far as credentials go */
+    xml = answer("AssumeRole", "<AccessKeyId><!-- k -->ASIAC</AccessKeyId>"
+                               "<SecretAccessKey><![CDATA[s<&>]]></SecretAccessKey>"
+                               "<SessionToken>T</SessionToken>"
+                               "<Expiration>2026-11-26T15:30:00Z</Expiration>");
+    struct aws_credentials *c = sts_parse_credentials(xml, strlen(xml), "x", &e);
+    assert_non_null(c);
+    assert_string_equal(c->access_key_id, "ASIAC");
+    assert_string_equal(c->secret_access_key, "s<&>");
+    creds_unref(c);
+}
+
+/* Answers in odd encodings make libxml2 print "encoding error : ..." on stderr unless told not to;
+ * a hostile answer must not write into the scanner's log stream. */
+static void test_parse_prints_nothing(void **state)
+{
+    (void)state;
+    static const char ucs4[] = "\0\0\0<\0\0\0a\0\0\0>\xff\xff\xff\xff\0\0\0s";
+    static const char iso2022[] = "<?xml version=\"1.0\" encoding=\"ISO-2022-JP\"?>"
+                                  "<AssumeRoleResponse>\x1b$B\xff\xff</AssumeRoleResponse>";
+    fflush(stderr);
+    FILE *sink = tmpfile();
+    assert_non_null(sink);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fileno(sink), 2), 2);
+    struct err e1, e2;
+    err_clear(&e1);
+    err_clear(&e2);
+    struct aws_credentials *c1 = sts_parse_credentials(ucs4, sizeof ucs4 - 1, "x", &e1);
+    struct aws_credentials *c2 = sts_parse_credentials(iso2022, sizeof iso2022 - 1, "x", &e2);
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    assert_int_equal(fseek(sink, 0, SEEK_END), 0);
+    long written = ftell(sink);
+    fclose(sink);
+    assert_null(c1);
+    assert_null(c2);
+    assert_string_equal(e1.code, ERR_PARSE);
+    assert_string_equal(e2.code, ERR_PARSE);
+    assert_int_equal(written, 0);
 }
 
 static void test_parse_no_entities(void **state)
@@ -688,6 +798,8 @@ int main(void)
         cmocka_unit_test(test_parse_web_identity),
         cmocka_unit_test(test_parse_missing_fields),
         cmocka_unit_test(test_parse_bad_xml),
+        cmocka_unit_test(test_parse_hostile),
+        cmocka_unit_test(test_parse_prints_nothing),
         cmocka_unit_test(test_parse_no_entities),
         cmocka_unit_test(test_parse_expiration),
         cmocka_unit_test_setup_teardown(test_assume_role_request, setup, teardown),
