@@ -76,9 +76,11 @@ struct attempt {
     char curl_error[CURL_ERROR_SIZE];
 };
 
-/* Client-side rate limiter of the adaptive retry mode, one per pace_key x service. */
+/* Client-side rate limiter of the adaptive retry mode, one per pace_key x service while a
+ * request names it (as struct pace: memory follows the work under way, not the fleet). */
 struct limiter {
     struct hnode node;
+    int refs; /* live requests using it */
     int enabled;
     /* token bucket */
     double fill_rate, max_capacity, capacity, last_refill;
@@ -392,6 +394,18 @@ static struct limiter *limiter_get(struct http_engine *e, const char *key, const
     e->lim_tab[h & (e->lim_cap - 1)] = &l->node;
     e->lim_count++;
     return l;
+}
+
+static void limiter_unref(struct http_engine *e, struct limiter *l)
+{
+    if (!l || --l->refs > 0)
+        return;
+    struct hnode **pp = &e->lim_tab[l->node.hash & (e->lim_cap - 1)];
+    while (*pp != &l->node)
+        pp = &(*pp)->next;
+    *pp = l->node.next;
+    e->lim_count--;
+    free(l);
 }
 
 /* Reserves one send token; returns how long (seconds) to wait before sending. Reservations may
@@ -816,6 +830,7 @@ static void req_free(struct http_engine *e, struct req *r)
     free_header_list(r);
     creds_unref(r->creds);
     pace_unref(e, r->pace);
+    limiter_unref(e, r->limiter);
     free(r);
 }
 
@@ -1040,6 +1055,7 @@ int http_submit(struct http_engine *e, const struct aws_request *req, http_done_
             free(r);
             return err_set(err, ERR_NOMEM, "out of memory queueing a request");
         }
+        r->limiter->refs++;
     }
     r->eng = e;
     r->pace = pace;
