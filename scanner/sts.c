@@ -483,12 +483,13 @@ static void entry_remove(struct sts_cache *c, struct sts_entry *e)
 
 /* How long before expiry credentials that live lifetime_s seconds are refreshed: the usual
  * window, but at most half their life, so that short-lived credentials (STS allows 15 minutes,
- * test fakes far less) are not refreshed again on every use. */
+ * test fakes far less) are not refreshed again on every use; and at least a second, as times
+ * are whole seconds: credentials handed out have at least a second left. */
 static int refresh_window(long lifetime_s)
 {
     if (lifetime_s >= 2L * CREDS_REFRESH_WINDOW_S)
         return CREDS_REFRESH_WINDOW_S;
-    return lifetime_s > 1 ? (int)(lifetime_s / 2) : 0;
+    return lifetime_s >= 4 ? (int)(lifetime_s / 2) : 1;
 }
 
 static int entry_fresh(const struct sts_entry *e, time_t now)
