@@ -1498,7 +1498,7 @@ static void attempt_done(struct http_engine *e, struct req *r, CURLcode rc)
                 *quota -= cost;
                 r->retry_cost = cost;
             }
-            long delay = http_backoff_ms(r->attempts, rand01(e));
+            long delay = http_backoff_ms(r->attempts - r->refreshed, rand01(e));
             if (e->opt.on_retry)
                 e->opt.on_retry(e->opt.on_retry_ud, r->attempts, delay, &ae);
             e->stats.retries++;
