@@ -292,6 +292,8 @@ static void test_mixed_faults(void **state)
     assert_int_equal(total, active_accounts(f.truth) * 3);
     assert_int_equal(ok, total);
     expect_same_as_truth(&f, url);
+    fprintf(stderr, "  mixed: %ld targets, all ok; %zu clusters stored, equal to the truth\n",
+            total, json_array_size(json_object_get(f.truth, "clusters")));
 
     /* the summary, the metrics file and the scans view tell the same story */
     struct summary s;
