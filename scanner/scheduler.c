@@ -382,7 +382,7 @@ static int refresh_account_creds(void *ud, const char *pace_key, struct aws_cred
     char source[48];
     if (!pace_key || strlen(pace_key) != 12)
         return -1;
-    snprintf(source, sizeof source, "assume-role:%s", pace_key);
+    snprintf(source, sizeof source, "assume-role:%s", pace_key); /* as sts names them */
     if (strcmp(stale->source, source) != 0)
         return -1;
     struct acct a;
