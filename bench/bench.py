@@ -141,15 +141,15 @@ def make_cert(tmp):
 class Fake:
     """One fakeaws process with its fleet and truth."""
 
-    def __init__(self, procs, accounts, cert, key, latency_ms):
+    def __init__(self, procs, accounts, cert, key, latency_ms, extra=(), tag=""):
         self.accounts = accounts
         self.cert = cert
-        self.truth_path = os.path.join(procs.tmp, f"truth-{accounts}.json")
-        self.log_path = os.path.join(procs.tmp, f"fakeaws-{accounts}.log")
+        self.truth_path = os.path.join(procs.tmp, f"truth-{accounts}{tag}.json")
+        self.log_path = os.path.join(procs.tmp, f"fakeaws-{accounts}{tag}.log")
         argv = [os.path.join(ROOT, "build/fakeaws"), "--port", "0", "--tls-cert", cert,
                 "--tls-key", key, "--accounts", str(accounts), "--regions", str(REGIONS),
                 "--clusters-per-account-region-mean", MEAN, "--seed", SEED,
-                "--latency-ms", str(latency_ms), "--truth", self.truth_path]
+                "--latency-ms", str(latency_ms), "--truth", self.truth_path] + list(extra)
         self.logf = open(self.log_path, "w")
         self.proc = subprocess.Popen(argv, stdout=self.logf, stderr=self.logf)
         procs.children.append(self.proc)
@@ -290,9 +290,9 @@ def egressscan_run(procs, binary, fake, pg_port, tmp, run, concurrency, latency_
     calls = int(m["egressscan_api_calls"])
     served = after["requests"]  # counted from the reset before the scan
     retries = int(m.get("egressscan_api_retries", 0))
-    if served != calls + retries:
+    if served != calls:  # api_calls counts every call, retries included
         log(f"note: fakeaws served {served} requests, egressscan counted {calls} calls "
-            f"(+{retries} retries)")
+            f"({retries} of them retries)")
     # correctness: what is stored equals the truth, every active target is ok
     rows = psql(pg_port, "SELECT cluster_arn || chr(9) || coalesce(egress_mode, '<null>')"
                 " FROM egressscan.current_clusters", db).split("\n")
@@ -424,6 +424,120 @@ def print_table(res):
     print()
 
 
+# ---- one hot account (--hot-account-throttle): does the rest of the fleet slow down? ----
+
+def busiest_account(truth):
+    """The active, non-management account with the most clusters: the most requests."""
+    n = {}
+    for c in truth["clusters"]:
+        n[c["account_id"]] = n.get(c["account_id"], 0) + 1
+    ids = [a["id"] for a in truth["accounts"]
+           if a["status"] == "ACTIVE" and not a["is_management"]]
+    return max(ids, key=lambda i: (n.get(i, 0), i))
+
+
+def hot_run(procs, binary, fake, pg_port, tmp, name, hot, retry_mode, concurrency):
+    """One scan; returns its wall time and when the other accounts and the hot one finished."""
+    db = "egressscan_bench_hot"
+    psql(pg_port, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    psql(pg_port, f"CREATE DATABASE {db}")
+    url = f"postgresql://postgres@127.0.0.1:{pg_port}/{db}"
+    env = aws_env(fake, {"DATABASE_URL": url, "AWS_RETRY_MODE": retry_mode})
+    r = subprocess.run([binary, "migrate"], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise BenchError(f"egressscan migrate failed:\n{r.stdout}")
+    metrics = os.path.join(tmp, f"metrics-hot-{name}.prom")
+    out = os.path.join(tmp, f"scan-hot-{name}.log")
+    fake.reset()
+    argv = [binary, "scan", "--concurrency", str(concurrency), "--no-progress", "--metrics-file",
+            metrics]
+    rc, wall, cpu, rss = measured(procs, argv, env, out, 3600)
+    if rc not in (0, 3):
+        raise BenchError(f"egressscan scan exited {rc}:\n{open(out).read()[-4000:]}")
+    stats = fake.control("/fakeaws/stats?accounts=1")
+    m = read_metrics(metrics)
+    # when each account's last target was stored, from the scan's start
+    rows = psql(pg_port, "SELECT c.account_id = '" + hot + "', c.status = 'ok', "
+                "extract(epoch FROM max(c.scanned_at) - s.started_at), count(*) "
+                "FROM egressscan.coverage c JOIN egressscan.scans s USING (scan_id) "
+                "GROUP BY 1, 2, s.started_at", db)
+    done = {"others": 0.0, "hot": 0.0}
+    others_failed = hot_failed = 0
+    for line in rows.split("\n"):
+        if not line:
+            continue
+        is_hot, ok, t, n = line.split("|")
+        key = "hot" if is_hot == "t" else "others"
+        done[key] = max(done[key], float(t))
+        if ok != "t":
+            if key == "hot":
+                hot_failed += int(n)
+            else:
+                others_failed += int(n)
+    if others_failed:
+        raise BenchError(f"{name}: {others_failed} targets of other accounts not ok")
+    # the other accounts' clusters equal the truth
+    rows = psql(pg_port, "SELECT cluster_arn || chr(9) || coalesce(egress_mode, '<null>') FROM "
+                "egressscan.current_clusters WHERE account_id <> '" + hot + "'", db).split("\n")
+    got = sorted((a, None if m_ == "<null>" else m_)
+                 for a, m_ in (r_.split("\t") for r_ in rows if r_))
+    want = sorted((c["arn"], c["egress_mode"]) for c in fake.truth["clusters"]
+                  if c["account_id"] != hot)
+    compare(f"egressscan ({name}, other accounts)", got, want)
+    acct = stats.get("accounts", {})
+    thr_others = sum(v["throttle"] for k, v in acct.items() if k != hot)
+    return {"name": name, "retry_mode": retry_mode, "wall_s": wall, "cpu_s": cpu,
+            "others_done_s": done["others"], "hot_done_s": done["hot"],
+            "hot_targets_not_ok": hot_failed, "api_calls": int(m["egressscan_api_calls"]),
+            "throttled": int(m["egressscan_api_throttled"]),
+            "hot_requests": acct.get(hot, {}).get("requests", 0),
+            "hot_throttles": acct.get(hot, {}).get("throttle", 0),
+            "other_throttles": thr_others}
+
+
+def hot_account_bench(args, procs, pg_port, cert, key):
+    clean = Fake(procs, args.accounts, cert, key, args.latency_ms, tag="-clean")
+    hot = busiest_account(clean.truth)
+    n_hot = sum(1 for c in clean.truth["clusters"] if c["account_id"] == hot)
+    log(f"hot account {hot} ({n_hot} clusters), throttle={args.hot_account_throttle}")
+    runs = [hot_run(procs, args.egressscan, clean, pg_port, procs.tmp, "no-hot-adaptive", hot,
+                    "adaptive", args.concurrency),
+            hot_run(procs, args.egressscan, clean, pg_port, procs.tmp, "no-hot-standard", hot,
+                    "standard", args.concurrency)]
+    truth = clean.truth
+    clean.stop(procs)
+    faulted = Fake(procs, args.accounts, cert, key, args.latency_ms, tag="-hot",
+                   extra=["--faults", f"account={hot}:throttle={args.hot_account_throttle}"])
+    if faulted.truth != truth:
+        raise BenchError("the faulted fake generated another fleet")
+    runs += [hot_run(procs, args.egressscan, faulted, pg_port, procs.tmp, "hot-adaptive", hot,
+                     "adaptive", args.concurrency),
+             hot_run(procs, args.egressscan, faulted, pg_port, procs.tmp, "hot-standard", hot,
+                     "standard", args.concurrency)]
+    faulted.stop(procs)
+    for r in runs:
+        if r["other_throttles"]:
+            raise BenchError(f"{r['name']}: other accounts were throttled")
+    print()
+    print(f"== one hot account: {args.accounts:,} accounts x {REGIONS} regions, fakeaws over TLS, "
+          f"{args.latency_ms} ms latency, --concurrency {args.concurrency}; account {hot} "
+          f"({n_hot} clusters) throttled at {args.hot_account_throttle} of its requests")
+    head = ("run", "wall", "others done", "hot done", "hot not ok", "api calls", "throttled")
+    rows = [(r["name"], fmt_s(r["wall_s"]), fmt_s(r["others_done_s"]), fmt_s(r["hot_done_s"]),
+             str(r["hot_targets_not_ok"]), f"{r['api_calls']:,}", f"{r['throttled']:,}")
+            for r in runs]
+    w = [max(len(x[i]) for x in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:
+        print("  " + "  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
+    print("   (others done / hot done: when the last target of the other accounts / of the hot "
+          "one was stored, from the scan's start; every other target ok and equal to the truth)")
+    print()
+    return {"accounts": args.accounts, "regions": REGIONS, "latency_ms": args.latency_ms,
+            "concurrency": args.concurrency, "hot_account": hot, "hot_clusters": n_hot,
+            "throttle": args.hot_account_throttle, "runs": runs}
+
+
 def main():
     ap = argparse.ArgumentParser(description="egressscan benchmark (SPEC.md section 9)")
     ap.add_argument("--accounts", type=int, default=5000)
@@ -440,7 +554,13 @@ def main():
     ap.add_argument("--name", default=None, help="results file name (default bench-ACCOUNTS)")
     ap.add_argument("--out", default=os.path.join(ROOT, "build/bench"))
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--hot-account-throttle", type=float, default=None, metavar="RATE",
+                    help="instead: scan the fleet without and with one account throttled at "
+                         "RATE (fakeaws account=ID:throttle=RATE), in adaptive and standard "
+                         "retry mode, and report when the other accounts finished")
     args = ap.parse_args()
+    if args.hot_account_throttle is not None:
+        args.baseline_accounts = 0
     if args.baseline_accounts is None:
         args.baseline_accounts = args.accounts
     for f in (args.egressscan, os.path.join(ROOT, "build/fakeaws")):
@@ -471,6 +591,15 @@ def main():
     try:
         pg_port, _ = start_postgres(procs)
         cert, key = make_cert(tmp)
+        if args.hot_account_throttle is not None:
+            res = hot_account_bench(args, procs, pg_port, cert, key)
+            os.makedirs(args.out, exist_ok=True)
+            path = os.path.join(args.out, f"{args.name or 'bench-hot-%d' % args.accounts}.json")
+            with open(path, "w") as f:
+                json.dump(res, f, indent=1)
+            log(f"results in {os.path.relpath(path, ROOT)}; took "
+                f"{time.monotonic() - started:.0f} s")
+            return 0
         res = {"accounts": args.accounts, "regions": REGIONS, "concurrency": args.concurrency,
                "latency_ms": args.latency_ms, "cpus": os.cpu_count(),
                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -58,6 +58,7 @@ struct pace {
     struct hnode node;
     int refs;                    /* live requests naming this key */
     int active;                  /* of them, ready to start or in curl */
+    int quota;                   /* the key's retry quota (the SDKs keep one per client) */
     struct req *q_head, *q_tail; /* waiting for one of the key's slots */
     char key[];
 };
@@ -75,9 +76,11 @@ struct attempt {
     char curl_error[CURL_ERROR_SIZE];
 };
 
-/* Client-side rate limiter of the adaptive retry mode, one per pace_key x service. */
+/* Client-side rate limiter of the adaptive retry mode, one per pace_key x service while a
+ * request names it (as struct pace: memory follows the work under way, not the fleet). */
 struct limiter {
     struct hnode node;
+    int refs; /* live requests using it */
     int enabled;
     /* token bucket */
     double fill_rate, max_capacity, capacity, last_refill;
@@ -98,6 +101,7 @@ struct req {
     int token_taken; /* adaptive: a send token is already reserved for the next attempt */
     int attempts;
     int retry_cost; /* quota taken by the last retry */
+    int refreshed;  /* its credentials were refreshed once after an expired-credentials answer */
 
     enum aws_protocol proto;
     const char *method, *url, *service, *region, *host, *path, *query;
@@ -151,12 +155,15 @@ struct http_engine {
     struct hnode **lim_tab;
     size_t lim_cap, lim_count;
 
-    int quota;
+    int quota; /* retry quota of the requests without a pace key */
     uint64_t rng;
     int running;
     http_feed_fn feed; /* the owner's source of more work */
     void *feed_ud;
-    struct buf line; /* scratch for header lines */
+    http_refresh_fn refresh; /* the owner's source of fresh credentials */
+    void *refresh_ud;
+    size_t n_refreshing; /* requests waiting for refreshed credentials */
+    struct buf line;     /* scratch for header lines */
     struct http_engine_stats stats;
 };
 
@@ -214,6 +221,22 @@ long http_backoff_ms(int attempt, double r)
 
 /* ---- options ---- */
 
+/* A timeout in milliseconds from the environment, when set: 1 ms to 1 hour. */
+static int env_ms(const char *name, long *out, struct err *err)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || !end || *end || n < 1 || n > 3600000)
+        return err_set(err, ERR_CONFIG, "%s \"%.32s\" is not a number of milliseconds 1..3600000",
+                       name, v);
+    *out = n;
+    return 0;
+}
+
 int http_engine_options_init(struct http_engine_options *o, struct err *err)
 {
     memset(o, 0, sizeof *o);
@@ -252,6 +275,11 @@ int http_engine_options_init(struct http_engine_options *o, struct err *err)
             return err_set(err, ERR_CONFIG, "AWS_MAX_ATTEMPTS \"%.32s\" is not a number 1..100", v);
         o->max_attempts = (int)n;
     }
+
+    /* Not an AWS convention (the SDKs set timeouts in code): egressscan's own knobs. */
+    if (env_ms("EGRESSSCAN_HTTP_TIMEOUT_MS", &o->timeout_ms, err) < 0 ||
+        env_ms("EGRESSSCAN_CONNECT_TIMEOUT_MS", &o->connect_timeout_ms, err) < 0)
+        return -1;
     return 0;
 }
 
@@ -297,6 +325,7 @@ static struct pace *pace_get(struct http_engine *e, const char *key)
     if (!p)
         return NULL;
     p->node.hash = h;
+    p->quota = QUOTA_MAX;
     memcpy(p->key, key, kl + 1);
     p->node.next = e->pace_tab[h & (e->pace_cap - 1)];
     e->pace_tab[h & (e->pace_cap - 1)] = &p->node;
@@ -365,6 +394,18 @@ static struct limiter *limiter_get(struct http_engine *e, const char *key, const
     e->lim_tab[h & (e->lim_cap - 1)] = &l->node;
     e->lim_count++;
     return l;
+}
+
+static void limiter_unref(struct http_engine *e, struct limiter *l)
+{
+    if (!l || --l->refs > 0)
+        return;
+    struct hnode **pp = &e->lim_tab[l->node.hash & (e->lim_cap - 1)];
+    while (*pp != &l->node)
+        pp = &(*pp)->next;
+    *pp = l->node.next;
+    e->lim_count--;
+    free(l);
 }
 
 /* Reserves one send token; returns how long (seconds) to wait before sending. Reservations may
@@ -789,6 +830,7 @@ static void req_free(struct http_engine *e, struct req *r)
     free_header_list(r);
     creds_unref(r->creds);
     pace_unref(e, r->pace);
+    limiter_unref(e, r->limiter);
     free(r);
 }
 
@@ -855,6 +897,12 @@ void http_engine_set_feeder(struct http_engine *e, http_feed_fn feed, void *ud)
 {
     e->feed = feed;
     e->feed_ud = ud;
+}
+
+void http_engine_set_refresher(struct http_engine *e, http_refresh_fn refresh, void *ud)
+{
+    e->refresh = refresh;
+    e->refresh_ud = ud;
 }
 
 int http_engine_hungry(const struct http_engine *e)
@@ -1007,6 +1055,7 @@ int http_submit(struct http_engine *e, const struct aws_request *req, http_done_
             free(r);
             return err_set(err, ERR_NOMEM, "out of memory queueing a request");
         }
+        r->limiter->refs++;
     }
     r->eng = e;
     r->pace = pace;
@@ -1327,6 +1376,48 @@ static void finish(struct http_engine *e, struct req *r, long status, const stru
         attempt_put(e, at);
 }
 
+/* The refresher's answer for r: sent again at once with the fresh credentials, or completed
+ * with the refresher's error. */
+static void on_refreshed(void *cookie, struct aws_credentials *fresh, const struct err *fe)
+{
+    struct req *r = cookie;
+    struct http_engine *e = r->eng;
+    e->n_refreshing--;
+    if (!fresh) {
+        struct err ce;
+        if (fe && err_isset(fe))
+            ce = *fe;
+        else
+            err_set(&ce, ERR_INVALID, "no credentials");
+        err_prefix(&ce, "refreshing expired credentials: ");
+        finish(e, r, 0, &ce, NULL);
+        return;
+    }
+    creds_unref(r->creds);
+    r->creds = fresh; /* takes the new reference */
+    e->stats.refreshes++;
+    log_debug("http", "%s %s %s: credentials refreshed; sending again",
+              r->service ? r->service : "unsigned", r->method, r->host);
+    admit(e, r, 1);
+}
+
+/* After an expired-credentials answer: asks the owner's refresher, once per request, for fresh
+ * credentials. 0 when r now waits for them (or was already completed by the refresher's
+ * answer); -1 when there is no refresh (no refresher, unsigned, refreshed before, or the
+ * refresher has none): the caller goes on with the answer's error, which is not retryable. */
+static int refresh_credentials(struct http_engine *e, struct req *r)
+{
+    if (!e->refresh || !r->creds || r->refreshed)
+        return -1;
+    r->refreshed = 1;
+    e->n_refreshing++;
+    if (e->refresh(e->refresh_ud, r->pace ? r->pace->key : NULL, r->creds, on_refreshed, r) < 0) {
+        e->n_refreshing--;
+        return -1;
+    }
+    return 0;
+}
+
 static void attempt_done(struct http_engine *e, struct req *r, CURLcode rc)
 {
     struct attempt *at = r->at;
@@ -1379,28 +1470,38 @@ static void attempt_done(struct http_engine *e, struct req *r, CURLcode rc)
                   r->query ? "?" : "", r->query ? r->query : "", status, ok ? "ok" : ae.code,
                   r->attempts);
 
+    int *quota = r->pace ? &r->pace->quota : &e->quota;
     if (ok) {
         if (e->opt.retry_mode != RETRY_LEGACY) {
-            e->quota += r->attempts > 1 ? r->retry_cost : QUOTA_NO_RETRY_INCREMENT;
-            if (e->quota > QUOTA_MAX)
-                e->quota = QUOTA_MAX;
+            *quota += r->retry_cost ? r->retry_cost : QUOTA_NO_RETRY_INCREMENT;
+            if (*quota > QUOTA_MAX)
+                *quota = QUOTA_MAX;
         }
         finish(e, r, status, NULL, at);
         return;
     }
 
+    if (!conn_error && awserr_is_expired_credentials(ae.code)) {
+        e->stats.expired++;
+        if (refresh_credentials(e, r) == 0) {
+            attempt_put(e, at);
+            return;
+        }
+    }
+
     int retryable = !fatal && !r->no_retry &&
                     (throttle || awserr_is_transient(ae.code, conn_error ? 0 : status));
-    if (retryable && r->attempts < e->opt.max_attempts) {
+    if (retryable && r->attempts - r->refreshed < e->opt.max_attempts) {
         int cost = conn_error ? QUOTA_TIMEOUT_RETRY_COST : QUOTA_RETRY_COST;
-        if (e->opt.retry_mode != RETRY_LEGACY && e->quota < cost) {
+        if (e->opt.retry_mode != RETRY_LEGACY && *quota < cost) {
+            e->stats.quota_refusals++;
             log_debug("http", "retry quota exhausted; not retrying %s %s", r->method, r->host);
         } else {
             if (e->opt.retry_mode != RETRY_LEGACY) {
-                e->quota -= cost;
+                *quota -= cost;
                 r->retry_cost = cost;
             }
-            long delay = http_backoff_ms(r->attempts, rand01(e));
+            long delay = http_backoff_ms(r->attempts - r->refreshed, rand01(e));
             if (e->opt.on_retry)
                 e->opt.on_retry(e->opt.on_retry_ud, r->attempts, delay, &ae);
             e->stats.retries++;
@@ -1475,7 +1576,9 @@ static int engine_loop(struct http_engine *e, const int *until, struct err *err)
                 wait = d;
         }
         if (wait < 0 && e->in_flight == 0) {
-            rc = err_set(err, ERR_INVALID, "HTTP engine stalled with %zu requests", e->n_live);
+            rc = err_set(err, ERR_INVALID,
+                         "HTTP engine stalled with %zu requests (%zu waiting for credentials)",
+                         e->n_live, e->n_refreshing);
             break;
         }
         if (wait < 0 || wait > 1000)

@@ -23,8 +23,8 @@ typedef void (*http_retry_observer_fn)(void *ud, int attempt, long delay_ms, con
 struct http_engine_options {
     int max_in_flight;          /* concurrent HTTP requests; default 128 */
     int max_per_key;            /* concurrent requests per pace_key; default 16; <0 = no cap */
-    long connect_timeout_ms;    /* default 5000 */
-    long timeout_ms;            /* whole attempt; default 30000 */
+    long connect_timeout_ms;    /* default EGRESSSCAN_CONNECT_TIMEOUT_MS, else 5000 */
+    long timeout_ms;            /* whole attempt; default EGRESSSCAN_HTTP_TIMEOUT_MS, else 30000 */
     size_t max_body;            /* response body cap; default 16 MiB */
     const char *ca_bundle;      /* extra CA file added to the system store; default AWS_CA_BUNDLE */
     int max_attempts;           /* default AWS_MAX_ATTEMPTS, else 3 */
@@ -34,7 +34,8 @@ struct http_engine_options {
     void *on_retry_ud;
 };
 
-/* Fills defaults and the AWS_* environment (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, AWS_CA_BUNDLE).
+/* Fills defaults and the environment (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, AWS_CA_BUNDLE, and
+ * egressscan's EGRESSSCAN_HTTP_TIMEOUT_MS / EGRESSSCAN_CONNECT_TIMEOUT_MS in milliseconds).
  * -1 with err (ConfigError) when an environment value is invalid. */
 int http_engine_options_init(struct http_engine_options *o, struct err *err);
 
@@ -69,12 +70,15 @@ struct aws_response {
 typedef void (*http_done_fn)(void *ud, const struct aws_response *resp);
 
 struct http_engine_stats {
-    unsigned long requests; /* completed logical requests */
-    unsigned long attempts; /* HTTP attempts */
-    unsigned long retries;
+    unsigned long requests;  /* completed logical requests */
+    unsigned long attempts;  /* HTTP attempts: requests + retries + refreshes */
+    unsigned long retries;   /* attempts repeated by the retry mode (throttling, 5xx, ...) */
     unsigned long throttles; /* attempts answered with a throttling error */
     unsigned long failures;  /* requests that completed with an error */
     unsigned long bytes_in;
+    unsigned long expired;        /* attempts answered "credentials expired" */
+    unsigned long refreshes;      /* requests sent again with refreshed credentials */
+    unsigned long quota_refusals; /* retries not made: the retry quota was exhausted */
 };
 
 /* NULL with err on failure. Copies what it needs from opts. */
@@ -92,6 +96,20 @@ int http_submit(struct http_engine *e, const struct aws_request *req, http_done_
  * front. It may submit requests. */
 typedef void (*http_feed_fn)(void *ud);
 void http_engine_set_feeder(struct http_engine *e, http_feed_fn feed, void *ud);
+
+/* Credential refresh. When an answer says that a request's credentials expired (ExpiredToken,
+ * ExpiredTokenException, RequestExpired), the engine asks the refresher once for that request:
+ * refresh(ud, pace_key, stale, done, cookie) returns 0 and calls done(cookie, fresh, err)
+ * exactly once — before returning, or later from the event loop (e.g. after an AssumeRole on
+ * this engine) — with a new reference to fresh credentials (the engine takes it over) or NULL
+ * and the error; or returns -1 without calling done when it has nothing fresher for stale.
+ * With fresh credentials the request is sent again at once (this attempt is not counted
+ * against max_attempts); a second expired answer, a -1 or a NULL completes the request with
+ * the error. A refresher with callbacks pending when the engine is freed must drop them. */
+typedef void (*http_refreshed_fn)(void *cookie, struct aws_credentials *fresh, const struct err *e);
+typedef int (*http_refresh_fn)(void *ud, const char *pace_key, struct aws_credentials *stale,
+                               http_refreshed_fn done, void *cookie);
+void http_engine_set_refresher(struct http_engine *e, http_refresh_fn refresh, void *ud);
 
 /* 1 when so few requests are ready to start (fewer than a quarter of max_in_flight) that a new
  * one would hardly wait: the time to submit more. Requests waiting for their key's slot or for a

@@ -235,6 +235,21 @@ static void target_fail(struct tgt *t, const char *stage, const struct err *e)
     }
 }
 
+static struct sts_assume_role_params role_params(const struct acct *a);
+
+/* A target's requests are signed with the freshest credentials the cache holds for its account
+ * (which refreshes them in the background when they near expiry): a target with many pages and
+ * clusters can outlive the credentials it started with. */
+static void use_current_creds(struct tgt *t)
+{
+    struct sts_assume_role_params p = role_params(t->a);
+    struct aws_credentials *c = sts_cache_current(t->a->s->sts, &p);
+    if (!c)
+        return; /* none cached, or expired: the engine refreshes them if AWS says so */
+    creds_unref(t->creds);
+    t->creds = c;
+}
+
 static void on_describe(void *ud, struct cluster *c, const struct err *e)
 {
     struct tgt *t = ud;
@@ -267,6 +282,7 @@ static void describe_all(struct tgt *t)
     /* describes_left counts submissions still owed a callback; hold one extra until every
      * submit returned so a synchronous failure path cannot finish the target early */
     t->describes_left = t->n_names + 1;
+    use_current_creds(t);
     for (size_t i = 0; i < t->n_names; i++) {
         struct err e;
         if (eks_describe_cluster_submit(s->engine, t->creds, t->region, t->names[i], t->a->id,
@@ -285,6 +301,8 @@ static void list_page(struct tgt *t, const char *token)
 {
     struct sched *s = t->a->s;
     struct err e;
+    if (token)
+        use_current_creds(t);
     if (eks_list_clusters_submit(s->engine, t->creds, t->region, token, s->o->page_size, t->a->id,
                                  on_list, t, &e) < 0) {
         target_fail(t, "clusters", &e);
@@ -351,6 +369,36 @@ static struct sts_assume_role_params role_params(const struct acct *a)
                                        .region = o->home_region,
                                        .pace_key = a->id};
     return p;
+}
+
+/* The engine's refresher (see http_engine_set_refresher): AWS said that the credentials of a
+ * request expired. Only an account's assumed-role credentials are refreshed here, through the
+ * cache (one AssumeRole however many requests of the account were refused); base and
+ * Organizations credentials are not (-1: the request fails). */
+static int refresh_account_creds(void *ud, const char *pace_key, struct aws_credentials *stale,
+                                 http_refreshed_fn done, void *cookie)
+{
+    struct sched *s = ud;
+    char source[48];
+    if (!pace_key || strlen(pace_key) != 12)
+        return -1;
+    snprintf(source, sizeof source, "assume-role:%s", pace_key); /* as sts names them */
+    if (strcmp(stale->source, source) != 0)
+        return -1;
+    struct acct a;
+    memset(&a, 0, sizeof a);
+    a.s = s;
+    snprintf(a.id, sizeof a.id, "%s", pace_key);
+    snprintf(a.role_arn, sizeof a.role_arn, "arn:%s:iam::%s:role/%s", s->o->partition, pace_key,
+             s->o->role_name);
+    struct sts_assume_role_params p = role_params(&a);
+    struct err e;
+    log_debug("scan", "account %s: credentials expired; refreshing them", pace_key);
+    if (sts_cache_refresh(s->sts, &p, stale, done, cookie, &e) < 0) {
+        log_warn("scan", "account %s: credentials could not be refreshed: %s", pace_key, e.message);
+        return -1;
+    }
+    return 0;
 }
 
 static void start_targets(struct acct *a, const char *const *regions, size_t n)
@@ -682,8 +730,10 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
 
     /* accounts are started as the engine asks for work (see pump) */
     http_engine_set_feeder(engine, feed, &s);
+    http_engine_set_refresher(engine, refresh_account_creds, &s);
     int ran = http_engine_run(engine, err);
     http_engine_set_feeder(engine, NULL, NULL);
+    http_engine_set_refresher(engine, NULL, NULL);
     if (ran < 0)
         goto done;
     report_progress(&s, 1);

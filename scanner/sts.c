@@ -397,6 +397,7 @@ struct sts_flight;
 struct sts_entry {
     struct sts_entry *next; /* hash chain */
     struct aws_credentials *creds;
+    int window_s;              /* refresh this long before creds expire */
     struct sts_flight *flight; /* non-NULL while an AssumeRole is in flight */
     uint64_t hash;
     char role_arn[];
@@ -488,6 +489,22 @@ static void entry_remove(struct sts_cache *c, struct sts_entry *e)
     free(e);
 }
 
+/* How long before expiry credentials that live lifetime_s seconds are refreshed: the usual
+ * window, but at most half their life, so that short-lived credentials (STS allows 15 minutes,
+ * test fakes far less) are not refreshed again on every use; and at least a second, as times
+ * are whole seconds: credentials handed out have at least a second left. */
+static int refresh_window(long lifetime_s)
+{
+    if (lifetime_s >= 2L * CREDS_REFRESH_WINDOW_S)
+        return CREDS_REFRESH_WINDOW_S;
+    return lifetime_s >= 4 ? (int)(lifetime_s / 2) : 1;
+}
+
+static int entry_fresh(const struct sts_entry *e, time_t now)
+{
+    return e->creds && !creds_expiring(e->creds, now, e->window_s);
+}
+
 static void flight_done(void *ud, struct aws_credentials *creds, const struct err *e)
 {
     struct sts_flight *f = ud;
@@ -498,6 +515,8 @@ static void flight_done(void *ud, struct aws_credentials *creds, const struct er
         if (creds) {
             creds_unref(entry->creds);
             entry->creds = creds_ref(creds);
+            entry->window_s =
+                creds->expiration ? refresh_window((long)(creds->expiration - time(NULL))) : 0;
         } else if (!entry->creds || entry->creds->expiration <= time(NULL)) {
             entry_remove(f->cache, entry); /* failures are not cached */
         }
@@ -513,27 +532,42 @@ static void flight_done(void *ud, struct aws_credentials *creds, const struct er
     creds_unref(creds);
 }
 
-int sts_cache_get(struct sts_cache *c, const struct sts_assume_role_params *p, sts_creds_fn done,
-                  void *ud, struct err *err)
+/* Credentials of two objects are the same when their key is: a refresh gives a new key. */
+static int same_creds(const struct aws_credentials *a, const struct aws_credentials *b)
 {
-    if (!p || !p->role_arn || !*p->role_arn || !done)
-        return err_set(err, ERR_INVALID, "STS cache: a role ARN and a callback are required");
+    return a == b || (a && b && strcmp(a->access_key_id, b->access_key_id) == 0);
+}
+
+/* sts_cache_get, sts_cache_refresh (stale: refused by AWS, never handed out again) and the
+ * background refresh of sts_cache_current (done NULL: nobody waits). */
+static int cache_get(struct sts_cache *c, const struct sts_assume_role_params *p,
+                     const struct aws_credentials *stale, sts_creds_fn done, void *ud,
+                     struct err *err)
+{
+    if (!p || !p->role_arn || !*p->role_arn)
+        return err_set(err, ERR_INVALID, "STS cache: a role ARN is required");
     uint64_t h = hash_str(p->role_arn);
     struct sts_entry **slot = entry_slot(c, p->role_arn, h);
     struct sts_entry *e = *slot;
-    if (e && e->creds && !creds_expiring(e->creds, time(NULL), CREDS_REFRESH_WINDOW_S)) {
-        done(ud, creds_ref(e->creds), NULL);
+    if (e && entry_fresh(e, time(NULL)) && !same_creds(e->creds, stale)) {
+        if (done)
+            done(ud, creds_ref(e->creds), NULL);
         return 0;
     }
-    struct sts_waiter *w = malloc(sizeof *w);
-    if (!w)
-        return err_set(err, ERR_NOMEM, "STS cache: out of memory");
-    w->done = done;
-    w->ud = ud;
-    w->next = NULL;
+    struct sts_waiter *w = NULL;
+    if (done) {
+        w = malloc(sizeof *w);
+        if (!w)
+            return err_set(err, ERR_NOMEM, "STS cache: out of memory");
+        w->done = done;
+        w->ud = ud;
+        w->next = NULL;
+    }
     if (e && e->flight) { /* single flight: join the AssumeRole under way */
-        *e->flight->tail = w;
-        e->flight->tail = &w->next;
+        if (w) {
+            *e->flight->tail = w;
+            e->flight->tail = &w->next;
+        }
         return 0;
     }
 
@@ -566,7 +600,7 @@ int sts_cache_get(struct sts_cache *c, const struct sts_assume_role_params *p, s
     f->cache = c;
     f->entry = e;
     f->head = w;
-    f->tail = &w->next;
+    f->tail = w ? &w->next : &f->head;
     e->flight = f;
     if (created && c->count > c->n_buckets)
         cache_grow(c);
@@ -580,6 +614,42 @@ fail:
     free(f);
     free(w);
     return -1;
+}
+
+int sts_cache_get(struct sts_cache *c, const struct sts_assume_role_params *p, sts_creds_fn done,
+                  void *ud, struct err *err)
+{
+    if (!done)
+        return err_set(err, ERR_INVALID, "STS cache: a callback is required");
+    return cache_get(c, p, NULL, done, ud, err);
+}
+
+int sts_cache_refresh(struct sts_cache *c, const struct sts_assume_role_params *p,
+                      const struct aws_credentials *stale, sts_creds_fn done, void *ud,
+                      struct err *err)
+{
+    if (!done || !stale)
+        return err_set(err, ERR_INVALID,
+                       "STS cache: stale credentials and a callback are required");
+    return cache_get(c, p, stale, done, ud, err);
+}
+
+struct aws_credentials *sts_cache_current(struct sts_cache *c,
+                                          const struct sts_assume_role_params *p)
+{
+    if (!c || !p || !p->role_arn)
+        return NULL;
+    struct sts_entry *e = *entry_slot(c, p->role_arn, hash_str(p->role_arn));
+    time_t now = time(NULL);
+    if (!e || !e->creds || creds_expiring(e->creds, now, 0))
+        return NULL;
+    if (!entry_fresh(e, now) && !e->flight) {
+        struct err ignored;
+        if (cache_get(c, p, NULL, NULL, NULL, &ignored) < 0)
+            log_debug("sts", "background refresh of %s not started: %s", p->role_arn,
+                      ignored.message);
+    }
+    return creds_ref(e->creds);
 }
 
 void sts_cache_forget(struct sts_cache *c, const char *role_arn)

@@ -55,11 +55,27 @@ struct sts_cache *sts_cache_new(struct http_engine *engine, struct creds_chain *
                                 struct err *err);
 void sts_cache_free(struct sts_cache *c);
 
-/* Gets credentials for p->role_arn valid for at least CREDS_REFRESH_WINDOW_S: from the cache
+/* Gets credentials for p->role_arn valid for at least CREDS_REFRESH_WINDOW_S (or half their
+ * lifetime when that is shorter): from the cache
  * (done is called before this returns), or by AssumeRole on the engine (done called from
  * http_engine_run()). -1 with err when nothing could be started (done not called). */
 int sts_cache_get(struct sts_cache *c, const struct sts_assume_role_params *p, sts_creds_fn done,
                   void *ud, struct err *err);
+
+/* Like sts_cache_get, after AWS refused stale (an ExpiredToken answer): never hands out stale
+ * again. Concurrent refreshes of one role share one AssumeRole, and a refresh asked for after
+ * another one already replaced stale gets that one's credentials without a new call. */
+int sts_cache_refresh(struct sts_cache *c, const struct sts_assume_role_params *p,
+                      const struct aws_credentials *stale, sts_creds_fn done, void *ud,
+                      struct err *err);
+
+/* The cached credentials for p->role_arn as a new reference, without waiting: NULL when none
+ * are cached or they have expired. When they near expiry (CREDS_REFRESH_WINDOW_S, or half their
+ * lifetime when that is shorter) it starts refreshing them in the background, so that requests
+ * made later get fresh ones: credentials are refreshed before they expire also in the middle of
+ * a long task. */
+struct aws_credentials *sts_cache_current(struct sts_cache *c,
+                                          const struct sts_assume_role_params *p);
 
 /* Drops a role's entry (an account finished); wipes its secrets. */
 void sts_cache_forget(struct sts_cache *c, const char *role_arn);

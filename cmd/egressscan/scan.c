@@ -140,7 +140,7 @@ static void on_progress(void *ud, const struct scheduler_progress *pr)
     fprintf(stderr,
             "\r\033[Kaccounts %ld/%s  targets %ld (%ld failed)  api calls %lu  throttled %lu  "
             "ETA %s",
-            pr->accounts_done, total, pr->targets_done, pr->targets_failed, st.requests,
+            pr->accounts_done, total, pr->targets_done, pr->targets_failed, st.attempts,
             st.throttles, eta);
     fflush(stderr);
 }
@@ -407,7 +407,7 @@ static void write_metrics(const char *path, const struct pipeline *p, const char
     for (int m = 0; m < MODE_BUCKETS; m++)
         fprintf(f, "egressscan_clusters{mode=\"%s\"} %ld\n", mode_names[m], p->by_mode[m]);
     fprintf(f,
-            "# HELP egressscan_api_calls AWS API calls of the last scan.\n"
+            "# HELP egressscan_api_calls AWS API calls of the last scan (retries included).\n"
             "# TYPE egressscan_api_calls gauge\n"
             "egressscan_api_calls %lu\n"
             "# HELP egressscan_api_retries Retried AWS API attempts of the last scan.\n"
@@ -415,8 +415,21 @@ static void write_metrics(const char *path, const struct pipeline *p, const char
             "egressscan_api_retries %lu\n"
             "# HELP egressscan_api_throttled Throttled AWS API attempts of the last scan.\n"
             "# TYPE egressscan_api_throttled gauge\n"
-            "egressscan_api_throttled %lu\n",
-            st->requests, st->retries, st->throttles);
+            "egressscan_api_throttled %lu\n"
+            "# HELP egressscan_api_expired_credentials AWS answers refusing credentials as "
+            "expired.\n"
+            "# TYPE egressscan_api_expired_credentials gauge\n"
+            "egressscan_api_expired_credentials %lu\n"
+            "# HELP egressscan_api_credential_refreshes Requests sent again with refreshed "
+            "credentials.\n"
+            "# TYPE egressscan_api_credential_refreshes gauge\n"
+            "egressscan_api_credential_refreshes %lu\n"
+            "# HELP egressscan_api_retry_quota_refusals Retries not made because the retry "
+            "quota was exhausted.\n"
+            "# TYPE egressscan_api_retry_quota_refusals gauge\n"
+            "egressscan_api_retry_quota_refusals %lu\n",
+            st->attempts, st->retries, st->throttles, st->expired, st->refreshes,
+            st->quota_refusals);
     fprintf(f,
             "# HELP egressscan_database_write_seconds Time the last scan spent writing to the "
             "database (results, snapshot, drift stage).\n"
@@ -470,7 +483,7 @@ static void print_summary(const struct pipeline *p, const char *status, double d
             printf("%s%ld %s", sep, p->by_mode[m], mode_names[m]);
             sep = ", ";
         }
-    printf("\n  api calls %lu (%lu retried, %lu throttled)\n", st->requests, st->retries,
+    printf("\n  api calls %lu (%lu retried, %lu throttled)\n", st->attempts, st->retries,
            st->throttles);
     printf("  database writes %.2f s (drift stage %.2f s)\n", p->db_write_s, p->drift_s);
     if (!res->scps_ok)
@@ -649,7 +662,8 @@ int cmd_scan(int argc, char **argv)
         status = "succeeded";
 
     double duration = mono_now() - p.t0;
-    struct scan_totals totals = {(long long)st.requests, (long long)st.throttles,
+    /* api_calls counts every call made, retries included (as the scans view says) */
+    struct scan_totals totals = {(long long)st.attempts, (long long)st.throttles,
                                  (long long)st.retries};
     struct err fe;
     err_clear(&fe);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -361,6 +362,26 @@ static long b64_decode(const char *s, size_t len, unsigned char *out, size_t cap
         }
     }
     return (long)n;
+}
+
+/* --credentials-log: "AKID SECRET TOKEN" on one line, in one write (O_APPEND: lines from
+ * several threads never interleave). */
+static void log_credential(int fd, const char *akid, const char *secret, const char *token)
+{
+    size_t al = strlen(akid), sl = strlen(secret), tl = strlen(token);
+    char *line = malloc(al + sl + tl + 3);
+    if (!line)
+        return;
+    memcpy(line, akid, al);
+    line[al] = ' ';
+    memcpy(line + al + 1, secret, sl);
+    line[al + 1 + sl] = ' ';
+    memcpy(line + al + sl + 2, token, tl);
+    line[al + sl + tl + 2] = '\n';
+    if (write(fd, line, al + sl + tl + 3) < 0)
+        perror("fakeaws: --credentials-log");
+    OPENSSL_cleanse(line, al + sl + tl + 3);
+    free(line);
 }
 
 /* Session token: base64 of "FQ" 0x01, expiry (8 bytes, big endian), the AKID (20), a MAC (17)
@@ -1018,6 +1039,8 @@ static void handle_assume_role(struct ctx *c)
     long life = app->opt.credential_lifetime_s > 0 ? app->opt.credential_lifetime_s : duration;
     time_t expiry = time(NULL) + life;
     make_session_token(app, akid, expiry, token);
+    if (app->credentials_log_fd >= 0)
+        log_credential(app->credentials_log_fd, akid, secret, token);
     char exp_text[32];
     struct tm tm;
     gmtime_r(&expiry, &tm);

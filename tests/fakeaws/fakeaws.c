@@ -2,11 +2,13 @@
  * the flags, generates the fleet (and --truth), starts the event loops and stops them cleanly on
  * SIGTERM/SIGINT with a one-line summary. See tests/fakeaws/README.md. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -20,6 +22,7 @@ static void usage(FILE *out)
             "               [--seed S] [--latency-ms L] [--faults SPEC] [--verify-sigv4]\n"
             "               [--truth FILE] [--threads N] [--base-access-key K]\n"
             "               [--base-secret-key S] [--credential-lifetime-s N] [--max-conns N]\n"
+            "               [--credentials-log FILE]\n"
             "A fast fake of Organizations, STS AssumeRole, EC2 DescribeRegions and EKS\n"
             "ListClusters/DescribeCluster on one port. See tests/fakeaws/README.md.\n");
 }
@@ -55,6 +58,7 @@ enum {
     O_BASE_SECRET,
     O_LIFETIME,
     O_MAX_CONNS,
+    O_CREDS_LOG,
     O_HELP
 };
 
@@ -78,6 +82,7 @@ static int parse_args(int argc, char **argv, struct fa_options *o)
         {"base-secret-key", required_argument, NULL, O_BASE_SECRET},
         {"credential-lifetime-s", required_argument, NULL, O_LIFETIME},
         {"max-conns", required_argument, NULL, O_MAX_CONNS},
+        {"credentials-log", required_argument, NULL, O_CREDS_LOG},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
@@ -170,6 +175,9 @@ static int parse_args(int argc, char **argv, struct fa_options *o)
                 return -1;
             o->max_conns = (size_t)v;
             break;
+        case O_CREDS_LOG:
+            o->credentials_log = optarg;
+            break;
         case O_HELP:
             usage(stdout);
             exit(0);
@@ -225,6 +233,17 @@ int main(int argc, char **argv)
     app.stats.acct_throttles = calloc(app.fleet.n_accounts, sizeof *app.stats.acct_throttles);
     int rc = 1;
     struct fa_server *srv = NULL;
+    app.credentials_log_fd = -1;
+    if (app.opt.credentials_log) {
+        /* a test's list of the secrets in play, to search logs and databases for them */
+        app.credentials_log_fd = open(app.opt.credentials_log,
+                                      O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+        if (app.credentials_log_fd < 0) {
+            fprintf(stderr, "fakeaws: --credentials-log %s: %s\n", app.opt.credentials_log,
+                    strerror(errno));
+            goto out;
+        }
+    }
     if (!app.stats.acct_requests || !app.stats.acct_throttles) {
         fprintf(stderr, "fakeaws: out of memory\n");
         goto out;
@@ -261,6 +280,8 @@ int main(int argc, char **argv)
     stats_summary(&app, stderr);
     rc = 0;
 out:
+    if (app.credentials_log_fd >= 0)
+        close(app.credentials_log_fd);
     free(app.stats.acct_requests);
     free(app.stats.acct_throttles);
     faults_cleanup(&app.faults);

@@ -233,6 +233,7 @@ struct fa_options {
     long credential_lifetime_s; /* 0: DurationSeconds (default 3600) */
     size_t max_conns;           /* per thread */
     const char *truth;
+    const char *credentials_log; /* test only: every issued credential appended here */
     const char *faults_spec;
     struct fa_fleet_params fleet;
 };
@@ -244,6 +245,7 @@ struct fa_app {
     struct fa_stats stats;
     unsigned char token_key[32]; /* signs session tokens and derives secrets */
     atomic_uint akid_counter;
+    int credentials_log_fd; /* -1: none */
 };
 
 #define FA_MAX_HEADERS 64

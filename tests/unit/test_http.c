@@ -50,6 +50,8 @@ static int clean_env(void **state)
     unsetenv("AWS_MAX_ATTEMPTS");
     unsetenv("AWS_RETRY_MODE");
     unsetenv("AWS_CA_BUNDLE");
+    unsetenv("EGRESSSCAN_HTTP_TIMEOUT_MS");
+    unsetenv("EGRESSSCAN_CONNECT_TIMEOUT_MS");
     return 0;
 }
 
@@ -1300,6 +1302,304 @@ static void test_retry_quota(void **state)
     fakehttp_stop(srv);
 }
 
+/* ---- expired credentials: one refresh per request, then an error, never a loop ---- */
+
+#define AKID2 "ASIAREFRESHED0002"
+#define SECRET2 "refreshedSecret/K7MDENG+bPxRfiCYEXAMPLE"
+#define TOKEN2 "IQoJREFRESHEDTOKEN+/=="
+
+static const char expired_hdr[] = "X-Amzn-Errortype: ExpiredTokenException:http://internal/\r\n";
+static const char expired_body[] = "{\"message\":\"The security token included in the request is "
+                                   "expired\"}";
+
+struct refresher {
+    int calls;
+    int decline;             /* return -1 */
+    int fail;                /* answer NULL with an AccessDenied error */
+    struct http_engine *eng; /* deferred: answer from a request's callback on this engine */
+    const char *defer_url;   /* ... to this URL */
+    char pace_key[32];       /* what the engine passed */
+    char stale_key[32];
+    http_refreshed_fn done; /* deferred answer */
+    void *cookie;
+};
+
+static void refresher_answer(struct refresher *rf, http_refreshed_fn done, void *cookie)
+{
+    if (rf->fail) {
+        struct err e;
+        err_set(&e, "AccessDenied", "not authorized to perform sts:AssumeRole");
+        done(cookie, NULL, &e);
+        return;
+    }
+    done(cookie, creds_new(AKID2, SECRET2, TOKEN2, 0, "assume-role:111122223333"), NULL);
+}
+
+static void refresher_deferred_done(void *ud, const struct aws_response *resp)
+{
+    struct refresher *rf = ud;
+    (void)resp;
+    refresher_answer(rf, rf->done, rf->cookie);
+}
+
+static int test_refresh(void *ud, const char *pace_key, struct aws_credentials *stale,
+                        http_refreshed_fn done, void *cookie)
+{
+    struct refresher *rf = ud;
+    rf->calls++;
+    snprintf(rf->pace_key, sizeof rf->pace_key, "%s", pace_key ? pace_key : "(null)");
+    snprintf(rf->stale_key, sizeof rf->stale_key, "%s", stale->access_key_id);
+    if (rf->decline)
+        return -1;
+    if (rf->eng) { /* as an AssumeRole would: answered later, from the event loop */
+        rf->done = done;
+        rf->cookie = cookie;
+        struct aws_request r;
+        memset(&r, 0, sizeof r);
+        r.method = "GET";
+        r.url = rf->defer_url;
+        r.allow_http = 1;
+        struct err e;
+        return http_submit(rf->eng, &r, refresher_deferred_done, rf, &e);
+    }
+    refresher_answer(rf, done, cookie);
+    return 0;
+}
+
+/* Runs one signed EKS GET against a server answering steps; fills cap, stats. */
+static void run_expired(const struct step *steps, int n, struct refresher *rf, int deferred,
+                        struct capture *cap, struct http_engine_stats *st, struct fakehttp **out)
+{
+    static struct script sc;
+    sc.steps = steps;
+    sc.n = n;
+    struct fakehttp *srv = fakehttp_start(script_handler, &sc, NULL, NULL);
+    assert_non_null(srv);
+    static const struct step ok_step[] = {{FAKEHTTP_RESPOND, 200, "", "{}", 0}};
+    static struct script ok_sc = {ok_step, 1};
+    struct fakehttp *sts = deferred ? fakehttp_start(script_handler, &ok_sc, NULL, NULL) : NULL;
+    struct aws_credentials *c = creds_new(AKID, SECRET, TOKEN, 0, "assume-role:111122223333");
+    struct http_engine_options o;
+    default_options(&o);
+    struct http_engine *eng = new_engine(&o);
+    if (rf) {
+        if (deferred) {
+            rf->eng = eng;
+            rf->defer_url = fakehttp_url(sts);
+        }
+        http_engine_set_refresher(eng, test_refresh, rf);
+    }
+    char url[256];
+    snprintf(url, sizeof url, "%s/clusters/prod", fakehttp_url(srv));
+    struct aws_request req = eks_get(url, c);
+    req.pace_key = "111122223333";
+    memset(cap, 0, sizeof *cap);
+    struct err e;
+    assert_int_equal(http_submit(eng, &req, capture_done, cap, &e), 0);
+    creds_unref(c); /* the engine holds its own reference */
+    assert_int_equal(http_engine_run(eng, &e), 0);
+    http_engine_get_stats(eng, st);
+    http_engine_free(eng);
+    if (sts) {
+        assert_int_equal(fakehttp_requests(sts), 1);
+        fakehttp_stop(sts);
+    }
+    *out = srv;
+}
+
+static void assert_sent_with(struct fakehttp *srv, int i, const char *akid, const char *token)
+{
+    char *text = fakehttp_request_text(srv, i);
+    assert_non_null(text);
+    char want[64];
+    snprintf(want, sizeof want, "Credential=%s/", akid);
+    assert_non_null(strstr(text, want));
+    char tok[256];
+    assert_true(find_header(text, "X-Amz-Security-Token", tok, sizeof tok));
+    assert_string_equal(tok, token);
+    free(text);
+}
+
+static void test_expired_refreshed_once_then_ok(void **state)
+{
+    (void)state;
+    const struct step steps[] = {
+        {FAKEHTTP_RESPOND, 403, expired_hdr, expired_body, 0},
+        {FAKEHTTP_RESPOND, 200, "", "{\"cluster\":{}}", 0},
+    };
+    for (int deferred = 0; deferred <= 1; deferred++) {
+        struct refresher rf;
+        memset(&rf, 0, sizeof rf);
+        struct capture cap;
+        struct http_engine_stats st;
+        struct fakehttp *srv;
+        run_expired(steps, 2, &rf, deferred, &cap, &st, &srv);
+        assert_int_equal(cap.called, 1);
+        assert_int_equal(cap.status, 200);
+        assert_false(err_isset(&cap.err));
+        assert_int_equal(cap.attempts, 2);
+        assert_int_equal(rf.calls, 1);
+        assert_string_equal(rf.pace_key, "111122223333");
+        assert_string_equal(rf.stale_key, AKID);
+        /* the first attempt with the old credentials, the second with the refreshed ones */
+        assert_int_equal(fakehttp_requests(srv), 2);
+        assert_sent_with(srv, 0, AKID, TOKEN);
+        assert_sent_with(srv, 1, AKID2, TOKEN2);
+        assert_int_equal(st.expired, 1);
+        assert_int_equal(st.refreshes, 1);
+        assert_int_equal(st.retries, 0);             /* not a retry of the retry mode */
+        assert_int_equal(st.attempts, 2 + deferred); /* + the deferred refresher's own request */
+        assert_int_equal(st.failures, 0);
+        fakehttp_stop(srv);
+    }
+}
+
+static void test_expired_again_after_refresh_is_an_error(void **state)
+{
+    (void)state;
+    const struct step steps[] = {{FAKEHTTP_RESPOND, 400, "",
+                                  "<ErrorResponse><Error><Type>Sender"
+                                  "</Type><Code>ExpiredToken</Code><Message>The security token "
+                                  "included in the request is expired</Message></Error>"
+                                  "</ErrorResponse>",
+                                  0}};
+    for (int deferred = 0; deferred <= 1; deferred++) {
+        struct refresher rf;
+        memset(&rf, 0, sizeof rf);
+        struct capture cap;
+        struct http_engine_stats st;
+        struct fakehttp *srv;
+        run_expired(steps, 1, &rf, deferred, &cap, &st, &srv);
+        assert_int_equal(cap.called, 1);
+        assert_string_equal(cap.err.code, "ExpiredToken");
+        assert_int_equal(cap.status, 400);
+        /* one refresh, one more attempt, then the error: not a loop */
+        assert_int_equal(rf.calls, 1);
+        assert_int_equal(fakehttp_requests(srv), 2);
+        assert_int_equal(cap.attempts, 2);
+        assert_sent_with(srv, 1, AKID2, TOKEN2);
+        assert_int_equal(st.expired, 2);
+        assert_int_equal(st.refreshes, 1);
+        assert_int_equal(st.failures, 1);
+        fakehttp_stop(srv);
+    }
+}
+
+static void test_expired_without_refresh(void **state)
+{
+    (void)state;
+    const struct step steps[] = {
+        {FAKEHTTP_RESPOND, 403, expired_hdr, expired_body, 0},
+        {FAKEHTTP_RESPOND, 200, "", "{}", 0},
+    };
+    struct capture cap;
+    struct http_engine_stats st;
+    struct fakehttp *srv;
+    /* no refresher: the error as it came, after one attempt (not retryable) */
+    run_expired(steps, 2, NULL, 0, &cap, &st, &srv);
+    assert_string_equal(cap.err.code, "ExpiredTokenException");
+    assert_int_equal(fakehttp_requests(srv), 1);
+    assert_int_equal(st.expired, 1);
+    assert_int_equal(st.refreshes, 0);
+    fakehttp_stop(srv);
+    /* a refresher with nothing fresher (base credentials, say): the same */
+    struct refresher rf;
+    memset(&rf, 0, sizeof rf);
+    rf.decline = 1;
+    run_expired(steps, 2, &rf, 0, &cap, &st, &srv);
+    assert_int_equal(rf.calls, 1);
+    assert_string_equal(cap.err.code, "ExpiredTokenException");
+    assert_int_equal(fakehttp_requests(srv), 1);
+    fakehttp_stop(srv);
+    /* a refresh that fails: its error, named as such, and nothing sent again */
+    for (int deferred = 0; deferred <= 1; deferred++) {
+        memset(&rf, 0, sizeof rf);
+        rf.fail = 1;
+        run_expired(steps, 2, &rf, deferred, &cap, &st, &srv);
+        assert_int_equal(cap.called, 1);
+        assert_int_equal(rf.calls, 1);
+        assert_string_equal(cap.err.code, "AccessDenied");
+        assert_non_null(strstr(cap.err.message, "refreshing expired credentials"));
+        assert_int_equal(fakehttp_requests(srv), 1);
+        assert_int_equal(st.refreshes, 0);
+        fakehttp_stop(srv);
+    }
+}
+
+/* The retry quota is per pace key, as the SDKs keep one per client: an account whose every
+ * request fails spends its own quota, not the fleet's. */
+static void test_retry_quota_per_key(void **state)
+{
+    (void)state;
+    const struct step steps[] = {{FAKEHTTP_RESPOND, 503, "", "", 0}};
+    struct script sc = {steps, 1};
+    struct fakehttp *srv = fakehttp_start(script_handler, &sc, NULL, NULL);
+    assert_non_null(srv);
+    struct http_engine_options o;
+    default_options(&o);
+    o.max_attempts = 2;
+    o.max_per_key = -1;
+    struct http_engine *eng = new_engine(&o);
+    static struct tally_ref refs[120];
+    struct tally t;
+    memset(&t, 0, sizeof t);
+    clock_gettime(CLOCK_MONOTONIC, &t.t0);
+    struct aws_request req = eks_get(fakehttp_url(srv), NULL);
+    struct err e;
+    /* 110 requests of the hot account: its 500 tokens pay for 100 retries */
+    req.pace_key = "hot";
+    for (int i = 0; i < 110; i++) {
+        refs[i].t = &t;
+        assert_int_equal(http_submit(eng, &req, tally_done, &refs[i], &e), 0);
+    }
+    assert_int_equal(http_engine_run(eng, &e), 0);
+    struct http_engine_stats st;
+    http_engine_get_stats(eng, &st);
+    assert_int_equal(st.retries, 100);
+    assert_int_equal(st.quota_refusals, 10);
+    /* another account still has its whole quota: each of its requests is retried */
+    req.pace_key = "cold";
+    for (int i = 110; i < 120; i++) {
+        refs[i].t = &t;
+        assert_int_equal(http_submit(eng, &req, tally_done, &refs[i], &e), 0);
+    }
+    assert_int_equal(http_engine_run(eng, &e), 0);
+    http_engine_get_stats(eng, &st);
+    assert_int_equal(t.done, 120);
+    assert_int_equal(st.retries, 110);
+    assert_int_equal(st.quota_refusals, 10);
+    assert_int_equal(st.attempts, 230);
+    http_engine_free(eng);
+    fakehttp_stop(srv);
+}
+
+static void test_env_timeouts(void **state)
+{
+    (void)state;
+    struct http_engine_options o;
+    struct err e;
+    assert_int_equal(http_engine_options_init(&o, &e), 0);
+    assert_int_equal(o.timeout_ms, 30000);
+    assert_int_equal(o.connect_timeout_ms, 5000);
+    setenv("EGRESSSCAN_HTTP_TIMEOUT_MS", "1500", 1);
+    setenv("EGRESSSCAN_CONNECT_TIMEOUT_MS", "700", 1);
+    assert_int_equal(http_engine_options_init(&o, &e), 0);
+    assert_int_equal(o.timeout_ms, 1500);
+    assert_int_equal(o.connect_timeout_ms, 700);
+    const char *bad[] = {"0", "-5", "1.5", "fast", "3600001"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("EGRESSSCAN_HTTP_TIMEOUT_MS", bad[i], 1);
+        err_clear(&e);
+        assert_int_equal(http_engine_options_init(&o, &e), -1);
+        assert_string_equal(e.code, ERR_CONFIG);
+        assert_non_null(strstr(e.message, "EGRESSSCAN_HTTP_TIMEOUT_MS"));
+    }
+    unsetenv("EGRESSSCAN_HTTP_TIMEOUT_MS");
+    setenv("EGRESSSCAN_CONNECT_TIMEOUT_MS", "x", 1);
+    assert_int_equal(http_engine_options_init(&o, &e), -1);
+    unsetenv("EGRESSSCAN_CONNECT_TIMEOUT_MS");
+}
+
 static void test_adaptive_rate_limits_after_throttle(void **state)
 {
     (void)state;
@@ -1496,6 +1796,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_callbacks_submit_more, clean_env, clean_env),
         cmocka_unit_test_setup_teardown(test_free_with_unfinished_work, clean_env, clean_env),
         cmocka_unit_test_setup_teardown(test_retry_quota, clean_env, clean_env),
+        cmocka_unit_test_setup_teardown(test_retry_quota_per_key, clean_env, clean_env),
+        cmocka_unit_test_setup_teardown(test_expired_refreshed_once_then_ok, clean_env, clean_env),
+        cmocka_unit_test_setup_teardown(test_expired_again_after_refresh_is_an_error, clean_env,
+                                        clean_env),
+        cmocka_unit_test_setup_teardown(test_expired_without_refresh, clean_env, clean_env),
+        cmocka_unit_test_setup_teardown(test_env_timeouts, clean_env, clean_env),
         cmocka_unit_test_setup_teardown(test_adaptive_rate_limits_after_throttle, clean_env,
                                         clean_env),
         cmocka_unit_test_setup_teardown(test_tls_with_added_ca, clean_env, clean_env),

@@ -74,6 +74,7 @@ struct event {
     char key[64];       /* access key id it was signed with */
     char partition[16]; /* AssumeRole: the role ARN's partition */
     char token[64];     /* nextToken / NextToken asked with */
+    char session[48];   /* the session token it was signed with */
     int max_results;
     int status; /* what the fake answered */
 };
@@ -94,6 +95,12 @@ struct fake {
     int gate_list_seen;
     int gate_timed_out;
     int gate_answered_after_list;
+    /* expired credentials: EKS requests of expire_account signed with its first session token
+     * (or, with expire_cluster, every DescribeCluster of that cluster) are refused as expired */
+    const char *expire_account;
+    const char *expire_cluster;
+    char first_session[48];
+    int sessions_issued;
     /* concurrency: ListClusters is held this long; accounts with a request in the handler */
     int hold_list_ms;
     char acct_ids[MAX_ACCTS][16];
@@ -309,9 +316,15 @@ static void respond_error(enum op op, int status, const char *code, struct fakeh
     }
 }
 
-static void answer_assume_role(const char *acct, const char *role, struct fakehttp_resp *resp)
+static void answer_assume_role(struct fake *f, const char *acct, const char *role,
+                               struct fakehttp_resp *resp)
 {
-    char exp[32], body[2048];
+    char exp[32], body[2048], session[48];
+    pthread_mutex_lock(&f->mu);
+    snprintf(session, sizeof session, "token-%s-%d", acct, f->sessions_issued++);
+    if (f->expire_account && strcmp(f->expire_account, acct) == 0 && !f->first_session[0])
+        snprintf(f->first_session, sizeof f->first_session, "%s", session);
+    pthread_mutex_unlock(&f->mu);
     time_t t = time(NULL) + 3600;
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -321,10 +334,10 @@ static void answer_assume_role(const char *acct, const char *role, struct fakeht
              "<AssumedRoleUser><Arn>arn:aws:sts::%s:assumed-role/%s/egressscan</Arn>"
              "<AssumedRoleId>AROA%s:egressscan</AssumedRoleId></AssumedRoleUser><Credentials>"
              "<AccessKeyId>ASIA%s%s</AccessKeyId><SecretAccessKey>secret-%s</SecretAccessKey>"
-             "<SessionToken>token-%s</SessionToken><Expiration>%s</Expiration></Credentials>"
+             "<SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>"
              "</AssumeRoleResult><ResponseMetadata><RequestId>req-%s</RequestId>"
              "</ResponseMetadata></AssumeRoleResponse>",
-             acct, role, acct, acct, role, acct, acct, exp, acct);
+             acct, role, acct, acct, role, acct, session, exp, acct);
     fakehttp_respond(resp, 200, "Content-Type: text/xml\r\n", body);
 }
 
@@ -510,6 +523,7 @@ static void handler(void *ud, const struct fakehttp_req *req, struct fakehttp_re
         return;
     }
     snprintf(ev.region, sizeof ev.region, "%s", region);
+    header_value(req->headers, "X-Amz-Security-Token", ev.session, sizeof ev.session);
     const char *body = req->body ? req->body : "";
 
     if (strncmp(target, ORG_PREFIX, strlen(ORG_PREFIX)) == 0) {
@@ -589,14 +603,25 @@ static void handler(void *ud, const struct fakehttp_req *req, struct fakehttp_re
     /* Organizations faults name the ParentId where others name the account */
     const struct fault *x =
         find_fault(f, ev.op, ev.op == OP_ORG ? org_parent : ev.account, ev.region, ev.detail);
-    if (x) {
+    int expired = 0;
+    if ((ev.op == OP_LIST || ev.op == OP_DESCRIBE) && f->expire_account &&
+        strcmp(f->expire_account, ev.account) == 0) {
+        pthread_mutex_lock(&f->mu);
+        expired = f->expire_cluster
+                      ? ev.op == OP_DESCRIBE && strcmp(ev.detail, f->expire_cluster) == 0
+                      : strcmp(ev.session, f->first_session) == 0;
+        pthread_mutex_unlock(&f->mu);
+    }
+    if (expired) {
+        respond_error(ev.op, 403, "ExpiredTokenException", resp);
+    } else if (x) {
         respond_error(ev.op, x->status, x->code, resp);
     } else {
         switch (ev.op) {
         case OP_ASSUME: {
             char role[64];
             snprintf(role, sizeof role, "%.*s", (int)strcspn(ev.detail, "|"), ev.detail);
-            answer_assume_role(ev.account, role, resp);
+            answer_assume_role(f, ev.account, role, resp);
             break;
         }
         case OP_REGIONS:
@@ -1534,6 +1559,87 @@ static void test_duplicate_fixed_account(void **state)
     assert_int_equal(s->n_results, 2);
 }
 
+/* ---- expired credentials: one refresh of the account's credentials, then a retry ---- */
+
+static int count_status(struct fake *f, enum op op, const char *acct, int status)
+{
+    int n = 0;
+    pthread_mutex_lock(&f->mu);
+    for (int i = 0; i < f->n_events; i++)
+        n += f->events[i].op == op && strcmp(f->events[i].account, acct) == 0 &&
+             f->events[i].status == status;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+static void test_expired_credentials_refreshed(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    f->clusters = fleet1;
+    f->n_clusters = sizeof fleet1 / sizeof fleet1[0];
+    f->expire_account = A1; /* the credentials of its first AssumeRole "expire" at once */
+    const char *accounts[] = {A1, A2};
+    const char *regions[] = {"us-east-1", "eu-west-1"};
+    struct scheduler_options o = {
+        .accounts = accounts, .n_accounts = 2, .regions = regions, .n_regions = 2, .page_size = 2};
+    struct seen *s = &fx->s;
+    struct scheduler_result res;
+    struct err e;
+    int rc = run_scan(f, &o, "1", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    /* every target ok, with all its clusters */
+    expect_ok(result_for(s, A1, "us-east-1"), 5);
+    expect_ok(result_for(s, A1, "eu-west-1"), 0);
+    expect_ok(result_for(s, A2, "us-east-1"), 1);
+    expect_ok(result_for(s, A2, "eu-west-1"), 2);
+    assert_int_equal(s->n_results, 4);
+    /* both regions' first ListClusters were refused (MAX_ATTEMPTS 1: no retry of the retry
+     * mode), and both were sent again after one refresh: one more AssumeRole, not two */
+    assert_int_equal(count_status(f, OP_LIST, A1, 403), 2);
+    assert_int_equal(count(f, OP_ASSUME, A1, NULL, NULL), 2);
+    assert_int_equal(count(f, OP_LIST, A1, "us-east-1", NULL), 3 + 1);
+    assert_int_equal(count(f, OP_LIST, A1, "eu-west-1", NULL), 1 + 1);
+    /* later requests were signed with the new credentials from the start */
+    assert_int_equal(count(f, OP_DESCRIBE, A1, "us-east-1", NULL), 5);
+    for (int i = 0; i < f->n_events; i++)
+        if (f->events[i].op == OP_DESCRIBE && strcmp(f->events[i].account, A1) == 0)
+            assert_string_not_equal(f->events[i].session, f->first_session);
+    /* the other account was not touched by it */
+    assert_int_equal(count(f, OP_ASSUME, A2, NULL, NULL), 1);
+    assert_int_equal(count_status(f, OP_LIST, A2, 403), 0);
+}
+
+static void test_expired_again_after_refresh(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    f->clusters = fleet1;
+    f->n_clusters = sizeof fleet1 / sizeof fleet1[0];
+    f->expire_account = A1;
+    f->expire_cluster = "alpha"; /* refused as expired whatever the credentials */
+    const char *accounts[] = {A1, A2};
+    const char *regions[] = {"us-east-1", "eu-west-1"};
+    struct scheduler_options o = {
+        .accounts = accounts, .n_accounts = 2, .regions = regions, .n_regions = 2};
+    struct seen *s = &fx->s;
+    struct scheduler_result res;
+    struct err e;
+    int rc = run_scan(f, &o, "3", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    /* an error for that target: one refresh, one more attempt, no loop */
+    expect_failure(s, A1, "us-east-1", TARGET_ERROR, "ExpiredTokenException");
+    assert_int_equal(count(f, OP_DESCRIBE, A1, "us-east-1", "alpha"), 2);
+    assert_int_equal(count(f, OP_ASSUME, A1, NULL, NULL), 2);
+    /* the account's other region and the other account are fine */
+    expect_ok(result_for(s, A1, "eu-west-1"), 0);
+    expect_ok(result_for(s, A2, "us-east-1"), 1);
+    expect_ok(result_for(s, A2, "eu-west-1"), 2);
+    assert_int_equal(res.progress.targets_failed, 1);
+}
+
 int main(void)
 {
     log_setup(LOG_OFF, LOG_TEXT, NULL); /* the expected failures log warnings */
@@ -1551,6 +1657,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_active_accounts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gov_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_fixed_account, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expired_credentials_refreshed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expired_again_after_refresh, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -646,28 +646,86 @@ static void test_cache_refresh_near_expiry(void **state)
     struct fixture *fx = *state;
     struct sts_cache *cache = sts_cache_new(fx->engine, fx->chain, NULL);
     struct sts_assume_role_params p = {.role_arn = "arn:aws:iam::111111111111:role/Short"};
-    fake_set(fx, 120, 0); /* expires within CREDS_REFRESH_WINDOW_S */
+    fake_set(fx, 0, 0); /* expired as soon as they arrive */
     struct got g = {0};
     struct err e;
     assert_int_equal(sts_cache_get(cache, &p, on_creds, &g, &e), 0);
     run(fx);
     assert_string_equal(g.creds->access_key_id, "ASIAShort0");
-    /* near expiry: the next get assumes the role again */
+    /* expired: the next get assumes the role again, and sts_cache_current has nothing */
+    assert_null(sts_cache_current(cache, &p));
     assert_int_equal(sts_cache_get(cache, &p, on_creds, &g, &e), 0);
     assert_int_equal(g.calls, 1);
     run(fx);
     assert_int_equal(g.calls, 2);
     assert_string_equal(g.creds->access_key_id, "ASIAShort1");
     assert_int_equal(requests(fx), 2);
-    /* long-lived now: refreshed once more, then hits */
-    fake_set(fx, 3600, 0);
+    /* 120 s credentials are refreshed half their life before expiry (not CREDS_REFRESH_WINDOW_S,
+     * which would mean on every use): refreshed once, then hits */
+    fake_set(fx, 120, 0);
     assert_int_equal(sts_cache_get(cache, &p, on_creds, &g, &e), 0);
     run(fx);
     assert_int_equal(sts_cache_get(cache, &p, on_creds, &g, &e), 0);
     assert_int_equal(g.calls, 4);
     assert_string_equal(g.creds->access_key_id, "ASIAShort2");
     assert_int_equal(requests(fx), 3);
+    /* sts_cache_current: the cached ones, without a request */
+    struct aws_credentials *cur = sts_cache_current(cache, &p);
+    assert_ptr_equal(cur, g.creds);
+    creds_unref(cur);
+    struct sts_assume_role_params other = {.role_arn = "arn:aws:iam::111111111111:role/None"};
+    assert_null(sts_cache_current(cache, &other));
+    run(fx);
+    assert_int_equal(requests(fx), 3);
     got_reset(&g);
+    sts_cache_free(cache);
+}
+
+/* After AWS refused credentials as expired (whatever the local clock says): one AssumeRole for
+ * every refresh asked with those credentials, and none for a refresh of credentials that were
+ * already replaced. */
+static void test_cache_refresh_stale(void **state)
+{
+    struct fixture *fx = *state;
+    struct sts_cache *cache = sts_cache_new(fx->engine, fx->chain, NULL);
+    struct sts_assume_role_params p = {.role_arn = "arn:aws:iam::111111111111:role/Stale",
+                                       .pace_key = "111111111111"};
+    struct got g0 = {0}, g1 = {0}, g2 = {0}, g3 = {0};
+    struct err e;
+    assert_int_equal(sts_cache_get(cache, &p, on_creds, &g0, &e), 0);
+    run(fx);
+    assert_string_equal(g0.creds->access_key_id, "ASIAStale0");
+    /* two requests refused with the same credentials: one AssumeRole for both */
+    assert_int_equal(sts_cache_refresh(cache, &p, g0.creds, on_creds, &g1, &e), 0);
+    assert_int_equal(sts_cache_refresh(cache, &p, g0.creds, on_creds, &g2, &e), 0);
+    assert_int_equal(g1.calls + g2.calls, 0);
+    run(fx);
+    assert_int_equal(requests(fx), 2);
+    assert_int_equal(g1.calls, 1);
+    assert_int_equal(g2.calls, 1);
+    assert_string_equal(g1.creds->access_key_id, "ASIAStale1");
+    assert_ptr_equal(g1.creds, g2.creds);
+    /* a late refusal of the old ones: the new ones at once, no request */
+    assert_int_equal(sts_cache_refresh(cache, &p, g0.creds, on_creds, &g3, &e), 0);
+    assert_int_equal(g3.calls, 1);
+    assert_ptr_equal(g3.creds, g1.creds);
+    assert_int_equal(requests(fx), 2);
+    /* the new ones refused too: another AssumeRole (the caller decides how often to ask) */
+    assert_int_equal(sts_cache_refresh(cache, &p, g1.creds, on_creds, &g3, &e), 0);
+    run(fx);
+    assert_int_equal(g3.calls, 2);
+    assert_string_equal(g3.creds->access_key_id, "ASIAStale2");
+    assert_int_equal(requests(fx), 3);
+    /* a plain get after that is a hit */
+    assert_int_equal(sts_cache_get(cache, &p, on_creds, &g0, &e), 0);
+    assert_ptr_equal(g0.creds, g3.creds);
+    assert_int_equal(requests(fx), 3);
+    /* misuse */
+    assert_int_equal(sts_cache_refresh(cache, &p, NULL, on_creds, &g3, &e), -1);
+    got_reset(&g0);
+    got_reset(&g1);
+    got_reset(&g2);
+    got_reset(&g3);
     sts_cache_free(cache);
 }
 
@@ -808,6 +866,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_assume_role_submit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_single_flight_and_hit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_refresh_near_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_refresh_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_forget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_failure_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_reentrant_callback, setup, teardown),
