@@ -9,10 +9,10 @@
 -- is schema-qualified. The file must not contain BEGIN/COMMIT.
 --
 -- Liveness: a scan run by `egressscan scan` holds a session advisory lock while its process
--- lives; an enqueued scan has no such process, so db_scan_begin leaves scans that have a
--- scan_queue row alone. Its liveness is its leases: a queue with no lease taken, renewed or
--- released and no item done for scan_queue.stale_after is marked aborted by the next worker or
--- enqueue (queue_abort_stale).
+-- lives; an enqueued scan has no such process, so db_scan_begin leaves alone the scans whose
+-- options say "enqueued": true (set in the transaction that creates the scan_queue row). Its
+-- liveness is its leases: a queue with no lease taken, renewed or released and no item done for
+-- scan_queue.stale_after is marked aborted by the next worker or enqueue (queue_abort_stale).
 
 ------------------------------------------------------------------------------------------------
 -- One row per enqueued scan: what every worker needs to scan its accounts the same way

@@ -72,6 +72,11 @@ int queue_create(struct db *db, long long scan_id, const char *options_json,
                    "FROM egressscan.work_item WHERE scan_id = $1::bigint) "
                    "WHERE scan_id = $1::bigint",
                    1, q, "counting work items", err) < 0 ||
+        /* with the queue, atomically: db_scan_begin's process-lock rule skips the scan now */
+        db_command(db,
+                   "UPDATE egressscan.scan SET options = options || '{\"enqueued\": true}'::jsonb "
+                   "WHERE scan_id = $1::bigint",
+                   1, q, "marking the scan enqueued", err) < 0 ||
         db_commit(db, err) < 0)
         goto cleanup;
     in_tx = 0;

@@ -156,9 +156,8 @@ int scan_enqueue(const struct scan_config *cfg)
                  stale, stale == 1 ? "" : "s");
     char scan_options[512];
     snprintf(scan_options, sizeof scan_options,
-             "{\"accounts\":%zu,\"regions\":%zu,\"concurrency\":%d,\"pid\":%ld,"
-             "\"enqueued\":true}",
-             cfg->accounts.n, cfg->regions.n, eo.max_in_flight, (long)getpid());
+             "{\"accounts\":%zu,\"regions\":%zu,\"concurrency\":%d,\"pid\":%ld}", cfg->accounts.n,
+             cfg->regions.n, eo.max_in_flight, (long)getpid());
     int aborted = 0;
     if (db_scan_begin(db, scan_real_now(), scan_options, &scan_id, &aborted, &e) < 0) {
         fprintf(stderr, "egressscan scan: cannot start a scan run: %s\n", e.message);
