@@ -411,7 +411,8 @@ int queue_scan_state(struct db *db, long long scan_id, struct queue_scan_state *
     PGresult *r = db_query(db,
                            "SELECT s.status, (SELECT pg_catalog.count(*) FROM "
                            "egressscan.work_item w WHERE w.scan_id = q.scan_id AND "
-                           "w.status <> 'done'), pg_catalog.date_part('epoch', s.started_at) "
+                           "w.status <> 'done'), pg_catalog.date_part('epoch', s.started_at), "
+                           "q.items_total "
                            "FROM egressscan.scan_queue q JOIN egressscan.scan s "
                            "ON s.scan_id = q.scan_id WHERE q.scan_id = $1::bigint",
                            1, p, "reading the scan's state", err);
@@ -422,6 +423,7 @@ int queue_scan_state(struct db *db, long long scan_id, struct queue_scan_state *
         snprintf(out->status, sizeof out->status, "%s", PQgetvalue(r, 0, 0));
         out->items_left = atol(PQgetvalue(r, 0, 1));
         out->started_s = strtod(PQgetvalue(r, 0, 2), NULL);
+        out->items_total = atol(PQgetvalue(r, 0, 3));
     }
     PQclear(r);
     return 0;

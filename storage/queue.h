@@ -81,6 +81,7 @@ int queue_unfinalized(struct db *db, long long only_scan, long long *ids, size_t
 struct queue_scan_state {
     int exists;       /* the scan exists and was enqueued */
     char status[16];  /* its status */
+    long items_total; /* items enqueued */
     long items_left;  /* items not done */
     double started_s; /* started_at, unix seconds */
 };

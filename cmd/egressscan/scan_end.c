@@ -64,10 +64,13 @@ void scan_end_run(struct db *db, long long scan_id, const struct policy *policy,
         err_clear(&de);
         double now = as_of > 0 ? as_of + (scan_mono_now() - t0) : scan_real_now();
         double t = scan_mono_now();
-        if (drift_stage_run(db, scan_id, policy, (time_t)now, &out->drift, &de) < 0)
-            snprintf(error_text, cap, "drift evaluation: %s (%s)", de.message, de.code);
-        else
+        if (drift_stage_run(db, scan_id, policy, (time_t)now, &out->drift, &de) == 0)
             out->drift_ran = 1;
+        else if (strcmp(de.code, "FindingsWritten") == 0)
+            /* a finalizing worker died after the drift stage: its findings stand */
+            log_info("scan", "scan %lld: findings already written; finalizing", scan_id);
+        else
+            snprintf(error_text, cap, "drift evaluation: %s (%s)", de.message, de.code);
         out->drift_s = scan_mono_now() - t;
     }
     if (error_text[0])

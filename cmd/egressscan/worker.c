@@ -304,7 +304,8 @@ struct worker {
     int sink_failed;
     /* the worker's life */
     long written, lost, abandoned;
-    int exit_code; /* of the scans it finalized (worst), else EXIT_OK */
+    int exit_code;     /* of the scans it finalized (worst), else EXIT_OK */
+    int progress_line; /* draw a progress line on the terminal */
 };
 
 static int rank(int code)
@@ -517,6 +518,31 @@ cleanup:
     return rc;
 }
 
+/* After a batch: the scan's progress, on the terminal's progress line or as a log line. */
+static void report_progress(struct worker *w, long long scan_id)
+{
+    struct queue_scan_state st;
+    struct err e;
+    err_clear(&e);
+    if (queue_scan_state(w->db, scan_id, &st, &e) < 0)
+        return;
+    struct http_engine_stats hs;
+    http_engine_get_stats(w->engine, &hs);
+    if (w->progress_line) {
+        fprintf(stderr,
+                "\r\033[Kscan %lld: accounts %ld/%ld done  this worker: %ld written  api calls "
+                "%lu  throttled %lu",
+                scan_id, st.items_total - st.items_left, st.items_total, w->written, hs.requests,
+                hs.throttles);
+        fflush(stderr);
+    } else {
+        log_info("worker",
+                 "scan %lld: %ld of %ld accounts done (this worker: %ld written, %lu "
+                 "api calls)",
+                 scan_id, st.items_total - st.items_left, st.items_total, w->written, hs.requests);
+    }
+}
+
 /* Finalizes scan_id when this worker is the one to (every item done, lock taken). 0 (done or
  * not ours), -1 with err on a database error before finalization could start. */
 static int try_finalize(struct worker *w, long long scan_id, struct err *err)
@@ -571,6 +597,8 @@ static int try_finalize(struct worker *w, long long scan_id, struct err *err)
     if (strcmp(end.status, "failed") == 0)
         fprintf(stderr, "egressscan worker: scan %lld failed: %s\n", scan_id,
                 error_text[0] ? error_text : end.finish_err.message);
+    if (w->progress_line)
+        fputs("\r\033[K", stderr);
     log_info("worker", "scan %lld finalized by this worker: %s", scan_id, end.status);
     scan_summary_print(scan_id, &end, &counts, &totals, 0, qc.scps_known);
     fflush(stdout);
@@ -646,6 +674,7 @@ static int work(struct worker *w, int wait)
             saw_scan = 1;
             if (run_batch(w, scan_id, items, n, &e) < 0)
                 goto failed;
+            report_progress(w, scan_id);
             if (try_finalize(w, scan_id, &e) < 0)
                 goto failed;
             continue;
@@ -681,6 +710,8 @@ failed:
     fprintf(stderr, "egressscan worker: %s (%s)\n", e.message, e.code);
     exit_code = EXIT_FAILED;
 release:;
+    if (w->progress_line)
+        fputs("\r\033[K", stderr);
     int released = 0;
     struct err re;
     err_clear(&re);
@@ -882,6 +913,7 @@ int cmd_worker(int argc, char **argv)
     w.only_scan = fl.scan;
     w.fail_on_drift = fl.fail_on_drift;
     w.metrics_file = cfg.metrics_file;
+    w.progress_line = !cfg.no_progress && !json_logs && isatty(STDERR_FILENO);
     struct http_engine_options eo;
     if (http_engine_options_init(&eo, &e) < 0) {
         fprintf(stderr, "egressscan worker: %s\n", e.message);
