@@ -306,6 +306,7 @@ struct worker {
     long written, lost, abandoned;
     int exit_code;     /* of the scans it finalized (worst), else EXIT_OK */
     int progress_line; /* draw a progress line on the terminal */
+    long finalized;    /* scans this worker finalized */
 };
 
 static int rank(int code)
@@ -605,6 +606,7 @@ static int try_finalize(struct worker *w, long long scan_id, struct err *err)
     if (w->metrics_file)
         scan_metrics_write(w->metrics_file, &end, &counts, &totals, 0);
     note_exit(w, scan_end_exit_code(&end, w->fail_on_drift));
+    w->finalized++;
     return 0;
 }
 
@@ -674,6 +676,9 @@ static int work(struct worker *w, int wait)
             saw_scan = 1;
             if (run_batch(w, scan_id, items, n, &e) < 0)
                 goto failed;
+            /* every account of the batch is written or dropped: nothing of it stays leased */
+            if (queue_release(w->db, w->owner, NULL, &e) < 0)
+                goto failed;
             report_progress(w, scan_id);
             if (try_finalize(w, scan_id, &e) < 0)
                 goto failed;
@@ -683,6 +688,8 @@ static int work(struct worker *w, int wait)
          * finalizer died) are finalized here */
         if (finalize_complete(w, &e) < 0)
             goto failed;
+        if (w->finalized)
+            saw_scan = 1;
         if (!wait)
             break;
         long open = 0;
