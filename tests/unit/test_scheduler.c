@@ -998,7 +998,6 @@ static void test_fixed_accounts(void **state)
     assert_int_equal(count(f, OP_ASSUME, A3, NULL, NULL), 0);
     assert_int_equal(count(f, OP_LIST, A3, NULL, NULL), 0);
     /* regions were given: no DescribeRegions; a fixed list: no Organizations */
-    assert_int_equal(count(f, OP_ASSUME, NULL, NULL, NULL), 0);
     assert_int_equal(count(f, OP_REGIONS, NULL, NULL, NULL), 0);
     assert_int_equal(count(f, OP_ORG, NULL, NULL, NULL), 0);
 
