@@ -310,6 +310,8 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, struct sc
     }
     if (optind < argc)
         return err_set(e, ERR_CONFIG, "unexpected argument '%s'", argv[optind]);
+    if (fl->enqueue && fl->as_of > 0)
+        return err_set(e, ERR_CONFIG, "--as-of and --enqueue do not go together");
     if (config_validate(cfg, e) < 0)
         return -1;
     for (size_t i = 0; i < cfg->regions.n; i++)
