@@ -429,6 +429,24 @@ int queue_scan_state(struct db *db, long long scan_id, struct queue_scan_state *
     return 0;
 }
 
+int queue_recently_ended(struct db *db, int within_s, int *yes, struct err *err)
+{
+    char within[32];
+    ll_text(within, within_s);
+    const char *p[1] = {within};
+    PGresult *r = db_query(db,
+                           "SELECT EXISTS (SELECT 1 FROM egressscan.scan_queue q "
+                           "JOIN egressscan.scan s ON s.scan_id = q.scan_id "
+                           "WHERE s.status <> 'running' AND s.finished_at > pg_catalog.now() - "
+                           "$1::integer * interval '1 second')",
+                           1, p, "looking for scans that just ended", err);
+    if (!r)
+        return -1;
+    *yes = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    return 0;
+}
+
 int queue_open_scans(struct db *db, long long only_scan, long *n, struct err *err)
 {
     char only[32];

@@ -90,6 +90,9 @@ struct queue_scan_state {
 int queue_scan_state(struct db *db, long long scan_id, struct queue_scan_state *out,
                      struct err *err);
 
+/* *yes = 1 when an enqueued scan ended (finalized or aborted) in the last within_s seconds. */
+int queue_recently_ended(struct db *db, int within_s, int *yes, struct err *err);
+
 /* How many enqueued scans are running (only_scan when > 0). */
 int queue_open_scans(struct db *db, long long only_scan, long *n, struct err *err);
 

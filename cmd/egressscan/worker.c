@@ -33,6 +33,7 @@
 #define DEFAULT_BATCH 16
 #define MAX_BATCH 256
 #define POLL_MS 1000
+#define RECENT_S 900 /* --wait: a scan that ended this recently is the one a Job was for */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -664,6 +665,22 @@ static int work(struct worker *w, int wait)
                         : "there is no scan",
                     w->only_scan);
             return EXIT_USAGE;
+        }
+    }
+    if (wait && w->only_scan == 0) {
+        /* A pod restarted after the night's scan ended (its Job replaces failed pods, and the
+         * finalizer exits 3 for a partial scan) has nothing to wait for. */
+        long open = 0;
+        int ended = 0;
+        if (queue_open_scans(w->db, 0, &open, &e) < 0 ||
+            (open == 0 && queue_recently_ended(w->db, RECENT_S, &ended, &e) < 0))
+            goto failed;
+        if (open == 0 && ended) {
+            log_info("worker",
+                     "no open scan, and an enqueued scan ended less than %d minutes "
+                     "ago: nothing to wait for",
+                     RECENT_S / 60);
+            goto release;
         }
     }
     while (!stop_requested) {
