@@ -14,6 +14,12 @@
 -- liveness is its leases: a queue with no lease taken, renewed or released and no item done for
 -- scan_queue.stale_after is marked aborted by the next worker or enqueue (queue_abort_stale).
 
+COMMENT ON TABLE egressscan.scan IS
+    'One scan run. A running scan of `egressscan scan` holds a session advisory lock on its id; '
+    'db_scan_begin marks running scans whose lock is free (their process ended) as aborted, '
+    'except enqueued ones (options.enqueued = true, see scan_queue), which live through their '
+    'workers'' leases.';
+
 ------------------------------------------------------------------------------------------------
 -- One row per enqueued scan: what every worker needs to scan its accounts the same way
 ------------------------------------------------------------------------------------------------
