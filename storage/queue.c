@@ -232,7 +232,8 @@ int queue_release(struct db *db, const char *owner, int *n, struct err *err)
     PGresult *r = db_query(
         db,
         "WITH released AS (UPDATE egressscan.work_item SET status = 'pending', lease_owner = "
-        "NULL, lease_expires = NULL WHERE status = 'leased' AND lease_owner = $1 "
+        "NULL, lease_expires = NULL, attempts = GREATEST(attempts - 1, 0) "
+        "WHERE status = 'leased' AND lease_owner = $1 "
         "RETURNING scan_id), touched AS (UPDATE egressscan.scan_queue q SET last_activity = "
         "pg_catalog.now() WHERE q.scan_id IN (SELECT scan_id FROM released)) "
         "SELECT pg_catalog.count(*) FROM released",

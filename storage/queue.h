@@ -46,7 +46,8 @@ char *queue_options(struct db *db, long long scan_id, struct err *err);
 /* Extends every lease owner holds by lease_s seconds from now. *n gets how many (may be NULL). */
 int queue_renew(struct db *db, const char *owner, int lease_s, int *n, struct err *err);
 
-/* Gives back every item owner still holds (pending again, claimable at once). */
+/* Gives back every item owner still holds (pending again, claimable at once; the claim does not
+ * count as an attempt: the worker stopped, it did not die). */
 int queue_release(struct db *db, const char *owner, int *n, struct err *err);
 
 /* In one transaction: checks that owner still holds the item (scan_id, account_id), writes the

@@ -22,6 +22,8 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "storage/db.h"
+#include "storage/queue.h"
 #include "tests/support/cli.h"
 #include "tests/support/fakeproc.h"
 #include "tests/support/procs.h"
@@ -35,8 +37,8 @@ static struct {
     char tmp[64];
     struct pgtest pg;
     struct fakeproc fake;
-    char url_a[256], url_b[256], url_c[256]; /* reference, workers, small tests */
-    PGconn *a, *b, *c;
+    char url_a[256], url_b[256], url_c[256], url_d[256]; /* reference, workers, small, queue */
+    PGconn *a, *b, *c, *d;
 } fx;
 
 static void sleep_ms(long ms)
@@ -198,10 +200,11 @@ static int setup(void **state)
         return -1;
     if (make_db("es_worker_a", fx.url_a, sizeof fx.url_a, &fx.a) < 0 ||
         make_db("es_worker_b", fx.url_b, sizeof fx.url_b, &fx.b) < 0 ||
-        make_db("es_worker_c", fx.url_c, sizeof fx.url_c, &fx.c) < 0)
+        make_db("es_worker_c", fx.url_c, sizeof fx.url_c, &fx.c) < 0 ||
+        make_db("es_worker_d", fx.url_d, sizeof fx.url_d, &fx.d) < 0)
         return -1;
-    const char *urls[] = {fx.url_a, fx.url_b, fx.url_c};
-    for (int i = 0; i < 3; i++) {
+    const char *urls[] = {fx.url_a, fx.url_b, fx.url_c, fx.url_d};
+    for (int i = 0; i < 4; i++) {
         struct cli c;
         cli_for(&c, urls[i]);
         if (cli_run(&c, NULL, NULL, "migrate", NULL) != 0)
@@ -216,6 +219,7 @@ static int teardown(void **state)
     PQfinish(fx.a);
     PQfinish(fx.b);
     PQfinish(fx.c);
+    PQfinish(fx.d);
     fakeproc_stop(&fx.fake);
     pgtest_stop(&fx.pg);
     char cmd[128];
@@ -555,6 +559,101 @@ static void test_an_idle_enqueued_scan_is_aborted(void **state)
         q_long(fx.c, "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1", 1, p), 0);
 }
 
+/* The queue's rules through storage/queue.h, each step forced: a leased item is skipped, an
+ * expired lease is claimable again, the results of a lost lease are dropped (nothing written),
+ * and only one session gets to finalize, once. */
+static struct db *connect_d(void)
+{
+    struct err e;
+    err_clear(&e);
+    struct db *db = db_connect(fx.url_d, &e);
+    if (!db)
+        fail_msg("db_connect: %s", e.message);
+    return db;
+}
+
+static void test_queue_leases_lost_results_and_one_finalizer(void **state)
+{
+    (void)state;
+    struct db *one = connect_d(), *two = connect_d();
+    struct err e;
+    err_clear(&e);
+    long long id = 0;
+    assert_int_equal(db_scan_begin(one, (double)time(NULL), "{}", &id, NULL, &e), 0);
+    const char *ids[] = {"111111111111", "222222222222"};
+    assert_int_equal(queue_create(one, id, "{\"regions\":[\"us-east-1\"]}", ids, 2, NULL, &e), 0);
+    char sid[32];
+    snprintf(sid, sizeof sid, "%lld", id);
+    const char *p[1] = {sid};
+
+    struct queue_item items[4];
+    size_t n = 0;
+    long long got = 0;
+    assert_int_equal(queue_claim(one, 0, "w1", 60, 1, &got, items, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(got, id);
+    assert_string_equal(items[0].account_id, ids[0]);
+    assert_int_equal(items[0].attempts, 1);
+    /* w1's item is leased: w2 gets the other one only */
+    assert_int_equal(queue_claim(two, 0, "w2", 60, 4, &got, items, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(items[0].account_id, ids[1]);
+    assert_int_equal(queue_claim(two, 0, "w3", 60, 4, &got, items, &n, &e), 0);
+    assert_int_equal(n, 0);
+    /* w1's lease runs out: w3 takes the item over */
+    q_exec(fx.d,
+           "UPDATE egressscan.work_item SET lease_expires = now() - interval '1 second' "
+           "WHERE lease_owner = 'w1'",
+           0, NULL);
+    assert_int_equal(queue_claim(two, 0, "w3", 60, 4, &got, items, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(items[0].account_id, ids[0]);
+    assert_int_equal(items[0].attempts, 2);
+    /* w1 finishes late: its lease is lost, nothing of it is written */
+    struct target_result t = {.account_id = ids[0],
+                              .region = "us-east-1",
+                              .status = TARGET_OK,
+                              .scanned_at = (double)time(NULL)};
+    const struct target_result *pt[1] = {&t};
+    struct scan_totals calls = {7, 1, 2};
+    assert_int_equal(queue_complete(one, id, ids[0], "w1", pt, 1, &calls, &e), 1);
+    assert_int_equal(
+        q_long(fx.d, "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1", 1, p), 0);
+    /* w3 writes it; not the last item yet: nobody finalizes */
+    assert_int_equal(queue_complete(two, id, ids[0], "w3", pt, 1, &calls, &e), 0);
+    struct scan_totals tot = {0, 0, 0};
+    assert_int_equal(queue_begin_finalize(one, id, &tot, &e), 0);
+    /* renewing keeps w2's lease; releasing gives the item back, claimable at once */
+    int renewed = 0, released = 0;
+    assert_int_equal(queue_renew(two, "w2", 60, &renewed, &e), 0);
+    assert_int_equal(renewed, 1);
+    assert_int_equal(queue_release(two, "w2", &released, &e), 0);
+    assert_int_equal(released, 1);
+    assert_int_equal(queue_claim(one, id, "w4", 60, 4, &got, items, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(items[0].attempts, 1); /* a release is not a failed attempt */
+    struct target_result t2 = t;
+    t2.account_id = ids[1];
+    pt[0] = &t2;
+    assert_int_equal(queue_complete(one, id, ids[1], "w4", pt, 1, &calls, &e), 0);
+    /* the last item is done: one session finalizes, the other does not */
+    assert_int_equal(queue_begin_finalize(one, id, &tot, &e), 1);
+    assert_int_equal(tot.api_calls, 14); /* the two completions; the lost one is not counted */
+    assert_int_equal(queue_begin_finalize(two, id, &tot, &e), 0);
+    assert_int_equal(db_scan_finish(one, id, (double)time(NULL), "succeeded", &tot, NULL, &e), 0);
+    assert_int_equal(queue_begin_finalize(two, id, &tot, &e), 0);
+    assert_int_equal(db_scan_finish(two, id, (double)time(NULL), "succeeded", &tot, NULL, &e), -1);
+    assert_string_equal(e.code, "ScanNotRunning");
+    char *row = q_text(fx.d,
+                       "SELECT concat_ws('|', status, targets_total, api_calls) FROM "
+                       "egressscan.scans WHERE scan_id = $1",
+                       1, p);
+    assert_string_equal(row, "succeeded|2|14");
+    free(row);
+    db_close(one);
+    db_close(two);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -562,6 +661,7 @@ int main(void)
         cmocka_unit_test(test_wait_picks_up_a_scan_enqueued_later),
         cmocka_unit_test(test_item_claimed_too_often_is_recorded_and_scan_does_not_abort_the_queue),
         cmocka_unit_test(test_an_idle_enqueued_scan_is_aborted),
+        cmocka_unit_test(test_queue_leases_lost_results_and_one_finalizer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
