@@ -246,49 +246,135 @@ int queue_release(struct db *db, const char *owner, int *n, struct err *err)
     return 0;
 }
 
-int queue_complete(struct db *db, long long scan_id, const char *account_id, const char *owner,
-                   const struct target_result *const *results, size_t n,
-                   const struct scan_totals *calls, struct err *err)
+/* {1,2,3} for bigint arrays. */
+static int ll_array(struct buf *b, const long long *v, size_t n)
+{
+    int bad = buf_putc(b, '{') < 0;
+    for (size_t i = 0; i < n && !bad; i++)
+        bad |= buf_printf(b, "%s%lld", i ? "," : "", v[i]) < 0;
+    bad |= buf_putc(b, '}') < 0;
+    return bad ? -1 : 0;
+}
+
+int queue_complete_many(struct db *db, long long scan_id, const char *owner,
+                        const struct queue_completion *items, size_t n, int *lost, struct err *err)
 {
     int rc = -1, in_tx = 0;
     PGresult *r = NULL;
-    char id[32], c[32], t[32], rt[32];
+    const char **ids = NULL, **kept_ids = NULL;
+    const struct target_result **targets = NULL;
+    long long *calls = NULL;
+    struct buf a_ids, a_kept, a_calls, a_thr, a_ret;
+    buf_init(&a_ids);
+    buf_init(&a_kept);
+    buf_init(&a_calls);
+    buf_init(&a_thr);
+    buf_init(&a_ret);
+    char id[32];
     ll_text(id, scan_id);
-    ll_text(c, calls ? calls->api_calls : 0);
-    ll_text(t, calls ? calls->throttled : 0);
-    ll_text(rt, calls ? calls->retries : 0);
-    const char *p[6] = {id, account_id, owner, c, t, rt};
+    size_t n_targets = 0;
+    for (size_t i = 0; i < n; i++) {
+        n_targets += items[i].n;
+        lost[i] = 1;
+    }
+    if (n == 0)
+        return 0;
+    ids = calloc(n, sizeof *ids);
+    kept_ids = calloc(n, sizeof *kept_ids);
+    targets = calloc(n_targets ? n_targets : 1, sizeof *targets);
+    calls = calloc(3 * n, sizeof *calls);
+    if (!ids || !kept_ids || !targets || !calls)
+        goto nomem;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = items[i].account_id;
+    if (text_array(&a_ids, ids, n) < 0)
+        goto nomem;
     if (db_prepare_target_writes(db, err) < 0 || db_begin(db, err) < 0)
         goto cleanup;
     in_tx = 1;
-    /* The row lock taken here keeps the lease ours until the commit: a claimer skips it. */
+    /* The row locks taken here keep the leases ours until the commit: a claimer skips them. An
+     * item whose lease is lost (another worker owns it now, or it is done) is dropped. */
+    const char *pc[3] = {id, a_ids.data, owner};
     r = db_query(db,
-                 "SELECT 1 FROM egressscan.work_item WHERE scan_id = $1::bigint AND "
-                 "account_id = $2 AND status = 'leased' AND lease_owner = $3 FOR UPDATE",
-                 3, p, "checking the lease", err);
+                 "SELECT account_id FROM egressscan.work_item WHERE scan_id = $1::bigint AND "
+                 "account_id = ANY ($2::text[]) AND status = 'leased' AND lease_owner = $3 "
+                 "FOR UPDATE",
+                 3, pc, "checking the leases", err);
     if (!r)
         goto cleanup;
-    if (PQntuples(r) == 0) {
-        rc = 1; /* lost: another worker owns the item now (or it is done) */
+    size_t n_kept = 0, k_targets = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int row = 0; row < PQntuples(r); row++)
+            if (strcmp(PQgetvalue(r, row, 0), items[i].account_id) == 0)
+                lost[i] = 0;
+        if (lost[i])
+            continue;
+        kept_ids[n_kept] = items[i].account_id;
+        calls[n_kept] = items[i].calls.api_calls;
+        calls[n + n_kept] = items[i].calls.throttled;
+        calls[2 * n + n_kept] = items[i].calls.retries;
+        n_kept++;
+        for (size_t t = 0; t < items[i].n; t++)
+            targets[k_targets++] = items[i].targets[t];
+    }
+    PQclear(r);
+    r = NULL;
+    if (n_kept == 0) {
+        rc = 0; /* nothing of ours left to write */
         goto cleanup;
     }
-    if (db_write_targets_tx(db, scan_id, results, n, err) < 0 ||
+    if (text_array(&a_kept, kept_ids, n_kept) < 0 || ll_array(&a_calls, calls, n_kept) < 0 ||
+        ll_array(&a_thr, calls + n, n_kept) < 0 || ll_array(&a_ret, calls + 2 * n, n_kept) < 0)
+        goto nomem;
+    /* multi-argument unnest is FROM-clause syntax and cannot be schema-qualified (the session's
+     * search_path is pg_catalog only, as everywhere) */
+    const char *pd[6] = {id, a_kept.data, owner, a_calls.data, a_thr.data, a_ret.data};
+    if (db_write_targets_tx(db, scan_id, targets, k_targets, err) < 0 ||
         db_command(db,
-                   "UPDATE egressscan.work_item SET status = 'done', done_at = pg_catalog.now(), "
-                   "done_by = $3, lease_owner = NULL, lease_expires = NULL, "
-                   "api_calls = $4::bigint, throttled = $5::bigint, retries = $6::bigint "
-                   "WHERE scan_id = $1::bigint AND account_id = $2",
-                   6, p, "marking the work item done", err) < 0 ||
+                   "UPDATE egressscan.work_item w SET status = 'done', done_at = "
+                   "pg_catalog.now(), done_by = $3, lease_owner = NULL, lease_expires = NULL, "
+                   "api_calls = u.c, throttled = u.t, retries = u.r "
+                   "FROM unnest($2::text[], $4::bigint[], $5::bigint[], $6::bigint[]) "
+                   "AS u(a, c, t, r) WHERE w.scan_id = $1::bigint AND w.account_id = u.a",
+                   6, pd, "marking work items done", err) < 0 ||
         db_commit(db, err) < 0)
         goto cleanup;
     in_tx = 0;
     rc = 0;
+    goto cleanup;
 
+nomem:
+    err_set(err, ERR_NOMEM, "out of memory writing %zu accounts", n);
 cleanup:
-    if (in_tx)
+    if (in_tx) {
         db_rollback(db);
+        for (size_t i = 0; i < n; i++)
+            lost[i] = 1;
+    }
     PQclear(r);
+    free(ids);
+    free(kept_ids);
+    free(targets);
+    free(calls);
+    buf_cleanup(&a_ids);
+    buf_cleanup(&a_kept);
+    buf_cleanup(&a_calls);
+    buf_cleanup(&a_thr);
+    buf_cleanup(&a_ret);
     return rc;
+}
+
+int queue_complete(struct db *db, long long scan_id, const char *account_id, const char *owner,
+                   const struct target_result *const *results, size_t n,
+                   const struct scan_totals *calls, struct err *err)
+{
+    struct queue_completion c = {.account_id = account_id, .targets = results, .n = n};
+    if (calls)
+        c.calls = *calls;
+    int lost = 1;
+    if (queue_complete_many(db, scan_id, owner, &c, 1, &lost, err) < 0)
+        return -1;
+    return lost ? 1 : 0;
 }
 
 int queue_add_calls(struct db *db, long long scan_id, const struct scan_totals *calls,

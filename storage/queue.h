@@ -58,6 +58,20 @@ int queue_complete(struct db *db, long long scan_id, const char *account_id, con
                    const struct target_result *const *results, size_t n,
                    const struct scan_totals *calls, struct err *err);
 
+/* One account's results, for queue_complete_many. */
+struct queue_completion {
+    const char *account_id;
+    const struct target_result *const *targets;
+    size_t n;
+    struct scan_totals calls; /* AWS calls since the worker's previous completion */
+};
+
+/* queue_complete for n accounts in one transaction (fewer round trips): the accounts whose lease
+ * owner still holds are written and marked done, the others dropped. lost[i] says which (all 1
+ * on -1: nothing was written). 0 or -1 with err. */
+int queue_complete_many(struct db *db, long long scan_id, const char *owner,
+                        const struct queue_completion *items, size_t n, int *lost, struct err *err);
+
 /* Adds AWS calls that no completed item carries (e.g. of results dropped after a lost lease) to
  * the scan's discovery totals. */
 int queue_add_calls(struct db *db, long long scan_id, const struct scan_totals *calls,

@@ -30,7 +30,7 @@
 #include "storage/queue.h"
 
 #define DEFAULT_LEASE_S 60
-#define DEFAULT_BATCH 16
+#define DEFAULT_BATCH 64
 #define MAX_BATCH 256
 #define POLL_MS 1000
 #define RECENT_S 900 /* --wait: a scan that ended this recently is the one a Job was for */
@@ -96,27 +96,43 @@ static void writer_fail(struct writer *w, const struct err *e)
     }
 }
 
-static void writer_complete(struct writer *w, struct completion *c)
+#define WRITE_MAX 64 /* accounts per completion transaction */
+
+/* Writes the completions of list (at most WRITE_MAX, all of one scan) in one transaction. */
+static void writer_complete(struct writer *w, struct completion *list)
 {
+    struct queue_completion items[WRITE_MAX];
+    int lost[WRITE_MAX];
+    size_t n = 0;
+    for (struct completion *c = list; c && n < WRITE_MAX; c = c->next)
+        items[n++] =
+            (struct queue_completion){.account_id = c->account_id,
+                                      .targets = (const struct target_result *const *)c->targets,
+                                      .n = c->n,
+                                      .calls = c->calls};
     struct err e;
     err_clear(&e);
     double t = scan_mono_now();
-    int rc = queue_complete(w->db, c->scan_id, c->account_id, w->owner,
-                            (const struct target_result *const *)c->targets, c->n, &c->calls, &e);
+    int rc = queue_complete_many(w->db, list->scan_id, w->owner, items, n, lost, &e);
     w->busy_s += scan_mono_now() - t;
-    if (rc == 0) {
-        w->written++;
-    } else if (rc == 1) {
+    if (rc < 0) {
+        log_error("worker", "scan %lld: writing %zu accounts failed: %s (%s)", list->scan_id, n,
+                  e.message, e.code);
+        writer_fail(w, &e);
+        return;
+    }
+    size_t i = 0;
+    for (struct completion *c = list; c && i < n; c = c->next, i++) {
+        if (!lost[i]) {
+            w->written++;
+            continue;
+        }
         w->lost++;
         totals_add(&w->unrecorded, &c->calls);
         log_warn("worker",
-                 "scan %lld account %s: the lease was lost (another worker holds it "
-                 "now): its results were dropped",
+                 "scan %lld account %s: the lease was lost (another worker holds it now): its "
+                 "results were dropped",
                  c->scan_id, c->account_id);
-    } else {
-        log_error("worker", "scan %lld account %s: writing failed: %s (%s)", c->scan_id,
-                  c->account_id, e.message, e.code);
-        writer_fail(w, &e);
     }
 }
 
@@ -154,16 +170,24 @@ static void *writer_main(void *arg)
             pthread_mutex_lock(&w->mu);
             continue;
         }
-        struct completion *c = w->head;
-        if (!c)
+        struct completion *list = w->head, *last = list;
+        if (!list)
             break; /* closing, nothing left */
-        w->head = c->next;
+        /* whatever is queued, up to WRITE_MAX accounts, goes into one transaction */
+        for (int k = 1; k < WRITE_MAX && last->next; k++)
+            last = last->next;
+        w->head = last->next;
         if (!w->head)
             w->tail = NULL;
+        last->next = NULL;
         pthread_mutex_unlock(&w->mu);
         if (!atomic_load(&w->failed))
-            writer_complete(w, c);
-        completion_free(c);
+            writer_complete(w, list);
+        while (list) {
+            struct completion *next = list->next;
+            completion_free(list);
+            list = next;
+        }
         pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
