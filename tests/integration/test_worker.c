@@ -559,6 +559,65 @@ static void test_an_idle_enqueued_scan_is_aborted(void **state)
         q_long(fx.c, "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1", 1, p), 0);
 }
 
+/* SIGTERM: the worker claims nothing more, finishes what it holds, gives back nothing half-done
+ * and exits 0; another worker completes the scan. */
+static void test_sigterm_stops_claiming_and_leaves_no_lease(void **state)
+{
+    (void)state;
+    char accounts[256];
+    some_accounts(10, 8, accounts, sizeof accounts);
+    long long id = enqueue(fx.url_c, "--accounts", accounts);
+    char sid[32];
+    snprintf(sid, sizeof sid, "%lld", id);
+    const char *p[1] = {sid};
+    struct cli c;
+    cli_for(&c, fx.url_c);
+    char log[320];
+    snprintf(log, sizeof log, "%s/sigterm.log", fx.tmp);
+    pid_t pid = spawn_egressscan(&c, log, "worker", "--scan", sid, "--batch", "1", "--concurrency",
+                                 "1", "--no-progress", NULL);
+    assert_true(pid > 0);
+    /* once it has written an account */
+    long done = 0;
+    for (int i = 0; i < 3000 && done == 0; i++) {
+        done = q_long(fx.c,
+                      "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                      "status = 'done'",
+                      1, p);
+        if (!done)
+            sleep_ms(10);
+    }
+    assert_true(done > 0);
+    kill(pid, SIGTERM);
+    int rc = wait_exit(pid, 60);
+    char *text = slurp(log);
+    if (rc != 0)
+        fail_msg("worker after SIGTERM exited %d:\n%.3000s", rc, text);
+    free(text);
+    /* nothing stays leased; the rest is claimable at once, without a failed attempt */
+    assert_int_equal(q_long(fx.c,
+                            "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                            "status = 'leased'",
+                            1, p),
+                     0);
+    long left = q_long(fx.c,
+                       "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                       "status = 'pending' AND attempts = 0",
+                       1, p);
+    assert_true(left > 0); /* it stopped before the end */
+    char *out = NULL;
+    assert_int_equal(cli_run(&c, &out, NULL, "worker", "--scan", sid, "--no-progress", NULL), 0);
+    char want[64];
+    snprintf(want, sizeof want, "scan %lld succeeded", id);
+    assert_non_null(strstr(out, want));
+    free(out);
+    assert_int_equal(q_long(fx.c,
+                            "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1 "
+                            "AND status = 'ok'",
+                            1, p),
+                     8 * 3);
+}
+
 /* The queue's rules through storage/queue.h, each step forced: a leased item is skipped, an
  * expired lease is claimable again, the results of a lost lease are dropped (nothing written),
  * and only one session gets to finalize, once. */
@@ -661,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_wait_picks_up_a_scan_enqueued_later),
         cmocka_unit_test(test_item_claimed_too_often_is_recorded_and_scan_does_not_abort_the_queue),
         cmocka_unit_test(test_an_idle_enqueued_scan_is_aborted),
+        cmocka_unit_test(test_sigterm_stops_claiming_and_leaves_no_lease),
         cmocka_unit_test(test_queue_leases_lost_results_and_one_finalizer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
