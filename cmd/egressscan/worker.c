@@ -588,6 +588,9 @@ static int try_finalize(struct worker *w, long long scan_id, struct err *err)
         queue_end_finalize(w->db, scan_id);
         return -1;
     }
+    _Static_assert(sizeof qc.by_mode == sizeof counts.by_mode &&
+                       sizeof qc.by_status == sizeof counts.by_status,
+                   "queue_scan_counts and scan_counts count the same buckets");
     memcpy(counts.by_status, qc.by_status, sizeof counts.by_status);
     memcpy(counts.by_mode, qc.by_mode, sizeof counts.by_mode);
     counts.accounts = qc.accounts;
