@@ -683,13 +683,14 @@ static int work(struct worker *w, int wait)
         struct queue_scan_state st;
         if (queue_scan_state(w->db, w->only_scan, &st, &e) < 0)
             goto failed;
-        if (!st.exists && !wait) {
-            struct scan_info info;
-            struct err ie;
+        struct scan_info info;
+        struct err ie;
+        int known = !st.exists && db_scan_info(w->db, w->only_scan, &info, &ie) == 0;
+        /* a scan of `egressscan scan` never gets work items; one not created yet may (--wait) */
+        if (known || (!st.exists && !wait)) {
             fprintf(stderr, "egressscan worker: %s %lld\n",
-                    db_scan_info(w->db, w->only_scan, &info, &ie) == 0
-                        ? "not an enqueued scan (egressscan scan --enqueue):"
-                        : "there is no scan",
+                    known ? "not an enqueued scan (egressscan scan --enqueue):"
+                          : "there is no scan",
                     w->only_scan);
             return EXIT_USAGE;
         }
