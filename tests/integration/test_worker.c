@@ -713,6 +713,61 @@ static void test_queue_leases_lost_results_and_one_finalizer(void **state)
     db_close(two);
 }
 
+/* Every item done but nobody finalized (the finalizer died, or is still at it): a worker that
+ * finds nothing to claim finalizes the scan, unless another session holds its lock. */
+static void test_a_complete_scan_nobody_finalized_is_finalized_by_the_next_worker(void **state)
+{
+    (void)state;
+    struct db *db = connect_d();
+    struct err e;
+    err_clear(&e);
+    long long id = 0;
+    assert_int_equal(db_scan_begin(db, (double)time(NULL), "{}", &id, NULL, &e), 0);
+    const char *ids[] = {"333333333333"};
+    assert_int_equal(queue_create(db, id, "{}", ids, 1, NULL, &e), 0);
+    struct queue_item items[1];
+    size_t n = 0;
+    long long got = 0;
+    assert_int_equal(queue_claim(db, id, "dead", 60, 1, &got, items, &n, &e), 0);
+    assert_int_equal(n, 1);
+    struct target_result t = {.account_id = ids[0],
+                              .region = "eu-west-1",
+                              .status = TARGET_OK,
+                              .scanned_at = (double)time(NULL)};
+    const struct target_result *pt[1] = {&t};
+    assert_int_equal(queue_complete(db, id, ids[0], "dead", pt, 1, NULL, &e), 0);
+    char sid[32];
+    snprintf(sid, sizeof sid, "%lld", id);
+    const char *p[1] = {sid};
+
+    /* a finalizer at work (this session holds the lock): the worker leaves the scan to it */
+    struct scan_totals tot;
+    assert_int_equal(queue_begin_finalize(db, id, &tot, &e), 1);
+    struct cli c;
+    cli_for(&c, fx.url_d);
+    char *out = NULL;
+    assert_int_equal(cli_run(&c, &out, NULL, "worker", "--no-progress", NULL), 0);
+    assert_string_equal(out, "");
+    free(out);
+    char *st = q_text(fx.d, "SELECT status FROM egressscan.scan WHERE scan_id = $1", 1, p);
+    assert_string_equal(st, "running");
+    free(st);
+    /* the finalizer dies (its session ends): the next worker finalizes */
+    db_close(db);
+    out = NULL;
+    assert_int_equal(cli_run(&c, &out, NULL, "worker", "--no-progress", NULL), 0);
+    char want[64];
+    snprintf(want, sizeof want, "scan %lld succeeded", id);
+    assert_non_null(strstr(out, want));
+    free(out);
+    st = q_text(fx.d,
+                "SELECT concat_ws('|', status, targets_total) FROM egressscan.scans "
+                "WHERE scan_id = $1",
+                1, p);
+    assert_string_equal(st, "succeeded|1");
+    free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -722,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_an_idle_enqueued_scan_is_aborted),
         cmocka_unit_test(test_sigterm_stops_claiming_and_leaves_no_lease),
         cmocka_unit_test(test_queue_leases_lost_results_and_one_finalizer),
+        cmocka_unit_test(test_a_complete_scan_nobody_finalized_is_finalized_by_the_next_worker),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
