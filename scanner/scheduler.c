@@ -168,6 +168,8 @@ static void account_done(struct acct *a)
     struct sched *s = a->s;
     sts_cache_forget(s->sts, a->role_arn);
     s->res->progress.accounts_done++;
+    if (s->cb->on_account_done && !s->res->stopped)
+        s->cb->on_account_done(s->cb->ud, a->id);
     s->active--;
     free(a);
     pump(s);
@@ -507,6 +509,8 @@ static void start_account(struct sched *s, const char *id)
         err_set(&e, ERR_NOMEM, "out of memory");
         emit_failure(s, id, "*", TARGET_ERROR, &e);
         s->res->progress.accounts_done++;
+        if (s->cb->on_account_done && !s->res->stopped)
+            s->cb->on_account_done(s->cb->ud, id);
         return;
     }
     a->s = s;
@@ -612,6 +616,11 @@ static void on_accounts(void *ud, const struct account *accounts, size_t n)
         if (s->res->progress.accounts_total < 0)
             s->res->progress.accounts_total = 0;
         s->res->progress.accounts_total++;
+        if (s->o->discover_only) {
+            if (s->cb->on_account_selected)
+                s->cb->on_account_selected(s->cb->ud, a->id);
+            continue;
+        }
         enqueue(s, a->id);
     }
     pump(s);

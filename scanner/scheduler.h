@@ -31,6 +31,9 @@ struct scheduler_options {
     int page_size;            /* ListClusters maxResults; default 100 */
     int max_active_accounts;  /* accounts worked on at once; default 256 */
     double as_of;             /* nonzero: timestamps start here instead of the clock */
+    /* Discovery only (scan --enqueue): each account that would be scanned goes to
+     * on_account_selected instead, and nothing is scanned. */
+    int discover_only;
 };
 
 struct scheduler_progress {
@@ -51,6 +54,10 @@ struct scheduler_callbacks {
     /* One per account x region (or account x "*" for an account-level failure). Returning -1
      * stops the scan (e.g. the database is gone); the scheduler then drains and returns -1. */
     int (*on_target)(void *ud, const struct target_result *r);
+    /* With discover_only: one per account that a scan would scan (active, not excluded). */
+    void (*on_account_selected)(void *ud, const char *account_id);
+    /* After an account's last target was handed to on_target (not after a stop). */
+    void (*on_account_done)(void *ud, const char *account_id);
     /* At most a few times per second, and once at the end. */
     void (*on_progress)(void *ud, const struct scheduler_progress *p);
     void *ud;

@@ -227,9 +227,12 @@ int db_scan_begin(struct db *db, double started_at, const char *options_json, lo
     in_tx = 1;
 
     /* A running scan holds a session lock on its id while its process lives: a lock we can
-     * take means nobody will finish that scan. SKIP LOCKED: a concurrent begin handles those. */
+     * take means nobody will finish that scan. SKIP LOCKED: a concurrent begin handles those.
+     * Enqueued scans (options.enqueued, set by queue_create) have no such process: their
+     * leases say whether they live (queue_abort_stale). */
     r = db_query(db,
-                 "SELECT scan_id FROM egressscan.scan WHERE status = 'running' ORDER BY scan_id "
+                 "SELECT scan_id FROM egressscan.scan WHERE status = 'running' AND "
+                 "(options->>'enqueued') IS DISTINCT FROM 'true' ORDER BY scan_id "
                  "FOR UPDATE SKIP LOCKED",
                  0, NULL, "listing running scans", err);
     if (!r)

@@ -30,7 +30,8 @@ int db_schema_current(struct db *db, struct err *err);
 /* Starts a scan run (status 'running', started_at = started_at unix seconds; options is a JSON
  * object text describing the invocation, without secrets). First marks 'aborted' every running
  * scan whose process is gone (each running scan holds a session advisory lock on its id for its
- * lifetime). *aborted gets how many were marked (may be NULL). */
+ * lifetime; scans enqueued for workers have no such process and are left alone, see queue.h).
+ * *aborted gets how many were marked (may be NULL). */
 int db_scan_begin(struct db *db, double started_at, const char *options_json, long long *scan_id,
                   int *aborted, struct err *err);
 

@@ -49,6 +49,13 @@ int db_copy_flush(struct db *db, struct buf *b, int final, struct err *err);
 int db_copy_start(struct db *db, const char *sql, struct err *err);
 int db_copy_finish(struct db *db, const char *reason, const char *what, struct err *err);
 
+/* db_write_targets inside the caller's transaction (which it neither begins nor ends; on -1 the
+ * caller rolls back). db_prepare_target_writes must have run on the connection before, outside a
+ * transaction: it creates the temporary staging tables once per connection. */
+int db_prepare_target_writes(struct db *db, struct err *err);
+int db_write_targets_tx(struct db *db, long long scan_id,
+                        const struct target_result *const *results, size_t n, struct err *err);
+
 /* Transaction control. db_rollback ignores failures (it is used on error paths). */
 int db_begin(struct db *db, struct err *err);
 int db_commit(struct db *db, struct err *err);

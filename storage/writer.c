@@ -472,7 +472,7 @@ static int validate_targets(const struct target_result *const *results, size_t n
     return 0;
 }
 
-static int ensure_staging(struct db *db, struct err *err)
+int db_prepare_target_writes(struct db *db, struct err *err)
 {
     if (db->staging_ready)
         return 0;
@@ -486,7 +486,21 @@ static int ensure_staging(struct db *db, struct err *err)
 int db_write_targets(struct db *db, long long scan_id, const struct target_result *const *results,
                      size_t n, struct err *err)
 {
-    int rc = -1, in_tx = 0, in_copy = 0;
+    if (n == 0)
+        return db_write_targets_tx(db, scan_id, results, n, err);
+    if (db_prepare_target_writes(db, err) < 0 || db_begin(db, err) < 0)
+        return -1;
+    if (db_write_targets_tx(db, scan_id, results, n, err) < 0 || db_commit(db, err) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return 0;
+}
+
+int db_write_targets_tx(struct db *db, long long scan_id,
+                        const struct target_result *const *results, size_t n, struct err *err)
+{
+    int rc = -1, in_copy = 0;
     size_t n_ok = 0, n_clusters = 0;
     char id[32], when[64];
     struct buf b;
@@ -501,9 +515,10 @@ int db_write_targets(struct db *db, long long scan_id, const struct target_resul
         goto cleanup;
     }
     const char *p[1] = {id};
-    if (ensure_staging(db, err) < 0 || db_begin(db, err) < 0)
+    if (!db->staging_ready) {
+        err_set(err, ERR_INVALID, "db_prepare_target_writes was not called on this connection");
         goto cleanup;
-    in_tx = 1;
+    }
 
     r = db_query(db, SQL_SCAN_STATUS, 1, p, "reading the scan", err);
     if (!r)
@@ -573,9 +588,6 @@ int db_write_targets(struct db *db, long long scan_id, const struct target_resul
         goto cleanup;
     if (n_ok > 0 && db_command(db, SQL_GONE, 1, p, "closing the history of gone clusters", err) < 0)
         goto cleanup;
-    if (db_commit(db, err) < 0)
-        goto cleanup;
-    in_tx = 0;
     rc = 0;
 
 cleanup:
@@ -583,8 +595,6 @@ cleanup:
         struct err ignored;
         db_copy_finish(db, "egressscan: batch abandoned", "copying results", &ignored);
     }
-    if (in_tx)
-        db_rollback(db);
     PQclear(r);
     buf_cleanup(&b);
     return rc;

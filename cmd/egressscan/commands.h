@@ -24,5 +24,10 @@ int cmd_report(int argc, char **argv);
 int cmd_scps(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+
+struct scan_config;
+/* `scan --enqueue` (enqueue.c): the scan, its discovery and one work item per account. */
+int scan_enqueue(const struct scan_config *cfg);
 
 #endif

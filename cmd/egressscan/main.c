@@ -8,6 +8,7 @@
 static const struct command commands[] = {
     {"migrate", cmd_migrate, "apply pending database schema migrations"},
     {"scan", cmd_scan, "scan the fleet: discover, describe, store, evaluate drift"},
+    {"worker", cmd_worker, "process the work items of enqueued scans (scan --enqueue)"},
     {"drift", cmd_drift, "the findings of the latest (or a given) scan"},
     {"report", cmd_report, "the weekly compliance report"},
     {"scps", cmd_scps, "what the organization's SCPs allow, per account and region"},

@@ -17,6 +17,7 @@
 #include "cmd/egressscan/commands.h"
 #include "cmd/egressscan/drift_stage.h"
 #include "cmd/egressscan/result_sink.h"
+#include "cmd/egressscan/scan_end.h"
 #include "common/config.h"
 #include "common/isotime.h"
 #include "common/log.h"
@@ -28,65 +29,26 @@
 #include "storage/db.h"
 #include "storage/findings.h"
 
-enum mode_bucket {
-    MODE_AWS_MANAGED,
-    MODE_CUSTOMER_ROUTED,
-    MODE_CUSTOMER_ISOLATED,
-    MODE_ABSENT,
-    MODE_OTHER,
-    MODE_BUCKETS
-};
-static const char *const mode_names[MODE_BUCKETS] = {"AWS_MANAGED", "CUSTOMER_ROUTED",
-                                                     "CUSTOMER_ISOLATED", "absent", "other"};
-
 struct pipeline {
     struct db *db;
     long long scan_id;
     struct http_engine *engine;
     struct result_sink *sink; /* owns db while the scheduler runs */
-    long by_status[TARGET_ERROR + 1];
-    long by_mode[MODE_BUCKETS];
+    struct scan_counts counts;
     long accounts_seen;
     int db_failed;
     struct err db_err;
     int progress_line; /* draw a progress line on the terminal */
     double t0;
-    double db_write_s; /* time spent in database writes (results, snapshot, drift stage) */
-    double drift_s;    /* of it, the drift stage (load the snapshot, evaluate, store findings) */
+    double db_write_s; /* time spent in database writes (results, snapshot) */
 };
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double real_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static enum mode_bucket bucket_of(const char *mode)
-{
-    if (!mode)
-        return MODE_ABSENT;
-    for (int i = 0; i < MODE_ABSENT; i++)
-        if (strcmp(mode, mode_names[i]) == 0)
-            return (enum mode_bucket)i;
-    return MODE_OTHER;
-}
 
 static int on_target(void *ud, const struct target_result *r)
 {
     struct pipeline *p = ud;
     if (p->db_failed)
         return -1;
-    p->by_status[r->status]++;
-    for (size_t i = 0; i < r->n_clusters; i++)
-        p->by_mode[bucket_of(r->clusters[i].egress_mode)]++;
+    scan_counts_add(&p->counts, r);
     if (result_sink_target(p->sink, r) < 0) {
         p->db_failed = 1;
         return -1;
@@ -124,7 +86,7 @@ static void on_progress(void *ud, const struct scheduler_progress *pr)
     if (!p->progress_line) {
         log_debug("scan", "progress: accounts %ld/%ld targets %ld (failed %ld) api %lu",
                   pr->accounts_done, pr->accounts_total, pr->targets_done, pr->targets_failed,
-                  st.requests);
+                  st.attempts);
         return;
     }
     char total[32], eta[32] = "?";
@@ -166,7 +128,9 @@ static void usage(FILE *out)
             "  --log-level LEVEL          debug, info, warn, error (info)\n"
             "  --no-progress              no progress line on a terminal\n"
             "  --policy FILE              declared policy (see egressscan policy check)\n"
-            "  --fail-on-drift            exit 1 when the scan raised findings\n\n"
+            "  --fail-on-drift            exit 1 when the scan raised findings\n"
+            "  --enqueue                  only discover: create the scan and one work item per\n"
+            "                             account for 'egressscan worker', print the scan id\n\n"
             "Exit codes: 0 done; 1 done, findings raised (with --fail-on-drift); 2 usage or\n"
             "configuration error; 3 done but some targets could not be scanned; 4 failed\n"
             "(database, credentials, Organizations).\n");
@@ -191,6 +155,7 @@ enum {
     OPT_PAGE_SIZE,
     OPT_AS_OF,
     OPT_FAIL_ON_DRIFT,
+    OPT_ENQUEUE,
     OPT_HELP
 };
 
@@ -213,6 +178,7 @@ static const struct option scan_opts[] = {
     {"page-size", required_argument, NULL, OPT_PAGE_SIZE}, /* hidden: tests */
     {"as-of", required_argument, NULL, OPT_AS_OF},         /* hidden: history for tests/demos */
     {"fail-on-drift", no_argument, NULL, OPT_FAIL_ON_DRIFT},
+    {"enqueue", no_argument, NULL, OPT_ENQUEUE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -257,6 +223,7 @@ static int parse_time(const char *s, double *out)
 struct scan_flags {
     double as_of;      /* hidden: record the scan as if it ran at this time */
     int fail_on_drift; /* exit 1 when the scan raised findings */
+    int enqueue;       /* discovery and work items only (enqueue.c) */
 };
 
 /* Applies argv onto cfg (after the config file). Returns 0, 1 for --help, -1 on error. */
@@ -313,6 +280,9 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, struct sc
         case OPT_FAIL_ON_DRIFT:
             fl->fail_on_drift = 1;
             break;
+        case OPT_ENQUEUE:
+            fl->enqueue = 1;
+            break;
         case OPT_NO_PROGRESS:
             cfg->no_progress = 1;
             break;
@@ -340,6 +310,8 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, struct sc
     }
     if (optind < argc)
         return err_set(e, ERR_CONFIG, "unexpected argument '%s'", argv[optind]);
+    if (fl->enqueue && fl->as_of > 0)
+        return err_set(e, ERR_CONFIG, "--as-of and --enqueue do not go together");
     if (config_validate(cfg, e) < 0)
         return -1;
     for (size_t i = 0; i < cfg->regions.n; i++)
@@ -370,127 +342,6 @@ static const char *home_region(void)
     return r && *r ? r : "us-east-1";
 }
 
-static void write_metrics(const char *path, const struct pipeline *p, const char *status,
-                          double duration, const struct http_engine_stats *st, double finished,
-                          const struct drift_summary *drift)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        log_error("scan", "metrics file %s: %s", tmp, strerror(errno));
-        return;
-    }
-    fprintf(f,
-            "# HELP egressscan_scan_duration_seconds Duration of the last scan.\n"
-            "# TYPE egressscan_scan_duration_seconds gauge\n"
-            "egressscan_scan_duration_seconds %.3f\n",
-            duration);
-    fprintf(f,
-            "# HELP egressscan_scan_finished_timestamp_seconds When the last scan ended.\n"
-            "# TYPE egressscan_scan_finished_timestamp_seconds gauge\n"
-            "egressscan_scan_finished_timestamp_seconds %.0f\n",
-            finished);
-    fprintf(f, "# HELP egressscan_scan_status Outcome of the last scan (1 for its status).\n"
-               "# TYPE egressscan_scan_status gauge\n");
-    static const char *const statuses[] = {"succeeded", "partial", "failed"};
-    for (int i = 0; i < 3; i++)
-        fprintf(f, "egressscan_scan_status{status=\"%s\"} %d\n", statuses[i],
-                strcmp(status, statuses[i]) == 0);
-    fprintf(f, "# HELP egressscan_targets Targets (account x region) by coverage status.\n"
-               "# TYPE egressscan_targets gauge\n");
-    for (int s = TARGET_OK; s <= TARGET_ERROR; s++)
-        fprintf(f, "egressscan_targets{status=\"%s\"} %ld\n",
-                target_status_name((enum target_status)s), p->by_status[s]);
-    fprintf(f, "# HELP egressscan_clusters Clusters seen by egress mode.\n"
-               "# TYPE egressscan_clusters gauge\n");
-    for (int m = 0; m < MODE_BUCKETS; m++)
-        fprintf(f, "egressscan_clusters{mode=\"%s\"} %ld\n", mode_names[m], p->by_mode[m]);
-    fprintf(f,
-            "# HELP egressscan_api_calls AWS API calls of the last scan (retries included).\n"
-            "# TYPE egressscan_api_calls gauge\n"
-            "egressscan_api_calls %lu\n"
-            "# HELP egressscan_api_retries Retried AWS API attempts of the last scan.\n"
-            "# TYPE egressscan_api_retries gauge\n"
-            "egressscan_api_retries %lu\n"
-            "# HELP egressscan_api_throttled Throttled AWS API attempts of the last scan.\n"
-            "# TYPE egressscan_api_throttled gauge\n"
-            "egressscan_api_throttled %lu\n"
-            "# HELP egressscan_api_expired_credentials AWS answers refusing credentials as "
-            "expired.\n"
-            "# TYPE egressscan_api_expired_credentials gauge\n"
-            "egressscan_api_expired_credentials %lu\n"
-            "# HELP egressscan_api_credential_refreshes Requests sent again with refreshed "
-            "credentials.\n"
-            "# TYPE egressscan_api_credential_refreshes gauge\n"
-            "egressscan_api_credential_refreshes %lu\n"
-            "# HELP egressscan_api_retry_quota_refusals Retries not made because the retry "
-            "quota was exhausted.\n"
-            "# TYPE egressscan_api_retry_quota_refusals gauge\n"
-            "egressscan_api_retry_quota_refusals %lu\n",
-            st->attempts, st->retries, st->throttles, st->expired, st->refreshes,
-            st->quota_refusals);
-    fprintf(f,
-            "# HELP egressscan_database_write_seconds Time the last scan spent writing to the "
-            "database (results, snapshot, drift stage).\n"
-            "# TYPE egressscan_database_write_seconds gauge\n"
-            "egressscan_database_write_seconds %.3f\n"
-            "# HELP egressscan_drift_stage_seconds Of it, the drift stage (snapshot, findings).\n"
-            "# TYPE egressscan_drift_stage_seconds gauge\n"
-            "egressscan_drift_stage_seconds %.3f\n",
-            p->db_write_s, p->drift_s);
-    if (drift) {
-        fprintf(f, "# HELP egressscan_findings Findings of the last scan by kind.\n"
-                   "# TYPE egressscan_findings gauge\n");
-        for (int k = 0; k < FINDING_KINDS; k++)
-            fprintf(f, "egressscan_findings{kind=\"%s\"} %ld\n", finding_kind_names[k],
-                    drift->by_kind[k]);
-        fprintf(f,
-                "# HELP egressscan_clusters_compliance Clusters by compliance (last scan).\n"
-                "# TYPE egressscan_clusters_compliance gauge\n"
-                "egressscan_clusters_compliance{state=\"compliant\"} %ld\n"
-                "egressscan_clusters_compliance{state=\"noncompliant\"} %ld\n"
-                "egressscan_clusters_compliance{state=\"exempt\"} %ld\n"
-                "egressscan_clusters_compliance{state=\"unknown\"} %ld\n",
-                drift->counts.compliant, drift->counts.noncompliant, drift->counts.exempt,
-                drift->counts.unknown);
-    }
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
-        log_error("scan", "metrics file %s: %s", path, strerror(errno));
-}
-
-static void print_summary(const struct pipeline *p, const char *status, double duration,
-                          const struct scheduler_result *res, const struct http_engine_stats *st)
-{
-    long targets = 0, failed = 0, clusters = 0;
-    for (int s = TARGET_OK; s <= TARGET_ERROR; s++) {
-        targets += p->by_status[s];
-        if (s != TARGET_OK)
-            failed += p->by_status[s];
-    }
-    for (int m = 0; m < MODE_BUCKETS; m++)
-        clusters += p->by_mode[m];
-    printf("scan %lld %s in %.1f s\n", p->scan_id, status, duration);
-    printf("  accounts  %ld scanned\n", res->progress.accounts_done);
-    printf("  targets   %ld: %ld ok", targets, p->by_status[TARGET_OK]);
-    for (int s = TARGET_ASSUME_ROLE_DENIED; s <= TARGET_ERROR; s++)
-        if (p->by_status[s])
-            printf(", %ld %s", p->by_status[s], target_status_name((enum target_status)s));
-    printf("\n  clusters  %ld:", clusters);
-    const char *sep = " ";
-    for (int m = 0; m < MODE_BUCKETS; m++)
-        if (p->by_mode[m]) {
-            printf("%s%ld %s", sep, p->by_mode[m], mode_names[m]);
-            sep = ", ";
-        }
-    printf("\n  api calls %lu (%lu retried, %lu throttled)\n", st->attempts, st->retries,
-           st->throttles);
-    printf("  database writes %.2f s (drift stage %.2f s)\n", p->db_write_s, p->drift_s);
-    if (!res->scps_ok)
-        printf("  SCPs      not read: the SCP-backed intent is unknown\n");
-    (void)failed;
-}
-
 int cmd_scan(int argc, char **argv)
 {
     struct scan_config cfg;
@@ -513,6 +364,11 @@ int cmd_scan(int argc, char **argv)
     int json_logs = cfg.log_format && strcmp(cfg.log_format, "json") == 0;
     int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_INFO;
     log_setup((enum log_level)level, json_logs ? LOG_JSON : LOG_TEXT, NULL);
+    if (fl.enqueue) {
+        int qrc = scan_enqueue(&cfg);
+        config_cleanup(&cfg);
+        return qrc;
+    }
 
     int exit_code = EXIT_FAILED;
     struct pipeline p;
@@ -521,10 +377,6 @@ int cmd_scan(int argc, char **argv)
     struct creds_chain *chain = NULL;
     struct http_engine *engine = NULL;
     struct policy *policy = NULL;
-    struct drift_summary drift;
-    memset(&drift, 0, sizeof drift);
-    int drift_ran = 0;
-    const char *status = "failed";
     char error_text[ERR_MSG_MAX + ERR_CODE_MAX + 32] = "";
 
     struct http_engine_options eo;
@@ -560,7 +412,7 @@ int cmd_scan(int argc, char **argv)
     snprintf(options_json, sizeof options_json,
              "{\"accounts\":%zu,\"regions\":%zu,\"concurrency\":%d,\"pid\":%ld}", cfg.accounts.n,
              cfg.regions.n, eo.max_in_flight, (long)getpid());
-    double started = as_of > 0 ? as_of : real_now();
+    double started = as_of > 0 ? as_of : scan_real_now();
     int aborted = 0;
     if (db_scan_begin(p.db, started, options_json, &p.scan_id, &aborted, &e) < 0) {
         fprintf(stderr, "egressscan scan: cannot start a scan run: %s\n", e.message);
@@ -570,7 +422,7 @@ int cmd_scan(int argc, char **argv)
         log_warn("scan", "%d earlier scan%s left running by a process that ended: marked aborted",
                  aborted, aborted == 1 ? "" : "s");
     log_info("scan", "scan %lld started", p.scan_id);
-    p.t0 = mono_now();
+    p.t0 = scan_mono_now();
 
     /* From here until result_sink_finish the database connection belongs to the writer thread:
      * the event loop never waits for PostgreSQL (unless it falls behind). */
@@ -637,56 +489,29 @@ int cmd_scan(int argc, char **argv)
         snprintf(error_text, sizeof error_text, "%s (%s)", e.message, e.code);
     }
     if (!error_text[0]) {
-        /* drift: the scan's findings, evaluated from what is now stored */
         struct err de;
         err_clear(&de);
-        double now = as_of > 0 ? as_of + (mono_now() - p.t0) : real_now();
-        double t = mono_now();
-        if (db_set_scps_known(p.db, p.scan_id, res.scps_ok, &de) < 0 ||
-            drift_stage_run(p.db, p.scan_id, policy, (time_t)now, &drift, &de) < 0)
+        if (db_set_scps_known(p.db, p.scan_id, res.scps_ok, &de) < 0)
             snprintf(error_text, sizeof error_text, "drift evaluation: %s (%s)", de.message,
                      de.code);
-        else
-            drift_ran = 1;
-        p.drift_s = mono_now() - t;
-        p.db_write_s += p.drift_s;
     }
-    long failed_targets = 0;
-    for (int s = TARGET_ASSUME_ROLE_DENIED; s <= TARGET_ERROR; s++)
-        failed_targets += p.by_status[s];
-    if (error_text[0])
-        status = "failed";
-    else if (failed_targets)
-        status = "partial";
-    else
-        status = "succeeded";
-
-    double duration = mono_now() - p.t0;
     /* api_calls counts every call made, retries included (as the scans view says) */
     struct scan_totals totals = {(long long)st.attempts, (long long)st.throttles,
                                  (long long)st.retries};
-    struct err fe;
-    err_clear(&fe);
-    double finished = as_of > 0 ? as_of + duration : real_now();
-    if (db_scan_finish(p.db, p.scan_id, finished, status, &totals,
-                       error_text[0] ? error_text : NULL, &fe) < 0) {
-        fprintf(stderr, "egressscan scan: cannot finalize scan %lld: %s\n", p.scan_id, fe.message);
-        status = "failed";
-    }
-    if (strcmp(status, "failed") == 0)
+    struct scan_end end;
+    scan_end_run(p.db, p.scan_id, policy, as_of, p.t0, error_text, sizeof error_text, &p.counts,
+                 &totals, &end);
+    if (end.finish_failed)
+        fprintf(stderr, "egressscan scan: cannot finalize scan %lld: %s\n", p.scan_id,
+                end.finish_err.message);
+    if (strcmp(end.status, "failed") == 0)
         fprintf(stderr, "egressscan scan: scan %lld failed: %s\n", p.scan_id,
-                error_text[0] ? error_text : fe.message);
-    print_summary(&p, status, duration, &res, &st);
-    if (drift_ran)
-        drift_summary_print(&drift);
+                error_text[0] ? error_text : end.finish_err.message);
+    p.counts.accounts = res.progress.accounts_done;
+    scan_summary_print(p.scan_id, &end, &p.counts, &totals, p.db_write_s, res.scps_ok);
     if (cfg.metrics_file)
-        write_metrics(cfg.metrics_file, &p, status, duration, &st, finished,
-                      drift_ran ? &drift : NULL);
-    /* precedence: failed (4) over partial (3) over drift (1) */
-    exit_code = strcmp(status, "failed") == 0     ? EXIT_FAILED
-                : strcmp(status, "partial") == 0  ? EXIT_PARTIAL
-                : fl.fail_on_drift && drift.total ? EXIT_DRIFT
-                                                  : EXIT_OK;
+        scan_metrics_write(cfg.metrics_file, &end, &p.counts, &totals, &st, p.db_write_s);
+    exit_code = scan_end_exit_code(&end, fl.fail_on_drift);
 out:
     if (p.sink) {
         struct err ignored;

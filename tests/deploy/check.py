@@ -164,8 +164,7 @@ def command_options(cmd):
 
 # Commands of later versions that deploy/ already uses (deploy/README.md says which version):
 # checked as soon as the binary has them.
-PENDING = {"report": "the weekly report", "worker": "scale-out workers",
-           "scan --enqueue": "scale-out enqueue"}
+PENDING = {"report": "the weekly report"}
 pending_seen = set()
 
 
@@ -181,9 +180,6 @@ def check_invocation(args, where):
         return
     known = command_options(cmd)
     for f in flags:
-        if cmd == "scan" and f == "--enqueue" and f not in known:
-            pending_seen.add("scan --enqueue")
-            continue
         need(f in known or f == "--help", f"{where}: egressscan {cmd} has no option {f}")
 
 

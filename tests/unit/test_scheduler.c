@@ -683,6 +683,11 @@ struct seen {
     int org_calls;
     struct scheduler_progress last_progress;
     int progress_calls;
+    char selected[MAX_ACCTS][16]; /* on_account_selected (discover_only) */
+    int n_selected;
+    char done[MAX_ACCTS][16]; /* on_account_done, in order */
+    int targets_at_done[MAX_ACCTS];
+    int n_done;
 };
 
 static int on_target(void *ud, const struct target_result *r)
@@ -747,6 +752,24 @@ static void on_progress(void *ud, const struct scheduler_progress *p)
     struct seen *s = ud;
     s->progress_calls++;
     s->last_progress = *p;
+}
+
+static int results_of(const struct seen *s, const char *acct);
+
+static void on_account_selected(void *ud, const char *id)
+{
+    struct seen *s = ud;
+    if (s->n_selected < MAX_ACCTS)
+        snprintf(s->selected[s->n_selected++], 16, "%s", id);
+}
+
+static void on_account_done(void *ud, const char *id)
+{
+    struct seen *s = ud;
+    if (s->n_done < MAX_ACCTS) {
+        snprintf(s->done[s->n_done], 16, "%s", id);
+        s->targets_at_done[s->n_done++] = results_of(s, id);
+    }
 }
 
 static void seen_free(struct seen *s)
@@ -881,6 +904,8 @@ static int run_scan(struct fake *f, const struct scheduler_options *opts, const 
                                      .on_scp = on_scp,
                                      .on_target = on_target,
                                      .on_progress = on_progress,
+                                     .on_account_selected = on_account_selected,
+                                     .on_account_done = on_account_done,
                                      .ud = s};
     err_clear(err);
     int rc = scheduler_run(engine, chain, opts, &cb, res, err);
@@ -1640,6 +1665,67 @@ static void test_expired_again_after_refresh(void **state)
     assert_int_equal(res.progress.targets_failed, 1);
 }
 
+/* discover_only (scan --enqueue): the accounts a scan would scan are reported, none is scanned */
+static void test_discover_only_selects_without_scanning(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    f->clusters = fleet2;
+    f->n_clusters = sizeof fleet2 / sizeof fleet2[0];
+    f->org_accounts = org2;
+    f->n_org_accounts = sizeof org2 / sizeof org2[0];
+    const char *exclude[] = {B4};
+    struct scheduler_options o = {.exclude_accounts = exclude, .n_exclude = 1, .discover_only = 1};
+    struct seen *s = &fx->s;
+    struct scheduler_result res;
+    struct err e;
+    int rc = run_scan(f, &o, "1", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    assert_int_equal(s->n_accounts, 6); /* the snapshot: every account */
+    assert_true(res.scps_ok);
+    /* active and not excluded: MGMT, B1, B3, B5 */
+    assert_int_equal(s->n_selected, 4);
+    const char *want[] = {MGMT, B1, B3, B5};
+    for (int i = 0; i < 4; i++) {
+        int found = 0;
+        for (int k = 0; k < s->n_selected; k++)
+            found += strcmp(s->selected[k], want[i]) == 0;
+        assert_int_equal(found, 1);
+    }
+    assert_int_equal(s->n_results, 0);
+    assert_int_equal(s->n_done, 0);
+    assert_int_equal(count(f, OP_ASSUME, NULL, NULL, NULL), 0);
+    assert_int_equal(count(f, OP_REGIONS, NULL, NULL, NULL), 0);
+    assert_int_equal(count(f, OP_LIST, NULL, NULL, NULL), 0);
+}
+
+/* on_account_done comes once per account, after all of its targets */
+static void test_account_done_after_its_targets(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    f->clusters = fleet1;
+    f->n_clusters = sizeof fleet1 / sizeof fleet1[0];
+    const char *accounts[] = {A1, A2, A3};
+    const char *regions[] = {"us-east-1", "eu-west-1"};
+    struct scheduler_options o = {
+        .accounts = accounts, .n_accounts = 3, .regions = regions, .n_regions = 2};
+    struct seen *s = &fx->s;
+    struct scheduler_result res;
+    struct err e;
+    int rc = run_scan(f, &o, "1", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    assert_int_equal(s->n_done, 3);
+    for (int i = 0; i < s->n_done; i++) {
+        assert_int_equal(s->targets_at_done[i], results_of(s, s->done[i]));
+        assert_true(s->targets_at_done[i] >= 1);
+        for (int k = 0; k < i; k++)
+            assert_string_not_equal(s->done[k], s->done[i]);
+    }
+}
+
 int main(void)
 {
     log_setup(LOG_OFF, LOG_TEXT, NULL); /* the expected failures log warnings */
@@ -1659,6 +1745,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_fixed_account, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_credentials_refreshed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_again_after_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discover_only_selects_without_scanning, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_account_done_after_its_targets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,223 @@
+/* scan_end.c - the end of a scan, shared by `scan` and by the worker that finalizes an enqueued
+ * scan: drift stage, status and db_scan_finish, summary, metrics file and exit code. */
+#include "cmd/egressscan/scan_end.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd/egressscan/commands.h"
+#include "common/log.h"
+#include "scanner/http.h"
+#include "storage/findings.h"
+
+static const char *const mode_names[MODE_BUCKETS] = {"AWS_MANAGED", "CUSTOMER_ROUTED",
+                                                     "CUSTOMER_ISOLATED", "absent", "other"};
+
+double scan_mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double scan_real_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static enum mode_bucket bucket_of(const char *mode)
+{
+    if (!mode)
+        return MODE_ABSENT;
+    for (int i = 0; i < MODE_ABSENT; i++)
+        if (strcmp(mode, mode_names[i]) == 0)
+            return (enum mode_bucket)i;
+    return MODE_OTHER;
+}
+
+void scan_counts_add(struct scan_counts *c, const struct target_result *r)
+{
+    c->by_status[r->status]++;
+    for (size_t i = 0; i < r->n_clusters; i++)
+        c->by_mode[bucket_of(r->clusters[i].egress_mode)]++;
+}
+
+long scan_counts_failed(const struct scan_counts *c)
+{
+    long failed = 0;
+    for (int s = TARGET_ASSUME_ROLE_DENIED; s <= TARGET_ERROR; s++)
+        failed += c->by_status[s];
+    return failed;
+}
+
+void scan_end_run(struct db *db, long long scan_id, const struct policy *policy, double as_of,
+                  double t0, char *error_text, size_t cap, const struct scan_counts *counts,
+                  const struct scan_totals *totals, struct scan_end *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!error_text[0]) {
+        /* drift: the scan's findings, evaluated from what is now stored */
+        struct err de;
+        err_clear(&de);
+        double now = as_of > 0 ? as_of + (scan_mono_now() - t0) : scan_real_now();
+        double t = scan_mono_now();
+        if (drift_stage_run(db, scan_id, policy, (time_t)now, &out->drift, &de) == 0)
+            out->drift_ran = 1;
+        else if (strcmp(de.code, "FindingsWritten") == 0)
+            /* a finalizing worker died after the drift stage: its findings stand */
+            log_info("scan", "scan %lld: findings already written; finalizing", scan_id);
+        else
+            snprintf(error_text, cap, "drift evaluation: %s (%s)", de.message, de.code);
+        out->drift_s = scan_mono_now() - t;
+    }
+    if (error_text[0])
+        out->status = "failed";
+    else if (scan_counts_failed(counts))
+        out->status = "partial";
+    else
+        out->status = "succeeded";
+    out->duration = scan_mono_now() - t0;
+    out->finished = as_of > 0 ? as_of + out->duration : scan_real_now();
+    err_clear(&out->finish_err);
+    if (db_scan_finish(db, scan_id, out->finished, out->status, totals,
+                       error_text[0] ? error_text : NULL, &out->finish_err) < 0) {
+        out->finish_failed = 1;
+        out->status = "failed";
+    }
+}
+
+void scan_summary_print(long long scan_id, const struct scan_end *end, const struct scan_counts *c,
+                        const struct scan_totals *totals, double db_write_s, int scps_ok)
+{
+    long targets = 0, clusters = 0;
+    for (int s = TARGET_OK; s <= TARGET_ERROR; s++)
+        targets += c->by_status[s];
+    for (int m = 0; m < MODE_BUCKETS; m++)
+        clusters += c->by_mode[m];
+    printf("scan %lld %s in %.1f s\n", scan_id, end->status, end->duration);
+    printf("  accounts  %ld scanned\n", c->accounts);
+    printf("  targets   %ld: %ld ok", targets, c->by_status[TARGET_OK]);
+    for (int s = TARGET_ASSUME_ROLE_DENIED; s <= TARGET_ERROR; s++)
+        if (c->by_status[s])
+            printf(", %ld %s", c->by_status[s], target_status_name((enum target_status)s));
+    printf("\n  clusters  %ld:", clusters);
+    const char *sep = " ";
+    for (int m = 0; m < MODE_BUCKETS; m++)
+        if (c->by_mode[m]) {
+            printf("%s%ld %s", sep, c->by_mode[m], mode_names[m]);
+            sep = ", ";
+        }
+    printf("\n  api calls %lld (%lld retried, %lld throttled)\n", totals->api_calls,
+           totals->retries, totals->throttled);
+    printf("  database writes %.2f s (drift stage %.2f s)\n", db_write_s + end->drift_s,
+           end->drift_s);
+    if (!scps_ok)
+        printf("  SCPs      not read: the SCP-backed intent is unknown\n");
+    if (end->drift_ran)
+        drift_summary_print(&end->drift);
+}
+
+void scan_metrics_write(const char *path, const struct scan_end *end, const struct scan_counts *c,
+                        const struct scan_totals *totals, const struct http_engine_stats *engine,
+                        double db_write_s)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        log_error("scan", "metrics file %s: %s", tmp, strerror(errno));
+        return;
+    }
+    fprintf(f,
+            "# HELP egressscan_scan_duration_seconds Duration of the last scan.\n"
+            "# TYPE egressscan_scan_duration_seconds gauge\n"
+            "egressscan_scan_duration_seconds %.3f\n",
+            end->duration);
+    fprintf(f,
+            "# HELP egressscan_scan_finished_timestamp_seconds When the last scan ended.\n"
+            "# TYPE egressscan_scan_finished_timestamp_seconds gauge\n"
+            "egressscan_scan_finished_timestamp_seconds %.0f\n",
+            end->finished);
+    fprintf(f, "# HELP egressscan_scan_status Outcome of the last scan (1 for its status).\n"
+               "# TYPE egressscan_scan_status gauge\n");
+    static const char *const statuses[] = {"succeeded", "partial", "failed"};
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "egressscan_scan_status{status=\"%s\"} %d\n", statuses[i],
+                strcmp(end->status, statuses[i]) == 0);
+    fprintf(f, "# HELP egressscan_targets Targets (account x region) by coverage status.\n"
+               "# TYPE egressscan_targets gauge\n");
+    for (int s = TARGET_OK; s <= TARGET_ERROR; s++)
+        fprintf(f, "egressscan_targets{status=\"%s\"} %ld\n",
+                target_status_name((enum target_status)s), c->by_status[s]);
+    fprintf(f, "# HELP egressscan_clusters Clusters seen by egress mode.\n"
+               "# TYPE egressscan_clusters gauge\n");
+    for (int m = 0; m < MODE_BUCKETS; m++)
+        fprintf(f, "egressscan_clusters{mode=\"%s\"} %ld\n", mode_names[m], c->by_mode[m]);
+    fprintf(f,
+            "# HELP egressscan_api_calls AWS API calls of the last scan (retries included).\n"
+            "# TYPE egressscan_api_calls gauge\n"
+            "egressscan_api_calls %lld\n"
+            "# HELP egressscan_api_retries Retried AWS API attempts of the last scan.\n"
+            "# TYPE egressscan_api_retries gauge\n"
+            "egressscan_api_retries %lld\n"
+            "# HELP egressscan_api_throttled Throttled AWS API attempts of the last scan.\n"
+            "# TYPE egressscan_api_throttled gauge\n"
+            "egressscan_api_throttled %lld\n",
+            totals->api_calls, totals->retries, totals->throttled);
+    if (engine)
+        fprintf(f,
+                "# HELP egressscan_api_expired_credentials AWS answers refusing credentials as "
+                "expired.\n"
+                "# TYPE egressscan_api_expired_credentials gauge\n"
+                "egressscan_api_expired_credentials %lu\n"
+                "# HELP egressscan_api_credential_refreshes Requests sent again with refreshed "
+                "credentials.\n"
+                "# TYPE egressscan_api_credential_refreshes gauge\n"
+                "egressscan_api_credential_refreshes %lu\n"
+                "# HELP egressscan_api_retry_quota_refusals Retries not made because the retry "
+                "quota was exhausted.\n"
+                "# TYPE egressscan_api_retry_quota_refusals gauge\n"
+                "egressscan_api_retry_quota_refusals %lu\n",
+                engine->expired, engine->refreshes, engine->quota_refusals);
+    fprintf(f,
+            "# HELP egressscan_database_write_seconds Time the last scan spent writing to the "
+            "database (results, snapshot, drift stage).\n"
+            "# TYPE egressscan_database_write_seconds gauge\n"
+            "egressscan_database_write_seconds %.3f\n"
+            "# HELP egressscan_drift_stage_seconds Of it, the drift stage (snapshot, findings).\n"
+            "# TYPE egressscan_drift_stage_seconds gauge\n"
+            "egressscan_drift_stage_seconds %.3f\n",
+            db_write_s + end->drift_s, end->drift_s);
+    if (end->drift_ran) {
+        const struct drift_summary *drift = &end->drift;
+        fprintf(f, "# HELP egressscan_findings Findings of the last scan by kind.\n"
+                   "# TYPE egressscan_findings gauge\n");
+        for (int k = 0; k < FINDING_KINDS; k++)
+            fprintf(f, "egressscan_findings{kind=\"%s\"} %ld\n", finding_kind_names[k],
+                    drift->by_kind[k]);
+        fprintf(f,
+                "# HELP egressscan_clusters_compliance Clusters by compliance (last scan).\n"
+                "# TYPE egressscan_clusters_compliance gauge\n"
+                "egressscan_clusters_compliance{state=\"compliant\"} %ld\n"
+                "egressscan_clusters_compliance{state=\"noncompliant\"} %ld\n"
+                "egressscan_clusters_compliance{state=\"exempt\"} %ld\n"
+                "egressscan_clusters_compliance{state=\"unknown\"} %ld\n",
+                drift->counts.compliant, drift->counts.noncompliant, drift->counts.exempt,
+                drift->counts.unknown);
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        log_error("scan", "metrics file %s: %s", path, strerror(errno));
+}
+
+int scan_end_exit_code(const struct scan_end *end, int fail_on_drift)
+{
+    /* precedence: failed (4) over partial (3) over drift (1) */
+    return strcmp(end->status, "failed") == 0    ? EXIT_FAILED
+           : strcmp(end->status, "partial") == 0 ? EXIT_PARTIAL
+           : fail_on_drift && end->drift.total   ? EXIT_DRIFT
+                                                 : EXIT_OK;
+}

@@ -1,0 +1,74 @@
+/* scan_end.h - what `scan` and the `worker` that finalizes an enqueued scan share: the counts a
+ * scan's summary and metrics show, the end of a scan (drift stage, status, db_scan_finish under
+ * its guard), the summary on standard output, the metrics file and the exit code. */
+#ifndef EGRESSSCAN_CMD_SCAN_END_H
+#define EGRESSSCAN_CMD_SCAN_END_H
+
+#include <stddef.h>
+
+#include "cmd/egressscan/drift_stage.h"
+#include "common/model.h"
+#include "storage/db.h"
+
+struct policy;
+struct http_engine_stats;
+
+enum mode_bucket {
+    MODE_AWS_MANAGED,
+    MODE_CUSTOMER_ROUTED,
+    MODE_CUSTOMER_ISOLATED,
+    MODE_ABSENT,
+    MODE_OTHER,
+    MODE_BUCKETS
+};
+
+/* What a scan found, by coverage status and by egress mode. */
+struct scan_counts {
+    long by_status[TARGET_ERROR + 1];
+    long by_mode[MODE_BUCKETS];
+    long accounts; /* accounts scanned */
+};
+
+/* Counts one target and its clusters. */
+void scan_counts_add(struct scan_counts *c, const struct target_result *r);
+
+/* Targets not ok. */
+long scan_counts_failed(const struct scan_counts *c);
+
+/* How a scan ended. */
+struct scan_end {
+    const char *status; /* succeeded, partial, failed */
+    struct drift_summary drift;
+    int drift_ran;
+    double drift_s;    /* time of the drift stage */
+    double finished;   /* unix seconds */
+    double duration;   /* since t0 (monotonic) */
+    int finish_failed; /* db_scan_finish failed: finish_err says why */
+    struct err finish_err;
+};
+
+/* Ends scan_id: when error_text is empty, the drift stage (a failure there goes into error_text,
+ * cap bytes), then the status (failed with an error, partial with failed targets, else
+ * succeeded) and db_scan_finish with totals (which finalizes a running scan only: never twice).
+ * Times: as_of > 0 shifts the clock as `scan --as-of` does; t0 is the monotonic start. */
+void scan_end_run(struct db *db, long long scan_id, const struct policy *policy, double as_of,
+                  double t0, char *error_text, size_t cap, const struct scan_counts *counts,
+                  const struct scan_totals *totals, struct scan_end *out);
+
+/* "scan N succeeded in X s", targets, clusters, API calls, database time, and the findings. */
+void scan_summary_print(long long scan_id, const struct scan_end *end, const struct scan_counts *c,
+                        const struct scan_totals *totals, double db_write_s, int scps_ok);
+
+/* The Prometheus text file (written atomically). engine (may be NULL: a worker's finalizer sums
+ * the workers' totals from the database) adds this process's credential and retry-quota counts. */
+void scan_metrics_write(const char *path, const struct scan_end *end, const struct scan_counts *c,
+                        const struct scan_totals *totals, const struct http_engine_stats *engine,
+                        double db_write_s);
+
+/* 4 failed, 3 partial, 1 drift with fail_on_drift, else 0. */
+int scan_end_exit_code(const struct scan_end *end, int fail_on_drift);
+
+double scan_mono_now(void);
+double scan_real_now(void);
+
+#endif
