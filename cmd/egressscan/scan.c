@@ -53,6 +53,8 @@ struct pipeline {
     double t0;
     double db_write_s; /* time spent in database writes (results, snapshot, drift stage) */
     double drift_s;    /* of it, the drift stage (load the snapshot, evaluate, store findings) */
+    struct result_sink_stats sink_stats;
+    int db_unreachable; /* the database stayed unreachable past the retry bound */
 };
 
 static double mono_now(void)
@@ -362,6 +364,83 @@ static int load_config(int argc, char **argv, struct scan_config *cfg, struct sc
     return apply_flags(argc, argv, cfg, fl, e);
 }
 
+/* How long a lost database connection is waited for (hidden knob for tests and operators). */
+#define DB_RETRY_ENV "EGRESSSCAN_DB_RETRY_SECONDS"
+
+static int retry_bound_from_env(double *out, struct err *e)
+{
+    const char *v = getenv(DB_RETRY_ENV);
+    *out = DB_RETRY_BOUND_S;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || *end || end == v || !(d >= 0 && d <= 86400))
+        return err_set(e, ERR_CONFIG, "%s: not a number of seconds from 0 to 86400: %s",
+                       DB_RETRY_ENV, v);
+    *out = d;
+    return 0;
+}
+
+/* The drift stage as db_retry runs it: a run after a reconnection finds the findings of a lost
+ * attempt whose COMMIT landed already written, and takes them as done (the evaluation that
+ * fills the summary is the same: it reads the same stored scan). */
+struct drift_op {
+    long long scan_id;
+    int scps_ok;
+    const struct policy *policy;
+    time_t now;
+    struct drift_summary *drift;
+    int runs;
+};
+
+static int drift_op(struct db *db, void *ud, struct err *err)
+{
+    struct drift_op *o = ud;
+    o->runs++;
+    if (db_set_scps_known(db, o->scan_id, o->scps_ok, err) < 0)
+        return -1;
+    if (drift_stage_run(db, o->scan_id, o->policy, o->now, o->drift, err) == 0)
+        return 0;
+    if (o->runs > 1 && strcmp(err->code, "FindingsWritten") == 0) {
+        log_info("drift",
+                 "scan %lld: findings already written by the attempt before the "
+                 "reconnection",
+                 o->scan_id);
+        err_clear(err);
+        return 0;
+    }
+    return -1;
+}
+
+/* db_scan_finish as db_retry runs it: after a reconnection the scan may already carry the
+ * status the lost attempt wrote. */
+struct finish_op {
+    long long scan_id;
+    double finished;
+    const char *status;
+    const struct scan_totals *totals;
+    const char *error;
+    int runs;
+};
+
+static int finish_op(struct db *db, void *ud, struct err *err)
+{
+    struct finish_op *o = ud;
+    o->runs++;
+    if (db_scan_finish(db, o->scan_id, o->finished, o->status, o->totals, o->error, err) == 0)
+        return 0;
+    struct scan_info info;
+    struct err ie;
+    if (o->runs > 1 && strcmp(err->code, "ScanNotRunning") == 0 &&
+        db_scan_info(db, o->scan_id, &info, &ie) == 0 && strcmp(info.status, o->status) == 0) {
+        err_clear(err);
+        return 0;
+    }
+    return -1;
+}
+
 static const char *home_region(void)
 {
     const char *r = getenv("AWS_REGION");
@@ -473,6 +552,14 @@ static void print_summary(const struct pipeline *p, const char *status, double d
     printf("\n  api calls %lu (%lu retried, %lu throttled)\n", st->requests, st->retries,
            st->throttles);
     printf("  database writes %.2f s (drift stage %.2f s)\n", p->db_write_s, p->drift_s);
+    if (p->db && db_reconnect_count(p->db) > 0)
+        printf("  database  reconnected %ld time%s, %ld write%s retried\n",
+               db_reconnect_count(p->db), db_reconnect_count(p->db) == 1 ? "" : "s",
+               p->sink_stats.writes_retried, p->sink_stats.writes_retried == 1 ? "" : "s");
+    long unwritten = p->sink_stats.targets_in - p->sink_stats.targets_written;
+    if (p->db_unreachable && unwritten > 0)
+        printf("  not written %ld targets (%ld clusters): the database was unreachable\n",
+               unwritten, p->sink_stats.clusters_in - p->sink_stats.clusters_written);
     if (!res->scps_ok)
         printf("  SCPs      not read: the SCP-backed intent is unknown\n");
     (void)failed;
@@ -512,7 +599,7 @@ int cmd_scan(int argc, char **argv)
     memset(&drift, 0, sizeof drift);
     int drift_ran = 0;
     const char *status = "failed";
-    char error_text[ERR_MSG_MAX + ERR_CODE_MAX + 32] = "";
+    char error_text[ERR_MSG_MAX + ERR_CODE_MAX + 256] = "";
 
     struct http_engine_options eo;
     if (http_engine_options_init(&eo, &e) < 0) {
@@ -522,6 +609,12 @@ int cmd_scan(int argc, char **argv)
     }
     if (cfg.concurrency > 0)
         eo.max_in_flight = cfg.concurrency;
+    double retry_bound;
+    if (retry_bound_from_env(&retry_bound, &e) < 0) {
+        fprintf(stderr, "egressscan scan: %s\n", e.message);
+        exit_code = EXIT_USAGE;
+        goto out;
+    }
     if (cfg.policy) {
         policy = policy_load(cfg.policy, stderr, &e);
         if (!policy) {
@@ -536,6 +629,7 @@ int cmd_scan(int argc, char **argv)
         fprintf(stderr, "egressscan scan: cannot connect to the database: %s\n", e.message);
         goto out;
     }
+    db_set_retry_bound(p.db, retry_bound);
     if (db_schema_current(p.db, &e) <= 0) {
         fprintf(stderr,
                 "egressscan scan: the database schema is not current (%s); "
@@ -598,7 +692,7 @@ int cmd_scan(int argc, char **argv)
     double busy = 0;
     struct err se;
     err_clear(&se);
-    if (p.sink && result_sink_finish(p.sink, &busy, &se) < 0) {
+    if (p.sink && result_sink_finish_stats(p.sink, &busy, &p.sink_stats, &se) < 0) {
         p.db_failed = 1;
         p.db_err = se;
     }
@@ -617,7 +711,15 @@ int cmd_scan(int argc, char **argv)
 #ifdef __GLIBC__
     malloc_trim(0); /* hand the freed pages back instead of keeping them in the heap */
 #endif
-    if (p.db_failed) {
+    long unwritten = p.sink_stats.targets_in - p.sink_stats.targets_written;
+    long unwritten_clusters = p.sink_stats.clusters_in - p.sink_stats.clusters_written;
+    if (p.db_failed && db_connection_lost(p.db, &p.db_err)) {
+        p.db_unreachable = 1;
+        snprintf(error_text, sizeof error_text,
+                 "the database was unreachable: %ld targets (%ld clusters) scanned but not "
+                 "written (%s: %s)",
+                 unwritten, unwritten_clusters, p.db_err.code, p.db_err.message);
+    } else if (p.db_failed) {
         snprintf(error_text, sizeof error_text, "database: %s (%s)", p.db_err.message,
                  p.db_err.code);
     } else if (ran < 0) {
@@ -629,12 +731,14 @@ int cmd_scan(int argc, char **argv)
         err_clear(&de);
         double now = as_of > 0 ? as_of + (mono_now() - p.t0) : real_now();
         double t = mono_now();
-        if (db_set_scps_known(p.db, p.scan_id, res.scps_ok, &de) < 0 ||
-            drift_stage_run(p.db, p.scan_id, policy, (time_t)now, &drift, &de) < 0)
+        struct drift_op dop = {p.scan_id, res.scps_ok, policy, (time_t)now, &drift, 0};
+        if (db_retry(p.db, "evaluating drift", drift_op, &dop, NULL, &de) < 0) {
+            p.db_unreachable = db_connection_lost(p.db, &de);
             snprintf(error_text, sizeof error_text, "drift evaluation: %s (%s)", de.message,
                      de.code);
-        else
+        } else {
             drift_ran = 1;
+        }
         p.drift_s = mono_now() - t;
         p.db_write_s += p.drift_s;
     }
@@ -654,9 +758,16 @@ int cmd_scan(int argc, char **argv)
     struct err fe;
     err_clear(&fe);
     double finished = as_of > 0 ? as_of + duration : real_now();
-    if (db_scan_finish(p.db, p.scan_id, finished, status, &totals,
-                       error_text[0] ? error_text : NULL, &fe) < 0) {
-        fprintf(stderr, "egressscan scan: cannot finalize scan %lld: %s\n", p.scan_id, fe.message);
+    /* After an outage the failure is worth a short wait only: the next scan marks it aborted. */
+    if (p.db_unreachable && db_retry_bound(p.db) > 5)
+        db_set_retry_bound(p.db, 5);
+    struct finish_op fop = {p.scan_id, finished, status, &totals, error_text[0] ? error_text : NULL,
+                            0};
+    if (db_retry(p.db, "finalizing the scan", finish_op, &fop, NULL, &fe) < 0) {
+        fprintf(stderr, "egressscan scan: cannot finalize scan %lld: %s%s\n", p.scan_id, fe.message,
+                db_connection_lost(p.db, &fe) ? " (it stays running until the next scan marks "
+                                                "it aborted)"
+                                              : "");
         status = "failed";
     }
     if (strcmp(status, "failed") == 0)
