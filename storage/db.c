@@ -478,12 +478,11 @@ int db_retry(struct db *db, const char *what, db_op_fn op, void *ud, int *retrie
     while (rc < 0 && db_connection_lost(db, err)) {
         double left = db->retry_bound_s - (mono_now() - lost_at);
         if (left <= 0) {
-            char last[ERR_MSG_MAX];
-            snprintf(last, sizeof last, "%s", err->message);
-            err_set(err, err->code,
+            struct err last = *err; /* err_set must not read what it writes */
+            err_set(err, last.code,
                     "the database was unreachable for %.1f s (%d reconnection attempts, bound "
                     "%.0f s) while %s: %s",
-                    mono_now() - lost_at, attempts, db->retry_bound_s, what, last);
+                    mono_now() - lost_at, attempts, db->retry_bound_s, what, last.message);
             break;
         }
         if (attempts == 0)

@@ -55,6 +55,7 @@ struct pipeline {
     double drift_s;    /* of it, the drift stage (load the snapshot, evaluate, store findings) */
     struct result_sink_stats sink_stats;
     int db_unreachable; /* the database stayed unreachable past the retry bound */
+    long unwritten_targets, unwritten_clusters; /* scanned but not stored */
 };
 
 static double mono_now(void)
@@ -556,10 +557,9 @@ static void print_summary(const struct pipeline *p, const char *status, double d
         printf("  database  reconnected %ld time%s, %ld write%s retried\n",
                db_reconnect_count(p->db), db_reconnect_count(p->db) == 1 ? "" : "s",
                p->sink_stats.writes_retried, p->sink_stats.writes_retried == 1 ? "" : "s");
-    long unwritten = p->sink_stats.targets_in - p->sink_stats.targets_written;
-    if (p->db_unreachable && unwritten > 0)
+    if (p->db_unreachable && p->unwritten_targets > 0)
         printf("  not written %ld targets (%ld clusters): the database was unreachable\n",
-               unwritten, p->sink_stats.clusters_in - p->sink_stats.clusters_written);
+               p->unwritten_targets, p->unwritten_clusters);
     if (!res->scps_ok)
         printf("  SCPs      not read: the SCP-backed intent is unknown\n");
     (void)failed;
@@ -711,8 +711,15 @@ int cmd_scan(int argc, char **argv)
 #ifdef __GLIBC__
     malloc_trim(0); /* hand the freed pages back instead of keeping them in the heap */
 #endif
-    long unwritten = p.sink_stats.targets_in - p.sink_stats.targets_written;
-    long unwritten_clusters = p.sink_stats.clusters_in - p.sink_stats.clusters_written;
+    /* scanned (counted by on_target, the one the failed sink refused included) less stored */
+    long unwritten = -p.sink_stats.targets_written;
+    long unwritten_clusters = -p.sink_stats.clusters_written;
+    for (int s = TARGET_OK; s <= TARGET_ERROR; s++)
+        unwritten += p.by_status[s];
+    for (int m = 0; m < MODE_BUCKETS; m++)
+        unwritten_clusters += p.by_mode[m];
+    p.unwritten_targets = unwritten;
+    p.unwritten_clusters = unwritten_clusters;
     if (p.db_failed && db_connection_lost(p.db, &p.db_err)) {
         p.db_unreachable = 1;
         snprintf(error_text, sizeof error_text,
