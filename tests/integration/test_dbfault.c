@@ -263,6 +263,10 @@ static int setup(void **state)
                                0, NULL, NULL, NULL, NULL, 0);
     int altered = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
+    r = PQexecParams(db_pgconn(db), "CREATE TABLE public.dbfault_probe (x integer)", 0, NULL, NULL,
+                     NULL, NULL, 0);
+    altered &= PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
     db_close(db);
     if (!altered)
         return -1;
@@ -378,6 +382,142 @@ static void scan_through_restart(const char *name, const char *mode)
     assert_true(count_in(r.err, "connection lost while") >= 1);
     assert_true(count_in(r.err, "reconnected to PostgreSQL") >= 1);
     assert_non_null(strstr(r.out, "database  reconnected"));
+    expect_complete(scan);
+    run_free(&r);
+}
+
+/* ---- a COMMIT that landed although its answer never came ---- */
+
+/* A statement on a fresh connection; 0 when it ran. */
+static int q_exec(const char *sql)
+{
+    PGconn *c = PQconnectdb(fx.pg.url);
+    int ok = 0;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+        if (!ok)
+            fprintf(stderr, "q_exec %s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+    }
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+/* Makes every commit that wrote something wait for a synchronous standby that does not exist: a
+ * committing session has written its commit record and waits (wait_event SyncRep) for an answer
+ * that never comes. Returns once a probe commit waits so (the probe is left waiting: the restart
+ * ends it). */
+static void hold_commits(void)
+{
+    assert_int_equal(q_exec("ALTER SYSTEM SET synchronous_standby_names = 'dbfault_nobody'"), 0);
+    assert_int_equal(q_exec("SELECT pg_catalog.pg_reload_conf()"), 0);
+    for (int i = 0; i < 100; i++) {
+        PGconn *c = PQconnectdb(fx.pg.url);
+        assert_int_equal(PQstatus(c), CONNECTION_OK);
+        char pid[32];
+        const char *p[1] = {ll(pid, PQbackendPID(c))};
+        assert_int_equal(PQsendQuery(c, "INSERT INTO public.dbfault_probe VALUES (1)"), 1);
+        int answered = 0;
+        for (int k = 0; k < 20 && !answered; k++) {
+            sleep_ms(25);
+            PQconsumeInput(c);
+            answered = !PQisBusy(c);
+        }
+        int waiting = !answered && q_num("SELECT count(*) FROM pg_catalog.pg_stat_activity "
+                                         "WHERE pid = $1::int AND wait_event = 'SyncRep'",
+                                         1, p) == 1;
+        PQfinish(c);
+        if (waiting)
+            return;
+    }
+    fail_msg("synchronous_standby_names did not take effect");
+}
+
+/* Undoes hold_commits at once (cmocka teardown: also when the test failed midway). */
+static int release_commits(void **state)
+{
+    (void)state;
+    q_exec("ALTER SYSTEM RESET synchronous_standby_names");
+    q_exec("SELECT pg_catalog.pg_reload_conf()");
+    return 0;
+}
+
+/* The setting goes at the next start (no reload: the waiting commit stays waiting). */
+static void release_commits_at_restart(void)
+{
+    assert_int_equal(q_exec("ALTER SYSTEM RESET synchronous_standby_names"), 0);
+}
+
+/* Waits until egressscan's session waits in wait_event (bounded), while the scan runs. */
+static void wait_backend(struct run *r, const char *wait_event, const char *query_like)
+{
+    const char *p[2] = {wait_event, query_like};
+    for (int i = 0; i < 1200; i++) {
+        if (q_num("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = "
+                  "'egressscan' AND wait_event = $1 AND query LIKE $2",
+                  2, p) > 0)
+            return;
+        if (run_poll(r)) {
+            run_show(r);
+            fail_msg("the scan ended before it waited on %s", wait_event);
+        }
+        sleep_ms(25);
+    }
+    fail_msg("egressscan never waited on %s (%s)", wait_event, query_like);
+}
+
+/* Waits until scan has stored the whole organization snapshot (accounts, OUs, SCPs of the fake),
+ * so that what it writes next are target batches. */
+static void wait_snapshot(struct run *r, long long scan)
+{
+    char b[32];
+    const char *p[1] = {ll(b, scan)};
+    long accounts = (long)json_array_size(json_object_get(fx.fake.truth, "accounts"));
+    long ous = (long)json_array_size(json_object_get(fx.fake.truth, "ous"));
+    long scps = (long)json_array_size(json_object_get(fx.fake.truth, "scps"));
+    for (int i = 0; i < 1200; i++) {
+        if (q_num("SELECT count(*) FROM egressscan.scan_account WHERE scan_id = $1", 1, p) ==
+                accounts &&
+            q_num("SELECT count(*) FROM egressscan.scan_org_unit WHERE scan_id = $1", 1, p) ==
+                ous &&
+            q_num("SELECT count(*) FROM egressscan.scan_scp WHERE scan_id = $1", 1, p) == scps)
+            return;
+        if (run_poll(r)) {
+            run_show(r);
+            fail_msg("the scan ended before its organization snapshot was stored");
+        }
+        sleep_ms(25);
+    }
+    fail_msg("the organization snapshot was not stored after 30 s");
+}
+
+/* The server stops while a batch's COMMIT is written but unanswered: after the restart the batch
+ * is there, and the writer, retrying it, finds it stored and writes nothing twice. */
+static void test_a_batch_whose_commit_landed_unanswered_is_not_written_twice(void **state)
+{
+    (void)state;
+    struct run r;
+    run_start(&r, "landed", small_batches, slow_scan);
+    long long scan = wait_running_scan(&r);
+    wait_snapshot(&r, scan);
+    wait_targets(&r, scan, fx.targets / 5);
+    hold_commits();
+    wait_backend(&r, "SyncRep", "COMMIT");
+    release_commits_at_restart();
+    /* immediate: the commit record is in the WAL, recovery keeps it. (A fast shutdown would wait
+     * for ever: the killed session drops its temp tables on the way out, a commit that waits for
+     * the standby as well.) */
+    assert_int_equal(pgtest_restart(&fx.pg, "immediate"), 0);
+    int rc = run_wait(&r);
+    if (rc != 0)
+        run_show(&r);
+    assert_int_equal(rc, 0);
+    /* the batch had landed: the retry said so and left it alone */
+    if (!strstr(r.err, "were already stored, not written again"))
+        run_show(&r);
+    assert_non_null(strstr(r.err, "were already stored, not written again"));
+    assert_true(count_in(r.err, "reconnected to PostgreSQL") >= 1);
     expect_complete(scan);
     run_free(&r);
 }
@@ -645,6 +785,8 @@ int main(void)
         /* the scans first: their checks compare every stored cluster with the fake's */
         cmocka_unit_test(test_scan_survives_a_fast_restart),
         cmocka_unit_test(test_scan_survives_an_immediate_restart),
+        cmocka_unit_test_teardown(test_a_batch_whose_commit_landed_unanswered_is_not_written_twice,
+                                  release_commits),
         cmocka_unit_test(test_scan_fails_plainly_when_the_database_stays_down),
         cmocka_unit_test(test_a_batch_written_again_lands_once),
         cmocka_unit_test(test_a_reconnection_restores_the_session),

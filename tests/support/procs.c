@@ -334,13 +334,32 @@ static int read_postmaster_pid(struct pgtest *pg)
     return 0;
 }
 
+/* The end of the server's log on stderr, to explain a failed pg_ctl. */
+static void show_log_tail(const struct pgtest *pg)
+{
+    char path[320];
+    snprintf(path, sizeof path, "%s/server.log", pg->dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char tail[4096];
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > (long)sizeof tail - 1 ? size - (long)sizeof tail + 1 : 0, SEEK_SET);
+    size_t n = fread(tail, 1, sizeof tail - 1, f);
+    tail[n] = '\0';
+    fclose(f);
+    fprintf(stderr, "pgtest: end of %s:\n%s\n", path, tail);
+}
+
 int pgtest_restart(struct pgtest *pg, const char *mode)
 {
     if (pg->pid > 0)
         untrack(pg->pid);
     pg->pid = 0;
     if (pg_ctl(pg, "restart", mode) != 0) {
-        fprintf(stderr, "pgtest: pg_ctl restart -m %s failed (see %s/server.log)\n", mode, pg->dir);
+        fprintf(stderr, "pgtest: pg_ctl restart -m %s failed\n", mode);
+        show_log_tail(pg);
         return -1;
     }
     return read_postmaster_pid(pg);
@@ -349,8 +368,10 @@ int pgtest_restart(struct pgtest *pg, const char *mode)
 int pgtest_stop_keep(struct pgtest *pg, const char *mode)
 {
     int rc = pg_ctl(pg, "stop", mode);
-    if (rc != 0)
+    if (rc != 0) {
         fprintf(stderr, "pgtest: pg_ctl stop -m %s failed\n", mode);
+        show_log_tail(pg);
+    }
     if (pg->pid > 0 && kill(pg->pid, 0) != 0) {
         untrack(pg->pid);
         pg->pid = 0;
@@ -361,7 +382,8 @@ int pgtest_stop_keep(struct pgtest *pg, const char *mode)
 int pgtest_start_again(struct pgtest *pg)
 {
     if (pg_ctl(pg, "start", NULL) != 0) {
-        fprintf(stderr, "pgtest: pg_ctl start failed (see %s/server.log)\n", pg->dir);
+        fprintf(stderr, "pgtest: pg_ctl start failed\n");
+        show_log_tail(pg);
         return -1;
     }
     return read_postmaster_pid(pg);
