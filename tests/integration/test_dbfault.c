@@ -42,6 +42,7 @@ static struct {
     long targets;             /* active accounts x regions: what a complete scan stores */
     long clusters;            /* in the truth */
     const char *some_account; /* an active account, for a quick second scan */
+    long long findings;       /* findings of the first complete scan (every one raises the same) */
 } fx;
 
 /* ---- helpers ---- */
@@ -351,9 +352,17 @@ static void expect_complete(long long scan)
     assert_non_null(status);
     assert_string_equal(status, "succeeded");
     free(status);
-    /* the drift stage ran once: one compliance row */
+    /* the drift stage ran once: one compliance row, the findings every complete scan of the fake
+     * raises, none twice (the same findings persist: no new one is opened) */
     assert_int_equal(
         q_num("SELECT count(*) FROM egressscan.scan_compliance WHERE scan_id = $1", 1, p), 1);
+    long long raised =
+        q_num("SELECT count(*) FROM egressscan.scan_finding WHERE scan_id = $1", 1, p);
+    if (!fx.findings)
+        fx.findings = raised;
+    assert_true(raised > 0);
+    assert_int_equal(raised, fx.findings);
+    assert_int_equal(q_num("SELECT count(*) FROM egressscan.finding", 0, NULL), fx.findings);
 }
 
 static void scan_through_restart(const char *name, const char *mode)
@@ -518,6 +527,40 @@ static void test_a_batch_whose_commit_landed_unanswered_is_not_written_twice(voi
         run_show(&r);
     assert_non_null(strstr(r.err, "were already stored, not written again"));
     assert_true(count_in(r.err, "reconnected to PostgreSQL") >= 1);
+    expect_complete(scan);
+    run_free(&r);
+}
+
+/* The same in the drift stage: the findings' COMMIT lands unanswered; the retried stage takes
+ * them as written (no finding twice) and the scan ends succeeded. The findings lock, held by the
+ * test, stops the stage just before it writes, so that commits can be held then. */
+#define FINDINGS_LOCK "7306934700486098946"
+
+static void test_findings_whose_commit_landed_unanswered_are_not_written_twice(void **state)
+{
+    (void)state;
+    PGconn *lock = PQconnectdb(fx.pg.url);
+    assert_int_equal(PQstatus(lock), CONNECTION_OK);
+    PGresult *lr = PQexec(lock, "SELECT pg_catalog.pg_advisory_lock(" FINDINGS_LOCK ")");
+    assert_int_equal(PQresultStatus(lr), PGRES_TUPLES_OK);
+    PQclear(lr);
+    struct run r;
+    run_start(&r, "findings", small_batches, slow_scan);
+    long long scan = wait_running_scan(&r);
+    wait_backend(&r, "advisory", "%pg_advisory_xact_lock%");
+    hold_commits();
+    lr = PQexec(lock, "SELECT pg_catalog.pg_advisory_unlock(" FINDINGS_LOCK ")");
+    assert_int_equal(PQresultStatus(lr), PGRES_TUPLES_OK);
+    PQclear(lr);
+    PQfinish(lock);
+    wait_backend(&r, "SyncRep", "COMMIT");
+    release_commits_at_restart();
+    assert_int_equal(pgtest_restart(&fx.pg, "immediate"), 0);
+    int rc = run_wait(&r);
+    if (rc != 0 || !strstr(r.err, "findings already written"))
+        run_show(&r);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(r.err, "findings already written by the attempt before the"));
     expect_complete(scan);
     run_free(&r);
 }
@@ -787,6 +830,8 @@ int main(void)
         cmocka_unit_test(test_scan_survives_an_immediate_restart),
         cmocka_unit_test_teardown(test_a_batch_whose_commit_landed_unanswered_is_not_written_twice,
                                   release_commits),
+        cmocka_unit_test_teardown(
+            test_findings_whose_commit_landed_unanswered_are_not_written_twice, release_commits),
         cmocka_unit_test(test_scan_fails_plainly_when_the_database_stays_down),
         cmocka_unit_test(test_a_batch_written_again_lands_once),
         cmocka_unit_test(test_a_reconnection_restores_the_session),
