@@ -436,6 +436,8 @@ static int finish_op(struct db *db, void *ud, struct err *err)
     struct err ie;
     if (o->runs > 1 && strcmp(err->code, "ScanNotRunning") == 0 &&
         db_scan_info(db, o->scan_id, &info, &ie) == 0 && strcmp(info.status, o->status) == 0) {
+        log_info("scan", "scan %lld: already %s by the attempt before the reconnection", o->scan_id,
+                 o->status);
         err_clear(err);
         return 0;
     }

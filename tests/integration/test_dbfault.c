@@ -565,6 +565,49 @@ static void test_findings_whose_commit_landed_unanswered_are_not_written_twice(v
     run_free(&r);
 }
 
+/* And in the scan's end: its status UPDATE commits unanswered; the retry finds the scan
+ * finalized as it meant to and ends succeeded. A share lock on the scan row, held by the test
+ * while the findings are written, stops the UPDATE so that commits can be held then. */
+static void test_an_end_whose_commit_landed_unanswered_is_taken_as_done(void **state)
+{
+    (void)state;
+    PGconn *lock = PQconnectdb(fx.pg.url);
+    assert_int_equal(PQstatus(lock), CONNECTION_OK);
+    PGresult *lr = PQexec(lock, "SELECT pg_catalog.pg_advisory_lock(" FINDINGS_LOCK ")");
+    assert_int_equal(PQresultStatus(lr), PGRES_TUPLES_OK);
+    PQclear(lr);
+    struct run r;
+    run_start(&r, "end", small_batches, slow_scan);
+    long long scan = wait_running_scan(&r);
+    wait_backend(&r, "advisory", "%pg_advisory_xact_lock%");
+    char b[32];
+    const char *p[1] = {ll(b, scan)};
+    PQclear(PQexec(lock, "BEGIN"));
+    lr = PQexecParams(lock, "SELECT 1 FROM egressscan.scan WHERE scan_id = $1::bigint FOR SHARE", 1,
+                      NULL, p, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(lr), PGRES_TUPLES_OK);
+    PQclear(lr);
+    lr = PQexec(lock, "SELECT pg_catalog.pg_advisory_unlock(" FINDINGS_LOCK ")");
+    assert_int_equal(PQresultStatus(lr), PGRES_TUPLES_OK);
+    PQclear(lr);
+    /* the findings are written (FOR SHARE goes with the test's share lock); the end waits */
+    wait_backend(&r, "transactionid", "UPDATE egressscan.scan s SET status%");
+    hold_commits();
+    PQclear(PQexec(lock, "ROLLBACK")); /* a rollback waits for no standby */
+    PQfinish(lock);
+    wait_backend(&r, "SyncRep", "UPDATE egressscan.scan s SET status%");
+    release_commits_at_restart();
+    assert_int_equal(pgtest_restart(&fx.pg, "immediate"), 0);
+    int rc = run_wait(&r);
+    if (rc != 0 || !strstr(r.err, "already succeeded by the attempt"))
+        run_show(&r);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(r.err, "already succeeded by the attempt before the reconnection"));
+    assert_non_null(strstr(r.out, "succeeded"));
+    expect_complete(scan);
+    run_free(&r);
+}
+
 static void test_scan_survives_a_fast_restart(void **state)
 {
     (void)state;
@@ -832,6 +875,8 @@ int main(void)
                                   release_commits),
         cmocka_unit_test_teardown(
             test_findings_whose_commit_landed_unanswered_are_not_written_twice, release_commits),
+        cmocka_unit_test_teardown(test_an_end_whose_commit_landed_unanswered_is_taken_as_done,
+                                  release_commits),
         cmocka_unit_test(test_scan_fails_plainly_when_the_database_stays_down),
         cmocka_unit_test(test_a_batch_written_again_lands_once),
         cmocka_unit_test(test_a_reconnection_restores_the_session),
