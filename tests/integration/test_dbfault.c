@@ -1,9 +1,11 @@
 /* test_dbfault.c - PostgreSQL restarted or gone in the middle of a scan: egressscan scans a slow
- * fakeaws while the test restarts the server (fast and immediate) or stops it past the retry
- * bound; the stored results are complete and single, or the scan fails plainly and is marked.
- * Also, directly on the storage API: a batch written twice lands once, and a reconnection
- * restores the session (search_path, application_name, the scan's lock, the staging tables).
- * No assertion depends on timing: the test waits by bounded polling only. */
+ * fakeaws while the test restarts the server (fast, immediate, or stopped for a few seconds) or
+ * stops it past the retry bound; the stored results are complete and single, or the scan fails
+ * plainly and the next scan marks it aborted. COMMITs that land without an answer (commits held
+ * by a missing synchronous standby, then a crash) in a target batch, the findings and the scan's
+ * end are not doubled. And, on the storage API: a batch written twice lands once, and a
+ * reconnection restores the session (search_path, application_name, the scan's lock). No
+ * assertion depends on timing: the test waits by bounded polling only. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -365,6 +367,26 @@ static void expect_complete(long long scan)
     assert_int_equal(q_num("SELECT count(*) FROM egressscan.finding", 0, NULL), fx.findings);
 }
 
+/* Waits until the scan's log says what (bounded), while it runs. */
+static void wait_log(struct run *r, const char *what)
+{
+    for (int i = 0; i < 1200; i++) {
+        char *err = slurp(r->err_path);
+        int seen = err && strstr(err, what);
+        free(err);
+        if (seen)
+            return;
+        if (run_poll(r)) {
+            run_show(r);
+            fail_msg("the scan ended before it logged '%s'", what);
+        }
+        sleep_ms(25);
+    }
+    fail_msg("the scan did not log '%s' within 30 s", what);
+}
+
+/* mode: pg_ctl restart -m mode; NULL: stopped (fast) until the writer has noticed and 1.5 s more,
+ * then started again, so that reconnection attempts fail first. */
 static void scan_through_restart(const char *name, const char *mode)
 {
     struct run r;
@@ -372,7 +394,16 @@ static void scan_through_restart(const char *name, const char *mode)
     long long scan = wait_running_scan(&r);
     /* a fifth of the targets stored: the scan is well under way */
     wait_targets(&r, scan, fx.targets / 5);
-    assert_int_equal(pgtest_restart(&fx.pg, mode), 0);
+    if (mode) {
+        assert_int_equal(pgtest_restart(&fx.pg, mode), 0);
+    } else {
+        assert_int_equal(pgtest_stop_keep(&fx.pg, "fast"), 0);
+        wait_log(&r, "connection lost while");
+        /* down a while longer: the first reconnections fail (the outcome does not depend on
+         * how many) */
+        sleep_ms(1500);
+        assert_int_equal(pgtest_start_again(&fx.pg), 0);
+    }
     char b[32];
     const char *p[1] = {ll(b, scan)};
     long long at_restart =
@@ -381,11 +412,12 @@ static void scan_through_restart(const char *name, const char *mode)
     if (rc != 0)
         run_show(&r);
     assert_int_equal(rc, 0);
+    const char *again = strstr(r.err, "reconnected to PostgreSQL after");
+    const char *summary = strstr(r.out, "database  reconnected");
     fprintf(stderr,
-            "[%s] %ld targets (%ld clusters), %lld stored when the server was back; %ld "
-            "reconnections logged\n",
-            name, fx.targets, fx.clusters, at_restart,
-            count_in(r.err, "reconnected to PostgreSQL"));
+            "[%s] %ld targets (%ld clusters), %lld stored when the server was back; %.*s; %.*s\n",
+            name, fx.targets, fx.clusters, at_restart, again ? (int)strcspn(again, ":") : 0,
+            again ? again : "", summary ? (int)strcspn(summary, "\n") : 0, summary ? summary : "");
     /* the restart was noticed and survived, and said so */
     assert_true(at_restart < fx.targets);
     assert_true(count_in(r.err, "connection lost while") >= 1);
@@ -618,6 +650,12 @@ static void test_scan_survives_an_immediate_restart(void **state)
 {
     (void)state;
     scan_through_restart("immediate", "immediate");
+}
+
+static void test_scan_survives_an_outage_shorter_than_the_bound(void **state)
+{
+    (void)state;
+    scan_through_restart("outage", NULL);
 }
 
 /* ---- the server gone past the bound ---- */
@@ -871,6 +909,7 @@ int main(void)
         /* the scans first: their checks compare every stored cluster with the fake's */
         cmocka_unit_test(test_scan_survives_a_fast_restart),
         cmocka_unit_test(test_scan_survives_an_immediate_restart),
+        cmocka_unit_test(test_scan_survives_an_outage_shorter_than_the_bound),
         cmocka_unit_test_teardown(test_a_batch_whose_commit_landed_unanswered_is_not_written_twice,
                                   release_commits),
         cmocka_unit_test_teardown(
