@@ -885,6 +885,12 @@ struct org_discovery *org_discover_start(struct http_engine *engine, struct aws_
     return d;
 }
 
+void org_discover_stop(struct org_discovery *d, const struct err *why)
+{
+    if (d)
+        walk_fail(d, why, NULL);
+}
+
 void org_discovery_free(struct org_discovery *d)
 {
     if (!d)

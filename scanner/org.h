@@ -32,6 +32,9 @@ struct org_discovery;
 struct org_discovery *org_discover_start(struct http_engine *engine, struct aws_credentials *creds,
                                          const char *home_region, const char *ou_filter,
                                          const struct org_callbacks *cb, struct err *err);
+/* Stops discovery early (the scan stops): no further page is asked for and nothing more is
+ * handed out; on_done still runs once, with why, when the requests in flight are back. */
+void org_discover_stop(struct org_discovery *d, const struct err *why);
 /* Frees; only after on_done ran (requests in flight refer to d). NULL is a no-op. */
 void org_discovery_free(struct org_discovery *d);
 

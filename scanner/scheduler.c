@@ -142,6 +142,12 @@ static void emit(struct sched *s, const struct target_result *r)
     if (s->cb->on_target(s->cb->ud, r) < 0) {
         s->res->stopped = 1;
         log_error("scan", "stopping: results can no longer be stored");
+        if (s->org && !s->discovery_done) {
+            /* the rest of the fleet would only be listed to be dropped */
+            struct err why;
+            err_set(&why, "Stopped", "scan stopped: results could not be stored");
+            org_discover_stop(s->org, &why);
+        }
     }
     report_progress(s, 0);
 }
@@ -746,13 +752,13 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
     if (ran < 0)
         goto done;
     report_progress(&s, 1);
+    if (out->stopped) { /* before discovery_failed: a stop also ends discovery */
+        err_set(err, "Stopped", "scan stopped: results could not be stored");
+        goto done;
+    }
     if (s.discovery_failed) {
         *err = s.discovery_err;
         err_prefix(err, "Organizations discovery failed: ");
-        goto done;
-    }
-    if (out->stopped) {
-        err_set(err, "Stopped", "scan stopped: results could not be stored");
         goto done;
     }
     rc = 0;

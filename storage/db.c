@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -111,12 +112,29 @@ static void redact(char *msg, const char *secret)
         memset(p, '*', n);
 }
 
+/* The connection's error message with the password it was made with (if any) starred out. */
+static void connect_message(PGconn *conn, char *msg, size_t cap)
+{
+    copy_trimmed(msg, cap, PQerrorMessage(conn));
+    PQconninfoOption *used = PQconninfo(conn);
+    for (PQconninfoOption *o = used; o && o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0)
+            redact(msg, o->val);
+    PQconninfoFree(used);
+}
+
+/* Every statement schema-qualifies egressscan.; nothing else may be found by name. */
+static int secure_search_path(struct db *db, struct err *err)
+{
+    return db_command(db, "SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)", 0,
+                      NULL, "setting search_path", err);
+}
+
 struct db *db_connect(const char *url, struct err *err)
 {
     struct db *db = NULL;
     PGconn *conn = NULL;
-    PGresult *r = NULL;
-    PQconninfoOption *parsed = NULL, *used = NULL;
+    PQconninfoOption *parsed = NULL;
     char *parse_error = NULL;
 
     const char *conninfo = url && url[0] ? url : getenv("DATABASE_URL");
@@ -131,10 +149,17 @@ struct db *db_connect(const char *url, struct err *err)
                 "password)");
         goto cleanup;
     }
+    /* A connect that hangs (an unreachable host) must not outlast the reconnect bound: 10 s
+     * unless the URL says otherwise. */
+    const char *timeout = "10";
+    for (PQconninfoOption *o = parsed; o->keyword; o++)
+        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && o->val[0])
+            timeout = NULL;
     /* expand_dbname: conninfo (URI or key=value) is expanded in place of dbname; the keys after
      * it override what it says. */
-    const char *const keys[] = {"dbname", "application_name", "client_encoding", NULL};
-    const char *const values[] = {conninfo, "egressscan", "UTF8", NULL};
+    const char *const keys[] = {"dbname", "application_name", "client_encoding",
+                                timeout ? "connect_timeout" : NULL, NULL};
+    const char *const values[] = {conninfo, "egressscan", "UTF8", timeout, NULL};
     conn = PQconnectdbParams(keys, values, 1);
     if (!conn) {
         err_set(err, ERR_NOMEM, "out of memory connecting to PostgreSQL");
@@ -142,11 +167,7 @@ struct db *db_connect(const char *url, struct err *err)
     }
     if (PQstatus(conn) != CONNECTION_OK) {
         char msg[ERR_MSG_MAX];
-        copy_trimmed(msg, sizeof msg, PQerrorMessage(conn));
-        used = PQconninfo(conn);
-        for (PQconninfoOption *o = used; o && o->keyword; o++)
-            if (strcmp(o->keyword, "password") == 0)
-                redact(msg, o->val);
+        connect_message(conn, msg, sizeof msg);
         for (PQconninfoOption *o = parsed; o->keyword; o++)
             if (strcmp(o->keyword, "password") == 0)
                 redact(msg, o->val);
@@ -161,21 +182,17 @@ struct db *db_connect(const char *url, struct err *err)
         goto cleanup;
     }
     db->conn = conn;
+    db->retry_bound_s = DB_RETRY_BOUND_S;
     conn = NULL;
-    /* Every statement schema-qualifies egressscan.; nothing else may be found by name. */
-    r = db_query(db, "SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)", 0, NULL,
-                 "setting search_path", err);
-    if (!r) {
+    if (secure_search_path(db, err) < 0) {
         db_close(db);
         db = NULL;
     }
 
 cleanup:
-    PQclear(r);
     if (conn)
         PQfinish(conn);
     PQconninfoFree(parsed);
-    PQconninfoFree(used);
     PQfreemem(parse_error);
     return db;
 }
@@ -365,6 +382,137 @@ int db_scan_finish(struct db *db, long long scan_id, double finished_at, const c
 
 cleanup:
     PQclear(r);
+    return rc;
+}
+
+/* ---- a connection lost and found again ---- */
+
+int db_connection_lost(const struct db *db, const struct err *err)
+{
+    if (db && (!db->conn || PQstatus(db->conn) == CONNECTION_BAD))
+        return 1;
+    if (!err)
+        return 0;
+    const char *c = err->code;
+    return strcmp(c, ERR_CONNECT) == 0 || strncmp(c, "08", 2) == 0 || strcmp(c, "57P01") == 0 ||
+           strcmp(c, "57P02") == 0 || strcmp(c, "57P03") == 0;
+}
+
+int db_reconnect(struct db *db, struct err *err)
+{
+    int rc = -1;
+    PGresult *r = NULL;
+    PQreset(db->conn);     /* the same parameters; notice processor and application_name kept */
+    db->staging_ready = 0; /* temp tables went with the old session */
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        char msg[ERR_MSG_MAX];
+        connect_message(db->conn, msg, sizeof msg);
+        err_set(err, ERR_CONNECT, "cannot connect to PostgreSQL: %s", msg);
+        goto cleanup;
+    }
+    if (secure_search_path(db, err) < 0)
+        goto cleanup;
+    if (db->locked_scan_id) {
+        /* The old session's lock went with it: take it again, so that a scan beginning now sees
+         * this one as alive. (One that began while the connection was down may have marked it
+         * aborted; the scan's next write finds that out.) */
+        char id[32];
+        snprintf(id, sizeof id, "%lld", db->locked_scan_id);
+        const char *p[1] = {id};
+        r = db_query(db, "SELECT pg_catalog.pg_try_advisory_lock(" SCAN_LOCK_ARGS ")", 1, p,
+                     "locking the scan again", err);
+        if (!r)
+            goto cleanup;
+        if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+            err_set(err, "ScanLockBusy",
+                    "scan %lld: another session holds its lock (a scan beginning right now)",
+                    db->locked_scan_id);
+            goto cleanup;
+        }
+    }
+    db->reconnects++;
+    rc = 0;
+
+cleanup:
+    PQclear(r);
+    return rc;
+}
+
+void db_set_retry_bound(struct db *db, double seconds)
+{
+    db->retry_bound_s = isfinite(seconds) && seconds > 0 ? seconds : 0;
+}
+
+double db_retry_bound(const struct db *db)
+{
+    return db->retry_bound_s;
+}
+
+long db_reconnect_count(const struct db *db)
+{
+    return db->reconnects;
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+    if (s <= 0)
+        return;
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0)
+        ;
+}
+
+#define RETRY_FIRST_DELAY_S 0.2
+#define RETRY_MAX_DELAY_S 5.0
+
+int db_retry(struct db *db, const char *what, db_op_fn op, void *ud, int *retries, struct err *err)
+{
+    int n_retries = 0, attempts = 0;
+    int rc = op(db, ud, err);
+    /* The bound runs from the first loss: a server that keeps failing is given up on in time. */
+    double lost_at = mono_now(), delay = RETRY_FIRST_DELAY_S;
+    while (rc < 0 && db_connection_lost(db, err)) {
+        double left = db->retry_bound_s - (mono_now() - lost_at);
+        if (left <= 0) {
+            struct err last = *err; /* err_set must not read what it writes */
+            err_set(err, last.code,
+                    "the database was unreachable for %.1f s (%d reconnection attempts, bound "
+                    "%.0f s) while %s: %s",
+                    mono_now() - lost_at, attempts, db->retry_bound_s, what, last.message);
+            break;
+        }
+        if (attempts == 0)
+            log_warn("db", "connection lost while %s (%s: %s): reconnecting for up to %.0f s", what,
+                     err->code, err->message, db->retry_bound_s);
+        sleep_s(delay < left ? delay : left);
+        delay = delay * 2 < RETRY_MAX_DELAY_S ? delay * 2 : RETRY_MAX_DELAY_S;
+        attempts++;
+        struct err re;
+        err_clear(&re);
+        if (db_reconnect(db, &re) < 0) {
+            /* still down, or the scan's lock is being probed by a beginning scan: either way
+             * the connection is not usable yet (the reason is kept for the final message) */
+            const char *code = strcmp(re.code, "ScanLockBusy") == 0 ? ERR_CONNECT : re.code;
+            err_set(err, code, "%s", re.message);
+            if (!db_connection_lost(db, err))
+                break; /* e.g. search_path refused: not an outage */
+            continue;
+        }
+        log_info("db", "reconnected to PostgreSQL after %.1f s (attempt %d): %s again",
+                 mono_now() - lost_at, attempts, what);
+        n_retries++;
+        err_clear(err);
+        rc = op(db, ud, err);
+    }
+    if (retries)
+        *retries = n_retries;
     return rc;
 }
 

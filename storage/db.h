@@ -18,6 +18,38 @@ struct db;
 struct db *db_connect(const char *url, struct err *err);
 void db_close(struct db *db);
 
+/* Nonzero when err, from a call on db, means the connection is gone rather than that the
+ * statement was refused: SQLSTATE class 08, 57P01/57P02/57P03 (administrator or crash shutdown,
+ * server starting), "ConnectionError", or libpq's connection-bad state. */
+int db_connection_lost(const struct db *db, const struct err *err);
+
+/* Connects again with the parameters of db_connect (the same libpq connection object, its
+ * notice processor kept) and restores what the session carried: the secure search_path,
+ * application_name, the session advisory lock of the scan this connection was running (taken
+ * again; "ScanLockBusy" when another session holds it at that moment) and, lazily, the temp
+ * staging tables. A scan that another session marked aborted meanwhile stays aborted: the writes
+ * that follow are refused with "ScanNotRunning". 0, or -1 with err. */
+int db_reconnect(struct db *db, struct err *err);
+
+/* An operation that db_retry may run more than once: it must be whole or absent on failure and
+ * harmless to run again after a failure whose COMMIT may nonetheless have happened. */
+typedef int (*db_op_fn)(struct db *db, void *ud, struct err *err);
+
+/* Runs op(db, ud, err). When it fails because the connection was lost (db_connection_lost),
+ * reconnects with backoff (0.2 s doubling to 5 s) and runs it again, until it succeeds, fails
+ * for another reason (returned as is: not retried), or the connection has been failing for the
+ * retry bound; then -1 with the last connection error's code and a message that says the
+ * database was unreachable and for how long. Logs each loss and reconnection (what names the
+ * operation). *retries (may be NULL) gets how many times op ran again. */
+int db_retry(struct db *db, const char *what, db_op_fn op, void *ud, int *retries, struct err *err);
+
+/* The retry bound in seconds (default DB_RETRY_BOUND_S; 0: never retry). */
+#define DB_RETRY_BOUND_S 60.0
+void db_set_retry_bound(struct db *db, double seconds);
+double db_retry_bound(const struct db *db);
+/* How many times the connection was re-established. */
+long db_reconnect_count(const struct db *db);
+
 /* Applies the pending embedded migrations (migrations/NNNN_name.sql, in order), each in its own
  * transaction, under a transaction-level advisory lock, recording version, name and SHA-256.
  * An applied migration whose embedded text changed is refused (code "MigrationChanged").
@@ -49,7 +81,9 @@ int db_write_scps(struct db *db, long long scan_id, const struct scp_policy *p, 
  * for ok targets every cluster (upsert of the cluster's current state and raw JSON, a per-scan
  * observation, a new history interval only when the egress mode changed, and the intervals of
  * the target's clusters that are no longer there closed). A target that failed leaves its
- * clusters as they were (they stay current: nothing says they are gone). */
+ * clusters as they were (they stay current: nothing says they are gone). A target the scan
+ * already stored is left out, with its clusters: a batch run again after a lost connection
+ * (its COMMIT may have landed) is written once. */
 int db_write_targets(struct db *db, long long scan_id, const struct target_result *const *results,
                      size_t n, struct err *err);
 

@@ -16,10 +16,14 @@
 #define DB_MIGRATION_LOCK_KEY "7306934700486098945" /* 0x6567726573730001: "egress\0\1" */
 #define DB_SCAN_LOCK_CLASS "1701278320"             /* 0x65677270: "egrp" */
 
+/* The temp staging tables and the scan lock belong to the session: db_reconnect resets
+ * staging_ready and takes the lock of locked_scan_id again. */
 struct db {
     PGconn *conn;
     int staging_ready;        /* the temp staging tables exist on this connection */
     long long locked_scan_id; /* scan whose session advisory lock this connection holds; 0 none */
+    double retry_bound_s;     /* how long db_retry waits for a lost connection to come back */
+    long reconnects;          /* successful db_reconnect calls */
 };
 
 /* The libpq connection (borrowed). */

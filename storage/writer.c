@@ -1,11 +1,15 @@
 /* writer.c - what a scan writes: the organization snapshot (accounts, OUs, SCPs) as multi-row
  * statements over array parameters, and target results as one transaction per batch: COPY into
- * temp staging tables, then set-based statements for coverage, clusters and their history. */
+ * temp staging tables, then set-based statements for coverage, clusters and their history. Every
+ * write may be run again after a lost connection: the snapshot statements are upserts, and a
+ * batch leaves out the targets the scan already stored. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/log.h"
 #include "storage/db_internal.h"
 
 /* ---- array parameters: {"a","b",NULL} ---- */
@@ -313,6 +317,20 @@ static const char SQL_COPY_CLUSTERS[] =
 static const char SQL_SCAN_STATUS[] =
     "SELECT status FROM egressscan.scan WHERE scan_id = $1::bigint FOR SHARE";
 
+/* Exactly once: a target this scan already stored is not written again, with its clusters. That
+ * is the batch whose COMMIT reached the server although the connection died before the answer
+ * (the writer retries it), or a target another worker of the scan wrote. Counts what it took
+ * out of the staging tables. */
+static const char SQL_SKIP_STORED[] =
+    "WITH stored AS ("
+    " DELETE FROM pg_temp.egressscan_stage_target t USING egressscan.target_result r"
+    " WHERE r.scan_id = $1::bigint AND r.account_id = t.account_id AND r.region = t.region"
+    " RETURNING t.account_id, t.region),"
+    " clusters AS ("
+    " DELETE FROM pg_temp.egressscan_stage_cluster c USING stored s"
+    " WHERE c.account_id = s.account_id AND c.region = s.region RETURNING 1)"
+    " SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM clusters)";
+
 /* A cluster listed twice (pagination overlap) is one cluster: the row copied last stays. */
 static const char SQL_DEDUPE[] =
     "DELETE FROM pg_temp.egressscan_stage_cluster a USING pg_temp.egressscan_stage_cluster b"
@@ -575,6 +593,21 @@ int db_write_targets_tx(struct db *db, long long scan_id,
             goto cleanup;
     }
 
+    PQclear(r);
+    r = db_query(db, SQL_SKIP_STORED, 1, p, "looking for targets already stored", err);
+    if (!r)
+        goto cleanup;
+    long skipped = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    if (skipped > 0) {
+        log_info("db",
+                 "scan %lld: %ld of %zu targets of the batch (%s clusters) were already stored, "
+                 "not written again",
+                 scan_id, skipped, n, PQgetvalue(r, 0, 1));
+        if ((size_t)skipped == n) {
+            rc = 0; /* nothing left to write; the caller's transaction commits */
+            goto cleanup;
+        }
+    }
     if ((n_clusters > 0 &&
          db_command(db, SQL_DEDUPE, 0, NULL, "merging duplicate clusters", err) < 0) ||
         db_command(db, SQL_ENSURE_ACCOUNTS, 1, p, "recording accounts", err) < 0 ||

@@ -1,8 +1,10 @@
 /* result_sink.c - the database writer thread of a scan: a bounded FIFO of copied results between
  * the HTTP event loop and PostgreSQL, written in order by one thread that owns the connection
- * until the scan's results are all in. */
+ * until the scan's results are all in. A write that loses the connection is run again after a
+ * reconnection (db_retry, within the connection's retry bound); the writes are idempotent. */
 #include "cmd/egressscan/result_sink.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -14,6 +16,8 @@
 
 #define BATCH_TARGETS 1024
 #define BATCH_SECONDS 1.0
+/* Hidden, for tests that need many small batches: targets per batch (1 to BATCH_TARGETS). */
+#define BATCH_ENV "EGRESSSCAN_DB_BATCH_TARGETS"
 /* What may wait for the database before the event loop waits for it: a few batches. */
 #define MAX_QUEUED_BYTES ((size_t)8 * 1024 * 1024)
 
@@ -24,6 +28,7 @@ struct job {
     enum job_kind kind;
     size_t bytes; /* about what it holds, for the queue bound */
     size_t n;
+    size_t n_clusters; /* JOB_TARGETS: clusters of the ok targets */
     union {
         struct target_result **targets; /* n copies (target_result_copy), each freed */
         struct account *accounts;       /* inside the job's allocation */
@@ -47,6 +52,9 @@ struct result_sink {
 
     struct job *batch; /* targets being batched by the event loop */
     double last_flush;
+    size_t batch_limit;
+
+    struct result_sink_stats stats; /* *_in by the loop, the rest by the thread */
 };
 
 static double mono_now(void)
@@ -64,28 +72,55 @@ static void job_free(struct job *j)
     free(j);
 }
 
-static int job_write(struct result_sink *s, struct job *j, struct err *err)
+struct job_op {
+    struct result_sink *s;
+    struct job *j;
+};
+
+/* One write, as db_retry runs it (again after a reconnection). */
+static int job_op(struct db *db, void *ud, struct err *err)
 {
+    struct job_op *o = ud;
+    struct job *j = o->j;
+    long long id = o->s->scan_id;
     switch (j->kind) {
-    case JOB_TARGETS: {
-        int rc = db_write_targets(s->db, s->scan_id,
-                                  (const struct target_result *const *)j->u.targets, j->n, err);
-        if (rc < 0)
-            log_error("scan", "writing %zu targets failed: %s (%s)", j->n, err->message, err->code);
-        return rc;
-    }
+    case JOB_TARGETS:
+        return db_write_targets(db, id, (const struct target_result *const *)j->u.targets, j->n,
+                                err);
     case JOB_ACCOUNTS:
-        if (db_write_accounts(s->db, s->scan_id, j->u.accounts, j->n, err) < 0) {
-            log_error("scan", "writing accounts failed: %s (%s)", err->message, err->code);
-            return -1;
-        }
-        return 0;
+        return db_write_accounts(db, id, j->u.accounts, j->n, err);
     case JOB_ORG_UNIT:
-        return db_write_org_units(s->db, s->scan_id, j->u.ou, 1, err);
+        return db_write_org_units(db, id, j->u.ou, 1, err);
     case JOB_SCP:
-        return db_write_scps(s->db, s->scan_id, j->u.scp, 1, err);
+        return db_write_scps(db, id, j->u.scp, 1, err);
     }
     return err_set(err, ERR_INVALID, "unknown result kind");
+}
+
+static const char *const job_what[] = {"writing a batch of targets", "writing accounts",
+                                       "writing an organizational unit", "writing an SCP"};
+
+static int job_write(struct result_sink *s, struct job *j, struct err *err)
+{
+    struct job_op o = {s, j};
+    int retries = 0;
+    int rc = db_retry(s->db, job_what[j->kind], job_op, &o, &retries, err);
+    if (retries > 0) {
+        s->stats.writes_retried++;
+        if (rc == 0)
+            log_info("scan", "%s (%zu) succeeded after %d reconnection%s", job_what[j->kind], j->n,
+                     retries, retries == 1 ? "" : "s");
+    }
+    if (rc < 0) {
+        log_error("scan", "%s (%zu) failed: %s (%s)", job_what[j->kind], j->n, err->message,
+                  err->code);
+        return -1;
+    }
+    if (j->kind == JOB_TARGETS) {
+        s->stats.targets_written += (long)j->n;
+        s->stats.clusters_written += (long)j->n_clusters;
+    }
+    return 0;
 }
 
 static void *writer_main(void *arg)
@@ -154,6 +189,19 @@ struct result_sink *result_sink_start(struct db *db, long long scan_id, struct e
     s->db = db;
     s->scan_id = scan_id;
     s->last_flush = mono_now();
+    s->batch_limit = BATCH_TARGETS;
+    const char *limit = getenv(BATCH_ENV);
+    if (limit && *limit) {
+        char *end;
+        errno = 0;
+        long v = strtol(limit, &end, 10);
+        if (errno || *end || v < 1 || v > BATCH_TARGETS) {
+            free(s);
+            err_set(err, ERR_CONFIG, "%s: not a number from 1 to %d", BATCH_ENV, BATCH_TARGETS);
+            return NULL;
+        }
+        s->batch_limit = (size_t)v;
+    }
     atomic_init(&s->failed, 0);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
@@ -323,13 +371,26 @@ int result_sink_target(struct result_sink *s, const struct target_result *r)
         bytes += sizeof r->clusters[i] + 256 + str_size(r->clusters[i].raw_json);
     s->batch->u.targets[s->batch->n++] = copy;
     s->batch->bytes += bytes;
-    if (s->batch->n == BATCH_TARGETS || mono_now() - s->last_flush >= BATCH_SECONDS)
+    s->stats.targets_in++;
+    if (r->status == TARGET_OK) {
+        s->batch->n_clusters += r->n_clusters;
+        s->stats.clusters_in += (long)r->n_clusters;
+    }
+    if (s->batch->n == s->batch_limit || mono_now() - s->last_flush >= BATCH_SECONDS)
         return flush_batch(s);
     return 0;
 }
 
 int result_sink_finish(struct result_sink *s, double *busy_s, struct err *err)
 {
+    return result_sink_finish_stats(s, busy_s, NULL, err);
+}
+
+int result_sink_finish_stats(struct result_sink *s, double *busy_s, struct result_sink_stats *stats,
+                             struct err *err)
+{
+    if (stats)
+        memset(stats, 0, sizeof *stats);
     if (!s)
         return 0;
     if (!atomic_load(&s->failed))
@@ -347,6 +408,8 @@ int result_sink_finish(struct result_sink *s, double *busy_s, struct err *err)
     }
     if (busy_s)
         *busy_s = s->busy_s;
+    if (stats)
+        *stats = s->stats;
     pthread_cond_destroy(&s->room);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->mu);

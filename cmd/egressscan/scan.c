@@ -334,6 +334,18 @@ static int load_config(int argc, char **argv, struct scan_config *cfg, struct sc
     return apply_flags(argc, argv, cfg, fl, e);
 }
 
+/* db_set_scps_known as db_retry runs it (an upsert: running it twice is harmless). */
+struct scps_known_op {
+    long long scan_id;
+    int scps_ok;
+};
+
+static int scps_known_op(struct db *db, void *ud, struct err *err)
+{
+    const struct scps_known_op *o = ud;
+    return db_set_scps_known(db, o->scan_id, o->scps_ok, err);
+}
+
 static const char *home_region(void)
 {
     const char *r = getenv("AWS_REGION");
@@ -377,7 +389,7 @@ int cmd_scan(int argc, char **argv)
     struct creds_chain *chain = NULL;
     struct http_engine *engine = NULL;
     struct policy *policy = NULL;
-    char error_text[ERR_MSG_MAX + ERR_CODE_MAX + 32] = "";
+    char error_text[ERR_MSG_MAX + ERR_CODE_MAX + 256] = "";
 
     struct http_engine_options eo;
     if (http_engine_options_init(&eo, &e) < 0) {
@@ -387,6 +399,12 @@ int cmd_scan(int argc, char **argv)
     }
     if (cfg.concurrency > 0)
         eo.max_in_flight = cfg.concurrency;
+    double retry_bound;
+    if (scan_retry_bound_from_env(&retry_bound, &e) < 0) {
+        fprintf(stderr, "egressscan scan: %s\n", e.message);
+        exit_code = EXIT_USAGE;
+        goto out;
+    }
     if (cfg.policy) {
         policy = policy_load(cfg.policy, stderr, &e);
         if (!policy) {
@@ -401,6 +419,7 @@ int cmd_scan(int argc, char **argv)
         fprintf(stderr, "egressscan scan: cannot connect to the database: %s\n", e.message);
         goto out;
     }
+    db_set_retry_bound(p.db, retry_bound);
     if (db_schema_current(p.db, &e) <= 0) {
         fprintf(stderr,
                 "egressscan scan: the database schema is not current (%s); "
@@ -463,7 +482,9 @@ int cmd_scan(int argc, char **argv)
     double busy = 0;
     struct err se;
     err_clear(&se);
-    if (p.sink && result_sink_finish(p.sink, &busy, &se) < 0) {
+    struct result_sink_stats sink_stats;
+    memset(&sink_stats, 0, sizeof sink_stats);
+    if (p.sink && result_sink_finish_stats(p.sink, &busy, &sink_stats, &se) < 0) {
         p.db_failed = 1;
         p.db_err = se;
     }
@@ -482,7 +503,19 @@ int cmd_scan(int argc, char **argv)
 #ifdef __GLIBC__
     malloc_trim(0); /* hand the freed pages back instead of keeping them in the heap */
 #endif
-    if (p.db_failed) {
+    /* scanned (counted by on_target, the one the failed sink refused included) less stored */
+    long unwritten = scan_counts_targets(&p.counts) - sink_stats.targets_written;
+    long unwritten_clusters = scan_counts_clusters(&p.counts) - sink_stats.clusters_written;
+    int db_unreachable = p.db_failed && db_connection_lost(p.db, &p.db_err);
+    if (db_unreachable) {
+        snprintf(error_text, sizeof error_text,
+                 "the database was unreachable: %ld targets (%ld clusters) scanned but not "
+                 "written (%s: %s)",
+                 unwritten, unwritten_clusters, p.db_err.code, p.db_err.message);
+        /* the end is worth a short wait only: the next scan marks the run aborted */
+        if (db_retry_bound(p.db) > 5)
+            db_set_retry_bound(p.db, 5);
+    } else if (p.db_failed) {
         snprintf(error_text, sizeof error_text, "database: %s (%s)", p.db_err.message,
                  p.db_err.code);
     } else if (ran < 0) {
@@ -491,9 +524,12 @@ int cmd_scan(int argc, char **argv)
     if (!error_text[0]) {
         struct err de;
         err_clear(&de);
-        if (db_set_scps_known(p.db, p.scan_id, res.scps_ok, &de) < 0)
+        struct scps_known_op kop = {p.scan_id, res.scps_ok};
+        if (db_retry(p.db, "recording the SCP snapshot", scps_known_op, &kop, NULL, &de) < 0) {
+            db_unreachable = db_connection_lost(p.db, &de);
             snprintf(error_text, sizeof error_text, "drift evaluation: %s (%s)", de.message,
                      de.code);
+        }
     }
     /* api_calls counts every call made, retries included (as the scans view says) */
     struct scan_totals totals = {(long long)st.attempts, (long long)st.throttles,
@@ -501,9 +537,15 @@ int cmd_scan(int argc, char **argv)
     struct scan_end end;
     scan_end_run(p.db, p.scan_id, policy, as_of, p.t0, error_text, sizeof error_text, &p.counts,
                  &totals, &end);
+    end.db_unreachable |= db_unreachable;
+    end.reconnects = db_reconnect_count(p.db);
+    end.writes_retried = sink_stats.writes_retried;
+    end.unwritten_targets = unwritten;
+    end.unwritten_clusters = unwritten_clusters;
     if (end.finish_failed)
-        fprintf(stderr, "egressscan scan: cannot finalize scan %lld: %s\n", p.scan_id,
-                end.finish_err.message);
+        fprintf(stderr, "egressscan scan: cannot finalize scan %lld: %s%s\n", p.scan_id,
+                end.finish_err.message,
+                end.finish_lost ? " (it stays running until the next scan marks it aborted)" : "");
     if (strcmp(end.status, "failed") == 0)
         fprintf(stderr, "egressscan scan: scan %lld failed: %s\n", p.scan_id,
                 error_text[0] ? error_text : end.finish_err.message);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -54,6 +55,77 @@ long scan_counts_failed(const struct scan_counts *c)
     return failed;
 }
 
+/* The drift stage as db_retry runs it: a run after a reconnection (or a finalizing worker after
+ * one that died) finds the findings of the lost attempt already written and takes them as done
+ * (the summary then has no drift counts: they are in the database). */
+struct drift_op {
+    long long scan_id;
+    const struct policy *policy;
+    time_t now;
+    struct scan_end *out;
+};
+
+static int drift_op(struct db *db, void *ud, struct err *err)
+{
+    struct drift_op *o = ud;
+    if (drift_stage_run(db, o->scan_id, o->policy, o->now, &o->out->drift, err) == 0) {
+        o->out->drift_ran = 1;
+        return 0;
+    }
+    if (strcmp(err->code, "FindingsWritten") == 0) {
+        log_info("scan", "scan %lld: findings already written by an earlier attempt; finalizing",
+                 o->scan_id);
+        err_clear(err);
+        return 0;
+    }
+    return -1;
+}
+
+/* db_scan_finish as db_retry runs it: after a reconnection the scan may already carry the
+ * status the lost attempt wrote. */
+struct finish_op {
+    long long scan_id;
+    double finished;
+    const char *status;
+    const struct scan_totals *totals;
+    const char *error;
+    int runs;
+};
+
+static int finish_op(struct db *db, void *ud, struct err *err)
+{
+    struct finish_op *o = ud;
+    o->runs++;
+    if (db_scan_finish(db, o->scan_id, o->finished, o->status, o->totals, o->error, err) == 0)
+        return 0;
+    struct scan_info info;
+    struct err ie;
+    if (o->runs > 1 && strcmp(err->code, "ScanNotRunning") == 0 &&
+        db_scan_info(db, o->scan_id, &info, &ie) == 0 && strcmp(info.status, o->status) == 0) {
+        log_info("scan", "scan %lld: already %s by the attempt before the reconnection", o->scan_id,
+                 o->status);
+        err_clear(err);
+        return 0;
+    }
+    return -1;
+}
+
+long scan_counts_targets(const struct scan_counts *c)
+{
+    long n = 0;
+    for (int s = TARGET_OK; s <= TARGET_ERROR; s++)
+        n += c->by_status[s];
+    return n;
+}
+
+long scan_counts_clusters(const struct scan_counts *c)
+{
+    long n = 0;
+    for (int m = 0; m < MODE_BUCKETS; m++)
+        n += c->by_mode[m];
+    return n;
+}
+
 void scan_end_run(struct db *db, long long scan_id, const struct policy *policy, double as_of,
                   double t0, char *error_text, size_t cap, const struct scan_counts *counts,
                   const struct scan_totals *totals, struct scan_end *out)
@@ -65,13 +137,11 @@ void scan_end_run(struct db *db, long long scan_id, const struct policy *policy,
         err_clear(&de);
         double now = as_of > 0 ? as_of + (scan_mono_now() - t0) : scan_real_now();
         double t = scan_mono_now();
-        if (drift_stage_run(db, scan_id, policy, (time_t)now, &out->drift, &de) == 0)
-            out->drift_ran = 1;
-        else if (strcmp(de.code, "FindingsWritten") == 0)
-            /* a finalizing worker died after the drift stage: its findings stand */
-            log_info("scan", "scan %lld: findings already written; finalizing", scan_id);
-        else
+        struct drift_op dop = {scan_id, policy, (time_t)now, out};
+        if (db_retry(db, "evaluating drift", drift_op, &dop, NULL, &de) < 0) {
+            out->db_unreachable = db_connection_lost(db, &de);
             snprintf(error_text, cap, "drift evaluation: %s (%s)", de.message, de.code);
+        }
         out->drift_s = scan_mono_now() - t;
     }
     if (error_text[0])
@@ -83,21 +153,38 @@ void scan_end_run(struct db *db, long long scan_id, const struct policy *policy,
     out->duration = scan_mono_now() - t0;
     out->finished = as_of > 0 ? as_of + out->duration : scan_real_now();
     err_clear(&out->finish_err);
-    if (db_scan_finish(db, scan_id, out->finished, out->status, totals,
-                       error_text[0] ? error_text : NULL, &out->finish_err) < 0) {
+    /* After an outage the failure is worth a short wait only: the next scan marks it aborted. */
+    if (out->db_unreachable && db_retry_bound(db) > 5)
+        db_set_retry_bound(db, 5);
+    struct finish_op fop = {
+        scan_id, out->finished, out->status, totals, error_text[0] ? error_text : NULL, 0};
+    if (db_retry(db, "finalizing the scan", finish_op, &fop, NULL, &out->finish_err) < 0) {
         out->finish_failed = 1;
+        out->finish_lost = db_connection_lost(db, &out->finish_err);
         out->status = "failed";
     }
+}
+
+int scan_retry_bound_from_env(double *out, struct err *e)
+{
+    const char *v = getenv(SCAN_DB_RETRY_ENV);
+    *out = DB_RETRY_BOUND_S;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || *end || end == v || !(d >= 0 && d <= 86400))
+        return err_set(e, ERR_CONFIG, "%s: not a number of seconds from 0 to 86400: %s",
+                       SCAN_DB_RETRY_ENV, v);
+    *out = d;
+    return 0;
 }
 
 void scan_summary_print(long long scan_id, const struct scan_end *end, const struct scan_counts *c,
                         const struct scan_totals *totals, double db_write_s, int scps_ok)
 {
-    long targets = 0, clusters = 0;
-    for (int s = TARGET_OK; s <= TARGET_ERROR; s++)
-        targets += c->by_status[s];
-    for (int m = 0; m < MODE_BUCKETS; m++)
-        clusters += c->by_mode[m];
+    long targets = scan_counts_targets(c), clusters = scan_counts_clusters(c);
     printf("scan %lld %s in %.1f s\n", scan_id, end->status, end->duration);
     printf("  accounts  %ld scanned\n", c->accounts);
     printf("  targets   %ld: %ld ok", targets, c->by_status[TARGET_OK]);
@@ -115,6 +202,13 @@ void scan_summary_print(long long scan_id, const struct scan_end *end, const str
            totals->retries, totals->throttled);
     printf("  database writes %.2f s (drift stage %.2f s)\n", db_write_s + end->drift_s,
            end->drift_s);
+    if (end->reconnects > 0)
+        printf("  database  reconnected %ld time%s, %ld write%s retried\n", end->reconnects,
+               end->reconnects == 1 ? "" : "s", end->writes_retried,
+               end->writes_retried == 1 ? "" : "s");
+    if (end->db_unreachable && end->unwritten_targets > 0)
+        printf("  not written %ld targets (%ld clusters): the database was unreachable\n",
+               end->unwritten_targets, end->unwritten_clusters);
     if (!scps_ok)
         printf("  SCPs      not read: the SCP-backed intent is unknown\n");
     if (end->drift_ran)

@@ -32,8 +32,10 @@ struct scan_counts {
 /* Counts one target and its clusters. */
 void scan_counts_add(struct scan_counts *c, const struct target_result *r);
 
-/* Targets not ok. */
+/* Targets not ok; all targets; all clusters. */
 long scan_counts_failed(const struct scan_counts *c);
+long scan_counts_targets(const struct scan_counts *c);
+long scan_counts_clusters(const struct scan_counts *c);
 
 /* How a scan ended. */
 struct scan_end {
@@ -44,16 +46,28 @@ struct scan_end {
     double finished;   /* unix seconds */
     double duration;   /* since t0 (monotonic) */
     int finish_failed; /* db_scan_finish failed: finish_err says why */
+    int finish_lost;   /* ... because the database stayed unreachable */
     struct err finish_err;
+    /* the database during the scan, for the summary (set by scan_end_run or the caller) */
+    int db_unreachable; /* it stayed unreachable past the retry bound */
+    long reconnects, writes_retried;
+    long unwritten_targets, unwritten_clusters; /* scanned but not stored */
 };
 
 /* Ends scan_id: when error_text is empty, the drift stage (a failure there goes into error_text,
- * cap bytes), then the status (failed with an error, partial with failed targets, else
- * succeeded) and db_scan_finish with totals (which finalizes a running scan only: never twice).
- * Times: as_of > 0 shifts the clock as `scan --as-of` does; t0 is the monotonic start. */
+ * cap bytes; findings already written by a lost attempt count as done), then the status (failed
+ * with an error, partial with failed targets, else succeeded) and db_scan_finish with totals (which
+ * finalizes a running scan only: never twice). Both are retried across reconnections within the
+ * connection's retry bound (db_retry; after an outage at most 5 s more for the end). Times: as_of >
+ * 0 shifts the clock as `scan --as-of` does; t0 is the monotonic start. */
 void scan_end_run(struct db *db, long long scan_id, const struct policy *policy, double as_of,
                   double t0, char *error_text, size_t cap, const struct scan_counts *counts,
                   const struct scan_totals *totals, struct scan_end *out);
+
+/* How long a lost database connection is waited for: EGRESSSCAN_DB_RETRY_SECONDS (0 to 86400),
+ * default DB_RETRY_BOUND_S. -1 with a ConfigError for a bad value. */
+#define SCAN_DB_RETRY_ENV "EGRESSSCAN_DB_RETRY_SECONDS"
+int scan_retry_bound_from_env(double *out, struct err *e);
 
 /* "scan N succeeded in X s", targets, clusters, API calls, database time, and the findings. */
 void scan_summary_print(long long scan_id, const struct scan_end *end, const struct scan_counts *c,

@@ -974,6 +974,12 @@ int cmd_worker(int argc, char **argv)
     }
     if (cfg.concurrency > 0)
         eo.max_in_flight = cfg.concurrency;
+    double retry_bound;
+    if (scan_retry_bound_from_env(&retry_bound, &e) < 0) {
+        fprintf(stderr, "egressscan worker: %s\n", e.message);
+        exit_code = EXIT_USAGE;
+        goto out;
+    }
     if (make_owner(w.owner, sizeof w.owner) < 0) {
         fprintf(stderr, "egressscan worker: no random bytes for the worker's id\n");
         goto out;
@@ -983,6 +989,7 @@ int cmd_worker(int argc, char **argv)
         fprintf(stderr, "egressscan worker: cannot connect to the database: %s\n", e.message);
         goto out;
     }
+    db_set_retry_bound(w.db, retry_bound);
     if (db_schema_current(w.db, &e) <= 0) {
         fprintf(stderr,
                 "egressscan worker: the database schema is not current (%s); "

@@ -272,23 +272,134 @@ static int pg_bindir(char *out, size_t cap)
     return 0;
 }
 
+/* The user the server runs as: postgres when the tests run as root, else ourselves (NULL). */
+static int pg_user(const struct passwd **as)
+{
+    *as = NULL;
+    if (geteuid() != 0)
+        return 0;
+    *as = getpwnam("postgres");
+    if (!*as) {
+        fprintf(stderr, "pgtest: running as root but there is no 'postgres' user\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* pg_ctl ACTION on pg's data directory, with the server options of pgtest_start (its port) and
+ * -m mode when mode is not NULL; waits for it (-w). pg_ctl's exit status. */
+static int pg_ctl(const struct pgtest *pg, const char *action, const char *mode)
+{
+    char bindir[PATH_MAX], pgctl[PATH_MAX + 16], data[300], logf[320], opts[600];
+    const struct passwd *as;
+    if (pg_bindir(bindir, sizeof bindir) < 0 || pg_user(&as) < 0)
+        return -1;
+    snprintf(pgctl, sizeof pgctl, "%s/pg_ctl", bindir);
+    snprintf(data, sizeof data, "%s/data", pg->dir);
+    snprintf(logf, sizeof logf, "%s/server.log", pg->dir);
+    snprintf(opts, sizeof opts,
+             "-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off "
+             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50",
+             pg->port, pg->dir);
+    char *argv[16] = {pgctl, "-D", data, "-l", logf, "-w", "-t", "60", "-o", opts};
+    int n = 10;
+    if (mode) {
+        argv[n++] = "-m";
+        argv[n++] = (char *)mode;
+    }
+    argv[n++] = (char *)action;
+    argv[n] = NULL;
+    char *o = NULL;
+    int rc = run_as(argv, NULL, as, &o);
+    free(o);
+    return rc;
+}
+
+/* pg->pid from postmaster.pid (tracked, so that a crash of the test stops it). */
+static int read_postmaster_pid(struct pgtest *pg)
+{
+    char pidfile[320];
+    snprintf(pidfile, sizeof pidfile, "%s/data/postmaster.pid", pg->dir);
+    FILE *f = fopen(pidfile, "r");
+    long pid = 0;
+    if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
+        if (f)
+            fclose(f);
+        fprintf(stderr, "pgtest: cannot read %s\n", pidfile);
+        return -1;
+    }
+    fclose(f);
+    pg->pid = (pid_t)pid;
+    track(pg->pid);
+    return 0;
+}
+
+/* The end of the server's log on stderr, to explain a failed pg_ctl. */
+static void show_log_tail(const struct pgtest *pg)
+{
+    char path[320];
+    snprintf(path, sizeof path, "%s/server.log", pg->dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char tail[4096];
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > (long)sizeof tail - 1 ? size - (long)sizeof tail + 1 : 0, SEEK_SET);
+    size_t n = fread(tail, 1, sizeof tail - 1, f);
+    tail[n] = '\0';
+    fclose(f);
+    fprintf(stderr, "pgtest: end of %s:\n%s\n", path, tail);
+}
+
+int pgtest_restart(struct pgtest *pg, const char *mode)
+{
+    if (pg->pid > 0)
+        untrack(pg->pid);
+    pg->pid = 0;
+    if (pg_ctl(pg, "restart", mode) != 0) {
+        fprintf(stderr, "pgtest: pg_ctl restart -m %s failed\n", mode);
+        show_log_tail(pg);
+        return -1;
+    }
+    return read_postmaster_pid(pg);
+}
+
+int pgtest_stop_keep(struct pgtest *pg, const char *mode)
+{
+    int rc = pg_ctl(pg, "stop", mode);
+    if (rc != 0) {
+        fprintf(stderr, "pgtest: pg_ctl stop -m %s failed\n", mode);
+        show_log_tail(pg);
+    }
+    if (pg->pid > 0 && kill(pg->pid, 0) != 0) {
+        untrack(pg->pid);
+        pg->pid = 0;
+    }
+    return rc == 0 ? 0 : -1;
+}
+
+int pgtest_start_again(struct pgtest *pg)
+{
+    if (pg_ctl(pg, "start", NULL) != 0) {
+        fprintf(stderr, "pgtest: pg_ctl start failed\n");
+        show_log_tail(pg);
+        return -1;
+    }
+    return read_postmaster_pid(pg);
+}
+
 int pgtest_start(struct pgtest *pg)
 {
     memset(pg, 0, sizeof *pg);
-    char bindir[PATH_MAX], initdb[PATH_MAX + 16], pgctl[PATH_MAX + 16];
+    char bindir[PATH_MAX], initdb[PATH_MAX + 16];
     if (pg_bindir(bindir, sizeof bindir) < 0)
         return -1;
     snprintf(initdb, sizeof initdb, "%s/initdb", bindir);
-    snprintf(pgctl, sizeof pgctl, "%s/pg_ctl", bindir);
 
-    const struct passwd *as = NULL;
-    if (geteuid() == 0) {
-        as = getpwnam("postgres");
-        if (!as) {
-            fprintf(stderr, "pgtest: running as root but there is no 'postgres' user\n");
-            return -1;
-        }
-    }
+    const struct passwd *as;
+    if (pg_user(&as) < 0)
+        return -1;
     snprintf(pg->dir, sizeof pg->dir, "/tmp/egressscan-pg-XXXXXX");
     if (!mkdtemp(pg->dir)) {
         perror("pgtest: mkdtemp");
@@ -313,17 +424,7 @@ int pgtest_start(struct pgtest *pg)
 
     for (int tries = 0; tries < 5; tries++) {
         pg->port = procs_free_port();
-        char opts[600];
-        snprintf(opts, sizeof opts,
-                 "-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off "
-                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50",
-                 pg->port, pg->dir);
-        char *start_argv[] = {pgctl, "-D", data, "-l", logf,    "-w",
-                              "-t",  "60", "-o", opts, "start", NULL};
-        char *o = NULL;
-        int rc = run_as(start_argv, NULL, as, &o);
-        free(o);
-        if (rc == 0)
+        if (pg_ctl(pg, "start", NULL) == 0)
             break;
         pg->port = -1;
     }
@@ -331,19 +432,8 @@ int pgtest_start(struct pgtest *pg)
         fprintf(stderr, "pgtest: pg_ctl start failed (see %s)\n", logf);
         goto fail;
     }
-    char pidfile[320];
-    snprintf(pidfile, sizeof pidfile, "%s/postmaster.pid", data);
-    FILE *f = fopen(pidfile, "r");
-    long pid = 0;
-    if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
-        if (f)
-            fclose(f);
-        fprintf(stderr, "pgtest: cannot read %s\n", pidfile);
+    if (read_postmaster_pid(pg) < 0)
         goto fail;
-    }
-    fclose(f);
-    pg->pid = (pid_t)pid;
-    track(pg->pid);
     snprintf(pg->url, sizeof pg->url, "postgresql://postgres@127.0.0.1:%d/postgres", pg->port);
     return 0;
 fail:

@@ -33,6 +33,13 @@ struct pgtest {
 int pgtest_start(struct pgtest *pg);
 /* Stops the server (pg_ctl -m immediate, then SIGKILL by pid if needed) and removes the dir. */
 void pgtest_stop(struct pgtest *pg);
+/* pg_ctl restart -m mode ("fast", "immediate") on the same data directory and port; waits until
+ * the server accepts connections again. 0, or -1 with a message on stderr. */
+int pgtest_restart(struct pgtest *pg, const char *mode);
+/* pg_ctl stop -m mode, keeping the data directory (pgtest_start_again starts it again on the
+ * same port; pgtest_stop still removes it). 0 or -1. */
+int pgtest_stop_keep(struct pgtest *pg, const char *mode);
+int pgtest_start_again(struct pgtest *pg);
 
 struct mototest {
     char home[256]; /* temp HOME with .aws/models */

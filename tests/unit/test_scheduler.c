@@ -1479,6 +1479,38 @@ static void test_stop_from_on_target(void **state)
     assert_int_equal(count(f, OP_ASSUME, NULL, NULL, NULL), 1);
 }
 
+/* A stop ends Organizations discovery too: the rest of the fleet is not listed only to be
+ * dropped. Twelve accounts, one per ListAccountsForParent page; the later pages are answered only
+ * once the first account is being scanned, and its first target asks to stop. */
+static const struct org_account org_paged[] = {
+    {"400000000001", "ACTIVE", ROOT_ID, 0},  {"400000000002", "ACTIVE", ROOT_ID, 1},
+    {"400000000003", "ACTIVE", ROOT_ID, 2},  {"400000000004", "ACTIVE", ROOT_ID, 3},
+    {"400000000005", "ACTIVE", ROOT_ID, 4},  {"400000000006", "ACTIVE", ROOT_ID, 5},
+    {"400000000007", "ACTIVE", ROOT_ID, 6},  {"400000000008", "ACTIVE", ROOT_ID, 7},
+    {"400000000009", "ACTIVE", ROOT_ID, 8},  {"400000000010", "ACTIVE", ROOT_ID, 9},
+    {"400000000011", "ACTIVE", ROOT_ID, 10}, {"400000000012", "ACTIVE", ROOT_ID, 11},
+};
+
+static void test_stop_ends_discovery(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    f->org_accounts = org_paged;
+    f->n_org_accounts = sizeof org_paged / sizeof org_paged[0];
+    f->gate_account = "400000000001";
+    const char *regions[] = {"us-east-1"};
+    struct scheduler_options o = {.regions = regions, .n_regions = 1};
+    struct seen *s = &fx->s;
+    s->stop_at = 1;
+    struct scheduler_result res;
+    struct err e;
+    assert_int_equal(run_scan(f, &o, "1", s, &res, &e), -1);
+    assert_true(res.stopped);
+    assert_string_equal(e.code, "Stopped"); /* the stop, not a discovery failure */
+    assert_int_equal(s->calls_after_stop, 0);
+    assert_true(count(f, OP_ORG, NULL, NULL, "ListAccountsForParent") < 12);
+}
+
 /* ---- 7. max_active_accounts ---- */
 
 static void test_max_active_accounts(void **state)
@@ -1740,6 +1772,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_for, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_partitions_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_from_on_target, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_ends_discovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_active_accounts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gov_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_fixed_account, setup, teardown),
