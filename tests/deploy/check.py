@@ -556,7 +556,8 @@ def org_actions():
     global ORG_ACTIONS
     if ORG_ACTIONS is None:
         with open("scanner/org.c", encoding="utf-8") as f:
-            ops = re.findall(r'\[OP_[A-Z_]+\]\s*=\s*"(\w+)"', f.read())
+            table = re.search(r"op_names\[\] = \{(.*?)\};", f.read(), re.S)
+        ops = re.findall(r'\[(?:ORG_)?OP_[A-Z_]+\]\s*=\s*"(\w+)"', table.group(1) if table else "")
         need(len(ops) >= 5, "cannot read the operations of scanner/org.c")
         ORG_ACTIONS = {"organizations:" + o for o in ops}
     return ORG_ACTIONS
