@@ -535,7 +535,11 @@ static void flight_done(void *ud, struct aws_credentials *creds, const struct er
 /* Credentials of two objects are the same when their key is: a refresh gives a new key. */
 static int same_creds(const struct aws_credentials *a, const struct aws_credentials *b)
 {
-    return a == b || (a && b && strcmp(a->access_key_id, b->access_key_id) == 0);
+    /* the session token too: a key id may be issued again with a new token */
+    return a == b || (a && b && strcmp(a->access_key_id, b->access_key_id) == 0 &&
+                      (a->session_token == b->session_token ||
+                       (a->session_token && b->session_token &&
+                        strcmp(a->session_token, b->session_token) == 0)));
 }
 
 /* sts_cache_get, sts_cache_refresh (stale: refused by AWS, never handed out again) and the
