@@ -136,7 +136,8 @@ asan:
 valgrind: check-deps $(BIN) $(BUILD)/fakeaws $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
 	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	    $$t > $(BUILD)/valgrind-$$(basename $$t).log 2>&1 || { tail -n 60 $(BUILD)/valgrind-$$(basename $$t).log; exit 1; }; \
+	    --suppressions=tests/valgrind.supp \
+	    $$t > $(BUILD)/valgrind-$$(basename $$t).log 2>&1 || { grep -m 80 -E "^==|FAILED" $(BUILD)/valgrind-$$(basename $$t).log; exit 1; }; \
 	  grep -E "^\[  (PASSED|FAILED)" $(BUILD)/valgrind-$$(basename $$t).log; done
 	@echo "== small scan under valgrind"
 	@$(MEMCHECK_SCAN) --egressscan $(BIN) --valgrind

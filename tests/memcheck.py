@@ -23,7 +23,7 @@ import bench  # noqa: E402
 CHECKER_EXIT = 99
 VALGRIND = ["valgrind", "-q", f"--error-exitcode={CHECKER_EXIT}", "--leak-check=full",
             "--errors-for-leak-kinds=definite,indirect", "--show-leak-kinds=definite,indirect",
-            "--num-callers=30"]
+            "--num-callers=30", f"--suppressions={os.path.join(ROOT, 'tests/valgrind.supp')}"]
 SANITIZERS = {
     "ASAN_OPTIONS": f"detect_leaks=1:exitcode={CHECKER_EXIT}:abort_on_error=0:"
                     "strict_string_checks=1:detect_stack_use_after_return=1",
