@@ -282,3 +282,13 @@ int config_validate(const struct scan_config *c, struct err *err)
         return err_set(err, ERR_CONFIG, "role name \"%s\" is not a role name", c->role_name);
     return 0;
 }
+
+int config_set_string(char **dst, const char *v)
+{
+    char *s = strdup(v);
+    if (!s)
+        return -1;
+    free(*dst);
+    *dst = s;
+    return 0;
+}

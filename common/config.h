@@ -42,6 +42,9 @@ int config_load_string(struct scan_config *c, const char *text, size_t len, cons
                        struct err *err);
 
 /* Splits "a,b,c" into list (appending; empty items skipped). -1 on ENOMEM. */
+/* Replaces *dst (freed) with a copy of v. -1 when out of memory (*dst unchanged). */
+int config_set_string(char **dst, const char *v);
+
 int str_list_split(struct str_list *list, const char *csv);
 void str_list_free(struct str_list *list);
 

@@ -131,3 +131,11 @@ int endpoint_resolve(const char *service, const char *region, struct endpoint *o
         snprintf(out->url, sizeof out->url, "https://%s.%s.%s", service, region, suffix);
     return 0;
 }
+
+const char *endpoint_home_region(void)
+{
+    const char *r = getenv("AWS_REGION");
+    if (!r || !*r)
+        r = getenv("AWS_DEFAULT_REGION");
+    return r && *r ? r : "us-east-1";
+}

@@ -20,4 +20,8 @@ int endpoint_resolve(const char *service, const char *region, struct endpoint *o
 /* Nonzero when region looks like an AWS region name ("eu-west-1", "us-gov-west-1"). */
 int endpoint_region_valid(const char *region);
 
+/* The region of calls that belong to no target (STS for the base credentials, Organizations'
+ * partition, DescribeRegions): AWS_REGION, else AWS_DEFAULT_REGION, else "us-east-1". */
+const char *endpoint_home_region(void);
+
 #endif

@@ -15,6 +15,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "scanner/creds.h"
+#include "scanner/endpoint.h"
 #include "scanner/http.h"
 #include "scanner/policy.h"
 #include "scanner/scheduler.h"
@@ -86,14 +87,6 @@ static char *work_options(const struct scan_config *cfg)
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
-}
-
-static const char *home_region(void)
-{
-    const char *r = getenv("AWS_REGION");
-    if (!r || !*r)
-        r = getenv("AWS_DEFAULT_REGION");
-    return r && *r ? r : "us-east-1";
 }
 
 int scan_enqueue(const struct scan_config *cfg)
@@ -186,7 +179,7 @@ int scan_enqueue(const struct scan_config *cfg)
             .role_name = cfg->role_name,
             .external_id = cfg->external_id,
             .org_role_arn = cfg->org_role_arn,
-            .home_region = home_region(),
+            .home_region = endpoint_home_region(),
             .page_size = cfg->page_size,
             .discover_only = 1};
         struct scheduler_callbacks cb = {.on_accounts = on_accounts,

@@ -182,16 +182,6 @@ static const struct option scan_opts[] = {
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
 
-static int replace(char **dst, const char *v)
-{
-    char *s = strdup(v);
-    if (!s)
-        return -1;
-    free(*dst);
-    *dst = s;
-    return 0;
-}
-
 static int parse_int(const char *s, int min, int max, int *out)
 {
     char *end;
@@ -251,31 +241,31 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, struct sc
                 r = str_list_split(&cfg->regions, optarg);
             break;
         case OPT_OU:
-            r = replace(&cfg->ou, optarg);
+            r = config_set_string(&cfg->ou, optarg);
             break;
         case OPT_ROLE:
-            r = replace(&cfg->role_name, optarg);
+            r = config_set_string(&cfg->role_name, optarg);
             break;
         case OPT_EXTERNAL:
-            r = replace(&cfg->external_id, optarg);
+            r = config_set_string(&cfg->external_id, optarg);
             break;
         case OPT_ORG_ROLE:
-            r = replace(&cfg->org_role_arn, optarg);
+            r = config_set_string(&cfg->org_role_arn, optarg);
             break;
         case OPT_POLICY:
-            r = replace(&cfg->policy, optarg);
+            r = config_set_string(&cfg->policy, optarg);
             break;
         case OPT_DB:
-            r = replace(&cfg->database_url, optarg);
+            r = config_set_string(&cfg->database_url, optarg);
             break;
         case OPT_METRICS:
-            r = replace(&cfg->metrics_file, optarg);
+            r = config_set_string(&cfg->metrics_file, optarg);
             break;
         case OPT_LOG_FORMAT:
-            r = replace(&cfg->log_format, optarg);
+            r = config_set_string(&cfg->log_format, optarg);
             break;
         case OPT_LOG_LEVEL:
-            r = replace(&cfg->log_level, optarg);
+            r = config_set_string(&cfg->log_level, optarg);
             break;
         case OPT_FAIL_ON_DRIFT:
             fl->fail_on_drift = 1;
@@ -344,14 +334,6 @@ static int scps_known_op(struct db *db, void *ud, struct err *err)
 {
     const struct scps_known_op *o = ud;
     return db_set_scps_known(db, o->scan_id, o->scps_ok, err);
-}
-
-static const char *home_region(void)
-{
-    const char *r = getenv("AWS_REGION");
-    if (!r || !*r)
-        r = getenv("AWS_DEFAULT_REGION");
-    return r && *r ? r : "us-east-1";
 }
 
 int cmd_scan(int argc, char **argv)
@@ -466,7 +448,7 @@ int cmd_scan(int argc, char **argv)
             .role_name = cfg.role_name,
             .external_id = cfg.external_id,
             .org_role_arn = cfg.org_role_arn,
-            .home_region = home_region(),
+            .home_region = endpoint_home_region(),
             .page_size = cfg.page_size,
             .as_of = as_of};
         struct scheduler_callbacks cb = {.on_accounts = on_accounts,

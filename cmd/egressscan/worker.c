@@ -23,6 +23,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "scanner/creds.h"
+#include "scanner/endpoint.h"
 #include "scanner/http.h"
 #include "scanner/policy.h"
 #include "scanner/scheduler.h"
@@ -415,14 +416,6 @@ static void on_account_done(void *ud, const char *account_id)
         w->sink_failed = 1;
 }
 
-static const char *home_region(void)
-{
-    const char *r = getenv("AWS_REGION");
-    if (!r || !*r)
-        r = getenv("AWS_DEFAULT_REGION");
-    return r && *r ? r : "us-east-1";
-}
-
 /* Items claimed too often: the account is recorded as not scanned instead of tried again. */
 static int abandon_item(struct worker *w, long long scan_id, const struct queue_item *it,
                         struct err *err)
@@ -498,7 +491,7 @@ static int run_batch(struct worker *w, long long scan_id, const struct queue_ite
         .n_regions = w->opts.regions.n,
         .role_name = w->opts.role_name,
         .external_id = w->opts.external_id,
-        .home_region = home_region(),
+        .home_region = endpoint_home_region(),
         .page_size = w->opts.page_size};
     struct scheduler_callbacks cb = {
         .on_target = on_target, .on_account_done = on_account_done, .ud = w};
@@ -848,16 +841,6 @@ static int parse_long(const char *s, long min, long max, long *out)
     return 0;
 }
 
-static int replace(char **dst, const char *v)
-{
-    char *s = strdup(v);
-    if (!s)
-        return -1;
-    free(*dst);
-    *dst = s;
-    return 0;
-}
-
 struct worker_flags {
     long long scan;
     int wait, fail_on_drift;
@@ -897,16 +880,16 @@ static int parse_args(int argc, char **argv, struct scan_config *cfg, struct wor
             cfg->concurrency = (int)v;
             break;
         case OPT_DB:
-            r = replace(&cfg->database_url, optarg);
+            r = config_set_string(&cfg->database_url, optarg);
             break;
         case OPT_METRICS:
-            r = replace(&cfg->metrics_file, optarg);
+            r = config_set_string(&cfg->metrics_file, optarg);
             break;
         case OPT_LOG_FORMAT:
-            r = replace(&cfg->log_format, optarg);
+            r = config_set_string(&cfg->log_format, optarg);
             break;
         case OPT_LOG_LEVEL:
-            r = replace(&cfg->log_level, optarg);
+            r = config_set_string(&cfg->log_level, optarg);
             break;
         case OPT_NO_PROGRESS:
             cfg->no_progress = 1;
