@@ -127,18 +127,10 @@ int scan_enqueue(const struct scan_config *cfg)
         goto out;
     }
 
-    db = db_connect(cfg->database_url, &e);
-    if (!db) {
-        fprintf(stderr, "egressscan scan: cannot connect to the database: %s\n", e.message);
+    db = scan_db_open(cfg->database_url, "scan", &exit_code);
+    if (!db)
         goto out;
-    }
-    if (db_schema_current(db, &e) <= 0) {
-        fprintf(stderr,
-                "egressscan scan: the database schema is not current (%s); "
-                "run 'egressscan migrate' first\n",
-                err_isset(&e) ? e.message : "pending migrations");
-        goto out;
-    }
+    exit_code = EXIT_FAILED;
     int stale = 0;
     if (queue_abort_stale(db, &stale, &e) < 0) {
         fprintf(stderr, "egressscan scan: %s\n", e.message);

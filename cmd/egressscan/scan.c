@@ -381,12 +381,6 @@ int cmd_scan(int argc, char **argv)
     }
     if (cfg.concurrency > 0)
         eo.max_in_flight = cfg.concurrency;
-    double retry_bound;
-    if (scan_retry_bound_from_env(&retry_bound, &e) < 0) {
-        fprintf(stderr, "egressscan scan: %s\n", e.message);
-        exit_code = EXIT_USAGE;
-        goto out;
-    }
     if (cfg.policy) {
         policy = policy_load(cfg.policy, stderr, &e);
         if (!policy) {
@@ -396,19 +390,10 @@ int cmd_scan(int argc, char **argv)
         }
     }
 
-    p.db = db_connect(cfg.database_url, &e);
-    if (!p.db) {
-        fprintf(stderr, "egressscan scan: cannot connect to the database: %s\n", e.message);
+    p.db = scan_db_open(cfg.database_url, "scan", &exit_code);
+    if (!p.db)
         goto out;
-    }
-    db_set_retry_bound(p.db, retry_bound);
-    if (db_schema_current(p.db, &e) <= 0) {
-        fprintf(stderr,
-                "egressscan scan: the database schema is not current (%s); "
-                "run 'egressscan migrate' first\n",
-                err_isset(&e) ? e.message : "pending migrations");
-        goto out;
-    }
+    exit_code = EXIT_FAILED;
     char options_json[512];
     snprintf(options_json, sizeof options_json,
              "{\"accounts\":%zu,\"regions\":%zu,\"concurrency\":%d,\"pid\":%ld}", cfg.accounts.n,
@@ -494,9 +479,6 @@ int cmd_scan(int argc, char **argv)
                  "the database was unreachable: %ld targets (%ld clusters) scanned but not "
                  "written (%s: %s)",
                  unwritten, unwritten_clusters, p.db_err.code, p.db_err.message);
-        /* the end is worth a short wait only: the next scan marks the run aborted */
-        if (db_retry_bound(p.db) > 5)
-            db_set_retry_bound(p.db, 5);
     } else if (p.db_failed) {
         snprintf(error_text, sizeof error_text, "database: %s (%s)", p.db_err.message,
                  p.db_err.code);
@@ -518,8 +500,7 @@ int cmd_scan(int argc, char **argv)
                                  (long long)st.retries};
     struct scan_end end;
     scan_end_run(p.db, p.scan_id, policy, as_of, p.t0, error_text, sizeof error_text, &p.counts,
-                 &totals, &end);
-    end.db_unreachable |= db_unreachable;
+                 &totals, db_unreachable, &end);
     end.reconnects = db_reconnect_count(p.db);
     end.writes_retried = sink_stats.writes_retried;
     end.unwritten_targets = unwritten;

@@ -128,9 +128,10 @@ long scan_counts_clusters(const struct scan_counts *c)
 
 void scan_end_run(struct db *db, long long scan_id, const struct policy *policy, double as_of,
                   double t0, char *error_text, size_t cap, const struct scan_counts *counts,
-                  const struct scan_totals *totals, struct scan_end *out)
+                  const struct scan_totals *totals, int db_unreachable, struct scan_end *out)
 {
     memset(out, 0, sizeof *out);
+    out->db_unreachable = db_unreachable;
     if (!error_text[0]) {
         /* drift: the scan's findings, evaluated from what is now stored */
         struct err de;
@@ -165,9 +166,12 @@ void scan_end_run(struct db *db, long long scan_id, const struct policy *policy,
     }
 }
 
-int scan_retry_bound_from_env(double *out, struct err *e)
+#define DB_RETRY_ENV "EGRESSSCAN_DB_RETRY_SECONDS"
+
+/* EGRESSSCAN_DB_RETRY_SECONDS (0 to 86400), default DB_RETRY_BOUND_S. */
+static int retry_bound_from_env(double *out, struct err *e)
 {
-    const char *v = getenv(SCAN_DB_RETRY_ENV);
+    const char *v = getenv(DB_RETRY_ENV);
     *out = DB_RETRY_BOUND_S;
     if (!v || !*v)
         return 0;
@@ -176,9 +180,37 @@ int scan_retry_bound_from_env(double *out, struct err *e)
     double d = strtod(v, &end);
     if (errno || *end || end == v || !(d >= 0 && d <= 86400))
         return err_set(e, ERR_CONFIG, "%s: not a number of seconds from 0 to 86400: %s",
-                       SCAN_DB_RETRY_ENV, v);
+                       DB_RETRY_ENV, v);
     *out = d;
     return 0;
+}
+
+struct db *scan_db_open(const char *url, const char *cmd, int *exit_code)
+{
+    struct err e;
+    err_clear(&e);
+    double bound;
+    if (retry_bound_from_env(&bound, &e) < 0) {
+        fprintf(stderr, "egressscan %s: %s\n", cmd, e.message);
+        *exit_code = EXIT_USAGE;
+        return NULL;
+    }
+    *exit_code = EXIT_FAILED;
+    struct db *db = db_connect(url, &e);
+    if (!db) {
+        fprintf(stderr, "egressscan %s: cannot connect to the database: %s\n", cmd, e.message);
+        return NULL;
+    }
+    db_set_retry_bound(db, bound);
+    if (db_schema_current(db, &e) <= 0) {
+        fprintf(stderr,
+                "egressscan %s: the database schema is not current (%s); "
+                "run 'egressscan migrate' first\n",
+                cmd, err_isset(&e) ? e.message : "pending migrations");
+        db_close(db);
+        return NULL;
+    }
+    return db;
 }
 
 void scan_summary_print(long long scan_id, const struct scan_end *end, const struct scan_counts *c,

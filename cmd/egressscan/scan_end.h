@@ -62,12 +62,13 @@ struct scan_end {
  * 0 shifts the clock as `scan --as-of` does; t0 is the monotonic start. */
 void scan_end_run(struct db *db, long long scan_id, const struct policy *policy, double as_of,
                   double t0, char *error_text, size_t cap, const struct scan_counts *counts,
-                  const struct scan_totals *totals, struct scan_end *out);
+                  const struct scan_totals *totals, int db_unreachable, struct scan_end *out);
 
-/* How long a lost database connection is waited for: EGRESSSCAN_DB_RETRY_SECONDS (0 to 86400),
- * default DB_RETRY_BOUND_S. -1 with a ConfigError for a bad value. */
-#define SCAN_DB_RETRY_ENV "EGRESSSCAN_DB_RETRY_SECONDS"
-int scan_retry_bound_from_env(double *out, struct err *e);
+/* The database of scan, enqueue and worker: the retry bound from EGRESSSCAN_DB_RETRY_SECONDS (0
+ * to 86400 s, default DB_RETRY_BOUND_S), the connection, and a current schema. NULL (the reason
+ * printed as "egressscan CMD: ...") with *exit_code EXIT_USAGE for a bad bound, else
+ * EXIT_FAILED. */
+struct db *scan_db_open(const char *url, const char *cmd, int *exit_code);
 
 /* "scan N succeeded in X s", targets, clusters, API calls, database time, and the findings. */
 void scan_summary_print(long long scan_id, const struct scan_end *end, const struct scan_counts *c,

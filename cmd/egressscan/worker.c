@@ -606,7 +606,7 @@ static int try_finalize(struct worker *w, long long scan_id, struct err *err)
     /* the scan's duration runs from its start (the enqueue), not from this worker's */
     double t0 = scan_mono_now() - (scan_real_now() - qs.started_s);
     struct scan_end end;
-    scan_end_run(w->db, scan_id, policy, 0, t0, error_text, sizeof error_text, &counts, &totals,
+    scan_end_run(w->db, scan_id, policy, 0, t0, error_text, sizeof error_text, &counts, &totals, 0,
                  &end);
     policy_free(policy);
     if (end.finish_failed) {
@@ -957,29 +957,14 @@ int cmd_worker(int argc, char **argv)
     }
     if (cfg.concurrency > 0)
         eo.max_in_flight = cfg.concurrency;
-    double retry_bound;
-    if (scan_retry_bound_from_env(&retry_bound, &e) < 0) {
-        fprintf(stderr, "egressscan worker: %s\n", e.message);
-        exit_code = EXIT_USAGE;
-        goto out;
-    }
     if (make_owner(w.owner, sizeof w.owner) < 0) {
         fprintf(stderr, "egressscan worker: no random bytes for the worker's id\n");
         goto out;
     }
-    w.db = db_connect(cfg.database_url, &e);
-    if (!w.db) {
-        fprintf(stderr, "egressscan worker: cannot connect to the database: %s\n", e.message);
+    w.db = scan_db_open(cfg.database_url, "worker", &exit_code);
+    if (!w.db)
         goto out;
-    }
-    db_set_retry_bound(w.db, retry_bound);
-    if (db_schema_current(w.db, &e) <= 0) {
-        fprintf(stderr,
-                "egressscan worker: the database schema is not current (%s); "
-                "run 'egressscan migrate' first\n",
-                err_isset(&e) ? e.message : "pending migrations");
-        goto out;
-    }
+    exit_code = EXIT_FAILED;
     int stale = 0;
     if (queue_abort_stale(w.db, &stale, &e) < 0) {
         fprintf(stderr, "egressscan worker: %s\n", e.message);
