@@ -368,6 +368,15 @@ static void on_target_creds(void *ud, struct aws_credentials *creds, const struc
     list_page(t, NULL);
 }
 
+/* An account's id and the ARN of the role assumed in it. */
+static void acct_name(struct acct *a, struct sched *s, const char *id)
+{
+    a->s = s;
+    snprintf(a->id, sizeof a->id, "%s", id);
+    snprintf(a->role_arn, sizeof a->role_arn, "arn:%s:iam::%s:role/%s", s->o->partition, id,
+             s->o->role_name);
+}
+
 static struct sts_assume_role_params role_params(const struct acct *a)
 {
     const struct scheduler_options *o = a->s->o;
@@ -395,10 +404,7 @@ static int refresh_account_creds(void *ud, const char *pace_key, struct aws_cred
         return -1;
     struct acct a;
     memset(&a, 0, sizeof a);
-    a.s = s;
-    snprintf(a.id, sizeof a.id, "%s", pace_key);
-    snprintf(a.role_arn, sizeof a.role_arn, "arn:%s:iam::%s:role/%s", s->o->partition, pace_key,
-             s->o->role_name);
+    acct_name(&a, s, pace_key);
     struct sts_assume_role_params p = role_params(&a);
     struct err e;
     log_debug("scan", "account %s: credentials expired; refreshing them", pace_key);
@@ -519,10 +525,7 @@ static void start_account(struct sched *s, const char *id)
             s->cb->on_account_done(s->cb->ud, id);
         return;
     }
-    a->s = s;
-    snprintf(a->id, sizeof a->id, "%s", id);
-    snprintf(a->role_arn, sizeof a->role_arn, "arn:%s:iam::%s:role/%s", s->o->partition, id,
-             s->o->role_name);
+    acct_name(a, s, id);
     s->active++;
     struct sts_assume_role_params p = role_params(a);
     if (sts_cache_get(s->sts, &p, on_account_creds, a, &e) < 0) {
