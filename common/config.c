@@ -144,6 +144,10 @@ static int set_list(struct str_list *dst, json_t *v, const struct loc *l, const 
                 str_list_free(&tmp);
                 return key_error(l, key, err, "must be an array of strings");
             }
+            if (json_string_length(item) == 0) {
+                str_list_free(&tmp);
+                return key_error(l, key, err, "must not hold an empty string");
+            }
             if (str_list_add(&tmp, json_string_value(item), json_string_length(item)) < 0)
                 goto nomem;
         }

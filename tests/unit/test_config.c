@@ -75,6 +75,8 @@ static void test_errors_name_line_and_column(void **state)
                  "cfg.json:3:5:", "must be an integer");
     expect_error("{\"concurency\": 3}", "cfg.json:1:2:", "unknown key");
     expect_error("{\n\"accounts\": [1, 2]}", "cfg.json:2:1:", "array of strings");
+    expect_error("{\n  \"regions\": [\"eu-west-1\", \"\"]}", "cfg.json:2:3:", "empty string");
+    expect_error("{\"accounts\": [\"\"]}", "cfg.json:1:2:", "empty string");
     expect_error("{\"concurrency\": 0}", "cfg.json:1:2:", "from 1 to 4096");
     expect_error("[1]", "cfg.json:1:1:", "JSON object");
     expect_error("{\"a\": 1, \"a\": 2}", "cfg.json:", "duplicate");
