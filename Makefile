@@ -119,7 +119,8 @@ test: ensure-deps
 	@$(MAKE) --no-print-directory unit itest
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory valgrind
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS) FUZZ_SEED=$(CI_FUZZ_SEED) \
+	  FUZZ_CORPUS=$(FUZZ_DIR)/ci-corpus FUZZ_FRESH=1
 
 # The memory checks: the unit tests, then a small scan end to end (tests/memcheck.py: fakeaws over
 # TLS, PostgreSQL, migrate + scan + drift + scps + report, results checked against the truth).
@@ -149,8 +150,15 @@ valgrind: check-deps $(BIN) $(BUILD)/fakeaws $(UNIT_BINS)
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 # `make test` runs every target this long: 8 targets x 15 s, the fuzz step took 2 min 20 s with
-# its build from scratch on 2 cores.
+# its build from scratch on 2 cores. It starts from the seeds alone (a fresh corpus under
+# $(FUZZ_DIR)/ci-corpus) with a fixed random seed, so that a run is the same on every machine
+# (a slower one explores a prefix of what a faster one does) and a finding reproduces; `make fuzz`
+# explores with a new seed each time (FUZZ_SEED=0) and keeps its corpus between runs.
 CI_FUZZ_SECONDS ?= 15
+CI_FUZZ_SEED ?= 1
+FUZZ_SEED ?= 0
+FUZZ_CORPUS ?= $(FUZZ_DIR)/corpus
+FUZZ_FRESH ?= 0
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=undefined
@@ -199,12 +207,19 @@ FUZZ_TARGETS ?= scp policy sts ec2 eks org awserr config
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 	@for spec in $(foreach t,$(FUZZ_TARGETS),$(t):$(FUZZ_SEEDS_$(t))); do \
 	  t=$${spec%%:*}; seeds=$${spec#*:}; \
-	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
-	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
-	  $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
-	    -artifact_prefix=$(FUZZ_DIR)/$$t- $(FUZZ_DIR)/corpus/$$t $$seeds 2>&1 | \
-	    grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+== ?ERROR|SUMMARY|artifact_prefix=)" ; \
-	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	  if [ "$(FUZZ_FRESH)" = 1 ]; then rm -rf $(FUZZ_CORPUS)/$$t $(FUZZ_DIR)/$$t-*; fi; \
+	  mkdir -p $(FUZZ_CORPUS)/$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s (seed $(FUZZ_SEED))"; \
+	  $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -seed=$(FUZZ_SEED) -max_len=8192 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$$t- $(FUZZ_CORPUS)/$$t $$seeds \
+	    > $(FUZZ_DIR)/$$t.log 2>&1; rc=$$?; \
+	  grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss)" $(FUZZ_DIR)/$$t.log; \
+	  if [ $$rc -ne 0 ]; then \
+	    echo "fuzz_$$t failed (exit $$rc); the end of $(FUZZ_DIR)/$$t.log:"; \
+	    grep -v -E "^#[0-9]+ +(NEW|REDUCE|pulse|INITED)" $(FUZZ_DIR)/$$t.log | tail -n 40; \
+	    for a in $(FUZZ_DIR)/$$t-*; do [ -f "$$a" ] && { echo "input $$a:"; head -c 2048 "$$a" | od -c | head -n 40; }; done; \
+	    exit 1; \
+	  fi; \
 	done
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build/*')
