@@ -149,17 +149,35 @@ struct db *db_connect(const char *url, struct err *err)
                 "password)");
         goto cleanup;
     }
-    /* A connect that hangs (an unreachable host) must not outlast the reconnect bound: 10 s
-     * unless the URL says otherwise. */
-    const char *timeout = "10";
-    for (PQconninfoOption *o = parsed; o->keyword; o++)
-        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && o->val[0])
-            timeout = NULL;
+    /* Defaults for what the URL does not set (it may set any of them). connect_timeout: a
+     * connect that hangs (an unreachable host) must not outlast the reconnect bound. keepalives:
+     * a peer that vanished (a partition, a host that died without closing the socket) is noticed
+     * after ~60 s of silence instead of the kernel's two hours, even while a query is waiting for
+     * its answer; then the connection counts as lost and is retried. Ignored on Unix sockets. */
+    static const char *const defaults[][2] = {
+        {"connect_timeout", "10"}, /* first: PGCONNECT_TIMEOUT sets it too */
+        {"keepalives", "1"},           {"keepalives_idle", "30"},
+        {"keepalives_interval", "10"}, {"keepalives_count", "3"},
+    };
+    enum { NDEFAULTS = sizeof defaults / sizeof defaults[0] };
     /* expand_dbname: conninfo (URI or key=value) is expanded in place of dbname; the keys after
-     * it override what it says. */
-    const char *const keys[] = {"dbname", "application_name", "client_encoding",
-                                timeout ? "connect_timeout" : NULL, NULL};
-    const char *const values[] = {conninfo, "egressscan", "UTF8", timeout, NULL};
+     * it override what it says, so only the defaults it leaves unset follow it. */
+    const char *keys[3 + NDEFAULTS + 1] = {"dbname", "application_name", "client_encoding"};
+    const char *values[3 + NDEFAULTS + 1] = {conninfo, "egressscan", "UTF8"};
+    size_t n = 3;
+    for (size_t d = 0; d < NDEFAULTS; d++) {
+        int set = 0;
+        for (PQconninfoOption *o = parsed; o->keyword; o++)
+            if (strcmp(o->keyword, defaults[d][0]) == 0 && o->val && o->val[0])
+                set = 1;
+        if (d == 0 && getenv("PGCONNECT_TIMEOUT") && getenv("PGCONNECT_TIMEOUT")[0])
+            set = 1;
+        if (!set) {
+            keys[n] = defaults[d][0];
+            values[n++] = defaults[d][1];
+        }
+    }
+    keys[n] = values[n] = NULL;
     conn = PQconnectdbParams(keys, values, 1);
     if (!conn) {
         err_set(err, ERR_NOMEM, "out of memory connecting to PostgreSQL");

@@ -11,6 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
 #include <libpq-fe.h>
 
@@ -309,6 +313,46 @@ static void test_connect_sets_search_path_and_application_name(void **state)
     q_expect(db_pgconn(db), "1", "SELECT 1", 0, NULL);
     db_close(db);
     db_close(NULL);
+}
+
+static int keepalive_option(struct db *db, int level, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof v;
+    assert_int_equal(getsockopt(PQsocket(db_pgconn(db)), level, name, &v, &len), 0);
+    return v;
+}
+
+/* TCP keepalives on the socket itself: ~60 s to notice a vanished server by default; what the
+ * URL says wins. */
+static void test_connect_sets_tcp_keepalives_unless_the_url_does(void **state)
+{
+    struct fixture *fx = *state;
+    assert_non_null(strstr(fx->url, "127.0.0.1"));
+    struct err e;
+    err_clear(&e);
+    struct db *db = db_connect(fx->url, &e);
+    assert_non_null(db);
+    assert_int_equal(keepalive_option(db, SOL_SOCKET, SO_KEEPALIVE), 1);
+    assert_int_equal(keepalive_option(db, IPPROTO_TCP, TCP_KEEPIDLE), 30);
+    assert_int_equal(keepalive_option(db, IPPROTO_TCP, TCP_KEEPINTVL), 10);
+    assert_int_equal(keepalive_option(db, IPPROTO_TCP, TCP_KEEPCNT), 3);
+    db_close(db);
+
+    char url[700];
+    snprintf(url, sizeof url, "%s?keepalives_idle=7&keepalives_count=5", fx->url);
+    db = db_connect(url, &e);
+    assert_non_null(db);
+    assert_int_equal(keepalive_option(db, IPPROTO_TCP, TCP_KEEPIDLE), 7);
+    assert_int_equal(keepalive_option(db, IPPROTO_TCP, TCP_KEEPINTVL), 10);
+    assert_int_equal(keepalive_option(db, IPPROTO_TCP, TCP_KEEPCNT), 5);
+    db_close(db);
+
+    snprintf(url, sizeof url, "%s?keepalives=0", fx->url);
+    db = db_connect(url, &e);
+    assert_non_null(db);
+    assert_int_equal(keepalive_option(db, SOL_SOCKET, SO_KEEPALIVE), 0);
+    db_close(db);
 }
 
 /* ---- migrations ---- */
@@ -1127,6 +1171,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_errors_never_show_the_password, fresh_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_connect_sets_search_path_and_application_name,
+                                        fresh_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_sets_tcp_keepalives_unless_the_url_does,
                                         fresh_setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_twice_applies_nothing_the_second_time,
                                         fresh_setup, teardown),
