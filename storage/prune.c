@@ -1,6 +1,6 @@
-/* prune.c - retention: deletes the raw per-scan rows (cluster observations, ok coverage rows) of
- * scans older than a cutoff, one transaction per scan, and keeps everything the views, history
- * and findings are made of (see prune.h for the exact list). */
+/* prune.c - retention: deletes the raw per-scan rows (cluster observations, ok coverage rows, the
+ * work queue of an enqueued scan) of scans older than a cutoff, one transaction per scan, and keeps
+ * everything the views, history and findings are made of (see prune.h for the exact list). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +24,16 @@
 static const char SQL_CANDIDATES[] =
     "SELECT s.scan_id,"
     "  pg_catalog.to_char(s.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-    "  s.status, o.n, t.n"
+    "  s.status, o.n, t.n, w.n"
     " FROM egressscan.scan s"
     " CROSS JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM egressscan.cluster_observation x"
     "                     WHERE x.scan_id = s.scan_id) o"
     " CROSS JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM egressscan.target_result x"
     "                     WHERE x.scan_id = s.scan_id AND x.status = 'ok') t"
-    " WHERE " PRUNABLE("s", "$1") " AND (o.n > 0 OR t.n > 0)"
+    " CROSS JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM egressscan.work_item x"
+    "                     WHERE x.scan_id = s.scan_id) w"
+    " WHERE " PRUNABLE("s", "$1") " AND (o.n > 0 OR t.n > 0"
+    "   OR EXISTS (SELECT 1 FROM egressscan.scan_queue x WHERE x.scan_id = s.scan_id))"
     " ORDER BY s.started_at, s.scan_id";
 
 /* Inside the scan's transaction: still prunable? (FOR SHARE: its status cannot change under us;
@@ -45,6 +48,12 @@ static const char SQL_DELETE_OBSERVATIONS[] =
 
 static const char SQL_DELETE_OK_TARGETS[] =
     "DELETE FROM egressscan.target_result WHERE scan_id = $1::bigint AND status = 'ok'";
+
+/* An enqueued scan's queue row and, by cascade, its work items (one per account). */
+static const char SQL_DELETE_QUEUE_ITEMS[] =
+    "DELETE FROM egressscan.work_item WHERE scan_id = $1::bigint";
+static const char SQL_DELETE_QUEUE[] =
+    "DELETE FROM egressscan.scan_queue WHERE scan_id = $1::bigint";
 
 static const char SQL_LATEST[] =
     "SELECT scan_id FROM egressscan.scan WHERE status IN ('succeeded', 'partial')"
@@ -63,7 +72,8 @@ static int delete_rows(struct db *db, const char *sql, const char *id, const cha
     return 0;
 }
 
-/* Prunes one scan in its own transaction. *done is 0 when the scan was no longer prunable. */
+/* Prunes one scan in its own transaction. *done is 0 when the scan was no longer prunable or had
+ * nothing left to delete (a concurrent prune got there first). */
 static int prune_one(struct db *db, const char *id, const char *cutoff, struct prune_scan *s,
                      int *done, struct err *err)
 {
@@ -80,13 +90,17 @@ static int prune_one(struct db *db, const char *id, const char *cutoff, struct p
         db_rollback(db);
         return 0;
     }
+    long long queues = 0;
     if (delete_rows(db, SQL_DELETE_OBSERVATIONS, id, "deleting cluster observations",
                     &s->observations, err) < 0 ||
         delete_rows(db, SQL_DELETE_OK_TARGETS, id, "deleting ok coverage rows", &s->target_rows,
                     err) < 0 ||
+        delete_rows(db, SQL_DELETE_QUEUE_ITEMS, id, "deleting work items", &s->work_items, err) <
+            0 ||
+        delete_rows(db, SQL_DELETE_QUEUE, id, "deleting the work queue", &queues, err) < 0 ||
         db_commit(db, err) < 0)
         goto fail;
-    *done = 1;
+    *done = s->observations > 0 || s->target_rows > 0 || queues > 0;
     return 0;
 fail:
     db_rollback(db);
@@ -96,7 +110,7 @@ fail:
 int db_prune(struct db *db, double cutoff, int dry_run, db_prune_fn cb, void *ud,
              struct prune_totals *totals, struct err *err)
 {
-    struct prune_totals sum = {0, 0, 0, 0};
+    struct prune_totals sum = {0};
     PGresult *cand = NULL;
     int rc = -1;
     char cut[64];
@@ -120,6 +134,7 @@ int db_prune(struct db *db, double cutoff, int dry_run, db_prune_fn cb, void *ud
             .status = PQgetvalue(cand, i, 2),
             .observations = strtoll(PQgetvalue(cand, i, 3), NULL, 10),
             .target_rows = strtoll(PQgetvalue(cand, i, 4), NULL, 10),
+            .work_items = strtoll(PQgetvalue(cand, i, 5), NULL, 10),
         };
         if (!dry_run) {
             int done = 0;
@@ -127,12 +142,13 @@ int db_prune(struct db *db, double cutoff, int dry_run, db_prune_fn cb, void *ud
                 err_prefix(err, "scan %lld: ", s.scan_id);
                 goto done;
             }
-            if (!done || (s.observations == 0 && s.target_rows == 0))
+            if (!done)
                 continue; /* a concurrent prune got there first */
         }
         sum.scans++;
         sum.observations += s.observations;
         sum.target_rows += s.target_rows;
+        sum.work_items += s.work_items;
         if (cb && cb(ud, &s) != 0) {
             err_set(err, "Stopped", "stopped after scan %lld", s.scan_id);
             goto done;

@@ -15,12 +15,14 @@ struct prune_scan {
     const char *status;     /* succeeded, partial, failed, aborted */
     long long observations; /* cluster_observation rows */
     long long target_rows;  /* target_result rows with status ok */
+    long long work_items;   /* work_item rows of an enqueued scan (its scan_queue row goes too) */
 };
 
 struct prune_totals {
     long long scans;
     long long observations;
     long long target_rows;
+    long long work_items;
     long long kept_scan_id; /* the latest finalized scan, kept whole whatever its age; 0: none */
 };
 
@@ -29,11 +31,14 @@ typedef int (*db_prune_fn)(void *ud, const struct prune_scan *s);
 /* Deletes the raw rows of every scan that started before cutoff (unix seconds), is not running
  * and is not the latest finalized scan (the one the views coverage and current_drift show):
  * its cluster observations (cluster_observation) and its ok coverage rows (target_result with
- * status ok; their counts stay in the scan's row, the clusters in the history). Kept, always:
+ * status ok; their counts stay in the scan's row, the clusters in the history) and, for a scan
+ * made by `scan --enqueue`, its work queue (scan_queue and its work_item rows: which worker did
+ * which account; the scan's row keeps the totals, and the view work_queue, which shows the
+ * progress of enqueued scans, no longer lists it). Kept, always:
  * the scan rows (view scans), compliance counts (daily_compliance), findings and which scan
  * raised them (current_drift, drift --scan), the coverage rows that are not ok (what could not
  * be scanned, and why), the organization and SCP snapshots, the clusters and their history
- * (current_clusters, cluster_history). No view changes.
+ * (current_clusters, cluster_history). No other view changes.
  *
  * One transaction per scan, oldest first, so that an interrupted prune leaves every scan either
  * whole or pruned and can simply be run again (a pruned scan has nothing left to delete and is

@@ -15,23 +15,26 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: egressscan prune --older-than AGE [--dry-run] [--as-of TIME]\n"
-                 "                        [--database-url URL]\n\n"
-                 "Deletes the raw rows of scans that started more than AGE ago: each scan's\n"
-                 "cluster observations and its ok coverage rows (their counts stay in the view\n"
-                 "scans). Kept: every scan row, the compliance counts (daily_compliance), the\n"
-                 "findings and which scan raised them (current_drift, drift --scan), coverage\n"
-                 "rows that are not ok (what could not be scanned, and why), the organization\n"
-                 "and SCP snapshots, the clusters and their history (current_clusters,\n"
-                 "cluster_history), and the whole of the latest finalized scan, however old.\n"
-                 "No view changes. One transaction per scan: an interrupted prune can simply be\n"
-                 "run again.\n\n"
-                 "  --older-than AGE    required: Nh, Nd or Nw (hours, days, weeks), e.g. 90d\n"
-                 "  --dry-run           print what would be deleted; delete nothing\n"
-                 "  --as-of TIME        count AGE back from TIME (YYYY-MM-DDTHH:MM:SSZ), not now\n"
-                 "  --database-url URL  PostgreSQL (else DATABASE_URL, PG* variables)\n\n"
-                 "Exit codes: 0 done; 2 usage error; 4 failed (database unreachable, schema not\n"
-                 "migrated).\n");
+    fprintf(out,
+            "usage: egressscan prune --older-than AGE [--dry-run] [--as-of TIME]\n"
+            "                        [--database-url URL]\n\n"
+            "Deletes the raw rows of scans that started more than AGE ago: each scan's\n"
+            "cluster observations and its ok coverage rows (their counts stay in the view\n"
+            "scans), and the work items of a scan made by 'scan --enqueue' (the view\n"
+            "work_queue then no longer lists it). Kept: every scan row, the compliance counts "
+            "(daily_compliance), the\n"
+            "findings and which scan raised them (current_drift, drift --scan), coverage\n"
+            "rows that are not ok (what could not be scanned, and why), the organization\n"
+            "and SCP snapshots, the clusters and their history (current_clusters,\n"
+            "cluster_history), and the whole of the latest finalized scan, however old.\n"
+            "No other view changes. One transaction per scan: an interrupted prune can simply be\n"
+            "run again.\n\n"
+            "  --older-than AGE    required: Nh, Nd or Nw (hours, days, weeks), e.g. 90d\n"
+            "  --dry-run           print what would be deleted; delete nothing\n"
+            "  --as-of TIME        count AGE back from TIME (YYYY-MM-DDTHH:MM:SSZ), not now\n"
+            "  --database-url URL  PostgreSQL (else DATABASE_URL, PG* variables)\n\n"
+            "Exit codes: 0 done; 2 usage error; 4 failed (database unreachable, schema not\n"
+            "migrated).\n");
 }
 
 /* "90d", "36h", "13w" to seconds; -1 when not such an age (N from 1 to 1000000). */
@@ -68,9 +71,12 @@ static void iso_utc(double t, char out[32])
 static int print_scan(void *ud, const struct prune_scan *s)
 {
     const int *dry_run = ud;
-    printf("scan %lld  started %s  %-9s  %s %lld cluster observations, %lld ok coverage rows\n",
+    printf("scan %lld  started %s  %-9s  %s %lld cluster observations, %lld ok coverage rows",
            s->scan_id, s->started_at, s->status, *dry_run ? "would delete" : "deleted",
            s->observations, s->target_rows);
+    if (s->work_items)
+        printf(", %lld work items", s->work_items);
+    putchar('\n');
     return 0;
 }
 
@@ -159,9 +165,12 @@ int cmd_prune(int argc, char **argv)
     fflush(stdout);
     struct prune_totals t;
     int rc = db_prune(db, cutoff, dry_run, print_scan, &dry_run, &t, &e);
-    printf("prune: %lld scan%s %s: %lld cluster observations, %lld ok coverage rows%s\n", t.scans,
+    printf("prune: %lld scan%s %s: %lld cluster observations, %lld ok coverage rows", t.scans,
            t.scans == 1 ? "" : "s", dry_run ? "would be pruned" : "pruned", t.observations,
-           t.target_rows, dry_run ? " would be deleted" : " deleted");
+           t.target_rows);
+    if (t.work_items)
+        printf(", %lld work items", t.work_items);
+    printf("%s\n", dry_run ? " would be deleted" : " deleted");
     if (t.kept_scan_id)
         printf("prune: the latest finalized scan (%lld) is kept whole\n", t.kept_scan_id);
     if (rc < 0) {

@@ -18,6 +18,7 @@
 #include "storage/db.h"
 #include "storage/findings.h"
 #include "storage/prune.h"
+#include "storage/queue.h"
 #include "tests/support/procs.h"
 
 #define T0 1767225600.0 /* 2026-01-01T00:00:00Z */
@@ -636,6 +637,91 @@ static void expect_contains(const char *text, const char *needle)
         fail_msg("expected '%s' in:\n%s", needle, text ? text : "(null)");
 }
 
+/* A scan made the way `scan --enqueue` and a worker make it, at `at`: two work items, each
+ * claimed and completed with one ok target, then finalized. */
+static long long enqueued_scan(struct fixture *fx, double at)
+{
+    struct err e;
+    err_clear(&e);
+    long long id = begin(fx->db, at);
+    const char *accounts[2] = {ACC, ACC2};
+    struct scan_totals discovery = {3, 0, 0};
+    if (queue_create(fx->db, id, "{\"regions\": [\"eu-west-1\"]}", accounts, 2, &discovery, &e) < 0)
+        fail_msg("queue_create: %s (%s)", e.message, e.code);
+    long long claimed = 0;
+    struct queue_item items[4];
+    size_t n = 0;
+    if (queue_claim(fx->db, id, "host:1:w", 60, 4, &claimed, items, &n, &e) < 0)
+        fail_msg("queue_claim: %s (%s)", e.message, e.code);
+    assert_int_equal(claimed, id);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        struct target_result t = tgt(items[i].account_id, "eu-west-1", TARGET_OK, NULL, 0, at + 5);
+        const struct target_result *tp[1] = {&t};
+        struct scan_totals calls = {2, 0, 0};
+        assert_int_equal(
+            queue_complete(fx->db, id, items[i].account_id, "host:1:w", tp, 1, &calls, &e), 0);
+    }
+    struct scan_totals totals;
+    assert_int_equal(queue_begin_finalize(fx->db, id, &totals, &e), 1);
+    assert_int_equal(totals.api_calls, 7);
+    if (db_scan_finish(fx->db, id, at + 60, "succeeded", &totals, NULL, &e) < 0)
+        fail_msg("db_scan_finish: %s (%s)", e.message, e.code);
+    return id;
+}
+
+/* An old enqueued scan loses its work queue (scan_queue + work_item) with its raw rows; its scan
+ * row keeps the totals; the latest one keeps everything. */
+static void test_prune_deletes_the_work_queue_of_old_enqueued_scans(void **state)
+{
+    struct fixture *fx = *state;
+    long long old = enqueued_scan(fx, T0), latest = enqueued_scan(fx, T0 + 100 * DAY);
+    q_expect(fx->check, "2", "SELECT count(*) FROM egressscan.work_queue", 0, NULL);
+    char id[32], id2[32];
+    const char *p[2] = {ll(id, old), ll(id2, latest)};
+    q_expect(fx->check, "7|2|2",
+             "SELECT concat_ws('|', api_calls, targets_total, targets_ok) "
+             "FROM egressscan.scans WHERE scan_id = $1::bigint",
+             1, p);
+
+    struct seen dry = {.text = ""};
+    struct prune_totals t;
+    prune_ok(fx, T0 + 50 * DAY, 1, &dry, &t);
+    assert_int_equal(t.scans, 1);
+    assert_int_equal(t.work_items, 2);
+    q_expect(fx->check, "2", "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1::bigint",
+             1, p);
+
+    struct seen sn = {.text = ""};
+    prune_ok(fx, T0 + 50 * DAY, 0, &sn, &t);
+    char expected[64];
+    snprintf(expected, sizeof expected, "%lld:0:2;", old);
+    assert_string_equal(sn.text, expected);
+    assert_int_equal(t.scans, 1);
+    assert_int_equal(t.work_items, 2);
+    assert_int_equal(t.kept_scan_id, latest);
+    q_expect(fx->check, "0|0|2|1",
+             "SELECT concat_ws('|', "
+             "(SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1::bigint), "
+             "(SELECT count(*) FROM egressscan.scan_queue WHERE scan_id = $1::bigint), "
+             "(SELECT count(*) FROM egressscan.work_item WHERE scan_id = $2::bigint), "
+             "(SELECT count(*) FROM egressscan.scan_queue WHERE scan_id = $2::bigint))",
+             2, p);
+    q_expect(fx->check, id2, "SELECT string_agg(scan_id::text, ',') FROM egressscan.work_queue", 0,
+             NULL);
+    /* the scan's own row keeps what it did */
+    q_expect(fx->check, "7|2|2|succeeded",
+             "SELECT concat_ws('|', api_calls, targets_total, targets_ok, status) "
+             "FROM egressscan.scans WHERE scan_id = $1::bigint",
+             1, p);
+
+    /* nothing left: not reported again */
+    struct seen again = {.text = ""};
+    prune_ok(fx, T0 + 50 * DAY, 0, &again, &t);
+    assert_int_equal(t.scans, 0);
+    assert_int_equal(t.work_items, 0);
+}
+
 static void test_command_dry_run_then_prune(void **state)
 {
     struct fixture *fx = *state;
@@ -750,6 +836,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_each_scan_is_its_own_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scans_after_a_prune_carry_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_deletes_the_work_queue_of_old_enqueued_scans,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_dry_run_then_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_refuses_an_unmigrated_database,
