@@ -1,6 +1,7 @@
 /* config.c - loading the JSON config file (jansson) into struct scan_config, with errors that
  * point at file:line:column, and the checks shared with command-line flags. */
 #include "common/config.h"
+#include "common/model.h"
 #include "common/textfile.h"
 
 #include <ctype.h>
@@ -256,23 +257,14 @@ int config_load_file(struct scan_config *c, const char *path, struct err *err)
     return rc;
 }
 
-static int is_account_id(const char *s)
-{
-    size_t n = 0;
-    for (; s[n]; n++)
-        if (!isdigit((unsigned char)s[n]))
-            return 0;
-    return n == 12;
-}
-
 int config_validate(const struct scan_config *c, struct err *err)
 {
     for (size_t i = 0; i < c->accounts.n; i++)
-        if (!is_account_id(c->accounts.items[i]))
+        if (!account_id_valid(c->accounts.items[i]))
             return err_set(err, ERR_CONFIG, "account id \"%s\" is not 12 digits",
                            c->accounts.items[i]);
     for (size_t i = 0; i < c->exclude_accounts.n; i++)
-        if (!is_account_id(c->exclude_accounts.items[i]))
+        if (!account_id_valid(c->exclude_accounts.items[i]))
             return err_set(err, ERR_CONFIG, "excluded account id \"%s\" is not 12 digits",
                            c->exclude_accounts.items[i]);
     if (c->concurrency < 0 || c->concurrency > 4096)

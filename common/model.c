@@ -4,6 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+int account_id_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (s[n] < '0' || s[n] > '9')
+            return 0;
+    return n == 12;
+}
+
 const char *target_status_name(enum target_status s)
 {
     switch (s) {

@@ -25,6 +25,9 @@ const char *egress_mode_name(enum egress_mode m);
  * (the API did not report one). */
 int egress_mode_parse(const char *value);
 
+/* 1 when s is an AWS account id: exactly 12 ASCII digits (leading zeros are part of it). */
+int account_id_valid(const char *s);
+
 /* Coverage statuses of SPEC.md section 5. */
 enum target_status {
     TARGET_OK = 0,

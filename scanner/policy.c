@@ -494,11 +494,6 @@ static int is_lower_alnum(const char *s, size_t n)
     return 1;
 }
 
-static int is_account_id(const char *s)
-{
-    return strlen(s) == 12 && is_digits(s, 12);
-}
-
 /* "ou-" + 4..32 + "-" + 8..32 lowercase alphanumerics, or the root "r-" + 4..32 (the forms of
  * the Organizations API). */
 static int is_ou_id(const char *s)
@@ -613,7 +608,7 @@ static const char *arn_problem(const char *s)
         return "not an EKS ARN (the service must be \"eks\")";
     if (!is_region_name(part[3]))
         return "the ARN's region is not a region name";
-    if (!is_account_id(part[4]))
+    if (!account_id_valid(part[4]))
         return "the ARN's account is not 12 digits";
     if (strncmp(part[5], "cluster/", 8) != 0)
         return "not a cluster ARN (the resource must be cluster/NAME)";
@@ -813,7 +808,7 @@ static void check_string_list(struct ctx *c, size_t n, const char *what, int (*v
         char qb[80];
         if (!json_is_string(item)) {
             problem(c, k, 0, "must be a string, not %s%s", json_type_name(item),
-                    json_is_number(item) && valid == is_account_id
+                    json_is_number(item) && valid == account_id_valid
                         ? " (quote account ids: leading zeros matter)"
                         : "");
             continue;
@@ -935,7 +930,7 @@ static void check_rule(struct ctx *c, size_t rn, size_t idx)
     size_t accounts = member(c, rn, "accounts"), ou = member(c, rn, "ou");
     size_t regions = member(c, rn, "regions"), tags = member(c, rn, "cluster_tags");
     if (accounts)
-        check_string_list(c, accounts, "12-digit account ids", is_account_id,
+        check_string_list(c, accounts, "12-digit account ids", account_id_valid,
                           "is not an account id (12 digits)", &r->accounts, &r->n_accounts);
     if (ou) {
         const char *s = want_string(c, ou, "an OU id (a string)");
