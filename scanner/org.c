@@ -74,6 +74,8 @@ struct org_call {
     size_t ou;            /* ORG_OP_LIST_OUS, ORG_OP_LIST_ACCOUNTS */
     struct scp_work *scp; /* ORG_OP_DESCRIBE_POLICY, ORG_OP_LIST_TARGETS */
     char *token;          /* NextToken this page was asked with; NULL for the first */
+    uint64_t *seen;       /* hashes of every NextToken of the chain so far */
+    size_t n_seen, cap_seen;
 };
 
 /* Account ids handed out so far (an account moved between OUs during the walk could otherwise be
@@ -228,6 +230,10 @@ static int parse_listing(enum org_op op, json_t *root, struct org_page *page, st
             return -1;
         if (op == ORG_OP_LIST_ACCOUNTS) {
             const char *state;
+            /* it names the role to assume and every row stored for the account */
+            if (!account_id_valid(e->id))
+                return err_set(err, ERR_PARSE, "%sId \"%.40s\" is not a 12-digit account id", ctx,
+                               e->id);
             /* Status is the documented field; newer answers also carry State (knows CLOSED) */
             if (opt_string(item, "Email", ctx, &e->email, err) < 0 ||
                 opt_string(item, "Status", ctx, &e->status, err) < 0 ||
@@ -463,6 +469,7 @@ static void call_free(struct org_call *call)
     if (!call)
         return;
     free(call->token);
+    free(call->seen);
     free(call);
 }
 
@@ -494,6 +501,24 @@ static int next_page(struct org_discovery *d, struct org_call *call, const char 
     if (call->token && strcmp(call->token, token) == 0)
         return err_set(err, ERR_PARSE, "%s: NextToken did not change between pages",
                        op_names[call->op]);
+    /* A token seen before (A, B, A, ...) would page forever; 64-bit FNV-1a hashes of the chain's
+     * tokens, searched linearly: a chain has at most a few thousand pages. */
+    uint64_t h = fnv1a(token);
+    for (size_t i = 0; i < call->n_seen; i++)
+        if (call->seen[i] == h)
+            return err_set(err, ERR_PARSE,
+                           "%s: NextToken repeats the token of an earlier page (the listing "
+                           "would never end)",
+                           op_names[call->op]);
+    if (call->n_seen == call->cap_seen) {
+        size_t ncap = call->cap_seen ? call->cap_seen * 2 : 8;
+        uint64_t *grown = realloc(call->seen, ncap * sizeof *grown);
+        if (!grown)
+            return err_set(err, ERR_NOMEM, "out of memory");
+        call->seen = grown;
+        call->cap_seen = ncap;
+    }
+    call->seen[call->n_seen++] = h;
     char *copy = strdup(token);
     if (!copy)
         return err_set(err, ERR_NOMEM, "out of memory");

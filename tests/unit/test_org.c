@@ -833,6 +833,74 @@ static void test_null_accounts_page_fails_discovery(void **state)
     free_fake(&fake);
 }
 
+/* Replaces the answer to (op, key, token) of the fake organization. */
+static void set_page(struct fake_org *f, const char *op, const char *key, const char *token,
+                     const char *body)
+{
+    for (int i = 0; i < f->n_pages; i++) {
+        struct fake_page *p = &f->pages[i];
+        if (strcmp(p->op, op) == 0 && strcmp(p->key, key) == 0 && strcmp(p->token, token) == 0) {
+            free(p->body);
+            p->body = strdup(body);
+            assert_non_null(p->body);
+            return;
+        }
+    }
+    fail_msg("the fake organization has no page %s %s %s", op, key, token);
+}
+
+/* Pages whose NextTokens go round (first -> =2 -> =3 -> =2 -> ...): discovery fails instead of
+ * paging forever, after asking for each page once. */
+static void test_next_token_cycle_fails_discovery(void **state)
+{
+    (void)state;
+    struct fake_org fake;
+    load_fake(&fake);
+    set_page(&fake, "ListAccountsForParent", "ou-ab12-prod0001", "AAEAAQ/acct+prod=3",
+             "{\"Accounts\":[{\"Id\":\"444444444444\",\"Name\":\"prod-c\","
+             "\"Status\":\"ACTIVE\"}],\"NextToken\":\"AAEAAQ/acct+prod=2\"}");
+    struct run r;
+    discover(&fake, NULL, &r);
+    assert_false(r.done_ok);
+    assert_string_equal(r.done_err.code, ERR_PARSE);
+    assert_string_equal(r.done_err.message, "ListAccountsForParent: NextToken repeats the token of "
+                                            "an earlier page (the listing would never end)");
+    for (int i = 0; i < fake.n_pages; i++)
+        if (strcmp(fake.pages[i].key, "ou-ab12-prod0001") == 0 &&
+            strcmp(fake.pages[i].op, "ListAccountsForParent") == 0)
+            assert_int_equal(fake.pages[i].hits, 1);
+    assert_int_equal(fake.violations, 0);
+    free_run(&r);
+    free_fake(&fake);
+}
+
+/* An account id that is not 12 digits would name a wrong role and rows no table accepts: the
+ * listing fails with the id quoted. */
+static void test_malformed_account_id_fails_discovery(void **state)
+{
+    (void)state;
+    const char *bad[] = {"12345", "1234567890123", "12345678901a", "１２３４５６７８９０１２",
+                         "../../../etc"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct fake_org fake;
+        load_fake(&fake);
+        char body[256], expected[200];
+        snprintf(body, sizeof body, "{\"Accounts\":[{\"Id\":\"999999999999\"},{\"Id\":\"%s\"}]}",
+                 bad[i]);
+        set_page(&fake, "ListAccountsForParent", "r-ab12", "", body);
+        struct run r;
+        discover(&fake, NULL, &r);
+        assert_false(r.done_ok);
+        assert_string_equal(r.done_err.code, ERR_PARSE);
+        snprintf(expected, sizeof expected,
+                 "ListAccountsForParent: Accounts[1].Id \"%s\" is not a 12-digit account id",
+                 bad[i]);
+        assert_string_equal(r.done_err.message, expected);
+        free_run(&r);
+        free_fake(&fake);
+    }
+}
+
 static void test_ou_filter(void **state)
 {
     (void)state;
@@ -895,6 +963,8 @@ int main(void)
         cmocka_unit_test(test_parse_hostile_answers),
         cmocka_unit_test(test_parse_pages),
         cmocka_unit_test(test_null_accounts_page_fails_discovery),
+        cmocka_unit_test(test_next_token_cycle_fails_discovery),
+        cmocka_unit_test(test_malformed_account_id_fails_discovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
