@@ -15,26 +15,24 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: egressscan prune --older-than AGE [--dry-run] [--as-of TIME]\n"
-            "                        [--database-url URL]\n\n"
-            "Deletes the raw rows of scans that started more than AGE ago: each scan's\n"
-            "cluster observations and its ok coverage rows (their counts stay in the view\n"
-            "scans), and the work items of a scan made by 'scan --enqueue' (the view\n"
-            "work_queue then no longer lists it). Kept: every scan row, the compliance counts "
-            "(daily_compliance), the\n"
-            "findings and which scan raised them (current_drift, drift --scan), coverage\n"
-            "rows that are not ok (what could not be scanned, and why), the organization\n"
-            "and SCP snapshots, the clusters and their history (current_clusters,\n"
-            "cluster_history), and the whole of the latest finalized scan, however old.\n"
-            "No other view changes. One transaction per scan: an interrupted prune can simply be\n"
-            "run again.\n\n"
-            "  --older-than AGE    required: Nh, Nd or Nw (hours, days, weeks), e.g. 90d\n"
-            "  --dry-run           print what would be deleted; delete nothing\n"
-            "  --as-of TIME        count AGE back from TIME (YYYY-MM-DDTHH:MM:SSZ), not now\n"
-            "  --database-url URL  PostgreSQL (else DATABASE_URL, PG* variables)\n\n"
-            "Exit codes: 0 done; 2 usage error; 4 failed (database unreachable, schema not\n"
-            "migrated).\n");
+    fprintf(out, "usage: egressscan prune --older-than AGE [--dry-run] [--as-of TIME]\n"
+                 "                        [--database-url URL]\n\n"
+                 "Deletes the raw rows of scans that started more than AGE ago: each scan's\n"
+                 "cluster observations and its ok coverage rows (their counts stay in the view\n"
+                 "scans), and the work items of a scan made by 'scan --enqueue' (the view\n"
+                 "work_queue then no longer lists it). Kept: every scan row, the compliance\n"
+                 "counts (daily_compliance), the findings and which scan raised them\n"
+                 "(current_drift, drift --scan), coverage rows that are not ok (what could not\n"
+                 "be scanned, and why), the organization and SCP snapshots, the clusters and\n"
+                 "their history (current_clusters, cluster_history), and the whole of the latest\n"
+                 "finalized scan, however old. No other view changes. One transaction per scan:\n"
+                 "an interrupted prune can simply be run again.\n\n"
+                 "  --older-than AGE    required: Nh, Nd or Nw (hours, days, weeks), e.g. 90d\n"
+                 "  --dry-run           print what would be deleted; delete nothing\n"
+                 "  --as-of TIME        count AGE back from TIME (YYYY-MM-DDTHH:MM:SSZ), not now\n"
+                 "  --database-url URL  PostgreSQL (else DATABASE_URL, PG* variables)\n\n"
+                 "Exit codes: 0 done; 2 usage error; 4 failed (database unreachable, schema not\n"
+                 "migrated).\n");
 }
 
 /* "90d", "36h", "13w" to seconds; -1 when not such an age (N from 1 to 1000000). */
