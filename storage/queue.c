@@ -293,21 +293,27 @@ int queue_complete_many(struct db *db, long long scan_id, const char *owner,
         goto cleanup;
     in_tx = 1;
     /* The row locks taken here keep the leases ours until the commit: a claimer skips them. An
-     * item whose lease is lost (another worker owns it now, or it is done) is dropped. */
+     * item whose lease is lost (another worker owns it now, or someone else did it) is dropped.
+     * An item this owner already marked done was written by this very call run before, whose
+     * COMMIT landed although its answer was lost (db_retry runs it again): written, not again. */
     const char *pc[3] = {id, a_ids.data, owner};
     r = db_query(db,
-                 "SELECT account_id FROM egressscan.work_item WHERE scan_id = $1::bigint AND "
-                 "account_id = ANY ($2::text[]) AND status = 'leased' AND lease_owner = $3 "
+                 "SELECT account_id, status = 'done' FROM egressscan.work_item "
+                 "WHERE scan_id = $1::bigint AND account_id = ANY ($2::text[]) AND "
+                 "((status = 'leased' AND lease_owner = $3) OR (status = 'done' AND done_by = $3)) "
                  "FOR UPDATE",
                  3, pc, "checking the leases", err);
     if (!r)
         goto cleanup;
     size_t n_kept = 0, k_targets = 0;
     for (size_t i = 0; i < n; i++) {
+        int written = 0;
         for (int row = 0; row < PQntuples(r); row++)
-            if (strcmp(PQgetvalue(r, row, 0), items[i].account_id) == 0)
+            if (strcmp(PQgetvalue(r, row, 0), items[i].account_id) == 0) {
                 lost[i] = 0;
-        if (lost[i])
+                written = strcmp(PQgetvalue(r, row, 1), "t") == 0;
+            }
+        if (lost[i] || written)
             continue;
         kept_ids[n_kept] = items[i].account_id;
         calls[n_kept] = items[i].calls.api_calls;
@@ -320,7 +326,9 @@ int queue_complete_many(struct db *db, long long scan_id, const char *owner,
     PQclear(r);
     r = NULL;
     if (n_kept == 0) {
-        rc = 0; /* nothing of ours left to write */
+        db_rollback(db); /* nothing of ours left to write (lost[] says which were done) */
+        in_tx = 0;
+        rc = 0;
         goto cleanup;
     }
     if (text_array(&a_kept, kept_ids, n_kept) < 0 || ll_array(&a_calls, calls, n_kept) < 0 ||

@@ -53,7 +53,9 @@ int queue_release(struct db *db, const char *owner, int *n, struct err *err);
 /* In one transaction: checks that owner still holds the item (scan_id, account_id), writes the
  * account's n target results (as db_write_targets), marks the item done and stores calls (the
  * AWS calls made since the worker's previous completion) on it. 0: written; 1: the lease was
- * lost (another worker holds the item, or it is done): nothing written; -1 with err. */
+ * lost (another worker holds the item, or another owner did it): nothing written; -1 with err.
+ * An item owner itself already marked done counts as written and is not written again, so the
+ * call may be run again (db_retry) after a COMMIT whose answer was lost. */
 int queue_complete(struct db *db, long long scan_id, const char *account_id, const char *owner,
                    const struct target_result *const *results, size_t n,
                    const struct scan_totals *calls, struct err *err);
@@ -67,8 +69,9 @@ struct queue_completion {
 };
 
 /* queue_complete for n accounts in one transaction (fewer round trips): the accounts whose lease
- * owner still holds are written and marked done, the others dropped. lost[i] says which (all 1
- * on -1: nothing was written). 0 or -1 with err. */
+ * owner still holds are written and marked done (those owner already did count as written), the
+ * others dropped. lost[i] says which (all 1 on -1: nothing was written). 0 or -1 with err. Safe
+ * to run again after a lost connection (db_retry). */
 int queue_complete_many(struct db *db, long long scan_id, const char *owner,
                         const struct queue_completion *items, size_t n, int *lost, struct err *err);
 
