@@ -99,7 +99,38 @@ static void writer_fail(struct writer *w, const struct err *e)
 
 #define WRITE_MAX 64 /* accounts per completion transaction */
 
-/* Writes the completions of list (at most WRITE_MAX, all of one scan) in one transaction. */
+/* The database operations of the worker, as db_retry runs them: each is whole or absent on
+ * failure and harmless to run again (a completion already done by this owner counts as written;
+ * renewing and releasing leases are idempotent). */
+struct complete_op {
+    long long scan_id;
+    const char *owner;
+    const struct queue_completion *items;
+    size_t n;
+    int *lost;
+};
+
+static int complete_op(struct db *db, void *ud, struct err *err)
+{
+    struct complete_op *o = ud;
+    return queue_complete_many(db, o->scan_id, o->owner, o->items, o->n, o->lost, err);
+}
+
+struct lease_op {
+    const char *owner;
+    int lease_s; /* renew for this long; 0: release */
+    int n;
+};
+
+static int lease_op(struct db *db, void *ud, struct err *err)
+{
+    struct lease_op *o = ud;
+    return o->lease_s ? queue_renew(db, o->owner, o->lease_s, &o->n, err)
+                      : queue_release(db, o->owner, &o->n, err);
+}
+
+/* Writes the completions of list (at most WRITE_MAX, all of one scan) in one transaction, again
+ * after a lost connection (within the retry bound). */
 static void writer_complete(struct writer *w, struct completion *list)
 {
     struct queue_completion items[WRITE_MAX];
@@ -114,7 +145,8 @@ static void writer_complete(struct writer *w, struct completion *list)
     struct err e;
     err_clear(&e);
     double t = scan_mono_now();
-    int rc = queue_complete_many(w->db, list->scan_id, w->owner, items, n, lost, &e);
+    struct complete_op op = {list->scan_id, w->owner, items, n, lost};
+    int rc = db_retry(w->db, "writing completed accounts", complete_op, &op, NULL, &e);
     w->busy_s += scan_mono_now() - t;
     if (rc < 0) {
         log_error("worker", "scan %lld: writing %zu accounts failed: %s (%s)", list->scan_id, n,
@@ -162,8 +194,9 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&w->mu);
             struct err e;
             err_clear(&e);
+            struct lease_op op = {w->owner, w->lease_s, 0};
             if (!atomic_load(&w->failed) &&
-                queue_renew(w->db, w->owner, w->lease_s, NULL, &e) < 0) {
+                db_retry(w->db, "renewing leases", lease_op, &op, NULL, &e) < 0) {
                 log_error("worker", "renewing leases failed: %s (%s)", e.message, e.code);
                 writer_fail(w, &e);
             }
@@ -333,6 +366,7 @@ struct worker {
     int exit_code;     /* of the scans it finalized (worst), else EXIT_OK */
     int progress_line; /* draw a progress line on the terminal */
     long finalized;    /* scans this worker finalized */
+    int db_gave_up;    /* the writer's retries ran out of the bound: no more reconnecting */
 };
 
 static int rank(int code)
@@ -509,6 +543,8 @@ static int run_batch(struct worker *w, long long scan_id, const struct queue_ite
     totals_add(&rest, &w->writer.unrecorded);
     if (wrc < 0) {
         *err = we;
+        if (db_connection_lost(w->db, &we))
+            w->db_gave_up = 1; /* db_retry waited the whole bound already */
         goto cleanup;
     }
     if (w->sink_failed) {
@@ -665,6 +701,24 @@ static int make_owner(char *out, size_t cap)
     return 0;
 }
 
+/* After a database call of the main loop failed with e: when the connection was lost (and the
+ * writer did not already wait out the bound), reconnects within the bound and gives back every
+ * item this worker holds (a claim whose COMMIT landed unanswered included; its accounts are
+ * claimed again, by this worker or another, and scanned then). 0: go on claiming. */
+static int recover(struct worker *w, struct err *e)
+{
+    if (w->db_gave_up || stop_requested || !db_connection_lost(w->db, e))
+        return -1;
+    struct lease_op op = {w->owner, 0, 0};
+    if (db_retry(w->db, "giving back this worker's leases", lease_op, &op, NULL, e) < 0)
+        return -1;
+    log_warn("worker",
+             "the database connection was lost and is back: %d work item%s given back "
+             "to be claimed again",
+             op.n, op.n == 1 ? "" : "s");
+    return 0;
+}
+
 /* The worker's loop. EXIT_* */
 static int work(struct worker *w, int wait)
 {
@@ -704,6 +758,7 @@ static int work(struct worker *w, int wait)
             goto release;
         }
     }
+again:
     while (!stop_requested) {
         long long scan_id = 0;
         size_t n = 0;
@@ -752,6 +807,10 @@ static int work(struct worker *w, int wait)
     exit_code = w->exit_code;
     goto release;
 failed:
+    if (recover(w, &e) == 0) {
+        err_clear(&e);
+        goto again;
+    }
     fprintf(stderr, "egressscan worker: %s (%s)\n", e.message, e.code);
     exit_code = EXIT_FAILED;
 release:;
@@ -767,8 +826,8 @@ release:;
                  released == 1 ? "" : "s");
     log_info("worker",
              "worker %s: %ld accounts written, %ld dropped after a lost lease, %ld "
-             "abandoned",
-             w->owner, w->written, w->lost, w->abandoned);
+             "abandoned, %ld database reconnections",
+             w->owner, w->written, w->lost, w->abandoned, db_reconnect_count(w->db));
     return exit_code;
 }
 

@@ -680,6 +680,12 @@ static void test_queue_leases_lost_results_and_one_finalizer(void **state)
         q_long(fx.d, "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1", 1, p), 0);
     /* w3 writes it; not the last item yet: nobody finalizes */
     assert_int_equal(queue_complete(two, id, ids[0], "w3", pt, 1, &calls, &e), 0);
+    /* the same completion run again (db_retry after a COMMIT whose answer was lost): w3 did it
+     * already, so it counts as written and nothing is written twice; w1 still lost it */
+    assert_int_equal(queue_complete(two, id, ids[0], "w3", pt, 1, &calls, &e), 0);
+    assert_int_equal(queue_complete(one, id, ids[0], "w1", pt, 1, &calls, &e), 1);
+    assert_int_equal(
+        q_long(fx.d, "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1", 1, p), 1);
     struct scan_totals tot = {0, 0, 0};
     assert_int_equal(queue_begin_finalize(one, id, &tot, &e), 0);
     /* renewing keeps w2's lease; releasing gives the item back, claimable at once */
@@ -768,6 +774,163 @@ static void test_a_complete_scan_nobody_finalized_is_finalized_by_the_next_worke
     free(st);
 }
 
+/* PostgreSQL restarted (pg_ctl restart -m fast) while two workers scan: each reconnects (the
+ * writer's completions and lease renewals are run again; the main loop gives its leases back and
+ * claims again), both exit 0, one finalization, and the results equal the truth with no target
+ * twice. Runs last: it restarts the server under the other fixtures' connections. */
+static void test_workers_survive_a_database_restart(void **state)
+{
+    (void)state;
+    char url[256];
+    PGconn *e = NULL;
+    assert_int_equal(make_db("es_worker_e", url, sizeof url, &e), 0);
+    struct cli c;
+    cli_for(&c, url);
+    assert_int_equal(cli_run(&c, NULL, NULL, "migrate", NULL), 0);
+    long long id = enqueue(url, NULL, NULL);
+    char sid[32];
+    snprintf(sid, sizeof sid, "%lld", id);
+    const char *p[1] = {sid};
+    long active = (long)json_integer_value(
+        json_object_get(json_object_get(fx.fake.truth, "counts"), "active_accounts"));
+
+    char logs[2][320];
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(logs[i], sizeof logs[i], "%s/restart-worker-%d.log", fx.tmp, i);
+        pids[i] = spawn_egressscan(&c, logs[i], "worker", "--wait", "--lease-seconds", "15",
+                                   "--batch", "4", "--concurrency", "4", "--no-progress", NULL);
+        assert_true(pids[i] > 0);
+    }
+    /* a quarter of the accounts done: both workers are well under way */
+    long done = 0;
+    for (int i = 0; i < 1200 && done < active / 4; i++) {
+        sleep_ms(25);
+        done = q_long(e,
+                      "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                      "status = 'done'",
+                      1, p);
+    }
+    assert_true(done >= active / 4);
+    assert_true(done < active);
+    assert_int_equal(pgtest_restart(&fx.pg, "fast"), 0);
+    PGconn *conns[] = {fx.a, fx.b, fx.c, fx.d, e};
+    for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++) {
+        PQreset(conns[i]);
+        assert_int_equal(PQstatus(conns[i]), CONNECTION_OK);
+    }
+
+    int rc[2];
+    char *text[2];
+    int lost = 0, back = 0, summaries = 0;
+    char finalized[64];
+    snprintf(finalized, sizeof finalized, "scan %lld succeeded", id);
+    for (int i = 0; i < 2; i++) {
+        rc[i] = wait_exit(pids[i], 180);
+        text[i] = slurp(logs[i]);
+        lost += strstr(text[i], "connection lost while") != NULL;
+        back += strstr(text[i], "reconnected to PostgreSQL") != NULL;
+        summaries += strstr(text[i], finalized) != NULL;
+        const char *w = strstr(text[i], "connection lost while");
+        fprintf(stderr, "worker %d: %.*s\n", i, w ? (int)strcspn(w, "(") : 0, w ? w : "");
+    }
+    if (rc[0] != 0 || rc[1] != 0 || lost < 2 || back < 2)
+        fail_msg("workers exited %d and %d (%d lost, %d reconnected)\n--- 0:\n%.3000s\n--- 1:\n"
+                 "%.3000s",
+                 rc[0], rc[1], lost, back, text[0], text[1]);
+    assert_int_equal(summaries, 1);
+    free(text[0]);
+    free(text[1]);
+
+    char *status = q_text(e,
+                          "SELECT concat_ws('|', status, coalesce(error, '-')) FROM "
+                          "egressscan.scans WHERE scan_id = $1",
+                          1, p);
+    assert_string_equal(status, "succeeded|-");
+    free(status);
+    assert_int_equal(q_long(e,
+                            "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                            "status = 'done'",
+                            1, p),
+                     active);
+    assert_int_equal(
+        q_long(e, "SELECT count(*) FROM egressscan.scan_compliance WHERE scan_id = $1", 1, p), 1);
+    /* every target once, all ok */
+    assert_int_equal(q_long(e,
+                            "SELECT count(*) - count(DISTINCT (account_id, region)) FROM "
+                            "egressscan.target_result WHERE scan_id = $1",
+                            1, p),
+                     0);
+    assert_int_equal(q_long(e,
+                            "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1 "
+                            "AND status = 'ok'",
+                            1, p),
+                     active * 3);
+    char *diff = NULL;
+    long d = fakeproc_diff_db(&fx.fake, url, &diff);
+    if (d != 0)
+        fail_msg("results after the restart differ from the truth (%ld):\n%s", d, diff ? diff : "");
+    fprintf(stderr,
+            "worker restart test: %ld accounts, %ld done at the restart, %ld items claimed "
+            "more than once, both workers exit 0\n",
+            active, done,
+            q_long(e,
+                   "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                   "attempts >= 2",
+                   1, p));
+    PQfinish(e);
+}
+
+/* A worker waiting on an empty queue when the server restarts: its next poll finds the
+ * connection gone, the main loop reconnects (giving back leases it might hold) and goes on
+ * waiting, and it then scans a scan enqueued after the restart. */
+static void test_a_waiting_worker_survives_a_database_restart(void **state)
+{
+    (void)state;
+    char url[256];
+    PGconn *f = NULL;
+    assert_int_equal(make_db("es_worker_f", url, sizeof url, &f), 0);
+    struct cli c;
+    cli_for(&c, url);
+    assert_int_equal(cli_run(&c, NULL, NULL, "migrate", NULL), 0);
+    char log[320];
+    snprintf(log, sizeof log, "%s/restart-waiting.log", fx.tmp);
+    pid_t pid = spawn_egressscan(&c, log, "worker", "--wait", "--lease-seconds", LEASE,
+                                 "--no-progress", NULL);
+    assert_true(pid > 0);
+    sleep_ms(1500); /* connected and polling */
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
+    assert_int_equal(pgtest_restart(&fx.pg, "fast"), 0);
+    PGconn *conns[] = {fx.a, fx.b, fx.c, fx.d, f};
+    for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++) {
+        PQreset(conns[i]);
+        assert_int_equal(PQstatus(conns[i]), CONNECTION_OK);
+    }
+    sleep_ms(1500); /* at least one poll on the lost connection */
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
+    char accounts[256];
+    some_accounts(0, 3, accounts, sizeof accounts);
+    long long id = enqueue(url, "--accounts", accounts);
+    int rc = wait_exit(pid, 60);
+    char *text = slurp(log);
+    if (rc != 0 || !strstr(text, "connection lost while giving back this worker's leases") ||
+        !strstr(text, "reconnected to PostgreSQL"))
+        fail_msg("waiting worker exited %d:\n%.3000s", rc, text);
+    char want[64];
+    snprintf(want, sizeof want, "scan %lld succeeded", id);
+    assert_non_null(strstr(text, want));
+    free(text);
+    char sid[32];
+    snprintf(sid, sizeof sid, "%lld", id);
+    const char *p[1] = {sid};
+    assert_int_equal(q_long(f,
+                            "SELECT count(DISTINCT account_id) FROM egressscan.target_result "
+                            "WHERE scan_id = $1 AND status = 'ok'",
+                            1, p),
+                     3);
+    PQfinish(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -778,6 +941,8 @@ int main(void)
         cmocka_unit_test(test_sigterm_stops_claiming_and_leaves_no_lease),
         cmocka_unit_test(test_queue_leases_lost_results_and_one_finalizer),
         cmocka_unit_test(test_a_complete_scan_nobody_finalized_is_finalized_by_the_next_worker),
+        cmocka_unit_test(test_workers_survive_a_database_restart),
+        cmocka_unit_test(test_a_waiting_worker_survives_a_database_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
