@@ -445,6 +445,22 @@ static void some_accounts(size_t skip, size_t n, char *out, size_t cap)
     }
 }
 
+/* Enqueues three accounts into url for the waiting worker pid (logging to log), which must then
+ * scan them, finalize the scan and exit 0. The scan id; the worker's log into *text. */
+static long long enqueue_three_for(pid_t pid, const char *url, const char *log, char **text)
+{
+    char accounts[256];
+    some_accounts(0, 3, accounts, sizeof accounts);
+    long long id = enqueue(url, "--accounts", accounts);
+    int rc = wait_exit(pid, 60);
+    *text = slurp(log);
+    char want[64];
+    snprintf(want, sizeof want, "scan %lld succeeded", id);
+    if (rc != 0 || !strstr(*text, want))
+        fail_msg("waiting worker exited %d:\n%.3000s", rc, *text);
+    return id;
+}
+
 static void test_wait_picks_up_a_scan_enqueued_later(void **state)
 {
     (void)state;
@@ -460,16 +476,8 @@ static void test_wait_picks_up_a_scan_enqueued_later(void **state)
         assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
         sleep_ms(100);
     }
-    char accounts[256];
-    some_accounts(0, 3, accounts, sizeof accounts);
-    long long id = enqueue(fx.url_c, "--accounts", accounts);
-    int rc = wait_exit(pid, 60);
-    char *text = slurp(log);
-    if (rc != 0)
-        fail_msg("waiting worker exited %d:\n%.3000s", rc, text);
-    char want[64];
-    snprintf(want, sizeof want, "scan %lld succeeded", id);
-    assert_non_null(strstr(text, want));
+    char *text = NULL;
+    long long id = enqueue_three_for(pid, fx.url_c, log, &text);
     free(text);
     char sid[32];
     snprintf(sid, sizeof sid, "%lld", id);
@@ -774,6 +782,25 @@ static void test_a_complete_scan_nobody_finalized_is_finalized_by_the_next_worke
     free(st);
 }
 
+/* A new database, migrated; its URL into url, a connection into *conn, c set up for it. */
+static void migrated_db(const char *name, char *url, size_t cap, PGconn **conn, struct cli *c)
+{
+    assert_int_equal(make_db(name, url, cap, conn), 0);
+    cli_for(c, url);
+    assert_int_equal(cli_run(c, NULL, NULL, "migrate", NULL), 0);
+}
+
+/* pg_ctl restart -m fast, then the fixture's connections (and extra) are connected again. */
+static void restart_server(PGconn *extra)
+{
+    assert_int_equal(pgtest_restart(&fx.pg, "fast"), 0);
+    PGconn *conns[] = {fx.a, fx.b, fx.c, fx.d, extra};
+    for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++) {
+        PQreset(conns[i]);
+        assert_int_equal(PQstatus(conns[i]), CONNECTION_OK);
+    }
+}
+
 /* PostgreSQL restarted (pg_ctl restart -m fast) while two workers scan: each reconnects (the
  * writer's completions and lease renewals are run again; the main loop gives its leases back and
  * claims again), both exit 0, one finalization, and the results equal the truth with no target
@@ -783,10 +810,8 @@ static void test_workers_survive_a_database_restart(void **state)
     (void)state;
     char url[256];
     PGconn *e = NULL;
-    assert_int_equal(make_db("es_worker_e", url, sizeof url, &e), 0);
     struct cli c;
-    cli_for(&c, url);
-    assert_int_equal(cli_run(&c, NULL, NULL, "migrate", NULL), 0);
+    migrated_db("es_worker_e", url, sizeof url, &e, &c);
     long long id = enqueue(url, NULL, NULL);
     char sid[32];
     snprintf(sid, sizeof sid, "%lld", id);
@@ -813,12 +838,7 @@ static void test_workers_survive_a_database_restart(void **state)
     }
     assert_true(done >= active / 4);
     assert_true(done < active);
-    assert_int_equal(pgtest_restart(&fx.pg, "fast"), 0);
-    PGconn *conns[] = {fx.a, fx.b, fx.c, fx.d, e};
-    for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++) {
-        PQreset(conns[i]);
-        assert_int_equal(PQstatus(conns[i]), CONNECTION_OK);
-    }
+    restart_server(e);
 
     int rc[2];
     char *text[2];
@@ -889,10 +909,8 @@ static void test_a_waiting_worker_survives_a_database_restart(void **state)
     (void)state;
     char url[256];
     PGconn *f = NULL;
-    assert_int_equal(make_db("es_worker_f", url, sizeof url, &f), 0);
     struct cli c;
-    cli_for(&c, url);
-    assert_int_equal(cli_run(&c, NULL, NULL, "migrate", NULL), 0);
+    migrated_db("es_worker_f", url, sizeof url, &f, &c);
     char log[320];
     snprintf(log, sizeof log, "%s/restart-waiting.log", fx.tmp);
     pid_t pid = spawn_egressscan(&c, log, "worker", "--wait", "--lease-seconds", LEASE,
@@ -900,25 +918,14 @@ static void test_a_waiting_worker_survives_a_database_restart(void **state)
     assert_true(pid > 0);
     sleep_ms(1500); /* connected and polling */
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
-    assert_int_equal(pgtest_restart(&fx.pg, "fast"), 0);
-    PGconn *conns[] = {fx.a, fx.b, fx.c, fx.d, f};
-    for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++) {
-        PQreset(conns[i]);
-        assert_int_equal(PQstatus(conns[i]), CONNECTION_OK);
-    }
+    restart_server(f);
     sleep_ms(1500); /* at least one poll on the lost connection */
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
-    char accounts[256];
-    some_accounts(0, 3, accounts, sizeof accounts);
-    long long id = enqueue(url, "--accounts", accounts);
-    int rc = wait_exit(pid, 60);
-    char *text = slurp(log);
-    if (rc != 0 || !strstr(text, "connection lost while giving back this worker's leases") ||
+    char *text = NULL;
+    long long id = enqueue_three_for(pid, url, log, &text);
+    if (!strstr(text, "connection lost while giving back this worker's leases") ||
         !strstr(text, "reconnected to PostgreSQL"))
-        fail_msg("waiting worker exited %d:\n%.3000s", rc, text);
-    char want[64];
-    snprintf(want, sizeof want, "scan %lld succeeded", id);
-    assert_non_null(strstr(text, want));
+        fail_msg("the worker did not say it reconnected:\n%.3000s", text);
     free(text);
     char sid[32];
     snprintf(sid, sizeof sid, "%lld", id);
