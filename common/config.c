@@ -5,6 +5,7 @@
 #include "common/textfile.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,5 +287,16 @@ int config_set_string(char **dst, const char *v)
         return -1;
     free(*dst);
     *dst = s;
+    return 0;
+}
+
+int config_parse_long(const char *s, long min, long max, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = v;
     return 0;
 }

@@ -41,10 +41,14 @@ int config_load_file(struct scan_config *c, const char *path, struct err *err);
 int config_load_string(struct scan_config *c, const char *text, size_t len, const char *name,
                        struct err *err);
 
-/* Splits "a,b,c" into list (appending; empty items skipped). -1 on ENOMEM. */
 /* Replaces *dst (freed) with a copy of v. -1 when out of memory (*dst unchanged). */
 int config_set_string(char **dst, const char *v);
 
+/* A decimal integer from min to max (a flag's or an environment variable's value): the whole of
+ * s, no sign tricks past strtol's. 0 with *out set, or -1 (*out unchanged). */
+int config_parse_long(const char *s, long min, long max, long *out);
+
+/* Splits "a,b,c" into list (appending; empty items skipped). -1 on ENOMEM. */
 int str_list_split(struct str_list *list, const char *csv);
 void str_list_free(struct str_list *list);
 

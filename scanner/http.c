@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "scanner/creds.h"
@@ -225,15 +226,9 @@ long http_backoff_ms(int attempt, double r)
 static int env_ms(const char *name, long *out, struct err *err)
 {
     const char *v = getenv(name);
-    if (!v || !*v)
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || !end || *end || n < 1 || n > 3600000)
+    if (v && *v && config_parse_long(v, 1, 3600000, out) < 0)
         return err_set(err, ERR_CONFIG, "%s \"%.32s\" is not a number of milliseconds 1..3600000",
                        name, v);
-    *out = n;
     return 0;
 }
 
@@ -267,11 +262,9 @@ int http_engine_options_init(struct http_engine_options *o, struct err *err)
         o->max_attempts = LEGACY_MAX_ATTEMPTS;
 
     v = getenv("AWS_MAX_ATTEMPTS");
+    long n;
     if (v && *v) {
-        char *end = NULL;
-        errno = 0;
-        long n = strtol(v, &end, 10);
-        if (errno || !end || *end || n < 1 || n > 100)
+        if (config_parse_long(v, 1, 100, &n) < 0)
             return err_set(err, ERR_CONFIG, "AWS_MAX_ATTEMPTS \"%.32s\" is not a number 1..100", v);
         o->max_attempts = (int)n;
     }

@@ -4,13 +4,13 @@
  * reconnection (db_retry, within the connection's retry bound); the writes are idempotent. */
 #include "cmd/egressscan/result_sink.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "storage/db.h"
 
@@ -191,11 +191,9 @@ struct result_sink *result_sink_start(struct db *db, long long scan_id, struct e
     s->last_flush = mono_now();
     s->batch_limit = BATCH_TARGETS;
     const char *limit = getenv(BATCH_ENV);
+    long v;
     if (limit && *limit) {
-        char *end;
-        errno = 0;
-        long v = strtol(limit, &end, 10);
-        if (errno || *end || v < 1 || v > BATCH_TARGETS) {
+        if (config_parse_long(limit, 1, BATCH_TARGETS, &v) < 0) {
             free(s);
             err_set(err, ERR_CONFIG, "%s: not a number from 1 to %d", BATCH_ENV, BATCH_TARGETS);
             return NULL;

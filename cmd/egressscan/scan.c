@@ -3,7 +3,6 @@
  * writer thread (result_sink: batches, each one transaction), then evaluates drift, finalizes the
  * run, prints the summary, writes the metrics file and picks the exit code. This is where
  * scanner/ and storage/ meet. */
-#include <errno.h>
 #include <getopt.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -182,17 +181,6 @@ static const struct option scan_opts[] = {
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
 
-static int parse_int(const char *s, int min, int max, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < min || v > max)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* "2026-11-01T10:00:00Z" or unix seconds. */
 static int parse_time(const char *s, double *out)
 {
@@ -224,6 +212,7 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, struct sc
     optind = 0;
     while ((c = getopt_long(argc, argv, "", scan_opts, NULL)) != -1) {
         int r = 0;
+        long v = 0;
         switch (c) {
         case OPT_CONFIG:
             break;
@@ -277,13 +266,15 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, struct sc
             cfg->no_progress = 1;
             break;
         case OPT_CONCURRENCY:
-            if (parse_int(optarg, 1, 4096, &cfg->concurrency) < 0)
+            if (config_parse_long(optarg, 1, 4096, &v) < 0)
                 return err_set(e, ERR_CONFIG, "--concurrency: not a number from 1 to 4096: %s",
                                optarg);
+            cfg->concurrency = (int)v;
             break;
         case OPT_PAGE_SIZE:
-            if (parse_int(optarg, 1, 100, &cfg->page_size) < 0)
+            if (config_parse_long(optarg, 1, 100, &v) < 0)
                 return err_set(e, ERR_CONFIG, "--page-size: not a number from 1 to 100");
+            cfg->page_size = (int)v;
             break;
         case OPT_AS_OF:
             if (parse_time(optarg, &fl->as_of) < 0)

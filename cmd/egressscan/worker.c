@@ -889,17 +889,6 @@ static const struct option worker_opts[] = {
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
 
-static int parse_long(const char *s, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 struct worker_flags {
     long long scan;
     int wait, fail_on_drift;
@@ -925,7 +914,7 @@ static int parse_args(int argc, char **argv, struct scan_config *cfg, struct wor
         case OPT_CONFIG:
             break;
         case OPT_SCAN:
-            if (parse_long(optarg, 1, 0x7fffffffL, &v) < 0)
+            if (config_parse_long(optarg, 1, 0x7fffffffL, &v) < 0)
                 return err_set(e, ERR_CONFIG, "--scan: not a scan id: %s", optarg);
             fl->scan = v;
             break;
@@ -933,7 +922,7 @@ static int parse_args(int argc, char **argv, struct scan_config *cfg, struct wor
             fl->wait = 1;
             break;
         case OPT_CONCURRENCY:
-            if (parse_long(optarg, 1, 4096, &v) < 0)
+            if (config_parse_long(optarg, 1, 4096, &v) < 0)
                 return err_set(e, ERR_CONFIG, "--concurrency: not a number from 1 to 4096: %s",
                                optarg);
             cfg->concurrency = (int)v;
@@ -957,11 +946,11 @@ static int parse_args(int argc, char **argv, struct scan_config *cfg, struct wor
             fl->fail_on_drift = 1;
             break;
         case OPT_LEASE:
-            if (parse_long(optarg, 2, 3600, &fl->lease_s) < 0)
+            if (config_parse_long(optarg, 2, 3600, &fl->lease_s) < 0)
                 return err_set(e, ERR_CONFIG, "--lease-seconds: not a number from 2 to 3600");
             break;
         case OPT_BATCH:
-            if (parse_long(optarg, 1, MAX_BATCH, &fl->batch) < 0)
+            if (config_parse_long(optarg, 1, MAX_BATCH, &fl->batch) < 0)
                 return err_set(e, ERR_CONFIG, "--batch: not a number from 1 to %d", MAX_BATCH);
             break;
         case OPT_HELP:
