@@ -26,6 +26,12 @@ const char *target_status_name(enum target_status s)
         return "region_disabled";
     case TARGET_THROTTLED:
         return "throttled";
+    case TARGET_SCP_DENIED:
+        return "scp_denied";
+    case TARGET_SUSPENDED:
+        return "suspended";
+    case TARGET_STATUSES:
+        break;
     case TARGET_ERROR:
         return "error";
     }
@@ -130,4 +136,9 @@ struct finding *finding_copy(const struct finding *f)
     c->source = put(&cursor, f->source);
     c->details_json = put(&cursor, f->details_json);
     return c;
+}
+
+int target_status_failed(enum target_status s)
+{
+    return s != TARGET_OK && s != TARGET_SUSPENDED;
 }

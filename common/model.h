@@ -35,8 +35,15 @@ enum target_status {
     TARGET_ACCESS_DENIED,
     TARGET_REGION_DISABLED,
     TARGET_THROTTLED,
-    TARGET_ERROR
+    TARGET_ERROR,
+    TARGET_SCP_DENIED, /* an SCP denies the scanner's own calls there (region-deny SCPs) */
+    TARGET_SUSPENDED,  /* account suspended or closed (account-level, region "*"): left the fleet */
+    TARGET_STATUSES
 };
+
+/* 1 when a target of this status was meant to be scanned and was not (a suspended account is
+ * not a failure: it left the fleet). */
+int target_status_failed(enum target_status s);
 
 /* "ok", "assume_role_denied", ... */
 const char *target_status_name(enum target_status s);

@@ -170,7 +170,7 @@ static int is_true(const PGresult *r, int row, int col)
 
 static enum target_status status_of(const char *name)
 {
-    for (int s = TARGET_OK; s <= TARGET_ERROR; s++)
+    for (int s = TARGET_OK; s < TARGET_STATUSES; s++)
         if (strcmp(name, target_status_name((enum target_status)s)) == 0)
             return (enum target_status)s;
     return TARGET_ERROR; /* the schema allows no other value */

@@ -575,7 +575,7 @@ int queue_scan_counts(struct db *db, long long scan_id, struct queue_scan_counts
     if (!r)
         goto cleanup;
     for (int i = 0; i < PQntuples(r); i++)
-        for (int s = TARGET_OK; s <= TARGET_ERROR; s++)
+        for (int s = TARGET_OK; s < TARGET_STATUSES; s++)
             if (strcmp(PQgetvalue(r, i, 0), target_status_name((enum target_status)s)) == 0)
                 out->by_status[s] = atol(PQgetvalue(r, i, 1));
     PQclear(r);

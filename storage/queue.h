@@ -118,7 +118,7 @@ int queue_open_scans(struct db *db, long long only_scan, long *n, struct err *er
  * order), accounts with a result, clusters observed by mode (AWS_MANAGED, CUSTOMER_ROUTED,
  * CUSTOMER_ISOLATED, absent, other) and whether the SCPs were read. */
 struct queue_scan_counts {
-    long by_status[TARGET_ERROR + 1];
+    long by_status[TARGET_STATUSES];
     long accounts;
     long by_mode[5];
     int scps_known;

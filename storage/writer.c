@@ -471,7 +471,7 @@ static int validate_targets(const struct target_result *const *results, size_t n
         const struct target_result *t = results[i];
         if (!t || !t->account_id || !t->region)
             return err_set(err, ERR_INVALID, "target %zu of the batch has no account or region", i);
-        if ((int)t->status < TARGET_OK || t->status > TARGET_ERROR)
+        if ((int)t->status < TARGET_OK || t->status >= TARGET_STATUSES)
             return err_set(err, ERR_INVALID, "target %s/%s has an unknown status %d", t->account_id,
                            t->region, (int)t->status);
         if (!isfinite(t->scanned_at))

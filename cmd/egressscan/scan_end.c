@@ -50,8 +50,9 @@ void scan_counts_add(struct scan_counts *c, const struct target_result *r)
 long scan_counts_failed(const struct scan_counts *c)
 {
     long failed = 0;
-    for (int s = TARGET_ASSUME_ROLE_DENIED; s <= TARGET_ERROR; s++)
-        failed += c->by_status[s];
+    for (int s = TARGET_OK; s < TARGET_STATUSES; s++)
+        if (target_status_failed((enum target_status)s))
+            failed += c->by_status[s];
     return failed;
 }
 
@@ -113,7 +114,7 @@ static int finish_op(struct db *db, void *ud, struct err *err)
 long scan_counts_targets(const struct scan_counts *c)
 {
     long n = 0;
-    for (int s = TARGET_OK; s <= TARGET_ERROR; s++)
+    for (int s = TARGET_OK; s < TARGET_STATUSES; s++)
         n += c->by_status[s];
     return n;
 }
@@ -220,7 +221,7 @@ void scan_summary_print(long long scan_id, const struct scan_end *end, const str
     printf("scan %lld %s in %.1f s\n", scan_id, end->status, end->duration);
     printf("  accounts  %ld scanned\n", c->accounts);
     printf("  targets   %ld: %ld ok", targets, c->by_status[TARGET_OK]);
-    for (int s = TARGET_ASSUME_ROLE_DENIED; s <= TARGET_ERROR; s++)
+    for (int s = TARGET_ASSUME_ROLE_DENIED; s < TARGET_STATUSES; s++)
         if (c->by_status[s])
             printf(", %ld %s", c->by_status[s], target_status_name((enum target_status)s));
     printf("\n  clusters  %ld:", clusters);
@@ -276,7 +277,7 @@ void scan_metrics_write(const char *path, const struct scan_end *end, const stru
                 strcmp(end->status, statuses[i]) == 0);
     fprintf(f, "# HELP egressscan_targets Targets (account x region) by coverage status.\n"
                "# TYPE egressscan_targets gauge\n");
-    for (int s = TARGET_OK; s <= TARGET_ERROR; s++)
+    for (int s = TARGET_OK; s < TARGET_STATUSES; s++)
         fprintf(f, "egressscan_targets{status=\"%s\"} %ld\n",
                 target_status_name((enum target_status)s), c->by_status[s]);
     fprintf(f, "# HELP egressscan_clusters Clusters seen by egress mode.\n"

@@ -24,7 +24,7 @@ enum mode_bucket {
 
 /* What a scan found, by coverage status and by egress mode. */
 struct scan_counts {
-    long by_status[TARGET_ERROR + 1];
+    long by_status[TARGET_STATUSES];
     long by_mode[MODE_BUCKETS];
     long accounts; /* accounts scanned */
 };
