@@ -142,3 +142,33 @@ int target_status_failed(enum target_status s)
 {
     return s != TARGET_OK && s != TARGET_SUSPENDED;
 }
+
+static const char *const org_scps_names[ORG_SCPS_STATES] = {"read", "disabled", "not_read",
+                                                            "failed"};
+
+const char *org_scps_name(enum org_scps s)
+{
+    return (int)s >= 0 && s < ORG_SCPS_STATES ? org_scps_names[s] : "failed";
+}
+
+int org_scps_parse(const char *name)
+{
+    for (int s = 0; name && s < ORG_SCPS_STATES; s++)
+        if (strcmp(name, org_scps_names[s]) == 0)
+            return s;
+    return -1;
+}
+
+int org_scps_known(enum org_scps s)
+{
+    return s == ORG_SCPS_READ || s == ORG_SCPS_DISABLED;
+}
+
+const char *scan_status_of(int run_failed, long targets_failed, enum org_scps scps)
+{
+    if (run_failed)
+        return "failed";
+    if (targets_failed > 0 || scps == ORG_SCPS_FAILED)
+        return "partial";
+    return "succeeded";
+}

@@ -48,6 +48,30 @@ int target_status_failed(enum target_status s);
 /* "ok", "assume_role_denied", ... */
 const char *target_status_name(enum target_status s);
 
+/* How a scan came by the organization's SCPs (scans.scps_state). scps_known is READ or DISABLED. */
+enum org_scps {
+    ORG_SCPS_READ = 0, /* read completely */
+    ORG_SCPS_DISABLED, /* SCPs not enabled in the organization (PolicyTypeNotEnabledException):
+                          none apply, every mode allowed */
+    ORG_SCPS_NOT_READ, /* not attempted by design: a fixed --accounts list without
+                          --org-role-arn (the targeted scan judges with the latest read) */
+    ORG_SCPS_FAILED,   /* should have been read and could not be (AccessDenied, throttling or
+                          errors past the retries): the scan is partial */
+    ORG_SCPS_STATES
+};
+
+/* "read", "disabled", "not_read", "failed". */
+const char *org_scps_name(enum org_scps s);
+/* The state of a name; -1 for an unknown one. */
+int org_scps_parse(const char *name);
+/* 1 when the scan knows which SCPs apply (read, or disabled: none). */
+int org_scps_known(enum org_scps s);
+
+/* The status a finished scan gets (SPEC section 2 and 5): "failed" when the run itself failed,
+ * "partial" when some target could not be scanned or the SCPs could not be read, else
+ * "succeeded". */
+const char *scan_status_of(int run_failed, long targets_failed, enum org_scps scps);
+
 /* An account as discovered (Organizations or the --accounts list). Strings are owned by whoever
  * built the struct; storage copies what it keeps. */
 struct account {
