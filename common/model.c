@@ -172,3 +172,9 @@ const char *scan_status_of(int run_failed, long targets_failed, enum org_scps sc
         return "partial";
     return "succeeded";
 }
+
+const char *cluster_judgement_name(enum cluster_judgement j)
+{
+    static const char *const names[] = {"compliant", "noncompliant", "exempt", "unknown"};
+    return (int)j >= 0 && j <= JUDGED_UNKNOWN ? names[j] : "unknown";
+}

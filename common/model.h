@@ -147,6 +147,7 @@ struct drift_cluster {
     const char *arn;
     const char *egress_mode; /* verbatim; NULL when the API did not report it */
     const char *tags_json;   /* NULL when none */
+    int unverified; /* its target was not scanned ok by this scan: last known state, not judged */
 };
 
 /* A coverage row of the scan (only the ones that are not ok are needed for findings; the ok ones
@@ -187,9 +188,16 @@ struct drift_counts {
     long clusters; /* clusters judged */
     long compliant;
     long noncompliant;
-    long exempt;  /* covered by a valid exception */
-    long unknown; /* neither: an unknown mode value or an unevaluable intent */
+    long exempt;     /* covered by a valid exception */
+    long unknown;    /* neither: an unknown mode value or an unevaluable intent */
+    long unverified; /* not judged: the cluster's target was not scanned ok (last known state) */
 };
+
+/* What a scan judged one cluster to be (current_clusters.compliance). */
+enum cluster_judgement { JUDGED_COMPLIANT = 0, JUDGED_NONCOMPLIANT, JUDGED_EXEMPT, JUDGED_UNKNOWN };
+
+/* "compliant", "noncompliant", "exempt", "unknown". */
+const char *cluster_judgement_name(enum cluster_judgement j);
 
 /* Deep copy of f and its strings in one allocation: free() it. NULL on ENOMEM. */
 struct finding *finding_copy(const struct finding *f);

@@ -30,6 +30,7 @@
  * - Sources: "observation" for unknown_mode (the finding is about what DescribeCluster said). */
 #include "scanner/drift.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -770,11 +771,39 @@ static void subject_init(struct policy_subject *s, const struct account_view *av
     s->region = region;
 }
 
-/* Judges one cluster: counts it and emits its cluster findings. */
+/* Counts one judgement and tells the caller. */
+static int judged(struct drift_run *r, const struct drift_cluster *c, enum cluster_judgement j)
+{
+    struct drift_counts *k = r->counts;
+    switch (j) {
+    case JUDGED_COMPLIANT:
+        k->compliant++;
+        break;
+    case JUDGED_NONCOMPLIANT:
+        k->noncompliant++;
+        break;
+    case JUDGED_EXEMPT:
+        k->exempt++;
+        break;
+    case JUDGED_UNKNOWN:
+        k->unknown++;
+        break;
+    }
+    if (r->in->on_judged && r->in->on_judged(r->in->judged_ud, c, j) != 0)
+        return err_set(r->err, ERR_IO, "drift: the judgements consumer failed");
+    return 0;
+}
+
+/* Judges one cluster: counts it and emits its cluster findings. A cluster whose target was not
+ * scanned ok is not judged at all: its last known state proves nothing now (counted apart). */
 static int judge_cluster(struct drift_run *r, const struct account_view *av,
                          const struct drift_cluster *c)
 {
     struct drift_counts *k = r->counts;
+    if (c->unverified) {
+        k->unverified++;
+        return 0;
+    }
     const struct region_eval *re = region_find(r, nz(c->region));
     struct policy_resolution res;
     int have_res = 0;
@@ -794,32 +823,23 @@ static int judge_cluster(struct drift_run *r, const struct account_view *av,
     }
     if (parsed < 0) {
         /* An exception is a human decision about the cluster whatever its mode. */
-        if (have_res && res.exempt)
-            k->exempt++;
-        else
-            k->unknown++;
-        return 0;
+        return judged(r, c, have_res && res.exempt ? JUDGED_EXEMPT : JUDGED_UNKNOWN);
     }
     enum egress_mode m = parsed == EGRESS_OMITTED ? EGRESS_AWS_MANAGED : (enum egress_mode)parsed;
     unsigned allowed;
     if (have_res) {
-        if (res.exempt) {
-            k->exempt++;
-            return 0;
-        }
+        if (res.exempt)
+            return judged(r, c, JUDGED_EXEMPT);
         allowed = res.allowed;
     } else {
-        if (!re || av->state == SCPS_UNKNOWN || re->dec[m].verdict == SCP_UNEVALUABLE) {
-            k->unknown++; /* the intent for this mode is unknown: never guessed */
-            return 0;
-        }
+        if (!re || av->state == SCPS_UNKNOWN || re->dec[m].verdict == SCP_UNEVALUABLE)
+            return judged(r, c, JUDGED_UNKNOWN); /* the intent for this mode: never guessed */
         allowed = scp_allowed_set(re->dec);
     }
-    if (allowed & EGRESS_BIT(m)) {
-        k->compliant++;
-        return 0;
-    }
-    k->noncompliant++;
+    if (allowed & EGRESS_BIT(m))
+        return judged(r, c, JUDGED_COMPLIANT);
+    if (judged(r, c, JUDGED_NONCOMPLIANT) != 0)
+        return -1;
     return emit_noncompliant(r, av, re, c, m, allowed, have_res ? &res : NULL);
 }
 
@@ -1063,6 +1083,11 @@ static int process_account(struct drift_run *r, const char *id, const struct dri
                            const struct drift_target *const *tg, size_t n_tg)
 {
     const struct drift_input *in = r->in;
+    int suspended = 0;
+    for (size_t i = 0; i < n_tg; i++)
+        suspended |= tg[i]->status == TARGET_SUSPENDED;
+    if (suspended)
+        return 0; /* it left the fleet: nothing there to judge or enforce */
     if (n_cl == 0 && (n_tg == 0 || !in->policy))
         return 0; /* nothing observed there and nothing to enforce */
     struct account_view av;
@@ -1118,6 +1143,59 @@ static int process_account(struct drift_run *r, const char *id, const struct dri
     return 0;
 }
 
+/* What an scp_denied target's finding says: the SCP statements that deny the scanner there and
+ * how to fix it. The statements come from the scan's own record of the refusal (the scheduler
+ * names them when it did not call a region the SCPs deny) or, for a refusal AWS answered, from
+ * the SCP evaluation of the scanner's call. */
+static int scp_denied_details(struct drift_run *r, const struct drift_target *t, json_t *d,
+                              int *bad)
+{
+    json_t *by = json_array();
+    /* only the scanner's own record names statements; an AWS message is free text */
+    const char *msg =
+        t->error_code && strcmp(t->error_code, "DeniedBySCP") == 0 ? nz(t->error_message) : "";
+    /* "p-xxxx#Sid" tokens of the message, in order, once each */
+    for (const char *p = strstr(msg, "p-"); p; p = strstr(p + 2, "p-")) {
+        if (p > msg && (isalnum((unsigned char)p[-1]) || p[-1] == '-'))
+            continue;
+        size_t n = strcspn(p, " ,;)");
+        const char *hash = memchr(p, '#', n);
+        if (!hash || hash == p + 2 || (size_t)(hash - p) + 1 == n)
+            continue;
+        json_t *v = json_stringn(p, n);
+        size_t i;
+        json_t *e;
+        int dup = 0;
+        json_array_foreach(by, i, e) dup |= json_equal(e, v);
+        if (dup)
+            json_decref(v);
+        else
+            jpush(by, v, bad);
+    }
+    char fix[768];
+    const char *region = t->region && strcmp(t->region, "*") != 0 ? t->region : NULL;
+    const char *role = r->in->scanner_role ? r->in->scanner_role : "EgressScanReadOnly";
+    if (json_array_size(by) > 0) {
+        json_t *first = json_array_get(by, 0);
+        const char *stmt = json_string_value(first);
+        const char *hash = strchr(stmt, '#');
+        snprintf(fix, sizeof fix,
+                 "Exempt the scanner's role (arn:aws:iam::*:role/%s) in SCP %.*s statement %s "
+                 "(e.g. add it to the statement's ArnNotLike aws:PrincipalArn list), or leave "
+                 "region %s out of the scan (--regions or the config file's regions).",
+                 role, (int)(hash - stmt), stmt, hash + 1, region ? region : "(all)");
+    } else {
+        snprintf(fix, sizeof fix,
+                 "An SCP denies the scanner's role (arn:aws:iam::*:role/%s) here: exempt it in "
+                 "that SCP (ArnNotLike aws:PrincipalArn), or leave region %s out of the scan "
+                 "(--regions or the config file's regions).",
+                 role, region ? region : "(all)");
+    }
+    jset(d, "denied_by", by, bad);
+    jset(d, "fix", jstr(fix), bad);
+    return 0;
+}
+
 static int emit_unscanned(struct drift_run *r, const struct drift_target *t)
 {
     int bad = 0;
@@ -1125,6 +1203,8 @@ static int emit_unscanned(struct drift_run *r, const struct drift_target *t)
     jset(d, "status", json_string(target_status_name(t->status)), &bad);
     jset(d, "error_code", jstr(t->error_code), &bad);
     jset(d, "error_message", jstr(t->error_message), &bad);
+    if (t->status == TARGET_SCP_DENIED && scp_denied_details(r, t, d, &bad) != 0)
+        return -1;
     struct finding f = {0};
     f.kind = "unscanned_target";
     f.account_id = t->account_id;
@@ -1305,7 +1385,7 @@ int drift_evaluate(const struct drift_input *in, drift_emit_fn emit, void *ud,
             goto out;
     }
     for (size_t i = 0; i < in->n_targets; i++)
-        if (in->targets[i].status != TARGET_OK && emit_unscanned(&r, &in->targets[i]) != 0)
+        if (target_status_failed(in->targets[i].status) && emit_unscanned(&r, &in->targets[i]) != 0)
             goto out;
     for (size_t i = 0; i < in->n_changes; i++)
         if (emit_mode_changed(&r, &in->changes[i]) != 0)

@@ -29,6 +29,11 @@ struct drift_input {
     const struct policy *policy; /* NULL: no declared policy */
     time_t now;                  /* for exception expiry */
     const char *partition;       /* "aws" when NULL */
+    const char *scanner_role;    /* the role name the scanner assumes (fix texts); NULL: default */
+    /* Optional: called for every cluster judged (not for unverified ones); returning -1 stops
+     * the evaluation with -1. */
+    int (*on_judged)(void *ud, const struct drift_cluster *c, enum cluster_judgement j);
+    void *judged_ud;
 };
 
 typedef int (*drift_emit_fn)(void *ud, const struct finding *f);

@@ -26,16 +26,40 @@ static int scan_param(char out[32], long long scan_id, struct err *err)
 
 /* ---- scps_known ---- */
 
-int db_set_scps_known(struct db *db, long long scan_id, int known, struct err *err)
+int db_set_scps_state(struct db *db, long long scan_id, enum org_scps state, struct err *err)
 {
     char id[32];
     if (scan_param(id, scan_id, err) < 0)
         return -1;
-    const char *p[2] = {id, known ? "true" : "false"};
+    const char *p[3] = {id, org_scps_name(state), org_scps_known(state) ? "true" : "false"};
     PGresult *r = db_query(db,
-                           "UPDATE egressscan.scan SET scps_known = $2::boolean "
+                           "UPDATE egressscan.scan SET scps_state = $2, scps_known = $3::boolean "
                            "WHERE scan_id = $1::bigint RETURNING scan_id",
-                           2, p, "recording whether the SCPs were read", err);
+                           3, p, "recording whether the SCPs were read", err);
+    if (!r)
+        return -1;
+    int found = PQntuples(r) > 0;
+    PQclear(r);
+    if (!found)
+        return err_set(err, "UnknownScan", "there is no scan %lld", scan_id);
+    return 0;
+}
+
+int db_set_scps_known(struct db *db, long long scan_id, int known, struct err *err)
+{
+    return db_set_scps_state(db, scan_id, known ? ORG_SCPS_READ : ORG_SCPS_NOT_READ, err);
+}
+
+int db_set_scan_scope(struct db *db, long long scan_id, int targeted, struct err *err)
+{
+    char id[32];
+    if (scan_param(id, scan_id, err) < 0)
+        return -1;
+    const char *p[2] = {id, targeted ? "targeted" : "fleet"};
+    PGresult *r = db_query(db,
+                           "UPDATE egressscan.scan SET scope = $2 WHERE scan_id = $1::bigint "
+                           "RETURNING scan_id",
+                           2, p, "recording the scan's scope", err);
     if (!r)
         return -1;
     int found = PQntuples(r) > 0;
@@ -47,19 +71,33 @@ int db_set_scps_known(struct db *db, long long scan_id, int known, struct err *e
 
 /* ---- the drift snapshot ---- */
 
-/* A scan's own flag; for scans that did not record it (made before 0002), whether it stored any
- * SCP at all. */
+/* Whether the scan read the SCPs itself (its state; for scans that did not record one, its flag,
+ * or whether it stored any SCP at all), its scope, the scan whose SCP snapshot judges it (itself,
+ * or the latest finalized scan that read them), and the role it assumed. */
 static const char SQL_SNAP_SCAN[] =
-    "SELECT COALESCE(s.scps_known, EXISTS (SELECT 1 FROM egressscan.scan_scp p"
-    "                                      WHERE p.scan_id = s.scan_id))"
-    " FROM egressscan.scan s WHERE s.scan_id = $1::bigint";
+    "SELECT k.own, s.scope = 'fleet',"
+    "   CASE WHEN k.own THEN s.scan_id ELSE ("
+    "     SELECT p.scan_id FROM egressscan.scan p"
+    "     WHERE p.scan_id <> s.scan_id AND p.status IN ('succeeded', 'partial')"
+    "       AND COALESCE(p.scps_state IN ('read', 'disabled'), p.scps_known, false)"
+    "     ORDER BY p.started_at DESC, p.scan_id DESC LIMIT 1) END,"
+    "   s.options ->> 'role_name'"
+    " FROM egressscan.scan s"
+    " CROSS JOIN LATERAL (SELECT COALESCE(s.scps_state IN ('read', 'disabled'), s.scps_known,"
+    "   EXISTS (SELECT 1 FROM egressscan.scan_scp p WHERE p.scan_id = s.scan_id)) AS own) k"
+    " WHERE s.scan_id = $1::bigint";
 
 /* The scan's account snapshot, plus the accounts its coverage names that it did not snapshot
- * (their latest known state). Sorted by id in byte order (strcmp): callers may bsearch. */
+ * (their latest known state); what the scan did not learn (a fixed --accounts list learns no OU
+ * path) is the latest known. Sorted by id in byte order (strcmp): callers may bsearch. */
 static const char SQL_SNAP_ACCOUNTS[] =
     "SELECT u.account_id, u.name, u.ou_id_path, u.is_management FROM ("
-    " SELECT sa.account_id, sa.name, sa.ou_id_path, sa.is_management"
-    " FROM egressscan.scan_account sa WHERE sa.scan_id = $1::bigint"
+    " SELECT sa.account_id, COALESCE(sa.name, a.name) AS name,"
+    "   COALESCE(sa.ou_id_path, a.ou_id_path) AS ou_id_path,"
+    "   sa.is_management OR COALESCE(a.is_management, false) AS is_management"
+    " FROM egressscan.scan_account sa"
+    " LEFT JOIN egressscan.account a ON a.account_id = sa.account_id"
+    " WHERE sa.scan_id = $1::bigint"
     " UNION ALL"
     " SELECT a.account_id, a.name, a.ou_id_path, a.is_management FROM egressscan.account a"
     " WHERE a.account_id IN (SELECT r.account_id FROM egressscan.target_result r"
@@ -68,6 +106,7 @@ static const char SQL_SNAP_ACCOUNTS[] =
     "                   WHERE sa.scan_id = $1::bigint AND sa.account_id = a.account_id)"
     ") u ORDER BY u.account_id COLLATE \"C\"";
 
+/* $1: the scan whose SCP snapshot judges (SQL_SNAP_SCAN). */
 static const char SQL_SNAP_SCPS[] =
     "SELECT policy_id, name, content, aws_managed FROM egressscan.scan_scp"
     " WHERE scan_id = $1::bigint ORDER BY policy_id COLLATE \"C\"";
@@ -77,8 +116,13 @@ static const char SQL_SNAP_SCP_TARGETS[] =
     "SELECT policy_id, target_id FROM egressscan.scan_scp_target"
     " WHERE scan_id = $1::bigint ORDER BY policy_id COLLATE \"C\", target_id COLLATE \"C\"";
 
+/* The current clusters of the accounts the scan covered; unverified: the scan did not scan the
+ * cluster's target ok (it keeps its last known state and is not judged). */
 static const char SQL_SNAP_CLUSTERS[] =
-    "SELECT c.account_id, c.region, c.cluster_name, c.cluster_arn, c.egress_mode, c.tags::text"
+    "SELECT c.account_id, c.region, c.cluster_name, c.cluster_arn, c.egress_mode, c.tags::text,"
+    "   NOT EXISTS (SELECT 1 FROM egressscan.target_result o WHERE o.scan_id = $1::bigint"
+    "               AND o.account_id = c.account_id AND o.region = c.region"
+    "               AND o.status = 'ok')"
     " FROM egressscan.cluster c"
     " WHERE c.gone_at IS NULL"
     "   AND c.account_id IN (SELECT r.account_id FROM egressscan.target_result r"
@@ -177,7 +221,8 @@ static enum target_status status_of(const char *name)
 }
 
 /* Copies the results into one block owned by out. */
-static int snapshot_fill(PGresult *const res[SNAP_N], struct drift_snapshot *out, struct err *err)
+static int snapshot_fill(PGresult *const res[SNAP_N], const char *role, struct drift_snapshot *out,
+                         struct err *err)
 {
     const PGresult *ra = res[SNAP_ACCOUNTS], *rp = res[SNAP_SCPS], *rt = res[SNAP_SCP_TARGETS],
                    *rc = res[SNAP_CLUSTERS], *rr = res[SNAP_TARGETS], *rm = res[SNAP_CHANGES];
@@ -189,6 +234,7 @@ static int snapshot_fill(PGresult *const res[SNAP_N], struct drift_snapshot *out
         aligned(nr * sizeof(struct drift_target)) + aligned(nm * sizeof(struct drift_change));
     for (int k = 0; k < SNAP_N; k++)
         size += strings_size(res[k]);
+    size += role ? strlen(role) + 1 : 0;
 
     struct arena a = {malloc(size ? size : 1), 0};
     if (!a.base)
@@ -232,7 +278,8 @@ static int snapshot_fill(PGresult *const res[SNAP_N], struct drift_snapshot *out
                                              .name = arena_str(&a, rc, (int)i, 2),
                                              .arn = arena_str(&a, rc, (int)i, 3),
                                              .egress_mode = arena_str(&a, rc, (int)i, 4),
-                                             .tags_json = arena_str(&a, rc, (int)i, 5)};
+                                             .tags_json = arena_str(&a, rc, (int)i, 5),
+                                             .unverified = is_true(rc, (int)i, 6)};
 
     for (size_t i = 0; i < nr; i++)
         targets[i] = (struct drift_target){.account_id = arena_str(&a, rr, (int)i, 0),
@@ -258,6 +305,12 @@ static int snapshot_fill(PGresult *const res[SNAP_N], struct drift_snapshot *out
     out->n_targets = nr;
     out->changes = changes;
     out->n_changes = nm;
+    if (role) {
+        char *d = a.base + a.used;
+        memcpy(d, role, strlen(role) + 1);
+        a.used += strlen(role) + 1;
+        out->scanner_role = d;
+    }
     out->mem = a.base;
     return 0;
 }
@@ -266,12 +319,13 @@ int db_load_drift_snapshot(struct db *db, long long scan_id, struct drift_snapsh
                            struct err *err)
 {
     int rc = -1, in_tx = 0;
-    char id[32];
+    char id[32], intent[32] = "0";
     PGresult *scan = NULL, *res[SNAP_N] = {NULL};
     memset(out, 0, sizeof *out);
     if (scan_param(id, scan_id, err) < 0)
         goto cleanup;
     const char *p[1] = {id};
+    const char *pi[1] = {intent};
 
     /* One snapshot of the database for every query: a scan writing meanwhile changes nothing. */
     if (db_command(db, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL,
@@ -285,15 +339,22 @@ int db_load_drift_snapshot(struct db *db, long long scan_id, struct drift_snapsh
         err_set(err, "UnknownScan", "there is no scan %lld", scan_id);
         goto cleanup;
     }
-    for (int k = 0; k < SNAP_N; k++)
-        if (!(res[k] = db_query(db, snap_sql[k], 1, p, snap_what[k], err)))
+    if (!PQgetisnull(scan, 0, 2))
+        snprintf(intent, sizeof intent, "%s", PQgetvalue(scan, 0, 2));
+    for (int k = 0; k < SNAP_N; k++) {
+        int of_intent = k == SNAP_SCPS || k == SNAP_SCP_TARGETS;
+        if (!(res[k] = db_query(db, snap_sql[k], 1, of_intent ? pi : p, snap_what[k], err)))
             goto cleanup;
+    }
     if (db_commit(db, err) < 0)
         goto cleanup;
     in_tx = 0;
-    if (snapshot_fill(res, out, err) < 0)
+    if (snapshot_fill(res, PQgetisnull(scan, 0, 3) ? NULL : PQgetvalue(scan, 0, 3), out, err) < 0)
         goto cleanup;
-    out->scps_known = is_true(scan, 0, 0);
+    out->scps_read = is_true(scan, 0, 0);
+    out->fleet_scope = is_true(scan, 0, 1);
+    out->intent_scan_id = strtoll(intent, NULL, 10);
+    out->scps_known = out->intent_scan_id > 0;
     rc = 0;
 
 cleanup:
@@ -442,12 +503,41 @@ static const char SQL_WF_INSERT[] =
     "  ORDER BY n.started_at, n.scan_id LIMIT 1) nx ON true"
     " WHERE st.is_new ORDER BY st.ord";
 
-/* The findings of the accounts this scan covered that it did not raise are resolved by it, when
- * it is newer than the scan that last raised them (a late older scan resolves nothing newer). A
- * lifetime that a newer scan ended is ended earlier by this one; a void resolution is redone. */
+/* Whether this scan judged again the finding f that it did not raise (SPEC section 5), given $2:
+ * it read the SCPs itself, $3: it had a declared policy. The target of a cluster finding must have
+ * been scanned ok (a cluster no longer there is judged by that alone); an unscanned target must
+ * have been tried again; what the finding rests on must have been evaluated. */
 /* clang-format off */
+#define TARGET_OK_IN_SCAN(f)                                                                       \
+    "EXISTS (SELECT 1 FROM egressscan.target_result r WHERE r.scan_id = $1::bigint"                \
+    " AND r.account_id = " f ".account_id AND r.region = " f ".region AND r.status = 'ok')"
+#define CLUSTER_GONE(f)                                                                            \
+    "EXISTS (SELECT 1 FROM egressscan.cluster c WHERE c.cluster_arn = " f ".cluster_arn"           \
+    " AND c.gone_at IS NOT NULL)"
+#define JUDGED_AGAIN(f)                                                                            \
+    "CASE " f ".kind"                                                                              \
+    " WHEN 'noncompliant_cluster' THEN " TARGET_OK_IN_SCAN(f) " AND (" CLUSTER_GONE(f)             \
+    "   OR ((" f ".source NOT LIKE 'scp:%' OR $2::boolean)"                                        \
+    "       AND (" f ".source NOT LIKE 'policy:%' OR $3::boolean)))"                               \
+    " WHEN 'unknown_mode' THEN " TARGET_OK_IN_SCAN(f)                                              \
+    " WHEN 'mode_changed' THEN " TARGET_OK_IN_SCAN(f)                                              \
+    " WHEN 'unscanned_target' THEN EXISTS (SELECT 1 FROM egressscan.target_result r"               \
+    "   WHERE r.scan_id = $1::bigint AND r.account_id = " f ".account_id"                         \
+    "     AND (r.region = " f ".region OR (" f ".region = '*' AND r.region <> '*')))"              \
+    " WHEN 'unenforced_intent' THEN $2::boolean AND $3::boolean"                                   \
+    " WHEN 'scp_conflict' THEN $2::boolean AND $3::boolean"                                        \
+    " WHEN 'exception_expired' THEN $3::boolean"                                                   \
+    " ELSE false END"
+
+/* The findings of the accounts this scan covered that it did not raise and did judge again are
+ * resolved by it, when it is newer than the scan that last raised them (a late older scan
+ * resolves nothing newer). A lifetime that a newer scan ended is ended earlier by this one; a
+ * void resolution is redone. */
 static const char SQL_WF_RESOLVE[] =
-    "UPDATE egressscan.finding f SET resolved_at = sc.started_at, resolved_scan_id = sc.scan_id"
+    "UPDATE egressscan.finding f SET resolved_at = sc.started_at, resolved_scan_id = sc.scan_id,"
+    "   resolved_reason = CASE WHEN f.cluster_arn IS NOT NULL AND f.kind <> 'exception_expired'"
+    "                          AND " CLUSTER_GONE("f") " THEN 'cluster_gone'"
+    "                          ELSE 'not_raised' END"
     " FROM egressscan.scan sc"
     " WHERE sc.scan_id = $1::bigint"
     "   AND f.account_id IN (SELECT r.account_id FROM egressscan.target_result r"
@@ -459,7 +549,8 @@ static const char SQL_WF_RESOLVE[] =
     "            AND NOT COALESCE(" RESOLUTION_VOID("f") ", false))"
     "        OR (COALESCE(" RESOLUTION_VOID("f") ", false) AND " LATEST_LIFETIME("f") "))"
     "   AND NOT EXISTS (SELECT 1 FROM pg_temp.egressscan_stage_finding st"
-    "                   WHERE st.finding_id = f.finding_id)";
+    "                   WHERE st.finding_id = f.finding_id)"
+    "   AND " JUDGED_AGAIN("f");
 /* clang-format on */
 
 static const char SQL_WF_SCAN_FINDINGS[] =
@@ -467,12 +558,129 @@ static const char SQL_WF_SCAN_FINDINGS[] =
     " SELECT $1::bigint, st.finding_id FROM pg_temp.egressscan_stage_finding st"
     " ORDER BY st.finding_id ON CONFLICT DO NOTHING";
 
+/* ---- the fleet: what a fleet scan did not try leaves it ---- */
+
+/* A fleet scan that is the newest finalized-or-running fleet scan (a late older one changes
+ * nothing) takes out the targets of the fleet it did not try: the account is no longer listed
+ * (left the organization; with a fixed list and no Organizations: removed from the
+ * configuration), listed but not ACTIVE (suspended), listed but not scanned (excluded), or scanned
+ * without that region. An account-level failure keeps its regions (nothing says they are gone). */
+static const char SQL_WF_LEFT[] =
+    "CREATE TEMP TABLE egressscan_stage_left ON COMMIT DROP AS"
+    " SELECT ft.account_id, ft.region,"
+    "   CASE WHEN sa.account_id IS NULL"
+    "        THEN CASE WHEN sc.scps_state = 'not_read' THEN 'excluded'"
+    "                  ELSE 'left_organization' END"
+    "        WHEN sa.status IS NOT NULL AND sa.status <> 'ACTIVE' THEN 'suspended'"
+    "        WHEN NOT EXISTS (SELECT 1 FROM egressscan.target_result r"
+    "                         WHERE r.scan_id = sc.scan_id AND r.account_id = ft.account_id)"
+    "        THEN 'excluded'"
+    "        ELSE 'region_removed' END AS reason"
+    " FROM egressscan.scan sc"
+    " JOIN egressscan.fleet_target ft ON ft.left_at IS NULL"
+    " LEFT JOIN egressscan.scan_account sa"
+    "   ON sa.scan_id = sc.scan_id AND sa.account_id = ft.account_id"
+    " WHERE sc.scan_id = $1::bigint AND sc.scope = 'fleet'"
+    "   AND NOT EXISTS (SELECT 1 FROM egressscan.scan n"
+    "                   WHERE n.scope = 'fleet' AND n.status IN ('succeeded', 'partial', 'running')"
+    "                     AND EXISTS (SELECT 1 FROM egressscan.scan_compliance c"
+    "                                 WHERE c.scan_id = n.scan_id)"
+    "                     AND (n.started_at > sc.started_at"
+    "                          OR (n.started_at = sc.started_at AND n.scan_id > sc.scan_id)))"
+    "   AND NOT EXISTS (SELECT 1 FROM egressscan.target_result r"
+    "                   WHERE r.scan_id = sc.scan_id AND r.account_id = ft.account_id"
+    "                     AND r.region = ft.region)"
+    "   AND NOT EXISTS (SELECT 1 FROM egressscan.target_result r"
+    "                   WHERE r.scan_id = sc.scan_id AND r.account_id = ft.account_id"
+    "                     AND r.region = '*' AND r.status <> 'suspended')";
+
+/* Whether a left target row takes a thing of (account, region): every region for a reason about
+ * the whole account. */
+#define LEFT_COVERS(l, acct, reg)                                                                  \
+    l ".account_id = " acct " AND (" l ".region = " reg " OR " l ".reason <> 'region_removed')"
+
+static const char SQL_WF_LEAVE_TARGETS[] =
+    "UPDATE egressscan.fleet_target ft SET left_at = sc.started_at, left_scan_id = sc.scan_id,"
+    "   left_reason = l.reason"
+    " FROM pg_temp.egressscan_stage_left l, egressscan.scan sc"
+    " WHERE sc.scan_id = $1::bigint AND ft.account_id = l.account_id AND ft.region = l.region";
+
+/* Their clusters leave the current views (after their last sighting, whatever the clock says)
+ * and their open history periods close, with the reason. */
+static const char SQL_WF_LEAVE_CLUSTERS[] =
+    "WITH gone AS ("
+    " UPDATE egressscan.cluster c"
+    " SET gone_at = GREATEST(sc.started_at, c.last_seen + interval '1 microsecond'),"
+    "   gone_reason = l.reason"
+    " FROM (SELECT DISTINCT ON (c2.cluster_arn) c2.cluster_arn, l2.reason"
+    "       FROM egressscan.cluster c2"
+    "       JOIN pg_temp.egressscan_stage_left l2 ON " LEFT_COVERS(
+        "l2", "c2.account_id",
+        "c2.region") "       WHERE c2.gone_at IS NULL ORDER BY c2.cluster_arn, l2.reason) l,"
+                     "   egressscan.scan sc"
+                     " WHERE sc.scan_id = $1::bigint AND c.cluster_arn = l.cluster_arn"
+                     " RETURNING c.cluster_arn, c.gone_at, c.gone_reason)"
+                     " UPDATE egressscan.cluster_mode_interval i SET valid_to = g.gone_at,"
+                     "   closed_scan_id = $1::bigint, closed_reason = g.gone_reason"
+                     " FROM gone g WHERE i.cluster_arn = g.cluster_arn AND i.valid_to IS NULL";
+
+/* Their open findings (not raised by this scan) resolve with the reason. */
+static const char SQL_WF_LEAVE_FINDINGS[] =
+    "UPDATE egressscan.finding f"
+    " SET resolved_at = GREATEST(sc.started_at, f.last_seen), resolved_scan_id = sc.scan_id,"
+    "   resolved_reason = l.reason"
+    " FROM (SELECT DISTINCT ON (f2.finding_id) f2.finding_id, l2.reason"
+    "       FROM egressscan.finding f2"
+    "       JOIN pg_temp.egressscan_stage_left l2 ON " LEFT_COVERS(
+        "l2", "f2.account_id",
+        "f2.region") "       WHERE f2.resolved_at IS NULL ORDER BY f2.finding_id, l2.reason) l,"
+                     "   egressscan.scan sc"
+                     " WHERE sc.scan_id = $1::bigint AND f.finding_id = l.finding_id"
+                     "   AND NOT EXISTS (SELECT 1 FROM pg_temp.egressscan_stage_finding st"
+                     "                   WHERE st.finding_id = f.finding_id)";
+
+/* ---- judgements and the fleet's compliance ---- */
+
+static const char SQL_WF_JUDGED_STAGE[] =
+    "CREATE TEMP TABLE egressscan_stage_judged (cluster_arn text, judgement text) ON COMMIT DROP";
+
+static const char SQL_WF_JUDGED_COPY[] =
+    "COPY pg_temp.egressscan_stage_judged (cluster_arn, judgement) FROM STDIN";
+
+/* Only a change is written (an unchanged fleet adds nothing). */
+static const char SQL_WF_JUDGED[] =
+    "UPDATE egressscan.cluster c SET compliance = j.judgement"
+    " FROM pg_temp.egressscan_stage_judged j"
+    " WHERE c.cluster_arn = j.cluster_arn AND c.compliance IS DISTINCT FROM j.judgement";
+
+static const char SQL_WF_INTENT[] =
+    "UPDATE egressscan.scan SET intent_scan_id = NULLIF($2::bigint, 0)"
+    " WHERE scan_id = $1::bigint";
+
+/* The fleet after this scan, from the public views themselves (one definition of "verified"):
+ * verified clusters by judgement (never judged counts as unknown), unverified apart, and the
+ * fleet's coverage rows. */
 static const char SQL_WF_COMPLIANCE[] =
     "INSERT INTO egressscan.scan_compliance (scan_id, day, clusters, compliant, noncompliant,"
-    "   exempt, unknown)"
-    " SELECT s.scan_id, (s.started_at AT TIME ZONE 'UTC')::date, $2::integer, $3::integer,"
-    "   $4::integer, $5::integer, $6::integer"
-    " FROM egressscan.scan s WHERE s.scan_id = $1::bigint";
+    "   exempt, unknown, unverified, targets_total, targets_ok, targets_failed)"
+    " SELECT s.scan_id, (s.started_at AT TIME ZONE 'UTC')::date, k.clusters, k.compliant,"
+    "   k.noncompliant, k.exempt, k.unknown, k.unverified, t.total, t.ok, t.failed"
+    " FROM egressscan.scan s,"
+    " (SELECT count(*) FILTER (WHERE verified)::integer AS clusters,"
+    "    count(*) FILTER (WHERE verified AND compliance = 'compliant')::integer AS compliant,"
+    "    count(*) FILTER (WHERE verified AND compliance = 'noncompliant')::integer"
+    "      AS noncompliant,"
+    "    count(*) FILTER (WHERE verified AND compliance = 'exempt')::integer AS exempt,"
+    "    count(*) FILTER (WHERE verified AND (compliance = 'unknown' OR compliance IS NULL))"
+    "      ::integer AS unknown,"
+    "    count(*) FILTER (WHERE NOT verified)::integer AS unverified"
+    "  FROM egressscan.current_clusters) k,"
+    " (SELECT count(*)::integer AS total,"
+    "    count(*) FILTER (WHERE status = 'ok')::integer AS ok,"
+    "    count(*) FILTER (WHERE status NOT IN ('ok', 'suspended'))::integer AS failed"
+    "  FROM egressscan.coverage) t"
+    " WHERE s.scan_id = $1::bigint"
+    " RETURNING clusters, compliant, noncompliant, exempt, unknown, unverified";
 
 #define MODES_LITERAL_MAX 160
 
@@ -526,10 +734,21 @@ static int validate_findings(const struct finding *f, size_t n, struct err *err)
     return 0;
 }
 
+/* The kinds whose allowed_modes is the intended set: {} when no mode is allowed (SPEC section 5);
+ * for the others the column does not apply (NULL). */
+static int allowed_modes_apply(const char *kind)
+{
+    return strcmp(kind, "noncompliant_cluster") == 0 || strcmp(kind, "unenforced_intent") == 0 ||
+           strcmp(kind, "scp_conflict") == 0;
+}
+
 static int finding_row(struct buf *b, size_t ord, const struct finding *f)
 {
     char num[32], modes[MODES_LITERAL_MAX];
     snprintf(num, sizeof num, "%zu", ord);
+    const char *allowed = modes_literal(modes, f->allowed_modes);
+    if (!allowed && allowed_modes_apply(f->kind))
+        allowed = "{}";
     return db_copy_field(b, num, '\t') < 0 || db_copy_field(b, f->kind, '\t') < 0 ||
                    db_copy_field(b, f->severity, '\t') < 0 ||
                    db_copy_field(b, f->account_id, '\t') < 0 ||
@@ -537,26 +756,31 @@ static int finding_row(struct buf *b, size_t ord, const struct finding *f)
                    db_copy_field(b, f->cluster_arn, '\t') < 0 ||
                    db_copy_field(b, f->source, '\t') < 0 ||
                    db_copy_field(b, f->observed_mode, '\t') < 0 ||
-                   db_copy_field(b, modes_literal(modes, f->allowed_modes), '\t') < 0 ||
+                   db_copy_field(b, allowed, '\t') < 0 ||
                    db_copy_field(b, f->details_json, '\n') < 0
                ? -1
                : 0;
 }
 
-static int copy_findings(struct db *db, const struct finding *findings, size_t n, struct err *err)
+/* Writes row i of n into b (COPY text format); -1 on ENOMEM. */
+typedef int (*copy_row_fn)(struct buf *b, size_t i, const void *rows);
+
+/* COPY of n rows with sql ("COPY ... FROM STDIN"), what naming it in errors. */
+static int copy_rows(struct db *db, const char *sql, size_t n, copy_row_fn row, const void *rows,
+                     const char *what, struct err *err)
 {
     int rc = -1, in_copy = 0;
     struct buf b;
     buf_init(&b);
-    PGresult *r = PQexecParams(db->conn, SQL_WF_COPY, 0, NULL, NULL, NULL, NULL, 0);
+    PGresult *r = PQexecParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
-        db_fail(db, r, "starting COPY of findings", err);
+        db_fail(db, r, what, err);
         goto cleanup;
     }
     in_copy = 1;
     for (size_t i = 0; i < n; i++) {
-        if (finding_row(&b, i, &findings[i]) < 0) {
-            err_set(err, ERR_NOMEM, "out of memory writing findings");
+        if (row(&b, i, rows) < 0) {
+            err_set(err, ERR_NOMEM, "out of memory %s", what);
             goto cleanup;
         }
         if (db_copy_flush(db, &b, 0, err) < 0)
@@ -565,43 +789,68 @@ static int copy_findings(struct db *db, const struct finding *findings, size_t n
     if (db_copy_flush(db, &b, 1, err) < 0)
         goto cleanup;
     in_copy = 0;
-    if (db_copy_finish(db, NULL, "copying findings", err) < 0)
+    if (db_copy_finish(db, NULL, what, err) < 0)
         goto cleanup;
     rc = 0;
 
 cleanup:
     if (in_copy) {
         struct err ignored;
-        db_copy_finish(db, "egressscan: findings abandoned", "copying findings", &ignored);
+        db_copy_finish(db, "egressscan: rows abandoned", what, &ignored);
     }
     PQclear(r);
     buf_cleanup(&b);
     return rc;
 }
 
-static const char *count_param(char out[32], const struct drift_counts *c, long v)
+static int finding_copy_row(struct buf *b, size_t i, const void *rows)
 {
-    if (!c)
-        return NULL;
-    snprintf(out, 32, "%ld", v);
-    return out;
+    return finding_row(b, i, &((const struct finding *)rows)[i]);
+}
+
+static int judged_copy_row(struct buf *b, size_t i, const void *rows)
+{
+    const struct cluster_judged *j = &((const struct cluster_judged *)rows)[i];
+    return db_copy_field(b, j->cluster_arn, '\t') < 0 ||
+                   db_copy_field(b, cluster_judgement_name(j->judgement), '\n') < 0
+               ? -1
+               : 0;
+}
+
+static long count_at(const PGresult *r, int col)
+{
+    return PQgetisnull(r, 0, col) ? 0 : strtol(PQgetvalue(r, 0, col), NULL, 10);
 }
 
 int db_write_findings(struct db *db, long long scan_id, const struct finding *findings, size_t n,
                       const struct drift_counts *counts, struct err *err)
 {
+    (void)counts;
+    return db_write_findings_ctx(db, scan_id, findings, n, NULL, NULL, err);
+}
+
+int db_write_findings_ctx(struct db *db, long long scan_id, const struct finding *findings,
+                          size_t n, const struct findings_context *ctx, struct drift_counts *fleet,
+                          struct err *err)
+{
+    static const struct findings_context judged_all = {.scps_read = 1, .have_policy = 1};
     int rc = -1, in_tx = 0;
-    char id[32], nums[5][32];
+    char id[32], intent[32];
     PGresult *r = NULL;
+    if (!ctx)
+        ctx = &judged_all;
     if (scan_param(id, scan_id, err) < 0 || validate_findings(findings, n, err) < 0)
         goto cleanup;
+    for (size_t i = 0; i < ctx->n_judgements; i++)
+        if (!ctx->judgements[i].cluster_arn || !ctx->judgements[i].cluster_arn[0]) {
+            err_set(err, ERR_INVALID, "judgement %zu has no cluster ARN", i);
+            goto cleanup;
+        }
+    snprintf(intent, sizeof intent, "%lld", ctx->intent_scan_id > 0 ? ctx->intent_scan_id : 0);
     const char *p[1] = {id};
-    const char *pc[6] = {id,
-                         count_param(nums[0], counts, counts ? counts->clusters : 0),
-                         count_param(nums[1], counts, counts ? counts->compliant : 0),
-                         count_param(nums[2], counts, counts ? counts->noncompliant : 0),
-                         count_param(nums[3], counts, counts ? counts->exempt : 0),
-                         count_param(nums[4], counts, counts ? counts->unknown : 0)};
+    const char *pr[3] = {id, ctx->scps_read ? "true" : "false",
+                         ctx->have_policy ? "true" : "false"};
+    const char *pi[2] = {id, intent};
 
     if (db_begin(db, err) < 0)
         goto cleanup;
@@ -630,7 +879,8 @@ int db_write_findings(struct db *db, long long scan_id, const struct finding *fi
     r = NULL;
 
     if (db_command(db, SQL_WF_STAGE, 0, NULL, "creating the findings staging table", err) < 0 ||
-        (n > 0 && copy_findings(db, findings, n, err) < 0) ||
+        (n > 0 &&
+         copy_rows(db, SQL_WF_COPY, n, finding_copy_row, findings, "copying findings", err) < 0) ||
         db_command(db, SQL_WF_ANALYZE, 0, NULL, "analyzing the staged findings", err) < 0 ||
         db_command(db, SQL_WF_DEDUPE, 0, NULL, "merging duplicate findings", err) < 0 ||
         db_command(db, SQL_WF_MATCH, 1, p, "matching findings", err) < 0 ||
@@ -639,10 +889,39 @@ int db_write_findings(struct db *db, long long scan_id, const struct finding *fi
         db_command(db, SQL_WF_FIRST_SEEN, 1, p, "updating first_seen", err) < 0 ||
         db_command(db, SQL_WF_NEW_IDS, 0, NULL, "numbering new findings", err) < 0 ||
         db_command(db, SQL_WF_INSERT, 1, p, "inserting new findings", err) < 0 ||
-        db_command(db, SQL_WF_RESOLVE, 1, p, "resolving findings", err) < 0 ||
+        db_command(db, SQL_WF_LEFT, 1, p, "finding the targets that left the fleet", err) < 0 ||
+        db_command(db, SQL_WF_LEAVE_TARGETS, 1, p, "taking targets out of the fleet", err) < 0 ||
+        db_command(db, SQL_WF_LEAVE_CLUSTERS, 1, p, "closing the clusters that left the fleet",
+                   err) < 0 ||
+        db_command(db, SQL_WF_LEAVE_FINDINGS, 1, p, "resolving the findings that left the fleet",
+                   err) < 0 ||
+        db_command(db, SQL_WF_RESOLVE, 3, pr, "resolving findings", err) < 0 ||
         db_command(db, SQL_WF_SCAN_FINDINGS, 1, p, "recording the scan's findings", err) < 0 ||
-        db_command(db, SQL_WF_COMPLIANCE, 6, pc, "recording compliance counts", err) < 0 ||
-        db_commit(db, err) < 0)
+        db_command(db, SQL_WF_JUDGED_STAGE, 0, NULL, "creating the judgements staging table", err) <
+            0 ||
+        (ctx->n_judgements > 0 &&
+         (copy_rows(db, SQL_WF_JUDGED_COPY, ctx->n_judgements, judged_copy_row, ctx->judgements,
+                    "copying judgements", err) < 0 ||
+          db_command(db, SQL_WF_JUDGED, 0, NULL, "recording judgements", err) < 0)) ||
+        db_command(db, SQL_WF_INTENT, 2, pi, "recording whose SCPs judged the scan", err) < 0)
+        goto cleanup;
+    r = db_query(db, SQL_WF_COMPLIANCE, 1, p, "recording the fleet's compliance", err);
+    if (!r)
+        goto cleanup;
+    if (PQntuples(r) != 1) {
+        err_set(err, "UnknownScan", "there is no scan %lld", scan_id);
+        goto cleanup;
+    }
+    if (fleet) {
+        memset(fleet, 0, sizeof *fleet);
+        fleet->clusters = count_at(r, 0);
+        fleet->compliant = count_at(r, 1);
+        fleet->noncompliant = count_at(r, 2);
+        fleet->exempt = count_at(r, 3);
+        fleet->unknown = count_at(r, 4);
+        fleet->unverified = count_at(r, 5);
+    }
+    if (db_commit(db, err) < 0)
         goto cleanup;
     in_tx = 0;
     rc = 0;
@@ -676,6 +955,17 @@ enum {
     QF_DETAILS,
     QF_FIRST_SEEN
 };
+
+/* The open findings of the fleet (current_drift), in the order of SQL_QF_FINDINGS. */
+static const char SQL_QF_OPEN[] =
+    "SELECT f.finding_id, f.scan_id, f.kind, f.severity, f.account_id, f.region, f.cluster_arn,"
+    "   f.observed_mode, f.allowed_modes::text, f.source, f.details::text,"
+    "   pg_catalog.to_char(f.first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    " FROM egressscan.current_drift f"
+    " ORDER BY pg_catalog.array_position("
+    "     ARRAY['critical', 'high', 'medium', 'low', 'info']::text[], f.severity),"
+    "   f.kind COLLATE \"C\", f.account_id COLLATE \"C\", f.region COLLATE \"C\","
+    "   f.cluster_arn COLLATE \"C\" NULLS FIRST, f.source COLLATE \"C\", f.finding_id";
 
 static const char SQL_QF_FINDINGS[] =
     "SELECT f.finding_id, sf.scan_id, f.kind, f.severity, f.account_id, f.region, f.cluster_arn,"
@@ -767,7 +1057,10 @@ int db_query_findings(struct db *db, long long scan_id, long long *scan_used, db
     if (scan_used)
         *scan_used = strtoll(id, NULL, 10);
     const char *p[1] = {id};
-    r = db_query(db, SQL_QF_FINDINGS, 1, p, "reading findings", err);
+    if (scan_id == 0)
+        r = db_query(db, SQL_QF_OPEN, 0, NULL, "reading the open findings", err);
+    else
+        r = db_query(db, SQL_QF_FINDINGS, 1, p, "reading findings", err);
     if (!r)
         goto cleanup;
     for (int i = 0; i < PQntuples(r); i++) {

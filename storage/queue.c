@@ -594,7 +594,8 @@ int queue_scan_counts(struct db *db, long long scan_id, struct queue_scan_counts
     r = db_query(db,
                  "SELECT (SELECT pg_catalog.count(DISTINCT account_id) FROM "
                  "egressscan.target_result WHERE scan_id = $1::bigint), "
-                 "COALESCE(s.scps_known, false) FROM egressscan.scan s "
+                 "COALESCE(s.scps_known, false), COALESCE(s.scps_state, 'not_read') "
+                 "FROM egressscan.scan s "
                  "WHERE s.scan_id = $1::bigint",
                  1, p, "reading the scan", err);
     if (!r)
@@ -602,6 +603,8 @@ int queue_scan_counts(struct db *db, long long scan_id, struct queue_scan_counts
     if (PQntuples(r) == 1) {
         out->accounts = atol(PQgetvalue(r, 0, 0));
         out->scps_known = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+        int state = org_scps_parse(PQgetvalue(r, 0, 2));
+        out->scps_state = state < 0 ? ORG_SCPS_NOT_READ : state;
     }
     rc = 0;
 

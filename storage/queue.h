@@ -122,6 +122,7 @@ struct queue_scan_counts {
     long accounts;
     long by_mode[5];
     int scps_known;
+    int scps_state; /* enum org_scps; ORG_SCPS_NOT_READ when not recorded */
 };
 int queue_scan_counts(struct db *db, long long scan_id, struct queue_scan_counts *out,
                       struct err *err);

@@ -355,6 +355,37 @@ static const char SQL_COVERAGE[] =
     "            FROM pg_temp.egressscan_stage_cluster GROUP BY account_id, region) n"
     "   ON n.account_id = t.account_id AND n.region = t.region";
 
+/* The latest word per target (fleet_target): the newest result wins (a slow worker of an older
+ * scan changes nothing), a target that answers again is back in the fleet, an account-level row
+ * carries the account's last ok of any region. */
+static const char SQL_FLEET[] =
+    "INSERT INTO egressscan.fleet_target AS f (account_id, region, scan_id, status, error_code,"
+    "   error_message, clusters, scanned_at, last_ok_at)"
+    " SELECT r.account_id, r.region, r.scan_id, r.status, r.error_code, r.error_message,"
+    "   r.clusters, r.scanned_at,"
+    "   CASE WHEN r.status = 'ok' THEN r.scanned_at"
+    "        WHEN r.region = '*' THEN (SELECT max(o.last_ok_at) FROM egressscan.fleet_target o"
+    "                                  WHERE o.account_id = r.account_id AND o.region <> '*')"
+    "   END"
+    " FROM egressscan.target_result r"
+    " JOIN pg_temp.egressscan_stage_target t"
+    "   ON t.account_id = r.account_id AND t.region = r.region"
+    " WHERE r.scan_id = $1::bigint"
+    " ON CONFLICT (account_id, region) DO UPDATE SET scan_id = EXCLUDED.scan_id,"
+    "   status = EXCLUDED.status, error_code = EXCLUDED.error_code,"
+    "   error_message = EXCLUDED.error_message, clusters = EXCLUDED.clusters,"
+    "   scanned_at = EXCLUDED.scanned_at,"
+    "   last_ok_at = GREATEST(f.last_ok_at, EXCLUDED.last_ok_at),"
+    "   left_at = NULL, left_scan_id = NULL, left_reason = NULL"
+    " WHERE f.scanned_at <= EXCLUDED.scanned_at";
+
+/* A regional result is newer word on its account than an account-level row before it. */
+static const char SQL_FLEET_ACCOUNT_ROWS[] =
+    "DELETE FROM egressscan.fleet_target f"
+    " USING (SELECT account_id, to_timestamp(max(scanned_at)) AS at"
+    "        FROM pg_temp.egressscan_stage_target WHERE region <> '*' GROUP BY account_id) t"
+    " WHERE f.account_id = t.account_id AND f.region = '*' AND f.scanned_at <= t.at";
+
 /* The stored state follows the newest observation: a result older than what is stored (a slow
  * worker of an older scan) changes neither the current state nor the history. created_at is
  * ISO 8601, or epoch seconds as restJson1 sends timestamps. */
@@ -379,7 +410,8 @@ static const char SQL_CLUSTERS[] =
     "   endpoint_private_access = EXCLUDED.endpoint_private_access,"
     "   public_access_cidrs = EXCLUDED.public_access_cidrs, vpc_id = EXCLUDED.vpc_id,"
     "   tags = EXCLUDED.tags, created_at = EXCLUDED.created_at, raw = EXCLUDED.raw,"
-    "   last_seen = EXCLUDED.last_seen, last_scan_id = EXCLUDED.last_scan_id, gone_at = NULL"
+    "   last_seen = EXCLUDED.last_seen, last_scan_id = EXCLUDED.last_scan_id, gone_at = NULL,"
+    "   gone_reason = NULL"
     " WHERE c.last_seen <= EXCLUDED.last_seen"
     "   AND (c.gone_at IS NULL OR c.gone_at <= EXCLUDED.last_seen)";
 
@@ -417,13 +449,14 @@ static const char SQL_OPEN[] =
  * gone_at and the end of their open period are the target's scan time. */
 static const char SQL_GONE[] =
     "WITH gone AS ("
-    " UPDATE egressscan.cluster c SET gone_at = to_timestamp(t.scanned_at)"
+    " UPDATE egressscan.cluster c SET gone_at = to_timestamp(t.scanned_at),"
+    "   gone_reason = 'cluster_gone'"
     " FROM pg_temp.egressscan_stage_target t"
     " WHERE t.status = 'ok' AND c.account_id = t.account_id AND c.region = t.region"
     "   AND c.gone_at IS NULL AND c.last_seen < to_timestamp(t.scanned_at)"
     " RETURNING c.cluster_arn, c.gone_at)"
     " UPDATE egressscan.cluster_mode_interval i SET valid_to = g.gone_at,"
-    "   closed_scan_id = $1::bigint"
+    "   closed_scan_id = $1::bigint, closed_reason = 'cluster_gone'"
     " FROM gone g WHERE i.cluster_arn = g.cluster_arn AND i.valid_to IS NULL";
 
 static int copy_bool(struct buf *b, int v, char end)
@@ -611,7 +644,10 @@ int db_write_targets_tx(struct db *db, long long scan_id,
     if ((n_clusters > 0 &&
          db_command(db, SQL_DEDUPE, 0, NULL, "merging duplicate clusters", err) < 0) ||
         db_command(db, SQL_ENSURE_ACCOUNTS, 1, p, "recording accounts", err) < 0 ||
-        db_command(db, SQL_COVERAGE, 1, p, "writing coverage", err) < 0)
+        db_command(db, SQL_COVERAGE, 1, p, "writing coverage", err) < 0 ||
+        db_command(db, SQL_FLEET, 1, p, "writing the latest word per target", err) < 0 ||
+        db_command(db, SQL_FLEET_ACCOUNT_ROWS, 0, NULL, "writing the latest word per account",
+                   err) < 0)
         goto cleanup;
     if (n_clusters > 0 &&
         (db_command(db, SQL_CLUSTERS, 1, p, "writing clusters", err) < 0 ||

@@ -28,6 +28,6 @@ int cmd_worker(int argc, char **argv);
 
 struct scan_config;
 /* `scan --enqueue` (enqueue.c): the scan, its discovery and one work item per account. */
-int scan_enqueue(const struct scan_config *cfg);
+int scan_enqueue(const struct scan_config *cfg, int targeted);
 
 #endif

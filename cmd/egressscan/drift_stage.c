@@ -18,7 +18,26 @@ struct collected {
     struct finding **items;
     size_t n, cap;
     struct drift_summary *summary;
+    struct cluster_judged *judged; /* ARNs borrowed from the snapshot */
+    size_t n_judged, cap_judged;
 };
+
+static int collect_judged(void *ud, const struct drift_cluster *c, enum cluster_judgement j)
+{
+    struct collected *k = ud;
+    if (!c->arn || !c->arn[0])
+        return 0;
+    if (k->n_judged == k->cap_judged) {
+        size_t cap = k->cap_judged ? k->cap_judged * 2 : 64;
+        struct cluster_judged *a = realloc(k->judged, cap * sizeof *a);
+        if (!a)
+            return -1;
+        k->judged = a;
+        k->cap_judged = cap;
+    }
+    k->judged[k->n_judged++] = (struct cluster_judged){c->arn, j};
+    return 0;
+}
 
 static int collect(void *ud, const struct finding *f)
 {
@@ -59,6 +78,7 @@ void drift_input_from_snapshot(const struct drift_snapshot *snap, const struct p
     in->n_changes = snap->n_changes;
     in->policy = policy;
     in->now = now;
+    in->scanner_role = snap->scanner_role;
 }
 
 int drift_stage_run(struct db *db, long long scan_id, const struct policy *policy, time_t now,
@@ -73,8 +93,13 @@ int drift_stage_run(struct db *db, long long scan_id, const struct policy *polic
     if (db_load_drift_snapshot(db, scan_id, &snap, err) < 0)
         goto done;
     out->scps_known = snap.scps_known;
+    out->scps_read = snap.scps_read;
+    out->intent_scan_id = snap.intent_scan_id;
+    out->fleet_scope = snap.fleet_scope;
     struct drift_input in;
     drift_input_from_snapshot(&snap, policy, now, &in);
+    in.on_judged = collect_judged;
+    in.judged_ud = &c;
     if (drift_evaluate(&in, collect, &c, &out->counts, err) < 0)
         goto done;
     flat = malloc((c.n ? c.n : 1) * sizeof *flat);
@@ -84,7 +109,12 @@ int drift_stage_run(struct db *db, long long scan_id, const struct policy *polic
     }
     for (size_t i = 0; i < c.n; i++)
         flat[i] = *c.items[i];
-    if (db_write_findings(db, scan_id, flat, c.n, &out->counts, err) < 0)
+    struct findings_context ctx = {.scps_read = snap.scps_read,
+                                   .have_policy = policy != NULL,
+                                   .intent_scan_id = snap.intent_scan_id,
+                                   .judgements = c.judged,
+                                   .n_judgements = c.n_judged};
+    if (db_write_findings_ctx(db, scan_id, flat, c.n, &ctx, &out->fleet, err) < 0)
         goto done;
     log_info("drift", "scan %lld: %ld findings", scan_id, out->total);
     rc = 0;
@@ -93,6 +123,7 @@ done:
     for (size_t i = 0; i < c.n; i++)
         free(c.items[i]);
     free(c.items);
+    free(c.judged);
     db_drift_snapshot_free(&snap);
     return rc;
 }
@@ -106,8 +137,13 @@ void drift_summary_print(const struct drift_summary *s)
             printf("%s%ld %s", sep, s->by_kind[k], finding_kind_names[k]);
             sep = ", ";
         }
-    printf("\n  compliance %ld clusters: %ld compliant, %ld non-compliant, %ld exempt, %ld "
-           "unknown\n",
-           s->counts.clusters, s->counts.compliant, s->counts.noncompliant, s->counts.exempt,
-           s->counts.unknown);
+    const struct drift_counts *f = &s->fleet;
+    printf("\n  compliance %ld verified clusters%s: %ld compliant, %ld non-compliant, %ld exempt, "
+           "%ld unknown",
+           f->clusters, s->fleet_scope ? "" : " of the fleet", f->compliant, f->noncompliant,
+           f->exempt, f->unknown);
+    if (f->unverified)
+        printf("; %ld unverified (not scanned ok by the latest scan that tried them: not counted)",
+               f->unverified);
+    printf("\n");
 }

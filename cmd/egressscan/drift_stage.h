@@ -19,8 +19,12 @@ extern const char *const finding_kind_names[FINDING_KINDS];
 struct drift_summary {
     long by_kind[FINDING_KINDS];
     long total;
-    struct drift_counts counts;
-    int scps_known;
+    struct drift_counts counts; /* what this scan judged (its unverified clusters apart) */
+    struct drift_counts fleet;  /* the fleet after the scan, as daily_compliance stores it */
+    int scps_known;             /* judged with an SCP snapshot (its own or an earlier one) */
+    int scps_read;              /* the scan read the SCPs itself */
+    long long intent_scan_id;   /* whose SCP snapshot judged it; 0: none */
+    int fleet_scope;            /* a fleet scan */
 };
 
 /* Evaluates drift for scan_id and writes its findings and compliance counts. -1 with err on a

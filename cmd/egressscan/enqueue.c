@@ -89,7 +89,7 @@ static char *work_options(const struct scan_config *cfg)
     return text;
 }
 
-int scan_enqueue(const struct scan_config *cfg)
+int scan_enqueue(const struct scan_config *cfg, int targeted)
 {
     int exit_code = EXIT_FAILED;
     struct err e;
@@ -139,13 +139,15 @@ int scan_enqueue(const struct scan_config *cfg)
     if (stale)
         log_warn("scan", "%d enqueued scan%s that no worker worked on for a day: marked aborted",
                  stale, stale == 1 ? "" : "s");
-    char scan_options[512];
-    snprintf(scan_options, sizeof scan_options,
-             "{\"accounts\":%zu,\"regions\":%zu,\"concurrency\":%d,\"pid\":%ld}", cfg->accounts.n,
-             cfg->regions.n, eo.max_in_flight, (long)getpid());
+    char *scan_options = scan_options_json(cfg, targeted, eo.max_in_flight);
     int aborted = 0;
-    if (db_scan_begin(db, scan_real_now(), scan_options, &scan_id, &aborted, &e) < 0) {
-        fprintf(stderr, "egressscan scan: cannot start a scan run: %s\n", e.message);
+    int begun = scan_options &&
+                db_scan_begin(db, scan_real_now(), scan_options, &scan_id, &aborted, &e) == 0 &&
+                db_set_scan_scope(db, scan_id, targeted, &e) == 0;
+    free(scan_options);
+    if (!begun) {
+        fprintf(stderr, "egressscan scan: cannot start a scan run: %s\n",
+                err_isset(&e) ? e.message : "out of memory");
         goto out;
     }
     if (aborted)
@@ -200,7 +202,7 @@ int scan_enqueue(const struct scan_config *cfg)
     struct err qe;
     err_clear(&qe);
     if (!error_text[0] &&
-        (db_set_scps_known(db, scan_id, res.scps_ok, &qe) < 0 ||
+        (db_set_scps_state(db, scan_id, scan_scps_state(&res, cfg), &qe) < 0 ||
          queue_create(db, scan_id, options, (const char *const *)q.ids, q.n, &totals, &qe) < 0))
         snprintf(error_text, sizeof error_text, "enqueuing: %s (%s)", qe.message, qe.code);
     if (error_text[0]) {
@@ -211,8 +213,8 @@ int scan_enqueue(const struct scan_config *cfg)
                     fe.message);
         goto out;
     }
-    log_info("scan", "scan %lld enqueued: %zu accounts for the workers (%s)", scan_id, q.n,
-             res.scps_ok ? "SCPs read" : "SCPs not read");
+    log_info("scan", "scan %lld enqueued: %zu accounts for the workers (SCPs %s)", scan_id, q.n,
+             org_scps_name(scan_scps_state(&res, cfg)));
     printf("%lld\n", scan_id);
     exit_code = EXIT_OK;
 

@@ -200,6 +200,7 @@ static int parse_time(const char *s, double *out)
 /* Flags that have no config file key. */
 struct scan_flags {
     double as_of;      /* hidden: record the scan as if it ran at this time */
+    int targeted;      /* --accounts or --ou given on the command line (SPEC section 5) */
     int fail_on_drift; /* exit 1 when the scan raised findings */
     int enqueue;       /* discovery and work items only (enqueue.c) */
 };
@@ -217,6 +218,7 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, struct sc
         case OPT_CONFIG:
             break;
         case OPT_ACCOUNTS:
+            fl->targeted = 1;
             str_list_free(&cfg->accounts);
             r = str_list_split(&cfg->accounts, optarg);
             break;
@@ -230,6 +232,7 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, struct sc
                 r = str_list_split(&cfg->regions, optarg);
             break;
         case OPT_OU:
+            fl->targeted = 1;
             r = config_set_string(&cfg->ou, optarg);
             break;
         case OPT_ROLE:
@@ -315,18 +318,6 @@ static int load_config(int argc, char **argv, struct scan_config *cfg, struct sc
     return apply_flags(argc, argv, cfg, fl, e);
 }
 
-/* db_set_scps_known as db_retry runs it (an upsert: running it twice is harmless). */
-struct scps_known_op {
-    long long scan_id;
-    int scps_ok;
-};
-
-static int scps_known_op(struct db *db, void *ud, struct err *err)
-{
-    const struct scps_known_op *o = ud;
-    return db_set_scps_known(db, o->scan_id, o->scps_ok, err);
-}
-
 int cmd_scan(int argc, char **argv)
 {
     struct scan_config cfg;
@@ -350,7 +341,7 @@ int cmd_scan(int argc, char **argv)
     int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_INFO;
     log_setup((enum log_level)level, json_logs ? LOG_JSON : LOG_TEXT, NULL);
     if (fl.enqueue) {
-        int qrc = scan_enqueue(&cfg);
+        int qrc = scan_enqueue(&cfg, fl.targeted);
         config_cleanup(&cfg);
         return qrc;
     }
@@ -385,14 +376,16 @@ int cmd_scan(int argc, char **argv)
     if (!p.db)
         goto out;
     exit_code = EXIT_FAILED;
-    char options_json[512];
-    snprintf(options_json, sizeof options_json,
-             "{\"accounts\":%zu,\"regions\":%zu,\"concurrency\":%d,\"pid\":%ld}", cfg.accounts.n,
-             cfg.regions.n, eo.max_in_flight, (long)getpid());
+    char *options_json = scan_options_json(&cfg, fl.targeted, eo.max_in_flight);
     double started = as_of > 0 ? as_of : scan_real_now();
     int aborted = 0;
-    if (db_scan_begin(p.db, started, options_json, &p.scan_id, &aborted, &e) < 0) {
-        fprintf(stderr, "egressscan scan: cannot start a scan run: %s\n", e.message);
+    int begun = options_json &&
+                db_scan_begin(p.db, started, options_json, &p.scan_id, &aborted, &e) == 0 &&
+                db_set_scan_scope(p.db, p.scan_id, fl.targeted, &e) == 0;
+    free(options_json);
+    if (!begun) {
+        fprintf(stderr, "egressscan scan: cannot start a scan run: %s\n",
+                err_isset(&e) ? e.message : "out of memory");
         goto out;
     }
     if (aborted)
@@ -476,11 +469,11 @@ int cmd_scan(int argc, char **argv)
     } else if (ran < 0) {
         snprintf(error_text, sizeof error_text, "%s (%s)", e.message, e.code);
     }
+    enum org_scps scps = scan_scps_state(&res, &cfg);
     if (!error_text[0]) {
         struct err de;
         err_clear(&de);
-        struct scps_known_op kop = {p.scan_id, res.scps_ok};
-        if (db_retry(p.db, "recording the SCP snapshot", scps_known_op, &kop, NULL, &de) < 0) {
+        if (scan_record_scps(p.db, p.scan_id, scps, &de) < 0) {
             db_unreachable = db_connection_lost(p.db, &de);
             snprintf(error_text, sizeof error_text, "drift evaluation: %s (%s)", de.message,
                      de.code);
@@ -491,7 +484,7 @@ int cmd_scan(int argc, char **argv)
                                  (long long)st.retries};
     struct scan_end end;
     scan_end_run(p.db, p.scan_id, policy, as_of, p.t0, error_text, sizeof error_text, &p.counts,
-                 &totals, db_unreachable, &end);
+                 &totals, scps, db_unreachable, &end);
     end.reconnects = db_reconnect_count(p.db);
     end.writes_retried = sink_stats.writes_retried;
     end.unwritten_targets = unwritten;
@@ -504,7 +497,7 @@ int cmd_scan(int argc, char **argv)
         fprintf(stderr, "egressscan scan: scan %lld failed: %s\n", p.scan_id,
                 error_text[0] ? error_text : end.finish_err.message);
     p.counts.accounts = res.progress.accounts_done;
-    scan_summary_print(p.scan_id, &end, &p.counts, &totals, p.db_write_s, res.scps_ok);
+    scan_summary_print(p.scan_id, &end, &p.counts, &totals, p.db_write_s, scps);
     if (cfg.metrics_file)
         scan_metrics_write(cfg.metrics_file, &end, &p.counts, &totals, &st, p.db_write_s);
     exit_code = scan_end_exit_code(&end, fl.fail_on_drift);

@@ -3,14 +3,18 @@
 #include "cmd/egressscan/scan_end.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd/egressscan/commands.h"
+#include "common/config.h"
 #include "common/log.h"
 #include "scanner/http.h"
+#include "scanner/scheduler.h"
 #include "storage/findings.h"
 
 static const char *const mode_names[MODE_BUCKETS] = {"AWS_MANAGED", "CUSTOMER_ROUTED",
@@ -129,7 +133,8 @@ long scan_counts_clusters(const struct scan_counts *c)
 
 void scan_end_run(struct db *db, long long scan_id, const struct policy *policy, double as_of,
                   double t0, char *error_text, size_t cap, const struct scan_counts *counts,
-                  const struct scan_totals *totals, int db_unreachable, struct scan_end *out)
+                  const struct scan_totals *totals, enum org_scps scps, int db_unreachable,
+                  struct scan_end *out)
 {
     memset(out, 0, sizeof *out);
     out->db_unreachable = db_unreachable;
@@ -146,12 +151,7 @@ void scan_end_run(struct db *db, long long scan_id, const struct policy *policy,
         }
         out->drift_s = scan_mono_now() - t;
     }
-    if (error_text[0])
-        out->status = "failed";
-    else if (scan_counts_failed(counts))
-        out->status = "partial";
-    else
-        out->status = "succeeded";
+    out->status = scan_status_of(error_text[0] != 0, scan_counts_failed(counts), scps);
     out->duration = scan_mono_now() - t0;
     out->finished = as_of > 0 ? as_of + out->duration : scan_real_now();
     err_clear(&out->finish_err);
@@ -214,8 +214,70 @@ struct db *scan_db_open(const char *url, const char *cmd, int *exit_code)
     return db;
 }
 
+char *scan_options_json(const struct scan_config *cfg, int targeted, int concurrency)
+{
+    json_t *o = json_pack(
+        "{s:I, s:I, s:i, s:I, s:b, s:s?}", "accounts", (json_int_t)cfg->accounts.n, "regions",
+        (json_int_t)cfg->regions.n, "concurrency", concurrency, "pid", (json_int_t)getpid(),
+        "targeted", targeted, "role_name", cfg->role_name ? cfg->role_name : "EgressScanReadOnly");
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+enum org_scps scan_scps_state(const struct scheduler_result *res, const struct scan_config *cfg)
+{
+    if (res->scps_ok)
+        return ORG_SCPS_READ;
+    if (cfg->accounts.n && !cfg->org_role_arn)
+        return ORG_SCPS_NOT_READ;
+    return ORG_SCPS_FAILED;
+}
+
+struct scps_op {
+    long long scan_id;
+    enum org_scps scps;
+};
+
+static int scps_op(struct db *db, void *ud, struct err *err)
+{
+    const struct scps_op *o = ud;
+    return db_set_scps_state(db, o->scan_id, o->scps, err);
+}
+
+int scan_record_scps(struct db *db, long long scan_id, enum org_scps scps, struct err *err)
+{
+    struct scps_op op = {scan_id, scps};
+    return db_retry(db, "recording the SCP snapshot", scps_op, &op, NULL, err);
+}
+
+/* The summary's line on the SCPs, when they were not simply read. */
+static void scps_line(enum org_scps scps, const struct scan_end *end)
+{
+    char judged[96] = "the SCP-backed intent is unknown";
+    if (end->drift_ran && end->drift.intent_scan_id > 0)
+        snprintf(judged, sizeof judged, "judged with the SCPs of scan %lld",
+                 end->drift.intent_scan_id);
+    switch (scps) {
+    case ORG_SCPS_READ:
+    case ORG_SCPS_STATES:
+        break;
+    case ORG_SCPS_DISABLED:
+        printf("  SCPs      not enabled in the organization: none apply\n");
+        break;
+    case ORG_SCPS_NOT_READ:
+        printf("  SCPs      not read (a fixed account list without --org-role-arn): %s\n", judged);
+        break;
+    case ORG_SCPS_FAILED:
+        printf("  SCPs      could not be read (the scan is partial): %s; findings that rest on "
+               "them are carried over\n",
+               judged);
+        break;
+    }
+}
+
 void scan_summary_print(long long scan_id, const struct scan_end *end, const struct scan_counts *c,
-                        const struct scan_totals *totals, double db_write_s, int scps_ok)
+                        const struct scan_totals *totals, double db_write_s, enum org_scps scps)
 {
     long targets = scan_counts_targets(c), clusters = scan_counts_clusters(c);
     printf("scan %lld %s in %.1f s\n", scan_id, end->status, end->duration);
@@ -242,8 +304,7 @@ void scan_summary_print(long long scan_id, const struct scan_end *end, const str
     if (end->db_unreachable && end->unwritten_targets > 0)
         printf("  not written %ld targets (%ld clusters): the database was unreachable\n",
                end->unwritten_targets, end->unwritten_clusters);
-    if (!scps_ok)
-        printf("  SCPs      not read: the SCP-backed intent is unknown\n");
+    scps_line(scps, end);
     if (end->drift_ran)
         drift_summary_print(&end->drift);
 }
@@ -326,15 +387,18 @@ void scan_metrics_write(const char *path, const struct scan_end *end, const stru
         for (int k = 0; k < FINDING_KINDS; k++)
             fprintf(f, "egressscan_findings{kind=\"%s\"} %ld\n", finding_kind_names[k],
                     drift->by_kind[k]);
-        fprintf(f,
-                "# HELP egressscan_clusters_compliance Clusters by compliance (last scan).\n"
-                "# TYPE egressscan_clusters_compliance gauge\n"
-                "egressscan_clusters_compliance{state=\"compliant\"} %ld\n"
-                "egressscan_clusters_compliance{state=\"noncompliant\"} %ld\n"
-                "egressscan_clusters_compliance{state=\"exempt\"} %ld\n"
-                "egressscan_clusters_compliance{state=\"unknown\"} %ld\n",
-                drift->counts.compliant, drift->counts.noncompliant, drift->counts.exempt,
-                drift->counts.unknown);
+        fprintf(
+            f,
+            "# HELP egressscan_clusters_compliance Clusters of the fleet by compliance after the "
+            "last scan (verified ones by judgement, unverified apart).\n"
+            "# TYPE egressscan_clusters_compliance gauge\n"
+            "egressscan_clusters_compliance{state=\"compliant\"} %ld\n"
+            "egressscan_clusters_compliance{state=\"noncompliant\"} %ld\n"
+            "egressscan_clusters_compliance{state=\"exempt\"} %ld\n"
+            "egressscan_clusters_compliance{state=\"unknown\"} %ld\n"
+            "egressscan_clusters_compliance{state=\"unverified\"} %ld\n",
+            drift->fleet.compliant, drift->fleet.noncompliant, drift->fleet.exempt,
+            drift->fleet.unknown, drift->fleet.unverified);
     }
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         log_error("scan", "metrics file %s: %s", path, strerror(errno));

@@ -56,13 +56,15 @@ struct scan_end {
 
 /* Ends scan_id: when error_text is empty, the drift stage (a failure there goes into error_text,
  * cap bytes; findings already written by a lost attempt count as done), then the status (failed
- * with an error, partial with failed targets, else succeeded) and db_scan_finish with totals (which
+ * with an error, partial with failed targets or SCPs that could not be read (scps), else
+ * succeeded: scan_status_of) and db_scan_finish with totals (which
  * finalizes a running scan only: never twice). Both are retried across reconnections within the
  * connection's retry bound (db_retry; after an outage at most 5 s more for the end). Times: as_of >
  * 0 shifts the clock as `scan --as-of` does; t0 is the monotonic start. */
 void scan_end_run(struct db *db, long long scan_id, const struct policy *policy, double as_of,
                   double t0, char *error_text, size_t cap, const struct scan_counts *counts,
-                  const struct scan_totals *totals, int db_unreachable, struct scan_end *out);
+                  const struct scan_totals *totals, enum org_scps scps, int db_unreachable,
+                  struct scan_end *out);
 
 /* The database of scan, enqueue and worker: the retry bound from EGRESSSCAN_DB_RETRY_SECONDS (0
  * to 86400 s, default DB_RETRY_BOUND_S), the connection, and a current schema. NULL (the reason
@@ -72,7 +74,20 @@ struct db *scan_db_open(const char *url, const char *cmd, int *exit_code);
 
 /* "scan N succeeded in X s", targets, clusters, API calls, database time, and the findings. */
 void scan_summary_print(long long scan_id, const struct scan_end *end, const struct scan_counts *c,
-                        const struct scan_totals *totals, double db_write_s, int scps_ok);
+                        const struct scan_totals *totals, double db_write_s, enum org_scps scps);
+
+struct scan_config;
+struct scheduler_result;
+
+/* The scan row's options (a JSON object, never secrets): the sizes of the account and region
+ * lists, the role assumed, whether the scan is targeted, concurrency and pid. NULL on ENOMEM. */
+char *scan_options_json(const struct scan_config *cfg, int targeted, int concurrency);
+
+/* How the scheduler came by the SCPs. */
+enum org_scps scan_scps_state(const struct scheduler_result *res, const struct scan_config *cfg);
+
+/* Records how the scan came by the SCPs (db_retry-safe). 0, or -1 with err. */
+int scan_record_scps(struct db *db, long long scan_id, enum org_scps scps, struct err *err);
 
 /* The Prometheus text file (written atomically). engine (may be NULL: a worker's finalizer sums
  * the workers' totals from the database) adds this process's credential and retry-quota counts. */

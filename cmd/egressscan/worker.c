@@ -642,8 +642,8 @@ static int try_finalize(struct worker *w, long long scan_id, struct err *err)
     /* the scan's duration runs from its start (the enqueue), not from this worker's */
     double t0 = scan_mono_now() - (scan_real_now() - qs.started_s);
     struct scan_end end;
-    scan_end_run(w->db, scan_id, policy, 0, t0, error_text, sizeof error_text, &counts, &totals, 0,
-                 &end);
+    scan_end_run(w->db, scan_id, policy, 0, t0, error_text, sizeof error_text, &counts, &totals,
+                 (enum org_scps)qc.scps_state, 0, &end);
     policy_free(policy);
     if (end.finish_failed) {
         queue_end_finalize(w->db, scan_id);
@@ -658,7 +658,7 @@ static int try_finalize(struct worker *w, long long scan_id, struct err *err)
     if (w->progress_line)
         fputs("\r\033[K", stderr);
     log_info("worker", "scan %lld finalized by this worker: %s", scan_id, end.status);
-    scan_summary_print(scan_id, &end, &counts, &totals, 0, qc.scps_known);
+    scan_summary_print(scan_id, &end, &counts, &totals, 0, (enum org_scps)qc.scps_state);
     fflush(stdout);
     if (w->metrics_file)
         scan_metrics_write(w->metrics_file, &end, &counts, &totals, NULL, 0);

@@ -247,17 +247,27 @@ static void finish_scan(struct db *db, long long scan, double at, const char *st
         fail_msg("db_scan_finish: %s (%s)", e.message, e.code);
 }
 
-/* Coverage of the scan: one ok target (eu-west-1, no cluster) per account. */
+/* Coverage of the scan: two ok targets (eu-west-1 and us-east-1, no cluster) per account. */
 static void cover(struct db *db, long long scan, double at, const char *const *accounts, size_t n)
 {
-    struct target_result t[8];
-    const struct target_result *ptrs[8];
+    struct target_result t[16];
+    const struct target_result *ptrs[16];
     assert_true(n <= 8);
     for (size_t i = 0; i < n; i++) {
-        t[i] = target(accounts[i], "eu-west-1", TARGET_OK, NULL, 0, at + 10);
-        ptrs[i] = &t[i];
+        t[2 * i] = target(accounts[i], "eu-west-1", TARGET_OK, NULL, 0, at + 10);
+        t[2 * i + 1] = target(accounts[i], "us-east-1", TARGET_OK, NULL, 0, at + 10);
+        ptrs[2 * i] = &t[2 * i];
+        ptrs[2 * i + 1] = &t[2 * i + 1];
     }
-    write_targets_ok(db, scan, ptrs, n);
+    write_targets_ok(db, scan, ptrs, 2 * n);
+}
+
+static void set_scope(struct db *db, long long scan, int targeted)
+{
+    struct err e;
+    err_clear(&e);
+    if (db_set_scan_scope(db, scan, targeted, &e) < 0)
+        fail_msg("db_set_scan_scope: %s (%s)", e.message, e.code);
 }
 
 static void write_findings_ok(struct db *db, long long scan, const struct finding *f, size_t n,
@@ -269,7 +279,7 @@ static void write_findings_ok(struct db *db, long long scan, const struct findin
         fail_msg("db_write_findings: %s (%s)", e.message, e.code);
 }
 
-static const struct drift_counts no_counts = {0, 0, 0, 0, 0};
+static const struct drift_counts no_counts = {0, 0, 0, 0, 0, 0};
 
 /* A scan at `at` covering the accounts, raising the findings (written while it runs, as the
  * pipeline does), ended with status (NULL: left running). */
@@ -340,78 +350,156 @@ static const char SQL_BOOKKEEPING[] =
     "name text NOT NULL, checksum text NOT NULL CHECK (checksum ~ '^[0-9a-f]{64}$'), "
     "applied_at timestamptz NOT NULL DEFAULT now())";
 
-static void test_migration_0002_applies_on_top_of_0001(void **state)
+/* The database as an egressscan that knew only the first `upto` migrations left it. */
+static void migrate_raw(PGconn *c, size_t upto)
+{
+    exec_ok(c, SQL_BOOKKEEPING);
+    for (size_t i = 0; i < upto; i++) {
+        PQclear(q(c, "BEGIN", 0, NULL));
+        exec_ok(c, db_migrations[i].sql);
+        char v[16];
+        snprintf(v, sizeof v, "%zu", i + 1);
+        const char *pm[3] = {v, db_migrations[i].file, db_migrations[i].sql};
+        PQclear(q(c,
+                  "INSERT INTO egressscan.schema_migrations (version, name, checksum) "
+                  "VALUES ($1::int, $2, encode(sha256(convert_to($3, 'UTF8')), 'hex'))",
+                  3, pm));
+        PQclear(q(c, "COMMIT", 0, NULL));
+    }
+}
+
+/* An old scan, as the code of 0001 wrote it: one account, one SCP, one cluster. */
+static const char SQL_OLD_0001[] =
+    "INSERT INTO egressscan.scan (started_at, finished_at, status, targets_total, targets_ok,"
+    "  clusters_seen) VALUES (to_timestamp(1767225600), to_timestamp(1767225660), 'succeeded',"
+    "  1, 1, 1);"
+    "INSERT INTO egressscan.account (account_id, name, ou_id_path, first_seen, last_seen)"
+    "  VALUES ('" ACC "', 'Prod', 'r-ab12/ou-ab12-11111111', to_timestamp(1767225600),"
+    "  to_timestamp(1767225600));"
+    "INSERT INTO egressscan.scan_account (scan_id, account_id, name, ou_id_path, is_management)"
+    "  VALUES (1, '" ACC "', 'Prod', 'r-ab12/ou-ab12-11111111', false);"
+    "INSERT INTO egressscan.scan_scp (scan_id, policy_id, name, content)"
+    "  VALUES (1, 'p-1', 'Deny', '{}');"
+    "INSERT INTO egressscan.scan_scp_target VALUES (1, 'p-1', 'r-ab12');"
+    "INSERT INTO egressscan.target_result (scan_id, account_id, region, status, clusters,"
+    "  scanned_at) VALUES (1, '" ACC "', 'eu-west-1', 'ok', 1, to_timestamp(1767225610));"
+    "INSERT INTO egressscan.cluster (cluster_arn, account_id, region, cluster_name, egress_mode,"
+    "  first_seen, last_seen, first_scan_id, last_scan_id) VALUES"
+    "  ('arn:aws:eks:eu-west-1:" ACC ":cluster/x', '" ACC "', 'eu-west-1', 'x', 'AWS_MANAGED',"
+    "   to_timestamp(1767225610), to_timestamp(1767225610), 1, 1);"
+    "INSERT INTO egressscan.cluster_mode_interval (cluster_arn, account_id, region, egress_mode,"
+    "  valid_from, opened_scan_id) VALUES ('arn:aws:eks:eu-west-1:" ACC ":cluster/x', '" ACC "',"
+    "  'eu-west-1', 'AWS_MANAGED', to_timestamp(1767225610), 1)";
+
+/* What 0003 held on top: a targeted scan that could not reach ACC2 and was throttled on ACC, a
+ * gone cluster, a resolved finding. */
+static const char SQL_OLD_0003[] =
+    "UPDATE egressscan.scan SET scps_known = true WHERE scan_id = 1;"
+    "INSERT INTO egressscan.scan (started_at, finished_at, status, options, targets_total,"
+    "  targets_ok, targets_failed, scps_known) VALUES (to_timestamp(1767312000),"
+    "  to_timestamp(1767312060), 'partial', '{\"accounts\": 2}', 2, 0, 2, false);"
+    "INSERT INTO egressscan.account (account_id, first_seen, last_seen)"
+    "  VALUES ('" ACC2 "', to_timestamp(1767312000), to_timestamp(1767312000));"
+    "INSERT INTO egressscan.target_result (scan_id, account_id, region, status, error_code,"
+    "  scanned_at) VALUES (2, '" ACC "', 'eu-west-1', 'throttled', 'ThrottlingException',"
+    "  to_timestamp(1767312010)), (2, '" ACC2 "', '*', 'assume_role_denied', 'AccessDenied',"
+    "  to_timestamp(1767312011));"
+    "INSERT INTO egressscan.cluster (cluster_arn, account_id, region, cluster_name, egress_mode,"
+    "  first_seen, last_seen, gone_at) VALUES ('arn:aws:eks:eu-west-1:" ACC ":cluster/z',"
+    "  '" ACC "', 'eu-west-1', 'z', NULL, to_timestamp(1767225000), to_timestamp(1767225000),"
+    "  to_timestamp(1767225610));"
+    "INSERT INTO egressscan.finding (kind, severity, account_id, region, source, first_seen,"
+    "  last_seen, resolved_at) VALUES ('unscanned_target', 'high', '" ACC "', '*', 'coverage',"
+    "  to_timestamp(1767225000), to_timestamp(1767225000), to_timestamp(1767225600))";
+
+static void test_migrations_apply_on_top_of_old_databases(void **state)
 {
     struct fixture *fx = *state;
-    assert_true(db_migration_count >= 2);
+    assert_true(db_migration_count >= 4);
     assert_string_equal(db_migrations[1].file, "0002_drift.sql");
+    assert_string_equal(db_migrations[3].file, "0004_fleet.sql");
 
-    /* the database as an egressscan that knew only 0001 left it */
-    exec_ok(fx->check, SQL_BOOKKEEPING);
-    PQclear(q(fx->check, "BEGIN", 0, NULL));
-    exec_ok(fx->check, db_migrations[0].sql);
-    const char *pm[2] = {db_migrations[0].file, db_migrations[0].sql};
-    PQclear(q(fx->check,
-              "INSERT INTO egressscan.schema_migrations (version, name, checksum) "
-              "VALUES (1, $1, encode(sha256(convert_to($2, 'UTF8')), 'hex'))",
-              2, pm));
-    PQclear(q(fx->check, "COMMIT", 0, NULL));
-
+    /* written under 0001, then 0002 and 0003 applied with more history */
+    migrate_raw(fx->check, 1);
+    exec_ok(fx->check, SQL_OLD_0001);
     struct db *db = connect_ok(fx);
     struct err e;
     err_clear(&e);
     assert_int_equal(db_schema_current(db, &e), 0);
     assert_string_equal(e.code, "SchemaOutdated");
+    db_close(db);
+    PQclear(q(fx->check, "BEGIN", 0, NULL));
+    for (size_t i = 1; i < 3; i++) {
+        exec_ok(fx->check, db_migrations[i].sql);
+        char v[16];
+        snprintf(v, sizeof v, "%zu", i + 1);
+        const char *pm[3] = {v, db_migrations[i].file, db_migrations[i].sql};
+        PQclear(q(fx->check,
+                  "INSERT INTO egressscan.schema_migrations (version, name, checksum) "
+                  "VALUES ($1::int, $2, encode(sha256(convert_to($3, 'UTF8')), 'hex'))",
+                  3, pm));
+    }
+    PQclear(q(fx->check, "COMMIT", 0, NULL));
+    exec_ok(fx->check, SQL_OLD_0003);
 
-    /* a scan written under 0001 */
-    long long old = begin_scan(db, T0);
-    struct account a = {.id = ACC, .name = "Prod", .ou_id_path = "r-ab12/ou-ab12-11111111"};
-    assert_int_equal(db_write_accounts(db, old, &a, 1, &e), 0);
-    const char *tg[1] = {"r-ab12"};
-    struct scp_policy scp = {
-        .id = "p-1", .name = "Deny", .content = "{}", .targets = tg, .n_targets = 1};
-    assert_int_equal(db_write_scps(db, old, &scp, 1, &e), 0);
-    struct tcluster x;
-    tcluster_init(&x, ACC, "eu-west-1", "x", "AWS_MANAGED");
-    struct target_result t = target(ACC, "eu-west-1", TARGET_OK, &x.c, 1, T0 + 10);
-    const struct target_result *pt[1] = {&t};
-    write_targets_ok(db, old, pt, 1);
-    finish_scan(db, old, T0 + 60, "succeeded");
-
+    db = connect_ok(fx);
     int applied = -1;
     err_clear(&e);
     if (db_migrate(db, &applied, &e) < 0)
         fail_msg("db_migrate: %s (%s)", e.message, e.code);
-    assert_int_equal(applied, (int)db_migration_count - 1);
+    assert_int_equal(applied, (int)db_migration_count - 3);
     assert_int_equal(db_schema_current(db, &e), 1);
 
-    /* what 0001 held is still there, and the new objects are usable */
-    char id[32];
-    const char *p[1] = {ll(id, old)};
-    q_expect(fx->check, "succeeded|1|1|<null>", /* scps_known: not recorded */
-             "SELECT concat_ws('|', status, targets_total, clusters_seen, "
-             "coalesce(scps_known::text, '<null>')) "
-             "FROM egressscan.scans WHERE scan_id = $1::bigint",
-             1, p);
-    assert_int_equal(count_rows(fx->check, "SELECT count(*) FROM egressscan.current_clusters"), 1);
+    /* scans: the --accounts one is targeted; the SCP state follows the flag */
+    PQclear(q(fx->check, "SET TimeZone = 'UTC'", 0, NULL));
+    q_expect(fx->check, "1 succeeded fleet read 1,2 partial targeted not_read -",
+             "SELECT string_agg(concat_ws(' ', scan_id, status, scope, scps_state, "
+             "coalesce(intent_scan_id::text, '-')), ',' ORDER BY scan_id) FROM egressscan.scans",
+             0, NULL);
+    /* coverage: the latest word per target, with the last ok */
+    q_expect(fx->check,
+             ACC " eu-west-1 throttled 2 2026-01-01 00:00:10+00," ACC2 " * assume_role_denied 2 -",
+             "SELECT string_agg(concat_ws(' ', account_id, region, status, scan_id, "
+             "coalesce(last_ok_at::text, '-')), ',' ORDER BY account_id) FROM egressscan.coverage",
+             0, NULL);
+    /* the cluster keeps its last known state, not verified; the gone one is not there */
+    q_expect(fx->check, "x|f|2026-01-01 00:00:10+00|-",
+             "SELECT concat_ws('|', cluster_name, verified, last_verified_at, "
+             "coalesce(compliance, '-')) FROM egressscan.current_clusters",
+             0, NULL);
+    q_expect(fx->check, "cluster_gone",
+             "SELECT gone_reason FROM egressscan.cluster WHERE cluster_name = 'z'", 0, NULL);
+    q_expect(fx->check, "not_raised", "SELECT resolved_reason FROM egressscan.finding", 0, NULL);
     assert_int_equal(count_rows(fx->check, "SELECT count(*) FROM egressscan.current_drift"), 0);
-    /* finalized, drift never evaluated: the day is there, its compliance unknown */
-    q_expect(fx->check, "2026-01-01|<null>|1",
-             "SELECT concat_ws('|', day, coalesce(clusters::text, '<null>'), targets_total) "
+    /* finalized, drift never evaluated: the days are there, their compliance unknown */
+    q_expect(fx->check, "2026-01-01|<null>|<null>|1,2026-01-02|<null>|<null>|2",
+             "SELECT string_agg(concat_ws('|', day, coalesce(clusters::text, '<null>'), "
+             "coalesce(unverified::text, '<null>'), targets_total), ',' ORDER BY day) "
              "FROM egressscan.daily_compliance",
              0, NULL);
     q_expect(fx->check, "t",
              "SELECT has_table_privilege('egressscan_reader', 'egressscan.current_drift', "
              "'SELECT') AND has_table_privilege('egressscan_reader', "
-             "'egressscan.daily_compliance', 'SELECT')",
+             "'egressscan.daily_compliance', 'SELECT') AND has_table_privilege("
+             "'egressscan_reader', 'egressscan.coverage', 'SELECT')",
              0, NULL);
 
-    /* an old scan without the flag: its SCPs were read if it stored any */
+    /* the old scan that read its SCPs judges itself with them; the targeted one borrows them */
     struct drift_snapshot s;
     err_clear(&e);
-    assert_int_equal(db_load_drift_snapshot(db, old, &s, &e), 0);
+    assert_int_equal(db_load_drift_snapshot(db, 1, &s, &e), 0);
     assert_int_equal(s.scps_known, 1);
+    assert_int_equal(s.intent_scan_id, 1);
     assert_int_equal(s.n_clusters, 1);
+    assert_int_equal(s.clusters[0].unverified, 0);
+    db_drift_snapshot_free(&s);
+    assert_int_equal(db_load_drift_snapshot(db, 2, &s, &e), 0);
+    assert_int_equal(s.scps_read, 0);
+    assert_int_equal(s.intent_scan_id, 1);
+    assert_int_equal(s.n_scps, 1);
+    assert_int_equal(s.fleet_scope, 0);
+    assert_int_equal(s.n_clusters, 1);
+    assert_int_equal(s.clusters[0].unverified, 1); /* throttled in scan 2 */
     db_drift_snapshot_free(&s);
 
     err_clear(&e);
@@ -552,7 +640,7 @@ static void test_finding_raised_again_after_resolution_is_new(void **state)
     assert_int_equal(count_rows(fx->check, "SELECT count(*) FROM egressscan.current_drift"), 1);
 }
 
-static void test_current_drift_shows_only_the_latest_finalized_scan(void **state)
+static void test_current_drift_is_the_open_findings_of_the_fleet(void **state)
 {
     struct fixture *fx = *state;
     const char *acc[1] = {ACC};
@@ -564,25 +652,27 @@ static void test_current_drift_shows_only_the_latest_finalized_scan(void **state
     struct finding ab[2] = {a, b};
     long long s1 = scan_with(fx->db, T0, acc, 1, ab, 2, "succeeded");
     char id[32], expect[64];
-    snprintf(expect, sizeof expect, "%lld|2", s1);
-    const char *view_sql = "SELECT concat_ws('|', min(scan_id), count(*)) FROM "
+    snprintf(expect, sizeof expect, "%lld|%lld|2", s1, s1);
+    const char *view_sql = "SELECT concat_ws('|', min(scan_id), max(scan_id), count(*)) FROM "
                            "egressscan.current_drift";
     q_expect(fx->check, expect, view_sql, 0, NULL);
 
-    /* a later scan writes its findings (resolving a and b) and is still running */
+    /* a later scan writes its findings (resolving a and b: it judged both again) */
     long long s2 = scan_with(fx->db, T0 + DAY, acc, 1, &c, 1, NULL);
-    q_expect(fx->check, expect, view_sql, 0, NULL);
+    char s2_only[64];
+    snprintf(s2_only, sizeof s2_only, "%lld|%lld|1", s2, s2);
+    q_expect(fx->check, s2_only, view_sql, 0, NULL);
     assert_int_equal(open_id(fx->check, &a), 0);
     long long found = 0;
     struct err e;
     err_clear(&e);
     assert_int_equal(db_query_findings(fx->db, 0, &found, NULL, NULL, &e), 0);
     assert_int_equal(found, s1);
-    /* ... then fails */
+    /* ... then fails: its resolutions do not count, what it alone raised is no fact */
     finish_scan(fx->db, s2, T0 + DAY + 60, "failed");
     q_expect(fx->check, expect, view_sql, 0, NULL);
 
-    /* another one is aborted (its process ended) after writing its findings */
+    /* another one is aborted (its process ended) after confirming a */
     struct db *other = connect_ok(fx);
     long long s3 = scan_with(other, T0 + 2 * DAY, acc, 1, &a, 1, NULL);
     int backend = PQbackendPID(db_pgconn(other));
@@ -603,13 +693,15 @@ static void test_current_drift_shows_only_the_latest_finalized_scan(void **state
     const char *p3[1] = {ll(id, s3)};
     q_expect(fx->check, "aborted", "SELECT status FROM egressscan.scans WHERE scan_id = $1::bigint",
              1, p3);
+    /* a is still open, last confirmed by s3; b by s1 */
+    snprintf(expect, sizeof expect, "%lld|%lld|2", s1, s3);
     q_expect(fx->check, expect, view_sql, 0, NULL);
 
-    /* the next finalized scan replaces the view's content, coverage agrees on the scan */
+    /* the next finalized scan raises b alone: a is resolved, b confirmed; coverage agrees */
     cover(fx->db, s4, T0 + 3 * DAY, acc, 1);
     write_findings_ok(fx->db, s4, &b, 1, &no_counts);
     finish_scan(fx->db, s4, T0 + 3 * DAY + 60, "partial");
-    snprintf(expect, sizeof expect, "%lld|1", s4);
+    snprintf(expect, sizeof expect, "%lld|%lld|1", s4, s4);
     q_expect(fx->check, expect, view_sql, 0, NULL);
     q_expect(fx->check, "unscanned_target", "SELECT kind FROM egressscan.current_drift", 0, NULL);
     q_expect(fx->check, "t",
@@ -786,70 +878,128 @@ static void test_resolution_is_limited_to_the_accounts_covered(void **state)
                            fnd("unscanned_target", ACC2, "us-east-1", NULL, "coverage")};
     scan_with(fx->db, T0, both, 2, f, 2, "succeeded");
     long long other = open_id(fx->check, &f[1]);
-    scan_with(fx->db, T0 + DAY, one, 1, NULL, 0, "succeeded"); /* --accounts ACC */
+    /* --accounts ACC: a targeted scan changes nothing of the accounts it did not cover */
+    long long s2 = begin_scan(fx->db, T0 + DAY);
+    set_scope(fx->db, s2, 1);
+    cover(fx->db, s2, T0 + DAY, one, 1);
+    write_findings_ok(fx->db, s2, NULL, 0, NULL);
+    finish_scan(fx->db, s2, T0 + DAY + 60, "succeeded");
     assert_int_equal(open_id(fx->check, &f[0]), 0);
     assert_int_equal(open_id(fx->check, &f[1]), other);
+    q_expect(fx->check, "4", "SELECT count(*) FROM egressscan.coverage", 0, NULL);
+    char id[32];
+    const char *p[1] = {ll(id, other)};
+    q_expect(fx->check, "1",
+             "SELECT count(*) FROM egressscan.current_drift WHERE finding_id = $1::bigint", 1, p);
+
+    /* a fleet scan of ACC alone: ACC2 is no longer listed, so it left the fleet */
+    scan_with(fx->db, T0 + 2 * DAY, one, 1, NULL, 0, "succeeded");
+    assert_int_equal(open_id(fx->check, &f[1]), 0);
+    q_expect(fx->check, "left_organization",
+             "SELECT resolved_reason FROM egressscan.finding WHERE finding_id = $1::bigint", 1, p);
+    q_expect(fx->check, "2|" ACC,
+             "SELECT concat_ws('|', count(*), min(account_id)) FROM "
+             "egressscan.coverage",
+             0, NULL);
+    q_expect(fx->check, "2|left_organization",
+             "SELECT concat_ws('|', count(*), min(left_reason)) FROM egressscan.fleet_target "
+             "WHERE account_id = '" ACC2 "' AND left_at IS NOT NULL",
+             0, NULL);
 }
 
 /* ---- daily compliance ---- */
 
-static long long compliance_scan(struct db *db, double at, const struct drift_counts *c,
-                                 int failed_targets, const char *status)
+/* A scan of ACC at `at`: eu-west-1 with one cluster per judgement (c0, c1, ...) when west_ok
+ * (else throttled), us-east-1 ok or throttled; with write_drift, its (empty) findings and the
+ * judgements, as the drift stage writes them (without, the drift stage never ran). */
+static long long compliance_scan(struct db *db, double at, const enum cluster_judgement *judged,
+                                 size_t n, int west_ok, int east_ok, int write_drift,
+                                 const char *status)
 {
     long long id = begin_scan(db, at);
-    struct target_result t[2] = {target(ACC, "eu-west-1", TARGET_OK, NULL, 0, at + 10),
-                                 target(ACC, "us-east-1", TARGET_THROTTLED, NULL, 0, at + 10)};
+    struct tcluster tc[8];
+    struct cluster cl[8];
+    struct cluster_judged j[8];
+    char names[8][8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "c%zu", i);
+        tcluster_init(&tc[i], ACC, "eu-west-1", names[i], "CUSTOMER_ROUTED");
+        cl[i] = tc[i].c;
+        j[i] = (struct cluster_judged){tc[i].c.arn, judged[i]};
+    }
+    struct target_result t[2] = {
+        target(ACC, "eu-west-1", west_ok ? TARGET_OK : TARGET_THROTTLED, cl, west_ok ? n : 0,
+               at + 10),
+        target(ACC, "us-east-1", east_ok ? TARGET_OK : TARGET_THROTTLED, NULL, 0, at + 10)};
     const struct target_result *p[2] = {&t[0], &t[1]};
-    write_targets_ok(db, id, p, failed_targets ? 2 : 1);
-    if (c)
-        write_findings_ok(db, id, NULL, 0, c);
+    write_targets_ok(db, id, p, 2);
+    if (write_drift) {
+        struct findings_context ctx = {.scps_read = 1,
+                                       .have_policy = 0,
+                                       .judgements = west_ok ? j : NULL,
+                                       .n_judgements = west_ok ? n : 0};
+        struct err e;
+        err_clear(&e);
+        if (db_write_findings_ctx(db, id, NULL, 0, &ctx, NULL, &e) < 0)
+            fail_msg("db_write_findings_ctx: %s (%s)", e.message, e.code);
+    }
     if (status)
         finish_scan(db, id, at + 60, status);
     return id;
 }
 
-static void test_daily_compliance_takes_the_last_scan_of_each_day(void **state)
+static void test_daily_compliance_is_the_fleet_after_the_last_scan_of_each_day(void **state)
 {
     struct fixture *fx = *state;
-    struct drift_counts early = {10, 7, 2, 1, 0}, late = {12, 8, 3, 1, 0}, bad = {99, 0, 99, 0, 0},
-                        third = {5, 4, 0, 0, 1};
-    /* day 1: two finalized scans, the later at 23:59 UTC; a failed one after them */
-    compliance_scan(fx->db, T0 + HOUR, &early, 0, "succeeded");
-    long long last = compliance_scan(fx->db, T0 + DAY - 120, &late, 1, "partial");
-    compliance_scan(fx->db, T0 + DAY - 50, &bad, 0, "failed");
+    const enum cluster_judgement early[3] = {JUDGED_COMPLIANT, JUDGED_COMPLIANT,
+                                             JUDGED_NONCOMPLIANT},
+                                 late[4] = {JUDGED_COMPLIANT, JUDGED_NONCOMPLIANT, JUDGED_EXEMPT,
+                                            JUDGED_UNKNOWN};
+    /* day 1: two finalized scans, the later at 23:58 UTC (us-east-1 throttled); a failed one
+     * after them */
+    long long first = compliance_scan(fx->db, T0 + HOUR, early, 3, 1, 1, 1, "succeeded");
+    long long last = compliance_scan(fx->db, T0 + DAY - 120, late, 4, 1, 0, 1, "partial");
+    long long bad = begin_scan(fx->db, T0 + DAY - 50);
+    finish_scan(fx->db, bad, T0 + DAY - 40, "failed");
     /* day 2: nothing finalized (a scan still running) */
     struct db *running = connect_ok(fx);
-    compliance_scan(running, T0 + DAY + HOUR, &bad, 0, NULL);
-    /* day 3: one scan; day 4: a finalized scan whose drift was not evaluated */
-    long long d3 = compliance_scan(fx->db, T0 + 2 * DAY + HOUR, &third, 0, "succeeded");
-    compliance_scan(fx->db, T0 + 3 * DAY + HOUR, NULL, 0, "succeeded");
+    compliance_scan(running, T0 + DAY + HOUR, NULL, 0, 0, 1, 0, NULL);
+    /* day 3: eu-west-1 throttled: its four clusters keep their last known state, unverified;
+     * day 4: a finalized scan whose drift was not evaluated */
+    long long d3 = compliance_scan(fx->db, T0 + 2 * DAY + HOUR, NULL, 0, 0, 1, 1, "partial");
+    compliance_scan(fx->db, T0 + 3 * DAY + HOUR, NULL, 0, 0, 1, 0, "partial");
 
     /* the session time zone does not move the days */
     PQclear(q(fx->check, "SET TimeZone = 'Pacific/Kiritimati'", 0, NULL));
     q_expect(fx->check, "2026-01-01,2026-01-03,2026-01-04",
              "SELECT string_agg(day::text, ',' ORDER BY day) FROM egressscan.daily_compliance", 0,
              NULL);
+    const char *cols = "SELECT concat_ws('|', clusters, compliant, noncompliant, exempt, unknown, "
+                       "unverified, targets_total, targets_ok, targets_failed, scan_id) FROM "
+                       "egressscan.daily_compliance WHERE day = $1::date";
     char expect[128];
-    snprintf(expect, sizeof expect, "12|8|3|1|2|1|0|1|%lld", last);
-    q_expect(fx->check, expect,
-             "SELECT concat_ws('|', clusters, compliant, noncompliant, exempt, targets_total, "
-             "targets_ok, unknown, targets_failed, scan_id) FROM egressscan.daily_compliance "
-             "WHERE day = '2026-01-01'",
-             0, NULL);
-    snprintf(expect, sizeof expect, "5|4|0|0|1|1|1|%lld", d3);
-    q_expect(fx->check, expect,
-             "SELECT concat_ws('|', clusters, compliant, noncompliant, exempt, targets_total, "
-             "targets_ok, unknown, scan_id) FROM egressscan.daily_compliance "
-             "WHERE day = '2026-01-03'",
-             0, NULL);
-    q_expect(fx->check, "t|1",
+    const char *day1[1] = {"2026-01-01"}, *day3[1] = {"2026-01-03"};
+    snprintf(expect, sizeof expect, "4|1|1|1|1|0|2|1|1|%lld", last);
+    q_expect(fx->check, expect, cols, 1, day1);
+    snprintf(expect, sizeof expect, "0|0|0|0|0|4|2|1|1|%lld", d3);
+    q_expect(fx->check, expect, cols, 1, day3);
+    q_expect(fx->check, "t|2",
              "SELECT concat_ws('|', clusters IS NULL AND compliant IS NULL, targets_total) FROM "
              "egressscan.daily_compliance WHERE day = '2026-01-04'",
              0, NULL);
+    /* the first scan's row: the fleet as it judged it */
     char id[32];
-    const char *p[1] = {ll(id, last)};
-    q_expect(fx->check, "2026-01-01",
-             "SELECT day::text FROM egressscan.scan_compliance WHERE scan_id = $1::bigint", 1, p);
+    const char *p[1] = {ll(id, first)};
+    q_expect(fx->check, "2026-01-01|3|2|1|0|0|0",
+             "SELECT concat_ws('|', day, clusters, compliant, noncompliant, exempt, unknown, "
+             "unverified) FROM egressscan.scan_compliance WHERE scan_id = $1::bigint",
+             1, p);
+    /* the judgement is on the cluster; an unverified cluster keeps its last one */
+    q_expect(fx->check, "c0 compliant f,c1 noncompliant f,c2 exempt f,c3 unknown f",
+             "SELECT string_agg(concat_ws(' ', cluster_name, compliance, verified), ',' ORDER BY "
+             "cluster_name) FROM egressscan.current_clusters",
+             0, NULL);
     db_close(running);
 }
 
@@ -935,6 +1085,9 @@ static void test_snapshot_round_trip(void **state)
         fail_msg("db_load_drift_snapshot: %s (%s)", e.message, e.code);
     assert_non_null(s.mem);
     assert_int_equal(s.scps_known, 1); /* not recorded; the scan stored SCPs */
+    assert_int_equal(s.scps_read, 1);
+    assert_int_equal(s.intent_scan_id, s2);
+    assert_int_equal(s.fleet_scope, 1);
 
     assert_int_equal(s.n_accounts, 3);
     assert_string_equal(s.accounts[0].id, ACC);
@@ -971,6 +1124,8 @@ static void test_snapshot_round_trip(void **state)
     assert_string_equal(s.clusters[1].tags_json, "{\"env\": \"prod\"}");
     assert_null(s.clusters[0].tags_json);
     assert_string_equal(s.clusters[3].account_id, "555566667777");
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(s.clusters[i].unverified, 0); /* their targets were scanned ok */
 
     assert_int_equal(s.n_targets, 2);
     assert_string_equal(s.targets[0].account_id, ACC);
@@ -1026,10 +1181,23 @@ static void test_snapshot_round_trip(void **state)
     assert_int_equal(s.n_clusters, 4); /* today's current clusters of its accounts: w x y u */
     db_drift_snapshot_free(&s);
 
-    /* an explicit "could not read" wins */
+    /* an explicit "could not read" wins: the scan is judged with the SCPs of the latest
+     * finalized scan that read them (s1), and says it did not read them itself */
     assert_int_equal(db_set_scps_known(fx->db, s2, 0, &e), 0);
     assert_int_equal(db_load_drift_snapshot(fx->db, s2, &s, &e), 0);
+    assert_int_equal(s.scps_known, 1);
+    assert_int_equal(s.scps_read, 0);
+    assert_int_equal(s.intent_scan_id, s1);
+    assert_int_equal(s.n_scps, 3);
+    assert_string_equal(s.scps[0].id, "p-deny");
+    assert_int_equal(s.scps[0].n_targets, 2);
+    db_drift_snapshot_free(&s);
+    /* and when no scan ever read them, the intent is unknown */
+    assert_int_equal(db_set_scps_state(fx->db, s1, ORG_SCPS_FAILED, &e), 0);
+    assert_int_equal(db_load_drift_snapshot(fx->db, s2, &s, &e), 0);
     assert_int_equal(s.scps_known, 0);
+    assert_int_equal(s.intent_scan_id, 0);
+    assert_int_equal(s.n_scps, 0);
     db_drift_snapshot_free(&s);
 
     /* unknown scans */
@@ -1123,12 +1291,15 @@ static void test_query_findings_order_modes_and_errors(void **state)
     long long first_ids[5];
     memcpy(first_ids, got.ids, sizeof first_ids);
 
-    /* a running scan is not the latest finalized one, and not readable by id */
+    /* a running scan is not the latest finalized one, and not readable by id; the open
+     * findings are those it confirmed (it judged the others again and did not raise them) */
     long long s2 = scan_with(fx->db, T0 + DAY, acc, 2, f, 2, NULL);
     memset(&got, 0, sizeof got);
     assert_int_equal(db_query_findings(fx->db, 0, &used, collect, &got, &e), 0);
     assert_int_equal(used, s1);
-    assert_int_equal(got.n, 5);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.ids[0], first_ids[1]);
+    assert_int_equal(got.ids[1], first_ids[4]);
     err_clear(&e);
     assert_int_equal(db_query_findings(fx->db, s2, &used, collect, &got, &e), -1);
     assert_string_equal(e.code, "ScanNotFinalized");
@@ -1171,7 +1342,7 @@ static void test_write_findings_is_whole_or_nothing_and_refuses_misuse(void **st
     cover(fx->db, s1, T0, acc, 1);
     struct finding good = fnd("unscanned_target", ACC, "us-east-1", NULL, "coverage");
     struct finding bad[2] = {good, good};
-    struct drift_counts counts = {3, 2, 1, 0, 0};
+    struct drift_counts counts = {3, 2, 1, 0, 0, 0};
 
     bad[1].kind = "bogus";
     bad[1].region = "eu-west-1";
@@ -1214,9 +1385,10 @@ static void test_write_findings_is_whole_or_nothing_and_refuses_misuse(void **st
     write_findings_ok(fx->db, s1, twice, 2, &counts);
     q_expect(fx->check, "1|critical",
              "SELECT concat_ws('|', count(*), min(severity)) FROM egressscan.finding", 0, NULL);
-    q_expect(fx->check, "3|2|1|0|0",
-             "SELECT concat_ws('|', clusters, compliant, noncompliant, exempt, unknown) FROM "
-             "egressscan.scan_compliance",
+    /* the stored counts are the fleet's (no cluster here), not the ones the caller passed */
+    q_expect(fx->check, "0|0|0|0|0|0|2|2|0",
+             "SELECT concat_ws('|', clusters, compliant, noncompliant, exempt, unknown, unverified,"
+             " targets_total, targets_ok, targets_failed) FROM egressscan.scan_compliance",
              0, NULL);
 
     /* once per scan */
@@ -1238,16 +1410,15 @@ static void test_write_findings_is_whole_or_nothing_and_refuses_misuse(void **st
     assert_int_equal(db_write_findings(fx->db, s2, &good, 1, &counts, &e), -1);
     assert_string_equal(e.code, "ScanNotUsable");
 
-    /* a finalized scan may still get its findings (written after db_scan_finish); no counts:
-     * compliance unknown */
+    /* a finalized scan may still get its findings (written after db_scan_finish) */
     long long s3 = begin_scan(fx->db, T0 + 2 * DAY);
     cover(fx->db, s3, T0 + 2 * DAY, acc, 1);
     finish_scan(fx->db, s3, T0 + 2 * DAY + 60, "succeeded");
     write_findings_ok(fx->db, s3, NULL, 0, NULL);
     char id[32];
     const char *p[1] = {ll(id, s3)};
-    q_expect(fx->check, "t",
-             "SELECT clusters IS NULL AND compliant IS NULL FROM egressscan.scan_compliance "
+    q_expect(fx->check, "0|2",
+             "SELECT concat_ws('|', clusters, targets_total) FROM egressscan.scan_compliance "
              "WHERE scan_id = $1::bigint",
              1, p);
     assert_int_equal(open_id(fx->check, &good), 0);
@@ -1398,15 +1569,15 @@ int main(void)
 {
     log_setup(LOG_WARN, LOG_TEXT, NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_migration_0002_applies_on_top_of_0001, fresh_setup,
+        cmocka_unit_test_setup_teardown(test_migrations_apply_on_top_of_old_databases, fresh_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_views_have_the_spec_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_persisting_finding_keeps_first_seen_and_unraised_is_resolved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finding_raised_again_after_resolution_is_new, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_current_drift_shows_only_the_latest_finalized_scan,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_current_drift_is_the_open_findings_of_the_fleet, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_scan_that_failed_after_writing_findings_leaves_history_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_older_scan_resolves_nothing_newer, setup,
@@ -1417,8 +1588,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_resolution_is_limited_to_the_accounts_covered, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_daily_compliance_takes_the_last_scan_of_each_day,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_daily_compliance_is_the_fleet_after_the_last_scan_of_each_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_findings_order_modes_and_errors, setup,
                                         teardown),

@@ -182,7 +182,7 @@ static void fx_cluster(struct fx *x, const char *account, const char *region, co
     assert_true(x->n_clusters < MAX_ITEMS);
     size_t i = x->n_clusters++;
     snprintf(x->arns[i], sizeof x->arns[i], "arn:aws:eks:%s:%s:cluster/%s", region, account, name);
-    x->clusters[i] = (struct drift_cluster){account, region, name, x->arns[i], mode, tags};
+    x->clusters[i] = (struct drift_cluster){account, region, name, x->arns[i], mode, tags, 0};
 }
 
 static void fx_target(struct fx *x, const char *account, const char *region,
@@ -1039,7 +1039,7 @@ static void test_many_accounts(void **state)
         snprintf(arns[i], sizeof arns[i], "arn:aws:eks:eu-west-1:%012d:cluster/c", 100000 + i);
         accounts[i] = (struct drift_account){ids[i], NULL, ROOT "/" OU_PROD "/" OU_REG, 0};
         clusters[i] = (struct drift_cluster){
-            ids[i], "eu-west-1", "c", arns[i], i % 2 ? "AWS_MANAGED" : "CUSTOMER_ROUTED", NULL};
+            ids[i], "eu-west-1", "c", arns[i], i % 2 ? "AWS_MANAGED" : "CUSTOMER_ROUTED", NULL, 0};
         targets[nt++] = (struct drift_target){ids[i], "eu-west-1", TARGET_OK, NULL, NULL};
         targets[nt++] = (struct drift_target){ids[i], "us-east-1", TARGET_OK, NULL, NULL};
         full_targets[3 + i] = ids[i];
