@@ -17,8 +17,7 @@
 
 ALTER TABLE egressscan.scan
     ADD COLUMN scope text NOT NULL DEFAULT 'fleet' CHECK (scope IN ('fleet', 'targeted')),
-    ADD COLUMN scps_state text CHECK (scps_state IN ('read', 'disabled', 'not_read', 'failed')),
-    ADD COLUMN intent_scan_id bigint REFERENCES egressscan.scan ON DELETE SET NULL;
+    ADD COLUMN scps_state text CHECK (scps_state IN ('read', 'disabled', 'not_read', 'failed'));
 
 -- Scans made before 0004: an --accounts list (options.accounts > 0) was a targeted scan; the SCP
 -- state follows scps_known (a scan that could not read them is recorded as not_read: whether it
@@ -27,8 +26,7 @@ UPDATE egressscan.scan SET scope = 'targeted'
 WHERE pg_catalog.jsonb_typeof(options -> 'accounts') = 'number'
   AND (options ->> 'accounts')::numeric > 0;
 UPDATE egressscan.scan
-SET scps_state = CASE WHEN scps_known THEN 'read' ELSE 'not_read' END,
-    intent_scan_id = CASE WHEN scps_known THEN scan_id END
+SET scps_state = CASE WHEN scps_known THEN 'read' ELSE 'not_read' END
 WHERE scps_known IS NOT NULL;
 
 COMMENT ON COLUMN egressscan.scan.scope IS
@@ -37,9 +35,6 @@ COMMENT ON COLUMN egressscan.scan.scope IS
 COMMENT ON COLUMN egressscan.scan.scps_state IS
     'read; disabled (SCPs not enabled in the organization: none apply); not_read (by design: a '
     '--accounts list without --org-role-arn); failed (could not be read: the scan is partial).';
-COMMENT ON COLUMN egressscan.scan.intent_scan_id IS
-    'The scan whose SCP snapshot judged this one: itself when it read the SCPs, else the latest '
-    'scan that had; NULL when none had (SCP intent unknown).';
 
 ------------------------------------------------------------------------------------------------
 -- Coverage statuses: scp_denied (an SCP denies the scanner there) and suspended (account-level)
@@ -149,11 +144,20 @@ COMMENT ON COLUMN egressscan.finding.resolved_reason IS
     'longer exists; left_organization, suspended, excluded, region_removed: its target left the '
     'fleet.';
 
+-- Written in the transaction of the scan's findings (which must not lock the scan row: its end
+-- runs under the scan row's share lock), hence whose SCP snapshot judged the scan lives here.
 ALTER TABLE egressscan.scan_compliance
     ADD COLUMN unverified integer CHECK (unverified >= 0),
     ADD COLUMN targets_total integer CHECK (targets_total >= 0),
     ADD COLUMN targets_ok integer CHECK (targets_ok >= 0),
-    ADD COLUMN targets_failed integer CHECK (targets_failed >= 0);
+    ADD COLUMN targets_failed integer CHECK (targets_failed >= 0),
+    ADD COLUMN intent_scan_id bigint REFERENCES egressscan.scan ON DELETE SET NULL;
+UPDATE egressscan.scan_compliance c SET intent_scan_id = c.scan_id
+FROM egressscan.scan s WHERE s.scan_id = c.scan_id AND s.scps_known;
+
+COMMENT ON COLUMN egressscan.scan_compliance.intent_scan_id IS
+    'The scan whose SCP snapshot judged this one: itself when it read the SCPs, else the latest '
+    'finalized scan that had; NULL when none had (SCP intent unknown).';
 
 COMMENT ON TABLE egressscan.scan_compliance IS
     'The fleet''s compliance after each scan whose findings were written: verified clusters by '
@@ -183,7 +187,8 @@ SELECT s.scan_id,
        s.scps_known,
        s.scope,
        s.scps_state,
-       s.intent_scan_id
+       (SELECT c.intent_scan_id FROM egressscan.scan_compliance c
+        WHERE c.scan_id = s.scan_id) AS intent_scan_id
 FROM egressscan.scan s
 LEFT JOIN LATERAL (
     SELECT pg_catalog.count(*)::integer AS targets_total,
@@ -210,7 +215,7 @@ COMMENT ON COLUMN egressscan.scans.scps_state IS
     '--org-role-arn, by design) or failed (the scan is partial); NULL: not recorded.';
 COMMENT ON COLUMN egressscan.scans.intent_scan_id IS
     'The scan whose SCP snapshot judged this one (itself when it read them); NULL: SCP intent '
-    'unknown.';
+    'unknown, or drift not evaluated.';
 
 CREATE OR REPLACE VIEW egressscan.coverage AS
 SELECT t.scan_id,

@@ -653,18 +653,15 @@ static const char SQL_WF_JUDGED[] =
     " FROM pg_temp.egressscan_stage_judged j"
     " WHERE c.cluster_arn = j.cluster_arn AND c.compliance IS DISTINCT FROM j.judgement";
 
-static const char SQL_WF_INTENT[] =
-    "UPDATE egressscan.scan SET intent_scan_id = NULLIF($2::bigint, 0)"
-    " WHERE scan_id = $1::bigint";
-
 /* The fleet after this scan, from the public views themselves (one definition of "verified"):
  * verified clusters by judgement (never judged counts as unknown), unverified apart, and the
  * fleet's coverage rows. */
 static const char SQL_WF_COMPLIANCE[] =
     "INSERT INTO egressscan.scan_compliance (scan_id, day, clusters, compliant, noncompliant,"
-    "   exempt, unknown, unverified, targets_total, targets_ok, targets_failed)"
+    "   exempt, unknown, unverified, targets_total, targets_ok, targets_failed, intent_scan_id)"
     " SELECT s.scan_id, (s.started_at AT TIME ZONE 'UTC')::date, k.clusters, k.compliant,"
-    "   k.noncompliant, k.exempt, k.unknown, k.unverified, t.total, t.ok, t.failed"
+    "   k.noncompliant, k.exempt, k.unknown, k.unverified, t.total, t.ok, t.failed,"
+    "   NULLIF($2::bigint, 0)"
     " FROM egressscan.scan s,"
     " (SELECT count(*) FILTER (WHERE verified)::integer AS clusters,"
     "    count(*) FILTER (WHERE verified AND compliance = 'compliant')::integer AS compliant,"
@@ -902,10 +899,9 @@ int db_write_findings_ctx(struct db *db, long long scan_id, const struct finding
         (ctx->n_judgements > 0 &&
          (copy_rows(db, SQL_WF_JUDGED_COPY, ctx->n_judgements, judged_copy_row, ctx->judgements,
                     "copying judgements", err) < 0 ||
-          db_command(db, SQL_WF_JUDGED, 0, NULL, "recording judgements", err) < 0)) ||
-        db_command(db, SQL_WF_INTENT, 2, pi, "recording whose SCPs judged the scan", err) < 0)
+          db_command(db, SQL_WF_JUDGED, 0, NULL, "recording judgements", err) < 0)))
         goto cleanup;
-    r = db_query(db, SQL_WF_COMPLIANCE, 1, p, "recording the fleet's compliance", err);
+    r = db_query(db, SQL_WF_COMPLIANCE, 2, pi, "recording the fleet's compliance", err);
     if (!r)
         goto cleanup;
     if (PQntuples(r) != 1) {

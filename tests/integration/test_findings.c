@@ -452,7 +452,7 @@ static void test_migrations_apply_on_top_of_old_databases(void **state)
 
     /* scans: the --accounts one is targeted; the SCP state follows the flag */
     PQclear(q(fx->check, "SET TimeZone = 'UTC'", 0, NULL));
-    q_expect(fx->check, "1 succeeded fleet read 1,2 partial targeted not_read -",
+    q_expect(fx->check, "1 succeeded fleet read -,2 partial targeted not_read -",
              "SELECT string_agg(concat_ws(' ', scan_id, status, scope, scps_state, "
              "coalesce(intent_scan_id::text, '-')), ',' ORDER BY scan_id) FROM egressscan.scans",
              0, NULL);
@@ -1424,6 +1424,233 @@ static void test_write_findings_is_whole_or_nothing_and_refuses_misuse(void **st
     assert_int_equal(open_id(fx->check, &good), 0);
 }
 
+/* ---- the resolution rule, kind by kind (SPEC section 5) ---- */
+
+enum scan_variant {
+    V_TARGET_FAILED,  /* the finding's region throttled, the other one ok */
+    V_ACCOUNT_FAILED, /* the account not reached (AssumeRole denied, region *) */
+    V_NO_SCPS,        /* every target ok, the SCPs not read */
+    V_NO_POLICY,      /* every target ok, no declared policy */
+    V_JUDGED,         /* every target ok, SCPs read, policy given */
+    V_VARIANTS
+};
+
+/* A targeted scan of one account at `at` that raises nothing, as variant v sees it. */
+static long long variant_scan(struct db *db, double at, const char *account, const char *region,
+                              enum scan_variant v)
+{
+    long long id = begin_scan(db, at);
+    set_scope(db, id, 1);
+    struct target_result t[2];
+    const struct target_result *p[2] = {&t[0], &t[1]};
+    size_t n = 2;
+    if (v == V_ACCOUNT_FAILED) {
+        t[0] = target(account, "*", TARGET_ASSUME_ROLE_DENIED, NULL, 0, at + 10);
+        n = 1;
+    } else {
+        int west_failed = v == V_TARGET_FAILED && strcmp(region, "us-east-1") != 0;
+        int east_failed = v == V_TARGET_FAILED && strcmp(region, "us-east-1") == 0;
+        t[0] = target(account, "eu-west-1", west_failed ? TARGET_THROTTLED : TARGET_OK, NULL, 0,
+                      at + 10);
+        t[1] = target(account, "us-east-1", east_failed ? TARGET_THROTTLED : TARGET_OK, NULL, 0,
+                      at + 10);
+    }
+    write_targets_ok(db, id, p, n);
+    struct findings_context ctx = {.scps_read = v != V_NO_SCPS, .have_policy = v != V_NO_POLICY};
+    struct err e;
+    err_clear(&e);
+    if (db_write_findings_ctx(db, id, NULL, 0, &ctx, NULL, &e) < 0)
+        fail_msg("db_write_findings_ctx: %s (%s)", e.message, e.code);
+    finish_scan(db, id, at + 60, "partial");
+    return id;
+}
+
+static void test_resolution_rule_for_every_kind(void **state)
+{
+    struct fixture *fx = *state;
+    struct rule_case {
+        const char *kind, *region, *cluster, *source;
+        int carried[V_VARIANTS - 1]; /* by V_TARGET_FAILED .. V_NO_POLICY: 1 carried over */
+    } cases[] = {
+        {"noncompliant_cluster", "eu-west-1", "a", "scp:p-1", {1, 1, 1, 0}},
+        {"noncompliant_cluster", "eu-west-1", "b", "policy:regulated", {1, 1, 0, 1}},
+        {"unknown_mode", "eu-west-1", "c", "observation", {1, 1, 0, 0}},
+        {"mode_changed", "eu-west-1", "d", "history", {1, 1, 0, 0}},
+        /* tried again, even if it failed again: a scan then raises it again itself */
+        {"unscanned_target", "us-east-1", NULL, "coverage", {0, 1, 0, 0}},
+        {"unscanned_target", "*", NULL, "coverage", {0, 0, 0, 0}},
+        {"unenforced_intent", "*", NULL, "policy:regulated", {0, 0, 1, 1}},
+        {"scp_conflict", "eu-west-1", NULL, "policy:regulated", {0, 0, 1, 1}},
+        {"exception_expired", "eu-west-1", "e", "policy:exception", {0, 0, 0, 1}},
+    };
+    double at = T0;
+    int n_account = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int v = V_TARGET_FAILED; v < V_JUDGED; v++) {
+            char account[16], arn[96];
+            snprintf(account, sizeof account, "%012d", 100000 + n_account++);
+            snprintf(arn, sizeof arn, "arn:aws:eks:%s:%s:cluster/%s", cases[c].region, account,
+                     cases[c].cluster ? cases[c].cluster : "-");
+            struct finding f = fnd(cases[c].kind, account, cases[c].region,
+                                   cases[c].cluster ? arn : NULL, cases[c].source);
+            const char *acc[1] = {account};
+            long long s1 = begin_scan(fx->db, at);
+            set_scope(fx->db, s1, 1);
+            cover(fx->db, s1, at, acc, 1);
+            write_findings_ok(fx->db, s1, &f, 1, NULL);
+            finish_scan(fx->db, s1, at + 60, "succeeded");
+            long long id = open_id(fx->check, &f);
+            assert_true(id > 0);
+
+            variant_scan(fx->db, at + HOUR, account, cases[c].region, (enum scan_variant)v);
+            char x[160], t1[32], t2[32];
+            if (cases[c].carried[v]) {
+                /* carried over: same id, same first_seen, not resolved */
+                if (open_id(fx->check, &f) != id)
+                    fail_msg("%s %s (%s) was not carried over by variant %d", cases[c].kind,
+                             cases[c].region, cases[c].source, v);
+                snprintf(x, sizeof x, "%s|%lld|%s|%lld|-|-", epoch_of(t1, at), s1, t1, s1);
+                expect_lifetime(fx->check, id, x);
+                /* ... until a scan that judges it again */
+                long long s3 =
+                    variant_scan(fx->db, at + 2 * HOUR, account, cases[c].region, V_JUDGED);
+                snprintf(x, sizeof x, "%s|%lld|%s|%lld|%s|%lld", t1, s1, t1, s1,
+                         epoch_of(t2, at + 2 * HOUR), s3);
+                expect_lifetime(fx->check, id, x);
+            } else if (open_id(fx->check, &f) != 0) {
+                fail_msg("%s %s (%s) was not resolved by variant %d", cases[c].kind,
+                         cases[c].region, cases[c].source, v);
+            }
+            char idt[32];
+            const char *pid[1] = {ll(idt, id)};
+            q_expect(fx->check, "not_raised",
+                     "SELECT resolved_reason FROM egressscan.finding WHERE finding_id = $1::bigint",
+                     1, pid);
+            at += DAY;
+        }
+    }
+
+    /* a cluster no longer there: resolved as cluster_gone, even by a scan without the SCPs */
+    const char *acc[1] = {"200000000000"};
+    struct tcluster g;
+    tcluster_init(&g, acc[0], "eu-west-1", "g", "AWS_MANAGED");
+    struct target_result tg = target(acc[0], "eu-west-1", TARGET_OK, &g.c, 1, at + 10);
+    const struct target_result *pgr[1] = {&tg};
+    long long s1 = begin_scan(fx->db, at);
+    write_targets_ok(fx->db, s1, pgr, 1);
+    struct finding f = fnd("noncompliant_cluster", acc[0], "eu-west-1", g.arn, "scp:p-1");
+    write_findings_ok(fx->db, s1, &f, 1, NULL);
+    finish_scan(fx->db, s1, at + 60, "succeeded");
+    long long id = open_id(fx->check, &f);
+    variant_scan(fx->db, at + HOUR, acc[0], "eu-west-1", V_NO_SCPS);
+    assert_int_equal(open_id(fx->check, &f), 0);
+    char idt[32];
+    const char *pid[1] = {ll(idt, id)};
+    q_expect(fx->check, "cluster_gone|cluster_gone",
+             "SELECT concat_ws('|', f.resolved_reason, c.gone_reason) FROM egressscan.finding f "
+             "JOIN egressscan.cluster c ON c.cluster_arn = f.cluster_arn "
+             "WHERE f.finding_id = $1::bigint",
+             1, pid);
+}
+
+/* A fleet scan takes out of the fleet what it no longer finds, each with its reason. */
+static void test_fleet_scan_takes_out_what_left_the_fleet(void **state)
+{
+    struct fixture *fx = *state;
+    struct err e;
+    err_clear(&e);
+    /* five accounts, two regions each, a cluster and a finding in each region */
+    const char *ids[5] = {"300000000001", "300000000002", "300000000003", "300000000004",
+                          "300000000005"};
+    const char *regions[2] = {"eu-west-1", "us-east-1"};
+    struct tcluster tc[5][2];
+    struct target_result t[10];
+    const struct target_result *pt[10];
+    struct finding f[10];
+    struct account a[5];
+    for (int i = 0; i < 5; i++) {
+        a[i] = (struct account){.id = ids[i], .status = "ACTIVE", .ou_id_path = "r-ab12"};
+        for (int r = 0; r < 2; r++) {
+            tcluster_init(&tc[i][r], ids[i], regions[r], "c", "AWS_MANAGED");
+            t[2 * i + r] = target(ids[i], regions[r], TARGET_OK, &tc[i][r].c, 1, T0 + 10);
+            pt[2 * i + r] = &t[2 * i + r];
+            f[2 * i + r] = fnd("noncompliant_cluster", ids[i], regions[r], tc[i][r].arn, "scp:p-1");
+        }
+    }
+    long long s1 = begin_scan(fx->db, T0);
+    assert_int_equal(db_write_accounts(fx->db, s1, a, 5, &e), 0);
+    write_targets_ok(fx->db, s1, pt, 10);
+    write_findings_ok(fx->db, s1, f, 10, NULL);
+    finish_scan(fx->db, s1, T0 + 60, "succeeded");
+    assert_int_equal(count_rows(fx->check, "SELECT count(*) FROM egressscan.current_clusters"), 10);
+
+    /* the next fleet scan: 1 as before; 2 no longer listed; 3 suspended; 4 listed but not
+     * scanned (excluded); 5 scanned without us-east-1 (region no longer enabled) */
+    long long s2 = begin_scan(fx->db, T0 + DAY);
+    a[2].status = "SUSPENDED";
+    struct account listed[4] = {a[0], a[2], a[3], a[4]};
+    assert_int_equal(db_write_accounts(fx->db, s2, listed, 4, &e), 0);
+    for (int r = 0; r < 2; r++)
+        t[r].scanned_at = T0 + DAY + 10;
+    t[8].scanned_at = T0 + DAY + 10;
+    struct target_result susp = target(ids[2], "*", TARGET_SUSPENDED, NULL, 0, T0 + DAY + 10);
+    susp.error_code = NULL;
+    susp.error_message = "account status SUSPENDED";
+    const struct target_result *p2[4] = {&t[0], &t[1], &susp, &t[8]};
+    write_targets_ok(fx->db, s2, p2, 4);
+    struct finding again[3] = {f[0], f[1], f[8]};
+    write_findings_ok(fx->db, s2, again, 3, NULL);
+    finish_scan(fx->db, s2, T0 + DAY + 60, "succeeded");
+
+    q_expect(fx->check,
+             "300000000001 eu-west-1 ok,300000000001 us-east-1 ok,300000000003 * suspended,"
+             "300000000005 eu-west-1 ok",
+             "SELECT string_agg(concat_ws(' ', account_id, region, status), ',' ORDER BY "
+             "account_id, region) FROM egressscan.coverage",
+             0, NULL);
+    q_expect(fx->check, "300000000001 eu-west-1,300000000001 us-east-1,300000000005 eu-west-1",
+             "SELECT string_agg(concat_ws(' ', account_id, region), ',' ORDER BY account_id, "
+             "region) FROM egressscan.current_clusters",
+             0, NULL);
+    /* the clusters, their periods and their findings say why they left */
+    q_expect(fx->check,
+             "300000000002 left_organization left_organization left_organization 2,"
+             "300000000003 suspended suspended suspended 2,"
+             "300000000004 excluded excluded excluded 2,"
+             "300000000005 region_removed region_removed region_removed 1",
+             "SELECT string_agg(x, ',' ORDER BY x) FROM (SELECT concat_ws(' ', c.account_id, "
+             "min(c.gone_reason), min(i.closed_reason), min(f.resolved_reason), count(*)) AS x "
+             "FROM egressscan.cluster c "
+             "JOIN egressscan.cluster_mode_interval i ON i.cluster_arn = c.cluster_arn "
+             "JOIN egressscan.finding f ON f.cluster_arn = c.cluster_arn "
+             "WHERE c.gone_at IS NOT NULL GROUP BY c.account_id) s",
+             0, NULL);
+    assert_int_equal(count_rows(fx->check, "SELECT count(*) FROM egressscan.current_drift"), 3);
+    /* a suspended account is no failure, and no unscanned target */
+    q_expect(fx->check, "3|3|0|0",
+             "SELECT concat_ws('|', clusters, noncompliant + compliant + unknown + exempt, "
+             "unverified, targets_failed) FROM egressscan.daily_compliance WHERE day = "
+             "'2026-01-02'",
+             0, NULL);
+
+    /* a targeted scan takes nothing out; an account that comes back is in the fleet again */
+    long long s3 = begin_scan(fx->db, T0 + 2 * DAY);
+    set_scope(fx->db, s3, 1);
+    t[2].scanned_at = T0 + 2 * DAY + 10;
+    const struct target_result *p3[1] = {&t[2]};
+    write_targets_ok(fx->db, s3, p3, 1);
+    write_findings_ok(fx->db, s3, NULL, 0, NULL);
+    finish_scan(fx->db, s3, T0 + 2 * DAY + 60, "succeeded");
+    q_expect(fx->check, "5|4",
+             "SELECT concat_ws('|', count(*), count(DISTINCT account_id)) FROM "
+             "egressscan.coverage",
+             0, NULL);
+    q_expect(fx->check, "1",
+             "SELECT count(*) FROM egressscan.current_clusters WHERE account_id = '300000000002'",
+             0, NULL);
+    (void)s2;
+}
+
 /* ---- the reader role ---- */
 
 static void expect_denied(PGconn *c, const char *sql)
@@ -1595,6 +1822,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_write_findings_is_whole_or_nothing_and_refuses_misuse,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolution_rule_for_every_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fleet_scan_takes_out_what_left_the_fleet, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_reader_reads_every_view_and_no_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_special_characters_in_details_survive, setup,
                                         teardown),

@@ -256,14 +256,16 @@ static void write_targets(struct db *db, long long scan, const struct target_res
         fail_msg("db_write_targets: %s (%s)", e.message, e.code);
 }
 
+/* The scan's findings and its judgements of the clusters, as the drift stage writes them. */
 static void findings(struct db *db, long long scan, const struct finding *f, size_t n,
-                     long clusters, long compliant, long noncompliant)
+                     const struct cluster_judged *judged, size_t n_judged)
 {
-    struct drift_counts counts = {clusters, compliant, noncompliant, 0, 0};
+    struct findings_context ctx = {
+        .scps_read = 1, .have_policy = 0, .judgements = judged, .n_judgements = n_judged};
     struct err e;
     err_clear(&e);
-    if (db_write_findings(db, scan, f, n, &counts, &e) < 0)
-        fail_msg("db_write_findings: %s (%s)", e.message, e.code);
+    if (db_write_findings_ctx(db, scan, f, n, &ctx, NULL, &e) < 0)
+        fail_msg("db_write_findings_ctx: %s (%s)", e.message, e.code);
 }
 
 static void finish(struct db *db, long long scan, double at, const char *status)
@@ -344,7 +346,8 @@ static void build_history(struct fixture *fx)
                                   tgt(ACC2, "*", TARGET_ASSUME_ROLE_DENIED, NULL, 0, T0 + 12)};
     write_targets(fx->db, fx->s1, t1, 3);
     struct finding f1[2] = {nc, un};
-    findings(fx->db, fx->s1, f1, 2, 2, 1, 1);
+    struct cluster_judged j1[2] = {{ARN_A, JUDGED_NONCOMPLIANT}, {ARN_B, JUDGED_COMPLIANT}};
+    findings(fx->db, fx->s1, f1, 2, j1, 2);
     finish(fx->db, fx->s1, T0 + 60, "partial");
 
     fx->s2 = begin(fx->db, T0 + DAY);
@@ -361,7 +364,8 @@ static void build_history(struct fixture *fx)
         tgt(ACC2, "*", TARGET_ASSUME_ROLE_DENIED, NULL, 0, T0 + 2 * DAY + 12)};
     write_targets(fx->db, fx->s3, t3, 3);
     struct finding f3[2] = {mc, un};
-    findings(fx->db, fx->s3, f3, 2, 1, 1, 0);
+    struct cluster_judged j3[1] = {{ARN_A, JUDGED_COMPLIANT}};
+    findings(fx->db, fx->s3, f3, 2, j3, 1);
     finish(fx->db, fx->s3, T0 + 2 * DAY + 60, "partial");
 
     struct err e;
@@ -378,7 +382,8 @@ static void build_history(struct fixture *fx)
                                   tgt(ACC, "us-east-1", TARGET_OK, &c, 1, T0 + 100 * DAY + 11),
                                   tgt(ACC2, "eu-west-1", TARGET_OK, NULL, 0, T0 + 100 * DAY + 12)};
     write_targets(fx->db, fx->s5, t5, 3);
-    findings(fx->db, fx->s5, &um, 1, 2, 2, 0);
+    struct cluster_judged j5[2] = {{ARN_A, JUDGED_COMPLIANT}, {ARN_C, JUDGED_COMPLIANT}};
+    findings(fx->db, fx->s5, &um, 1, j5, 2);
     finish(fx->db, fx->s5, T0 + 100 * DAY + 60, "succeeded");
 }
 
@@ -590,7 +595,8 @@ static void test_scans_after_a_prune_carry_on(void **state)
         tgt(ACC2, "*", TARGET_ASSUME_ROLE_DENIED, NULL, 0, T0 + 101 * DAY + 12)};
     write_targets(fx->db, s6, t6, 3);
     struct finding f6[2] = {um, un};
-    findings(fx->db, s6, f6, 2, 1, 1, 0);
+    struct cluster_judged j6[1] = {{ARN_C, JUDGED_UNKNOWN}};
+    findings(fx->db, s6, f6, 2, j6, 1);
     finish(fx->db, s6, T0 + 101 * DAY + 60, "partial");
 
     /* the unknown_mode finding kept its first_seen; the denied account is a new lifetime */

@@ -297,12 +297,20 @@ static void test_regions_all_uses_describe_regions(void **state)
         fail_msg("scan exited %d: %s", rc, out);
     }
     free(out);
-    /* moto enables 38 regions; the latest finalized scan covers them all */
-    long long regions =
-        query_int("SELECT count(*) FROM egressscan.coverage WHERE status = 'ok'", NULL);
+    /* moto enables 38 regions; the targeted scan covered them all for its account (coverage
+     * holds the whole fleet: the account's rows are this scan's latest word) */
+    long long regions = query_int("SELECT count(*) FROM egressscan.coverage WHERE status = 'ok' "
+                                  "AND account_id = $1",
+                                  account_id("acct03"));
     assert_true(regions >= 17);
-    assert_int_equal(
-        query_int("SELECT count(*) FROM egressscan.coverage WHERE region = $1", "eu-west-1"), 1);
+    assert_int_equal(query_int("SELECT count(*) FROM egressscan.coverage WHERE region = "
+                               "'eu-west-1' AND account_id = $1",
+                               account_id("acct03")),
+                     1);
+    assert_int_equal(query_int("SELECT count(*) FROM egressscan.scans WHERE scope = $1 AND "
+                               "scan_id = (SELECT max(scan_id) FROM egressscan.scans)",
+                               "targeted"),
+                     1);
 }
 
 static void test_scps_and_org_tree_are_stored(void **state)
@@ -337,14 +345,21 @@ static void test_ou_subtree_and_exclusions(void **state)
     int rc = cli_run(&fx.cli, NULL, NULL, "scan", "--ou", regulated, "--exclude-accounts",
                      account_id("acct01"), "--regions", REGIONS, "--no-progress", NULL);
     assert_int_equal(rc, 3);
-    assert_int_equal(query_int("SELECT count(DISTINCT account_id) FROM egressscan.coverage", NULL),
+    /* what this targeted scan tried: the subtree less the exclusion */
+#define LAST_SCAN "scan_id = (SELECT max(scan_id) FROM egressscan.scans)"
+    assert_int_equal(query_int("SELECT count(DISTINCT account_id) FROM egressscan.coverage "
+                               "WHERE " LAST_SCAN,
+                               NULL),
                      5);
-    assert_int_equal(query_int("SELECT count(*) FROM egressscan.coverage WHERE account_id = $1",
+    assert_int_equal(query_int("SELECT count(*) FROM egressscan.coverage WHERE account_id = $1 "
+                               "AND " LAST_SCAN,
                                account_id("acct01")),
                      0);
-    assert_int_equal(query_int("SELECT count(*) FROM egressscan.coverage WHERE account_id = $1",
+    assert_int_equal(query_int("SELECT count(*) FROM egressscan.coverage WHERE account_id = $1 "
+                               "AND " LAST_SCAN,
                                account_id("acct06")),
                      3);
+#undef LAST_SCAN
 }
 
 static void test_metrics_file_and_json_logs(void **state)
