@@ -26,6 +26,11 @@ int cmd_policy(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 
+/* aws_settings.c: the AWS settings of the environment that http_engine_options_init does not
+ * check (AWS_ENDPOINT_URL*, AWS_REGION / AWS_DEFAULT_REGION, a named AWS_PROFILE): 0, or -1 with
+ * "egressscan CMD: why" on stderr (the caller exits EXIT_USAGE before writing anything). */
+int aws_settings_check(const char *cmd);
+
 struct scan_config;
 /* `scan --enqueue` (enqueue.c): the scan, its discovery and one work item per account. */
 int scan_enqueue(const struct scan_config *cfg);

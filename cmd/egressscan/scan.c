@@ -368,6 +368,11 @@ int cmd_scan(int argc, char **argv)
     int json_logs = cfg.log_format && strcmp(cfg.log_format, "json") == 0;
     int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_INFO;
     log_setup((enum log_level)level, json_logs ? LOG_JSON : LOG_TEXT, NULL);
+    /* before the database: a malformed AWS setting writes no scan row (SPEC.md section 2) */
+    if (aws_settings_check("scan") < 0) {
+        config_cleanup(&cfg);
+        return EXIT_USAGE;
+    }
     if (fl.enqueue) {
         int qrc = scan_enqueue(&cfg);
         config_cleanup(&cfg);

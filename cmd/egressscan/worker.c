@@ -1017,6 +1017,10 @@ int cmd_worker(int argc, char **argv)
     }
     if (cfg.concurrency > 0)
         eo.max_in_flight = cfg.concurrency;
+    if (aws_settings_check("worker") < 0) {
+        exit_code = EXIT_USAGE;
+        goto out;
+    }
     if (make_owner(w.owner, sizeof w.owner) < 0) {
         fprintf(stderr, "egressscan worker: no random bytes for the worker's id\n");
         goto out;
