@@ -198,6 +198,11 @@ static void test_fail_on_thresholds(void **state)
     free(out);
     assert_int_equal(scan_usable(NULL, "--fail-on", "high", NULL, NULL), 1);
     assert_int_equal(scan_usable(NULL, "--fail-on", "info", NULL, NULL), 1);
+    /* drift reads the same findings back with the same thresholds */
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "drift", "--fail-on", "critical", NULL), 0);
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "drift", "--fail-on", "high", NULL), 1);
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "drift", "--fail-on", "low", NULL), 1);
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "drift", "--fail-on", "severe", NULL), 2);
     /* --fail-on-drift stays: any finding */
     assert_int_equal(scan_usable(NULL, "--fail-on-drift", NULL, NULL, NULL), 1);
     /* no threshold: 0 whatever the findings */
@@ -257,6 +262,8 @@ static void test_fail_on_below_threshold(void **state)
     if (!strstr(out, "findings  1: 1 mode_changed"))
         fail_msg("expected one mode_changed finding: %s", out);
     free(out);
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "drift", "--fail-on", "low", NULL), 0);
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "drift", "--fail-on", "info", NULL), 1);
     set_mode(account_of("prod1"), "p-managed", "CUSTOMER_ROUTED");
     assert_int_equal(scan_usable(&out, "--fail-on", "info", NULL, NULL), 1);
     if (!strstr(out, "findings  1: 1 mode_changed"))
