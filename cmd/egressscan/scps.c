@@ -409,8 +409,10 @@ int cmd_scps(int argc, char **argv)
             if (json) {
                 json_t *doc = json_pack("{s:I, s:O, s:o?}", "scan_id", (json_int_t)scan_id,
                                         "targets", rows, "unscanned", unscanned);
-                json_dumpf(doc, stdout, JSON_INDENT(1));
-                putchar('\n');
+                if (doc && json_dumpf(doc, stdout, JSON_INDENT(1)) == 0)
+                    putchar('\n');
+                else
+                    fprintf(stderr, "egressscan scps: cannot write JSON\n");
                 json_decref(doc);
             }
             exit_code = EXIT_PARTIAL;
