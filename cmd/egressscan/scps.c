@@ -326,13 +326,16 @@ int cmd_scps(int argc, char **argv)
     }
     /* the header goes with the first row: an account with nothing to show gets no empty table */
     int found = 0;
+    long without = 0; /* accounts of the snapshot with no region scanned ok */
     for (size_t a = 0; a < snap.n_accounts; a++) {
         const struct drift_account *acct = &snap.accounts[a];
         if (account && strcmp(acct->id, account) != 0)
             continue;
         size_t nr = account_regions(&snap, acct->id, regions, snap.n_targets);
-        if (nr == 0)
+        if (nr == 0) {
+            without++;
             continue;
+        }
         if (!found && !json)
             printf("%-12s  %-18s  %-14s  %-19s  %-19s  %-19s  %-19s  %-19s  %s\n", "ACCOUNT",
                    "NAME", "REGION", "AWS_MANAGED", "CUSTOMER_ROUTED", "CUSTOMER_ISOLATED",
@@ -420,6 +423,11 @@ int cmd_scps(int argc, char **argv)
         db_account_standing_free(&st);
         goto done;
     }
+    if (without > 0)
+        fprintf(stderr,
+                "egressscan scps: %ld account%s of scan %lld without verdicts (no region scanned "
+                "ok): 'egressscan scps --account ID' says why\n",
+                without, without == 1 ? "" : "s", scan_id);
     if (json) {
         json_t *doc = json_pack("{s:I, s:O}", "scan_id", (json_int_t)scan_id, "targets", rows);
         json_dumpf(doc, stdout, JSON_INDENT(1));

@@ -323,6 +323,15 @@ static void test_scps_account_explains_why(void **state)
     assert_true(json_is_null(json_object_get(u, "last_ok_at")));
     json_decref(doc);
 
+    /* the whole table says that one account is missing from it, and how to learn why */
+    assert_int_equal(cli_run(&fx.cli, &out, &err, "scps", NULL), 0);
+    assert_non_null(strstr(out, account_of("prod1")));
+    assert_null(strstr(out, account_of("locked")));
+    assert_non_null(strstr(err, "1 account of scan"));
+    assert_non_null(strstr(err, "scps --account ID"));
+    free(out);
+    free(err);
+
     /* a scanned account still gets its verdicts */
     assert_int_equal(cli_run(&fx.cli, &out, NULL, "scps", "--account", account_of("prod1"), NULL),
                      0);
