@@ -4,7 +4,7 @@
 
 enum exit_code {
     EXIT_OK = 0,      /* done, nothing wrong */
-    EXIT_DRIFT = 1,   /* done, drift found (only with --fail-on-drift) */
+    EXIT_DRIFT = 1,   /* done, drift found (only with --fail-on-drift or --fail-on SEVERITY) */
     EXIT_USAGE = 2,   /* usage or configuration error; nothing was written */
     EXIT_PARTIAL = 3, /* done, but some targets could not be scanned */
     EXIT_FAILED = 4   /* failed: database unreachable, no credentials, Organizations unreachable */
