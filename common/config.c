@@ -2,6 +2,7 @@
  * point at file:line:column, and the checks shared with command-line flags. */
 #include "common/config.h"
 #include "common/model.h"
+#include "common/report_model.h"
 #include "common/textfile.h"
 
 #include <ctype.h>
@@ -39,6 +40,7 @@ void config_cleanup(struct scan_config *c)
     free(c->metrics_file);
     free(c->log_format);
     free(c->log_level);
+    free(c->fail_on);
     config_init(c);
 }
 
@@ -223,6 +225,8 @@ int config_load_string(struct scan_config *c, const char *text, size_t len, cons
             r = set_string(&c->log_format, v, &l, key, err);
         else if (strcmp(key, "log_level") == 0)
             r = set_string(&c->log_level, v, &l, key, err);
+        else if (strcmp(key, "fail_on") == 0)
+            r = set_string(&c->fail_on, v, &l, key, err);
         else if (strcmp(key, "concurrency") == 0)
             r = set_int(&c->concurrency, v, &l, key, 1, 4096, err);
         else if (strcmp(key, "page_size") == 0)
@@ -275,6 +279,10 @@ int config_validate(const struct scan_config *c, struct err *err)
     if (c->log_level && strcmp(c->log_level, "debug") != 0 && strcmp(c->log_level, "info") != 0 &&
         strcmp(c->log_level, "warn") != 0 && strcmp(c->log_level, "error") != 0)
         return err_set(err, ERR_CONFIG, "log level must be debug, info, warn or error");
+    if (c->fail_on && report_severity_of(c->fail_on) == REPORT_SEVERITIES)
+        return err_set(err, ERR_CONFIG,
+                       "fail_on \"%s\" is not a severity (critical, high, medium, low, info)",
+                       c->fail_on);
     if (c->role_name && (!c->role_name[0] || strchr(c->role_name, ':')))
         return err_set(err, ERR_CONFIG, "role name \"%s\" is not a role name", c->role_name);
     return 0;

@@ -26,6 +26,7 @@ struct scan_config {
     char *metrics_file;
     char *log_format;
     char *log_level;
+    char *fail_on; /* critical, high, medium, low or info: exit 1 on a finding that severe */
     int no_progress;
     int page_size; /* hidden: ListClusters page size (tests) */
 };
@@ -53,7 +54,7 @@ int str_list_split(struct str_list *list, const char *csv);
 void str_list_free(struct str_list *list);
 
 /* Checks values that do not depend on the source: account ids are 12 digits, concurrency in
- * 1..4096, log format/level known. */
+ * 1..4096, log format/level known, fail_on a severity. */
 int config_validate(const struct scan_config *c, struct err *err);
 
 #endif

@@ -1194,15 +1194,20 @@ static void log_resolved(const struct aws_credentials *c, enum provider p)
               provider_names[p], c->source, c->access_key_id, exp);
 }
 
+static int profile_not_found(const struct creds_chain *ch, struct err *err)
+{
+    return err_set(err, ERR_CONFIG, "profile '%s' not found in %s or %s (ProfileNotFound)",
+                   ch->profile, ch->config_file ? ch->config_file : "(no config file)",
+                   ch->credentials_file ? ch->credentials_file : "(no credentials file)");
+}
+
 /* Runs the providers in order. 1 with *out and *which; -1 with err. */
 static int resolve_chain(struct resolve *r, struct aws_credentials **out, enum provider *which,
                          struct err *err)
 {
     struct creds_chain *ch = r->ch;
     if (ch->profile_explicit && !cfg_has_profile(r, ch->profile))
-        return err_set(err, ERR_CONFIG, "profile '%s' not found in %s or %s (ProfileNotFound)",
-                       ch->profile, ch->config_file ? ch->config_file : "(no config file)",
-                       ch->credentials_file ? ch->credentials_file : "(no credentials file)");
+        return profile_not_found(ch, err);
     for (int i = 0; i < PROV_COUNT; i++) {
         if (i == PROV_ENV && ch->skip_env)
             continue;
@@ -1276,6 +1281,23 @@ void creds_chain_free(struct creds_chain *ch)
     free(ch->credentials_file);
     free(ch->region);
     free(ch);
+}
+
+int creds_check_profile(const struct creds_chain_options *opts, struct err *err)
+{
+    struct creds_chain *ch = creds_chain_new(opts, err);
+    if (!ch)
+        return -1;
+    int rc = 0;
+    if (ch->profile_explicit) {
+        struct resolve r;
+        rc = resolve_init(&r, ch, err);
+        if (rc == 0 && !cfg_has_profile(&r, ch->profile))
+            rc = profile_not_found(ch, err);
+        resolve_cleanup(&r);
+    }
+    creds_chain_free(ch);
+    return rc;
 }
 
 struct aws_credentials *creds_chain_get(struct creds_chain *ch, struct err *err)

@@ -52,6 +52,14 @@ struct creds_chain_options {
 struct creds_chain *creds_chain_new(const struct creds_chain_options *opts, struct err *err);
 void creds_chain_free(struct creds_chain *chain);
 
+/* Checks, without calling anyone, that the profile the chain would use exists when it is named
+ * (opts->profile or AWS_PROFILE): it must be a profile of the shared config or credentials file
+ * (opts / AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/config and
+ * ~/.aws/credentials). 0 when no profile is named or it is there; -1 with err (ConfigError
+ * "profile 'NAME' not found in ... (ProfileNotFound)", or the error of a file that cannot be read
+ * or parsed). opts may be NULL. */
+int creds_check_profile(const struct creds_chain_options *opts, struct err *err);
+
 /* Returns a new reference to credentials valid for at least CREDS_REFRESH_WINDOW_S, resolving
  * the chain in the SDKs' order on the first call and refreshing (blocking) when the cached ones
  * near expiry. NULL with err set (code NoCredentialsError when no provider had any; the

@@ -132,6 +132,30 @@ int endpoint_resolve(const char *service, const char *region, struct endpoint *o
     return 0;
 }
 
+int endpoint_check_env(struct err *err)
+{
+    static const char *const vars[] = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EKS",
+                                       "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_ORGANIZATIONS",
+                                       "AWS_ENDPOINT_URL_EC2"};
+    if (!env_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"))
+        for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+            const char *v = getenv(vars[i]);
+            struct endpoint scratch;
+            if (v && *v && take_override(vars[i], v, &scratch, err) < 0)
+                return -1;
+        }
+    const char *var = "AWS_REGION";
+    const char *r = getenv(var);
+    if (!r || !*r) {
+        var = "AWS_DEFAULT_REGION";
+        r = getenv(var);
+    }
+    if (r && *r && !endpoint_region_valid(r))
+        return err_set(err, ERR_CONFIG, "%s \"%.40s\" is not a region name (e.g. eu-west-1)", var,
+                       r);
+    return 0;
+}
+
 const char *endpoint_home_region(void)
 {
     const char *r = getenv("AWS_REGION");

@@ -20,6 +20,14 @@ int endpoint_resolve(const char *service, const char *region, struct endpoint *o
 /* Nonzero when region looks like an AWS region name ("eu-west-1", "us-gov-west-1"). */
 int endpoint_region_valid(const char *region);
 
+/* Checks the endpoint settings of the environment before anything uses them (so that a typo is a
+ * configuration error up front, not a failed scan): AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_{EKS,
+ * STS,ORGANIZATIONS,EC2}, when set and not ignored (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS), must be
+ * what endpoint_resolve accepts (absolute http(s) URL with a host); the home region (AWS_REGION,
+ * else AWS_DEFAULT_REGION), when set, must be a region name. -1 with err (ConfigError, naming the
+ * variable, never its value) on the first bad one. */
+int endpoint_check_env(struct err *err);
+
 /* The region of calls that belong to no target (STS for the base credentials, Organizations'
  * partition, DescribeRegions): AWS_REGION, else AWS_DEFAULT_REGION, else "us-east-1". */
 const char *endpoint_home_region(void);

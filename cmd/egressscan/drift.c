@@ -1,5 +1,6 @@
 /* drift.c - `egressscan drift`: the findings of the latest (or a given) finalized scan as a
- * table, JSON or CSV; with --fail-on-drift the exit code says whether there are any. */
+ * table, JSON or CSV; with --fail-on-drift (or --fail-on SEVERITY) the exit code says whether
+ * there are any (that severe). */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "cmd/egressscan/commands.h"
+#include "common/report_model.h"
 #include "storage/db.h"
 #include "storage/findings.h"
 
@@ -16,16 +18,20 @@ struct out_state {
     enum format format;
     json_t *list; /* JSON: the findings array */
     long n;
+    int fail_on;    /* enum report_severity; -1: none */
+    long n_fail_on; /* findings of that severity or higher */
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: egressscan drift [--scan ID] [--format table|json|csv] [--fail-on-drift]\n"
-                 "                        [--database-url URL]\n\n"
+                 "                        [--fail-on SEVERITY] [--database-url URL]\n\n"
                  "The findings of the latest finalized scan (or of scan ID): non-compliant\n"
                  "clusters, SCP enforcement gaps and conflicts, unscanned targets, mode changes,\n"
                  "unknown modes, expired exceptions. Exit 1 with --fail-on-drift when there are\n"
-                 "findings; 4 when the database cannot be read.\n");
+                 "findings, with --fail-on SEVERITY (critical, high, medium, low, info) when one\n"
+                 "is of that severity or higher; 2 usage error; 4 when the database cannot be\n"
+                 "read.\n");
 }
 
 static const char *mode_names[] = {"AWS_MANAGED", "CUSTOMER_ROUTED", "CUSTOMER_ISOLATED"};
@@ -71,6 +77,9 @@ static int on_finding(void *ud, const struct stored_finding *sf)
     char allowed[96];
     allowed_text(f->allowed_modes, allowed, sizeof allowed);
     st->n++;
+    enum report_severity sev = report_severity_of(f->severity);
+    if (st->fail_on >= 0 && sev < REPORT_SEVERITIES && (int)sev <= st->fail_on)
+        st->n_fail_on++;
     if (st->format == FMT_JSON) {
         json_t *modes = json_array();
         for (int m = 0; m < 3; m++)
@@ -113,14 +122,17 @@ static int on_finding(void *ud, const struct stored_finding *sf)
 
 int cmd_drift(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"scan", required_argument, NULL, 's'},    {"format", required_argument, NULL, 'f'},
-        {"fail-on-drift", no_argument, NULL, 'x'}, {"database-url", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"scan", required_argument, NULL, 's'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"fail-on-drift", no_argument, NULL, 'x'},
+                                         {"database-url", required_argument, NULL, 'd'},
+                                         {"fail-on", required_argument, NULL, 'F'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     long long scan_id = 0;
     const char *url = NULL;
     int fail_on_drift = 0;
-    struct out_state st = {.format = FMT_TABLE};
+    struct out_state st = {.format = FMT_TABLE, .fail_on = -1};
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -149,6 +161,17 @@ int cmd_drift(int argc, char **argv)
         case 'x':
             fail_on_drift = 1;
             break;
+        case 'F': {
+            enum report_severity sev = report_severity_of(optarg);
+            if (sev == REPORT_SEVERITIES) {
+                fprintf(stderr,
+                        "egressscan drift: --fail-on: not a severity (critical, high, medium, "
+                        "low, info)\n");
+                return EXIT_USAGE;
+            }
+            st.fail_on = (int)sev;
+            break;
+        }
         case 'd':
             url = optarg;
             break;
@@ -214,7 +237,7 @@ int cmd_drift(int argc, char **argv)
     } else if (st.format == FMT_TABLE) {
         printf("%ld finding%s\n", st.n, st.n == 1 ? "" : "s");
     }
-    exit_code = fail_on_drift && st.n ? EXIT_DRIFT : EXIT_OK;
+    exit_code = (fail_on_drift && st.n) || st.n_fail_on ? EXIT_DRIFT : EXIT_OK;
 done:
     json_decref(st.list);
     db_close(db);

@@ -57,6 +57,9 @@ static int collect(void *ud, const struct finding *f)
     for (int k = 0; k < FINDING_KINDS; k++)
         if (strcmp(f->kind, finding_kind_names[k]) == 0)
             c->summary->by_kind[k]++;
+    enum report_severity sev = report_severity_of(f->severity);
+    if (sev < REPORT_SEVERITIES)
+        c->summary->by_severity[sev]++;
     c->summary->total++;
     return 0;
 }

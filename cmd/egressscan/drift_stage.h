@@ -7,6 +7,7 @@
 
 #include "common/err.h"
 #include "common/model.h"
+#include "common/report_model.h"
 
 struct db;
 struct policy;
@@ -18,6 +19,7 @@ extern const char *const finding_kind_names[FINDING_KINDS];
 
 struct drift_summary {
     long by_kind[FINDING_KINDS];
+    long by_severity[REPORT_SEVERITIES]; /* critical, high, medium, low, info */
     long total;
     struct drift_counts counts; /* what this scan judged (its unverified clusters apart) */
     struct drift_counts fleet;  /* the fleet after the scan, as daily_compliance stores it */

@@ -128,11 +128,17 @@ static void usage(FILE *out)
             "  --no-progress              no progress line on a terminal\n"
             "  --policy FILE              declared policy (see egressscan policy check)\n"
             "  --fail-on-drift            exit 1 when the scan raised findings\n"
+            "  --fail-on SEVERITY         exit 1 when the scan raised a finding of SEVERITY or\n"
+            "                             higher: critical, high, medium, low, info\n"
             "  --enqueue                  only discover: create the scan and one work item per\n"
-            "                             account for 'egressscan worker', print the scan id\n\n"
-            "Exit codes: 0 done; 1 done, findings raised (with --fail-on-drift); 2 usage or\n"
-            "configuration error; 3 done but some targets could not be scanned; 4 failed\n"
-            "(database, credentials, Organizations).\n");
+            "                             account for 'egressscan worker', print the scan id\n"
+            "                             (--fail-on goes to the worker that finalizes it)\n\n"
+            "Exit codes: 0 done; 1 done, findings raised (with --fail-on-drift, or --fail-on\n"
+            "and a finding that severe); 2 usage or configuration error, including a malformed\n"
+            "AWS setting (AWS_ENDPOINT_URL*, AWS_PROFILE naming no profile, AWS_REGION,\n"
+            "AWS_MAX_ATTEMPTS, AWS_RETRY_MODE): nothing is written; 3 done but partial (some\n"
+            "targets could not be scanned, or the SCPs could not be read); 4 failed (database,\n"
+            "credentials, Organizations). 3 and 4 win over 1.\n");
 }
 
 enum {
@@ -154,6 +160,7 @@ enum {
     OPT_PAGE_SIZE,
     OPT_AS_OF,
     OPT_FAIL_ON_DRIFT,
+    OPT_FAIL_ON,
     OPT_ENQUEUE,
     OPT_HELP
 };
@@ -177,6 +184,7 @@ static const struct option scan_opts[] = {
     {"page-size", required_argument, NULL, OPT_PAGE_SIZE}, /* hidden: tests */
     {"as-of", required_argument, NULL, OPT_AS_OF},         /* hidden: history for tests/demos */
     {"fail-on-drift", no_argument, NULL, OPT_FAIL_ON_DRIFT},
+    {"fail-on", required_argument, NULL, OPT_FAIL_ON},
     {"enqueue", no_argument, NULL, OPT_ENQUEUE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
@@ -202,6 +210,7 @@ struct scan_flags {
     double as_of;      /* hidden: record the scan as if it ran at this time */
     int targeted;      /* --accounts or --ou given on the command line (SPEC section 5) */
     int fail_on_drift; /* exit 1 when the scan raised findings */
+    int fail_on_flag;  /* --fail-on given on the command line */
     int enqueue;       /* discovery and work items only (enqueue.c) */
 };
 
@@ -262,6 +271,10 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, struct sc
         case OPT_FAIL_ON_DRIFT:
             fl->fail_on_drift = 1;
             break;
+        case OPT_FAIL_ON:
+            r = config_set_string(&cfg->fail_on, optarg);
+            fl->fail_on_flag = 1;
+            break;
         case OPT_ENQUEUE:
             fl->enqueue = 1;
             break;
@@ -296,6 +309,12 @@ static int apply_flags(int argc, char **argv, struct scan_config *cfg, struct sc
         return err_set(e, ERR_CONFIG, "unexpected argument '%s'", argv[optind]);
     if (fl->enqueue && fl->as_of > 0)
         return err_set(e, ERR_CONFIG, "--as-of and --enqueue do not go together");
+    /* the enqueue ends before any finding exists: the threshold is the finalizing worker's
+     * (a config file's fail_on is fine: the workers read the same file) */
+    if (fl->enqueue && fl->fail_on_flag)
+        return err_set(e, ERR_CONFIG,
+                       "--fail-on applies to the worker that finalizes an enqueued scan: pass it "
+                       "to egressscan worker");
     if (config_validate(cfg, e) < 0)
         return -1;
     for (size_t i = 0; i < cfg->regions.n; i++)
@@ -340,6 +359,11 @@ int cmd_scan(int argc, char **argv)
     int json_logs = cfg.log_format && strcmp(cfg.log_format, "json") == 0;
     int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_INFO;
     log_setup((enum log_level)level, json_logs ? LOG_JSON : LOG_TEXT, NULL);
+    /* before the database: a malformed AWS setting writes no scan row (SPEC.md section 2) */
+    if (aws_settings_check("scan") < 0) {
+        config_cleanup(&cfg);
+        return EXIT_USAGE;
+    }
     if (fl.enqueue) {
         int qrc = scan_enqueue(&cfg, fl.targeted);
         config_cleanup(&cfg);
@@ -500,7 +524,7 @@ int cmd_scan(int argc, char **argv)
     scan_summary_print(p.scan_id, &end, &p.counts, &totals, p.db_write_s, scps);
     if (cfg.metrics_file)
         scan_metrics_write(cfg.metrics_file, &end, &p.counts, &totals, &st, p.db_write_s);
-    exit_code = scan_end_exit_code(&end, fl.fail_on_drift);
+    exit_code = scan_end_exit_code(&end, fl.fail_on_drift, scan_end_fail_on(cfg.fail_on));
 out:
     if (p.sink) {
         struct err ignored;

@@ -404,11 +404,31 @@ void scan_metrics_write(const char *path, const struct scan_end *end, const stru
         log_error("scan", "metrics file %s: %s", path, strerror(errno));
 }
 
-int scan_end_exit_code(const struct scan_end *end, int fail_on_drift)
+int scan_end_fail_on(const char *severity)
+{
+    enum report_severity s = severity ? report_severity_of(severity) : REPORT_SEVERITIES;
+    return s < REPORT_SEVERITIES ? (int)s : -1;
+}
+
+/* Findings of severity threshold or a higher one (critical is 0). */
+static long findings_at_least(const struct drift_summary *d, int threshold)
+{
+    long n = 0;
+    for (int s = 0; s <= threshold && s < REPORT_SEVERITIES; s++)
+        n += d->by_severity[s];
+    return n;
+}
+
+int scan_end_exit_code(const struct scan_end *end, int fail_on_drift, int fail_on)
 {
     /* precedence: failed (4) over partial (3) over drift (1) */
-    return strcmp(end->status, "failed") == 0    ? EXIT_FAILED
-           : strcmp(end->status, "partial") == 0 ? EXIT_PARTIAL
-           : fail_on_drift && end->drift.total   ? EXIT_DRIFT
-                                                 : EXIT_OK;
+    if (strcmp(end->status, "failed") == 0)
+        return EXIT_FAILED;
+    if (strcmp(end->status, "partial") == 0)
+        return EXIT_PARTIAL;
+    if (fail_on_drift && end->drift.total)
+        return EXIT_DRIFT;
+    if (fail_on >= 0 && findings_at_least(&end->drift, fail_on) > 0)
+        return EXIT_DRIFT;
+    return EXIT_OK;
 }

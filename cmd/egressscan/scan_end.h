@@ -95,8 +95,14 @@ void scan_metrics_write(const char *path, const struct scan_end *end, const stru
                         const struct scan_totals *totals, const struct http_engine_stats *engine,
                         double db_write_s);
 
-/* 4 failed, 3 partial, 1 drift with fail_on_drift, else 0. */
-int scan_end_exit_code(const struct scan_end *end, int fail_on_drift);
+/* The --fail-on threshold from its name (critical, high, medium, low, info); NULL: none (-1).
+ * -1 also for a name that is not a severity (config_validate refuses those). */
+int scan_end_fail_on(const char *severity);
+
+/* 4 failed, 3 partial; 1 with fail_on_drift when the scan raised any finding, or with fail_on
+ * (an enum report_severity, -1: none) when it raised one of that severity or a higher one; else
+ * 0. */
+int scan_end_exit_code(const struct scan_end *end, int fail_on_drift, int fail_on);
 
 double scan_mono_now(void);
 double scan_real_now(void);

@@ -11,7 +11,9 @@
 
 #include "cmd/egressscan/commands.h"
 #include "cmd/egressscan/drift_stage.h"
+#include "common/buf.h"
 #include "scanner/drift.h"
+#include "storage/account_query.h"
 #include "storage/db.h"
 #include "storage/findings.h"
 
@@ -23,7 +25,168 @@ static void usage(FILE *out)
                  "ID): whether a new cluster may be created with each egress mode (allowed,\n"
                  "denied, principal-dependent, unevaluable) under the SCPs that scan read, and\n"
                  "the SCP statements that decided it. An account whose verdicts are the same in\n"
-                 "every scanned region is shown once, with region '*'.\n");
+                 "every scanned region is shown once, with region '*'.\n\n"
+                 "With --account, an account that scan has no verdicts for (none of its regions\n"
+                 "was scanned ok, or it is not in that scan's organization snapshot: it left\n"
+                 "the organization, was suspended or excluded) is explained instead: why, its\n"
+                 "latest coverage (egressscan.coverage) and when it was last scanned ok (with\n"
+                 "--format json as an \"unscanned\" object, \"targets\" empty).\n\n"
+                 "Exit codes: 0 verdicts shown; 2 usage error, an --account that is not 12\n"
+                 "digits, or an account no scan has ever seen; 3 the account is known but the\n"
+                 "scan has no verdicts for it (explained on standard error); 4 failed\n"
+                 "(database, no finalized scan, the scan could not read the SCPs).\n");
+}
+
+/* Text from AWS or the record, for a terminal: control characters replaced. */
+static void put_safe(struct buf *b, const char *s)
+{
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        buf_putc(b, c < 0x20 || c == 0x7f ? '?' : (char)c);
+    }
+}
+
+/* "REGION STATUS (CODE: MESSAGE)" */
+static void put_target(struct buf *b, const char *region, const char *status, const char *code,
+                       const char *message)
+{
+    put_safe(b, region);
+    buf_putc(b, ' ');
+    put_safe(b, status);
+    if (code || message) {
+        buf_puts(b, " (");
+        put_safe(b, code ? code : "-");
+        if (message) {
+            buf_puts(b, ": ");
+            put_safe(b, message);
+        }
+        buf_putc(b, ')');
+    }
+}
+
+static json_t *jstr(const char *s)
+{
+    json_t *v = s ? json_string(s) : NULL; /* NULL also for text that is not UTF-8 */
+    return v ? v : json_null();
+}
+
+/* The scan's own rows of account that are not ok, into b ("; "-separated, at most 8). */
+static size_t put_scan_failures(struct buf *b, const struct drift_snapshot *snap,
+                                const char *account)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < snap->n_targets; i++) {
+        const struct drift_target *t = &snap->targets[i];
+        if (strcmp(t->account_id, account) != 0 || t->status == TARGET_OK)
+            continue;
+        if (n < 8) {
+            buf_puts(b, n ? "; " : "");
+            put_target(b, t->region, target_status_name(t->status), t->error_code,
+                       t->error_message);
+        }
+        n++;
+    }
+    if (n > 8)
+        buf_printf(b, "; and %zu more", n - 8);
+    return n;
+}
+
+/* Why scan_id has no SCP verdicts for account (known to the record): stderr, and with json an
+ * "unscanned" object for the document. */
+static void explain_unscanned(const struct drift_snapshot *snap, long long scan_id,
+                              const char *account, const struct account_standing *st,
+                              json_t **json_out)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "account %s", account);
+    if (st->name) {
+        buf_puts(&b, " (");
+        put_safe(&b, st->name);
+        buf_putc(&b, ')');
+    }
+    buf_printf(&b, ": no SCP verdicts in scan %lld: ", scan_id);
+    size_t reason_at = b.len;
+    int rows_in_scan = 0;
+    for (size_t i = 0; i < snap->n_targets; i++)
+        rows_in_scan |= strcmp(snap->targets[i].account_id, account) == 0;
+    const char *why;
+    if (rows_in_scan) {
+        why = "not_scanned_ok";
+        buf_puts(&b, "none of its targets was scanned ok: ");
+        put_scan_failures(&b, snap, account);
+    } else if (st->in_snapshot) {
+        why = "not_scanned";
+        buf_printf(&b, "in the organization snapshot of scan %lld", scan_id);
+        if (st->snapshot_status) {
+            buf_puts(&b, " (status ");
+            put_safe(&b, st->snapshot_status);
+            buf_putc(&b, ')');
+        }
+        buf_puts(&b, " but not scanned by it (suspended, excluded, or outside the scan's "
+                     "--ou / --accounts)");
+    } else {
+        why = "not_in_snapshot";
+        buf_printf(&b, "not in the organization snapshot of scan %lld", scan_id);
+        if (st->last_scan_id || st->status) {
+            const char *sep = " (";
+            if (st->last_scan_id) {
+                buf_printf(&b, "%slast seen by scan %lld", sep, st->last_scan_id);
+                if (st->last_seen)
+                    buf_printf(&b, " at %s", st->last_seen);
+                sep = ", ";
+            }
+            if (st->status) {
+                buf_printf(&b, "%sits status then ", sep);
+                put_safe(&b, st->status);
+            }
+            buf_putc(&b, ')');
+        }
+    }
+    size_t reason_end = b.len;
+    buf_puts(&b, "\n  latest coverage: ");
+    if (st->n_coverage == 0)
+        buf_puts(&b, "no row in egressscan.coverage (the account is not in the fleet's "
+                     "coverage: it left the organization, was excluded, or was never scanned)");
+    for (size_t i = 0; i < st->n_coverage && i < 8; i++) {
+        const struct account_coverage *c = &st->coverage[i];
+        buf_puts(&b, i ? "; " : "");
+        put_target(&b, c->region, c->status, c->error_code, c->error_message);
+        buf_printf(&b, " in scan %lld", c->scan_id);
+        if (c->scanned_at)
+            buf_printf(&b, " at %s", c->scanned_at);
+    }
+    if (st->n_coverage > 8)
+        buf_printf(&b, "; and %zu more", st->n_coverage - 8);
+    buf_printf(&b, "\n  last scanned ok: %s", st->last_ok_at ? st->last_ok_at : "never");
+    if (b.data)
+        fprintf(stderr, "egressscan scps: %s\n", b.data);
+    if (json_out && b.data) {
+        json_t *cov = json_array();
+        for (size_t i = 0; i < st->n_coverage; i++) {
+            const struct account_coverage *c = &st->coverage[i];
+            json_t *row = json_object();
+            json_object_set_new(row, "scan_id", json_integer(c->scan_id));
+            json_object_set_new(row, "region", jstr(c->region));
+            json_object_set_new(row, "status", jstr(c->status));
+            json_object_set_new(row, "error_code", jstr(c->error_code));
+            json_object_set_new(row, "error_message", jstr(c->error_message));
+            json_object_set_new(row, "scanned_at", jstr(c->scanned_at));
+            json_array_append_new(cov, row);
+        }
+        char *reason = strndup(b.data + reason_at, reason_end - reason_at);
+        json_t *u = json_object();
+        json_object_set_new(u, "account_id", json_string(account));
+        json_object_set_new(u, "account_name", jstr(st->name));
+        json_object_set_new(u, "why", json_string(why));
+        json_object_set_new(u, "reason", jstr(reason));
+        json_object_set_new(u, "in_snapshot", json_boolean(st->in_snapshot));
+        json_object_set_new(u, "latest_coverage", cov);
+        json_object_set_new(u, "last_ok_at", jstr(st->last_ok_at));
+        free(reason);
+        *json_out = u;
+    }
+    buf_cleanup(&b);
 }
 
 static int same_decisions(const struct scp_decision *a, const struct scp_decision *b, size_t n)
@@ -116,6 +279,15 @@ int cmd_scps(int argc, char **argv)
         fprintf(stderr, "egressscan scps: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
+    if (account && !account_id_valid(account)) {
+        struct buf b;
+        buf_init(&b);
+        put_safe(&b, account);
+        fprintf(stderr, "egressscan scps: --account: \"%.40s\" is not an account id (12 digits)\n",
+                b.data ? b.data : "");
+        buf_cleanup(&b);
+        return EXIT_USAGE;
+    }
     struct err e;
     err_clear(&e);
     struct db *db = db_connect(url, &e);
@@ -152,19 +324,32 @@ int cmd_scps(int argc, char **argv)
         fprintf(stderr, "egressscan scps: out of memory\n");
         goto done;
     }
-    if (!json)
-        printf("%-12s  %-18s  %-14s  %-19s  %-19s  %-19s  %-19s  %-19s  %s\n", "ACCOUNT", "NAME",
-               "REGION", "AWS_MANAGED", "CUSTOMER_ROUTED", "CUSTOMER_ISOLATED", "OMITTED",
-               "UPDATE->ROUTED", "DECIDED BY");
+    /* the header goes with the first row: an account with nothing to show gets no empty table */
     int found = 0;
+    long without = 0; /* accounts of the snapshot with no region scanned ok */
     for (size_t a = 0; a < snap.n_accounts; a++) {
         const struct drift_account *acct = &snap.accounts[a];
         if (account && strcmp(acct->id, account) != 0)
             continue;
-        found = 1;
         size_t nr = account_regions(&snap, acct->id, regions, snap.n_targets);
-        if (nr == 0)
+        if (nr == 0) {
+            without++;
             continue;
+        }
+        if (!found && !json)
+            printf("%-12s  %-18s  %-14s  %-19s  %-19s  %-19s  %-19s  %-19s  %s\n", "ACCOUNT",
+                   "NAME", "REGION", "AWS_MANAGED", "CUSTOMER_ROUTED", "CUSTOMER_ISOLATED",
+                   "OMITTED", "UPDATE->ROUTED", "DECIDED BY");
+        found = 1;
+        if (account) {
+            /* the regions shown are those scanned ok: say which were not */
+            struct buf nb;
+            buf_init(&nb);
+            if (put_scan_failures(&nb, &snap, account) > 0 && nb.data)
+                fprintf(stderr, "egressscan scps: account %s: not scanned ok in scan %lld: %s\n",
+                        account, scan_id, nb.data);
+            buf_cleanup(&nb);
+        }
         /* each region's decisions, evaluated once for both the JSON rows and the table */
         struct scp_decision(*dec)[EGRESS_MODES + 1] = malloc(nr * sizeof *dec);
         if (!dec) {
@@ -208,10 +393,41 @@ int cmd_scps(int argc, char **argv)
         free(dec);
     }
     if (account && !found) {
-        fprintf(stderr, "egressscan scps: account %s is not in scan %lld\n", account, scan_id);
-        exit_code = EXIT_USAGE;
+        /* nothing to show: say why instead of an empty table */
+        struct account_standing st;
+        if (db_account_standing(db, account, scan_id, &st, &e) < 0) {
+            fprintf(stderr, "egressscan scps: %s\n", e.message);
+            db_account_standing_free(&st);
+            goto done;
+        }
+        if (!st.known) {
+            fprintf(stderr,
+                    "egressscan scps: account %s: no scan has seen this account (not in the "
+                    "organization, or never scanned)\n",
+                    account);
+            exit_code = EXIT_USAGE;
+        } else {
+            json_t *unscanned = NULL;
+            explain_unscanned(&snap, scan_id, account, &st, json ? &unscanned : NULL);
+            if (json) {
+                json_t *doc = json_pack("{s:I, s:O, s:o?}", "scan_id", (json_int_t)scan_id,
+                                        "targets", rows, "unscanned", unscanned);
+                if (doc && json_dumpf(doc, stdout, JSON_INDENT(1)) == 0)
+                    putchar('\n');
+                else
+                    fprintf(stderr, "egressscan scps: cannot write JSON\n");
+                json_decref(doc);
+            }
+            exit_code = EXIT_PARTIAL;
+        }
+        db_account_standing_free(&st);
         goto done;
     }
+    if (without > 0)
+        fprintf(stderr,
+                "egressscan scps: %ld account%s of scan %lld without verdicts (no region scanned "
+                "ok): 'egressscan scps --account ID' says why\n",
+                without, without == 1 ? "" : "s", scan_id);
     if (json) {
         json_t *doc = json_pack("{s:I, s:O}", "scan_id", (json_int_t)scan_id, "targets", rows);
         json_dumpf(doc, stdout, JSON_INDENT(1));

@@ -351,6 +351,7 @@ struct worker {
     size_t batch;
     long long only_scan;
     int fail_on_drift;
+    int fail_on; /* enum report_severity, -1: none */
     const char *metrics_file;
     struct http_engine *engine;
     struct creds_chain *chain;
@@ -662,7 +663,7 @@ static int try_finalize(struct worker *w, long long scan_id, struct err *err)
     fflush(stdout);
     if (w->metrics_file)
         scan_metrics_write(w->metrics_file, &end, &counts, &totals, NULL, 0);
-    note_exit(w, scan_end_exit_code(&end, w->fail_on_drift));
+    note_exit(w, scan_end_exit_code(&end, w->fail_on_drift, w->fail_on));
     w->finalized++;
     return 0;
 }
@@ -842,7 +843,8 @@ static void usage(FILE *out)
             "  --scan ID                  only this scan's items (default: every open scan)\n"
             "  --wait                     wait for a scan to be enqueued, then until it is\n"
             "                             finalized (Kubernetes Jobs, started before the enqueue)\n"
-            "  --config FILE              JSON config file (database_url, concurrency, logs)\n"
+            "  --config FILE              JSON config file (database_url, concurrency, logs,\n"
+            "                             fail_on)\n"
             "  --concurrency N            API requests in flight (128)\n"
             "  --database-url URL         PostgreSQL (else DATABASE_URL, PG* variables)\n"
             "  --metrics-file PATH        Prometheus text file, written by the finalizing worker\n"
@@ -850,11 +852,15 @@ static void usage(FILE *out)
             "  --log-level LEVEL          debug, info, warn, error (info)\n"
             "  --no-progress              no progress line on a terminal\n"
             "  --fail-on-drift            exit 1 when the scan this worker finalized raised "
-            "findings\n\n"
+            "findings\n"
+            "  --fail-on SEVERITY         exit 1 when it raised a finding of SEVERITY or higher\n"
+            "                             (critical, high, medium, low, info)\n\n"
             "The scan's accounts, regions, role, external id and policy file come from the\n"
             "enqueue. SIGTERM: no more claims; the accounts under way are finished, the rest\n"
             "is released. Exit codes as for scan when this worker finalized a scan (0, 1, 3,\n"
-            "4); else 0, or 4 when the database or the credentials failed.\n");
+            "4); else 0, or 4 when the database or the credentials failed; 2 for a usage or\n"
+            "configuration error, a malformed AWS setting included (AWS_ENDPOINT_URL*,\n"
+            "AWS_PROFILE naming no profile, AWS_REGION, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE).\n");
 }
 
 enum {
@@ -868,6 +874,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_NO_PROGRESS,
     OPT_FAIL_ON_DRIFT,
+    OPT_FAIL_ON,
     OPT_LEASE,
     OPT_BATCH,
     OPT_HELP
@@ -884,6 +891,7 @@ static const struct option worker_opts[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"fail-on-drift", no_argument, NULL, OPT_FAIL_ON_DRIFT},
+    {"fail-on", required_argument, NULL, OPT_FAIL_ON},
     {"lease-seconds", required_argument, NULL, OPT_LEASE}, /* hidden: tests */
     {"batch", required_argument, NULL, OPT_BATCH},         /* hidden: tests */
     {"help", no_argument, NULL, OPT_HELP},
@@ -945,6 +953,9 @@ static int parse_args(int argc, char **argv, struct scan_config *cfg, struct wor
         case OPT_FAIL_ON_DRIFT:
             fl->fail_on_drift = 1;
             break;
+        case OPT_FAIL_ON:
+            r = config_set_string(&cfg->fail_on, optarg);
+            break;
         case OPT_LEASE:
             if (config_parse_long(optarg, 2, 3600, &fl->lease_s) < 0)
                 return err_set(e, ERR_CONFIG, "--lease-seconds: not a number from 2 to 3600");
@@ -995,6 +1006,7 @@ int cmd_worker(int argc, char **argv)
     w.batch = (size_t)fl.batch;
     w.only_scan = fl.scan;
     w.fail_on_drift = fl.fail_on_drift;
+    w.fail_on = scan_end_fail_on(cfg.fail_on);
     w.metrics_file = cfg.metrics_file;
     w.progress_line = !cfg.no_progress && !json_logs && isatty(STDERR_FILENO);
     struct http_engine_options eo;
@@ -1005,6 +1017,10 @@ int cmd_worker(int argc, char **argv)
     }
     if (cfg.concurrency > 0)
         eo.max_in_flight = cfg.concurrency;
+    if (aws_settings_check("worker") < 0) {
+        exit_code = EXIT_USAGE;
+        goto out;
+    }
     if (make_owner(w.owner, sizeof w.owner) < 0) {
         fprintf(stderr, "egressscan worker: no random bytes for the worker's id\n");
         goto out;

@@ -30,6 +30,7 @@ static void test_all_keys(void **state)
                        "  \"concurrency\": 64, \"policy\": \"p.json\",\n"
                        "  \"database_url\": \"postgres://db/x\", \"metrics_file\": \"/m.prom\",\n"
                        "  \"log_format\": \"json\", \"log_level\": \"debug\",\n"
+                       "  \"fail_on\": \"high\",\n"
                        "  \"no_progress\": true, \"page_size\": 5 }";
     assert_int_equal(load(&c, text, &e), 0);
     assert_int_equal(c.accounts.n, 2);
@@ -47,6 +48,7 @@ static void test_all_keys(void **state)
     assert_string_equal(c.metrics_file, "/m.prom");
     assert_string_equal(c.log_format, "json");
     assert_string_equal(c.log_level, "debug");
+    assert_string_equal(c.fail_on, "high");
     assert_true(c.no_progress);
     assert_int_equal(c.page_size, 5);
     /* "all" clears an earlier region list */
@@ -83,6 +85,9 @@ static void test_errors_name_line_and_column(void **state)
     expect_error("{\"accounts\": [\"12345\"]}", "cfg.json", "not 12 digits");
     expect_error("{\"log_format\": \"yaml\"}", "cfg.json", "text or json");
     expect_error("{\"no_progress\": 1}", "cfg.json:1:2:", "true or false");
+    expect_error("{\"fail_on\": \"severe\"}", "cfg.json", "not a severity");
+    expect_error("{\"fail_on\": \"HIGH\"}", "cfg.json", "not a severity");
+    expect_error("{\"fail_on\": 2}", "cfg.json:1:2:", "must be a string");
     expect_error("", "cfg.json:", "");
 }
 

@@ -518,6 +518,43 @@ static void test_profile_missing(void **state)
     assert_string_equal(e.code, ERR_NO_CREDS);
 }
 
+/* creds_check_profile: the same verdict up front, without resolving anything */
+static void test_check_profile(void **state)
+{
+    (void)state;
+    use_fixture_files();
+    struct err e;
+    err_clear(&e);
+    unsetenv("AWS_PROFILE");
+    assert_int_equal(creds_check_profile(NULL, &e), 0); /* none named */
+    setenv("AWS_PROFILE", "cfgonly", 1);                /* in the config file only */
+    assert_int_equal(creds_check_profile(NULL, &e), 0);
+    setenv("AWS_PROFILE", "both", 1);
+    assert_int_equal(creds_check_profile(NULL, &e), 0);
+    setenv("AWS_PROFILE", "half", 1); /* there, though unusable: the chain says why later */
+    assert_int_equal(creds_check_profile(NULL, &e), 0);
+
+    setenv("AWS_PROFILE", "nope", 1);
+    assert_int_equal(creds_check_profile(NULL, &e), -1);
+    assert_string_equal(e.code, ERR_CONFIG);
+    assert_non_null(strstr(e.message, "profile 'nope' not found"));
+    assert_non_null(strstr(e.message, FIXTURES "/config"));
+
+    /* AWS_SHARED_CREDENTIALS_FILE is honoured: [both] is not in a missing file */
+    setenv("AWS_CONFIG_FILE", FIXTURES "/does-not-exist", 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", FIXTURES "/does-not-exist", 1);
+    setenv("AWS_PROFILE", "both", 1);
+    assert_int_equal(creds_check_profile(NULL, &e), -1);
+    /* an implicit default may be absent */
+    unsetenv("AWS_PROFILE");
+    assert_int_equal(creds_check_profile(NULL, &e), 0);
+    /* the options name it too */
+    struct creds_chain_options o = {.profile = "cfgonly", .config_file = FIXTURES "/config"};
+    assert_int_equal(creds_check_profile(&o, &e), 0);
+    o.profile = "missing";
+    assert_int_equal(creds_check_profile(&o, &e), -1);
+}
+
 /* ---- role profiles ---- */
 
 static void test_assume_role_source_profile(void **state)
@@ -1193,6 +1230,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_profile_static_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_profile_files_from_home, setup, teardown),
         cmocka_unit_test_setup_teardown(test_profile_keys_case_sensitive_and_half, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_profile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_profile_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assume_role_source_profile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assume_role_chained_profiles, setup, teardown),

@@ -16,6 +16,7 @@ static const char *const env_vars[] = {
     "AWS_ENDPOINT_URL",     "AWS_ENDPOINT_URL_EKS",
     "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_ORGANIZATIONS",
     "AWS_ENDPOINT_URL_EC2", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_REGION",           "AWS_DEFAULT_REGION",
 };
 
 static int clean_env(void **state)
@@ -158,6 +159,62 @@ static void test_bad_overrides(void **state)
     resolve_fails("eks", "eu-west-1");
 }
 
+static void check_env_fails(const char *var, const char *value)
+{
+    setenv(var, value, 1);
+    struct err e;
+    err_clear(&e);
+    if (endpoint_check_env(&e) != -1)
+        fail_msg("%s=%s accepted", var, value);
+    assert_string_equal(e.code, ERR_CONFIG);
+    if (!strstr(e.message, var))
+        fail_msg("the message does not name %s: %s", var, e.message);
+    unsetenv(var);
+}
+
+/* endpoint_check_env: every override and the home region, up front */
+static void test_check_env(void **state)
+{
+    (void)state;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(endpoint_check_env(&e), 0); /* nothing set */
+    setenv("AWS_ENDPOINT_URL", "http://localhost:5000/", 1);
+    setenv("AWS_ENDPOINT_URL_EKS", "https://eks.internal.example:8443/base", 1);
+    setenv("AWS_ENDPOINT_URL_EC2", "", 1); /* empty: not set */
+    setenv("AWS_REGION", "eu-west-1", 1);
+    assert_int_equal(endpoint_check_env(&e), 0);
+    const char *vars[] = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EKS", "AWS_ENDPOINT_URL_STS",
+                          "AWS_ENDPOINT_URL_ORGANIZATIONS", "AWS_ENDPOINT_URL_EC2"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        check_env_fails(vars[i], "localhost:5000");
+        check_env_fails(vars[i], "ftp://host");
+        check_env_fails(vars[i], "http://");
+        check_env_fails(vars[i], "http://user:secret@host");
+    }
+    /* a malformed general one counts even when every service has its own */
+    for (size_t i = 1; i < sizeof vars / sizeof vars[0]; i++)
+        setenv(vars[i], "http://127.0.0.1:1", 1);
+    check_env_fails("AWS_ENDPOINT_URL", "nope");
+    /* the value itself is not echoed: it may carry what should not be logged */
+    setenv("AWS_ENDPOINT_URL_STS", "http://user:secret@host", 1);
+    assert_int_equal(endpoint_check_env(&e), -1);
+    assert_null(strstr(e.message, "secret"));
+    /* ignored overrides are not checked (the resolver does not read them either) */
+    setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", 1);
+    assert_int_equal(endpoint_check_env(&e), 0);
+    unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    unsetenv("AWS_ENDPOINT_URL_STS");
+    /* the home region */
+    check_env_fails("AWS_REGION", "eu west 1");
+    unsetenv("AWS_REGION");
+    check_env_fails("AWS_DEFAULT_REGION", "EU-WEST-1");
+    /* AWS_REGION wins: a bad AWS_DEFAULT_REGION beside a good AWS_REGION is never used */
+    setenv("AWS_REGION", "us-east-1", 1);
+    setenv("AWS_DEFAULT_REGION", "bad region", 1);
+    assert_int_equal(endpoint_check_env(&e), 0);
+}
+
 static void test_regions(void **state)
 {
     (void)state;
@@ -203,6 +260,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ignore_flag, clean_env, clean_env),
         cmocka_unit_test_setup_teardown(test_bad_overrides, clean_env, clean_env),
         cmocka_unit_test_setup_teardown(test_regions, clean_env, clean_env),
+        cmocka_unit_test_setup_teardown(test_check_env, clean_env, clean_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
