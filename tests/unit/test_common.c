@@ -162,6 +162,37 @@ static void test_target_result_copy_is_deep_and_single_block(void **state)
     free(t);
 }
 
+/* A scan's status (and so its exit code: failed 4, partial 3) for each way the SCPs went. */
+static void test_scan_status_for_each_scp_outcome(void **state)
+{
+    (void)state;
+    /* read, or not enabled in the organization (no SCP applies): complete */
+    assert_string_equal(scan_status_of(0, 0, ORG_SCPS_READ), "succeeded");
+    assert_string_equal(scan_status_of(0, 0, ORG_SCPS_DISABLED), "succeeded");
+    /* a fixed account list without the org role knows no SCPs by design: not a gap */
+    assert_string_equal(scan_status_of(0, 0, ORG_SCPS_NOT_READ), "succeeded");
+    /* AccessDenied on ListPolicies, throttling past the retries, ...: partial */
+    assert_string_equal(scan_status_of(0, 0, ORG_SCPS_FAILED), "partial");
+    assert_string_equal(scan_status_of(0, 3, ORG_SCPS_READ), "partial");
+    assert_string_equal(scan_status_of(1, 0, ORG_SCPS_FAILED), "failed");
+    assert_string_equal(scan_status_of(1, 0, ORG_SCPS_READ), "failed");
+    /* known: read or disabled; the names round-trip as stored in scans.scps_state */
+    assert_true(org_scps_known(ORG_SCPS_READ) && org_scps_known(ORG_SCPS_DISABLED));
+    assert_false(org_scps_known(ORG_SCPS_NOT_READ) || org_scps_known(ORG_SCPS_FAILED));
+    for (int s = 0; s < ORG_SCPS_STATES; s++)
+        assert_int_equal(org_scps_parse(org_scps_name((enum org_scps)s)), s);
+    assert_int_equal(org_scps_parse("partially"), -1);
+    assert_int_equal(org_scps_parse(NULL), -1);
+    /* a suspended account is no failure; scp_denied is */
+    assert_false(target_status_failed(TARGET_OK));
+    assert_false(target_status_failed(TARGET_SUSPENDED));
+    assert_true(target_status_failed(TARGET_SCP_DENIED));
+    assert_true(target_status_failed(TARGET_ASSUME_ROLE_DENIED));
+    assert_string_equal(target_status_name(TARGET_SCP_DENIED), "scp_denied");
+    assert_string_equal(target_status_name(TARGET_SUSPENDED), "suspended");
+    assert_string_equal(cluster_judgement_name(JUDGED_NONCOMPLIANT), "noncompliant");
+}
+
 static void test_iso8601_parse(void **state)
 {
     (void)state;
@@ -187,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_log_levels_and_json),
         cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_iso8601_parse),
+        cmocka_unit_test(test_scan_status_for_each_scp_outcome),
         cmocka_unit_test(test_target_result_copy_is_deep_and_single_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
