@@ -1021,6 +1021,84 @@ static int tally(void *ud, const struct finding *f)
 }
 
 /* Many accounts sharing a path shape: each judged with its own decisions, counts add up. */
+static int count_judged(void *ud, const struct drift_cluster *c, enum cluster_judgement j)
+{
+    char *log = ud;
+    size_t len = strlen(log);
+    snprintf(log + len, 512 - len, "%s%s=%s", len ? "," : "", c->name, cluster_judgement_name(j));
+    return 0;
+}
+
+/* A cluster whose target was not scanned ok is not judged: no finding, not counted as anything
+ * but unverified; the others are judged and each judgement is handed out. */
+static void test_unverified_clusters_are_not_judged(void **state)
+{
+    (void)state;
+    struct fx *x = fx_new();
+    fx_scp(x, "p-enforce", enforce_routed, OU_REG, NULL);
+    fx_scanned(x, ACCT_REG, "eu-west-1");
+    fx_target(x, ACCT_REG, "us-east-1", TARGET_THROTTLED, "ThrottlingException", "Rate exceeded");
+    fx_cluster(x, ACCT_REG, "eu-west-1", "seen", "AWS_MANAGED", NULL);
+    fx_cluster(x, ACCT_REG, "eu-west-1", "routed", "CUSTOMER_ROUTED", NULL);
+    fx_cluster(x, ACCT_REG, "us-east-1", "stale", "AWS_MANAGED", NULL);
+    fx_cluster(x, ACCT_REG, "us-east-1", "stale-absent", NULL, NULL);
+    x->clusters[2].unverified = x->clusters[3].unverified = 1;
+    struct drift_input in;
+    fx_input(x, &in);
+    char log[512] = "";
+    in.on_judged = count_judged;
+    in.judged_ud = log;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(drift_evaluate(&in, collect, x, &x->counts, &e), 0);
+    expect_counts(x, 2, 1, 1, 0, 0);
+    assert_int_equal(x->counts.unverified, 2);
+    assert_string_equal(log, "routed=compliant,seen=noncompliant");
+    const char *want[] = {"noncompliant_cluster|" ACCT_REG "|eu-west-1|seen|scp:p-enforce|"
+                          "predates_scp",
+                          "unscanned_target|" ACCT_REG "|us-east-1|-|coverage|-", NULL};
+    expect_findings(x, want);
+    fx_free(x);
+}
+
+/* A suspended account left the fleet: no unscanned_target, nothing judged or enforced there; an
+ * scp_denied target names the SCP statements the scanner recorded and says how to fix it. */
+static void test_suspended_and_scp_denied_targets(void **state)
+{
+    (void)state;
+    struct fx *x = fx_new();
+    fx_policy(x, "{\"version\":1,\"default\":{\"allowed_modes\":[\"CUSTOMER_ROUTED\"]},"
+                 "\"rules\":[{\"id\":\"sbx\",\"accounts\":[\"" ACCT_SBX "\"],"
+                 "\"allowed_modes\":[\"CUSTOMER_ROUTED\"],\"require_scp\":true}]}");
+    fx_target(x, ACCT_SBX, "*", TARGET_SUSPENDED, NULL, "account status SUSPENDED");
+    fx_scanned(x, ACCT_PROD, "eu-west-1");
+    fx_target(x, ACCT_PROD, "ap-south-1", TARGET_SCP_DENIED, "DeniedBySCP",
+              "not called: SCP statement p-regiondeny#DenyOutsideRegions denies eks:ListClusters "
+              "to arn:aws:iam::" ACCT_PROD ":role/EgressScanReadOnly in ap-south-1");
+    fx_target(x, ACCT_ROOT, "ap-south-1", TARGET_SCP_DENIED, "AccessDeniedException",
+              "User: arn:aws:sts::" ACCT_ROOT ":assumed-role/EgressScanReadOnly/x is not "
+              "authorized to perform: eks:ListClusters with an explicit deny in a service "
+              "control policy");
+    fx_run(x);
+    const struct got *g = find(x, "unscanned_target", ACCT_PROD, "ap-south-1");
+    assert_string_equal(g->severity, "medium");
+    assert_string_equal(dstr(g, "status"), "scp_denied");
+    json_t *by = json_object_get(g->details, "denied_by");
+    assert_int_equal(json_array_size(by), 1);
+    assert_string_equal(json_string_value(json_array_get(by, 0)),
+                        "p-regiondeny#DenyOutsideRegions");
+    assert_non_null(strstr(dstr(g, "fix"), "SCP p-regiondeny statement DenyOutsideRegions"));
+    assert_non_null(strstr(dstr(g, "fix"), "role/EgressScanReadOnly"));
+    assert_non_null(strstr(dstr(g, "fix"), "leave region ap-south-1 out"));
+    /* an AWS message is free text: no statement is made up from it */
+    g = find(x, "unscanned_target", ACCT_ROOT, "ap-south-1");
+    assert_int_equal(json_array_size(json_object_get(g->details, "denied_by")), 0);
+    assert_non_null(strstr(dstr(g, "fix"), "exempt it in that SCP"));
+    for (size_t i = 0; i < x->n_got; i++)
+        assert_string_not_equal(x->got[i].account, ACCT_SBX);
+    fx_free(x);
+}
+
 static void test_many_accounts(void **state)
 {
     (void)state;
@@ -1098,6 +1176,8 @@ int main(void)
         cmocka_unit_test(test_scp_intent),
         cmocka_unit_test(test_emit_failure_stops),
         cmocka_unit_test(test_many_accounts),
+        cmocka_unit_test(test_unverified_clusters_are_not_judged),
+        cmocka_unit_test(test_suspended_and_scp_denied_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
