@@ -88,6 +88,13 @@ struct fake {
     size_t n_regions;
     const struct fault *faults;
     size_t n_faults;
+    const char *fault_message; /* the message of every fault answer; NULL: "<code> from the fake" */
+    /* SCPs: FullAWSAccess on the root (and, with full_everywhere, on the OU and every account, as
+     * AWS keeps it), plus scp_extra (id "p-extra", NULL: none) on scp_extra_targets */
+    int full_everywhere;
+    const char *scp_extra;
+    const char *scp_extra_targets[3];
+    int scp_targets_hold_ms; /* ListTargetsForPolicy is answered this late */
     const struct org_account *org_accounts;
     size_t n_org_accounts;
     /* streaming: a second accounts page is answered only after a ListClusters for gate_account */
@@ -278,25 +285,29 @@ static const struct fault *find_fault(const struct fake *f, enum op op, const ch
     return NULL;
 }
 
-/* An error answer in the protocol of op. */
-static void respond_error(enum op op, int status, const char *code, struct fakehttp_resp *resp)
+/* An error answer in the protocol of op; message NULL: a default one. */
+static void respond_error(enum op op, int status, const char *code, const char *message,
+                          struct fakehttp_resp *resp)
 {
-    char body[1024], hdr[256];
+    char body[1024], hdr[256], dflt[128];
+    snprintf(dflt, sizeof dflt, "%s from the fake", code);
     switch (op) {
     case OP_ASSUME:
         snprintf(body, sizeof body,
                  "<ErrorResponse xmlns=\"" STS_NS "\"><Error><Type>Sender</Type><Code>%s</Code>"
-                 "<Message>User: arn:aws:iam::" MGMT ":user/scanner is not authorized to perform: "
-                 "sts:AssumeRole</Message></Error><RequestId>req-sts</RequestId></ErrorResponse>",
-                 code);
+                 "<Message>%s</Message></Error><RequestId>req-sts</RequestId></ErrorResponse>",
+                 code,
+                 message ? message
+                         : "User: arn:aws:iam::" MGMT ":user/scanner is not authorized to perform: "
+                           "sts:AssumeRole");
         fakehttp_respond(resp, status, "Content-Type: text/xml\r\n", body);
         break;
     case OP_REGIONS:
         snprintf(body, sizeof body,
                  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>%s"
-                 "</Code><Message>You are not authorized to perform this operation.</Message>"
+                 "</Code><Message>%s</Message>"
                  "</Error></Errors><RequestID>req-ec2</RequestID></Response>",
-                 code);
+                 code, message ? message : "You are not authorized to perform this operation.");
         fakehttp_respond(resp, status, "Content-Type: text/xml;charset=UTF-8\r\n", body);
         break;
     case OP_LIST:
@@ -305,12 +316,12 @@ static void respond_error(enum op op, int status, const char *code, struct fakeh
                  "Content-Type: application/json\r\nX-Amzn-Errortype: %s\r\n"
                  "x-amzn-RequestId: req-eks\r\n",
                  code);
-        snprintf(body, sizeof body, "{\"message\":\"%s from the fake\"}", code);
+        snprintf(body, sizeof body, "{\"message\":\"%s\"}", message ? message : dflt);
         fakehttp_respond(resp, status, hdr, body);
         break;
     case OP_ORG:
-        snprintf(body, sizeof body, "{\"__type\":\"%s\",\"Message\":\"%s from the fake\"}", code,
-                 code);
+        snprintf(body, sizeof body, "{\"__type\":\"%s\",\"Message\":\"%s\"}", code,
+                 message ? message : dflt);
         fakehttp_respond(resp, status, "Content-Type: application/x-amz-json-1.1\r\n", body);
         break;
     }
@@ -413,7 +424,7 @@ static void answer_describe(const struct fake *f, const char *acct, const char *
             c = x;
     }
     if (!c) {
-        respond_error(OP_DESCRIBE, 404, "ResourceNotFoundException", resp);
+        respond_error(OP_DESCRIBE, 404, "ResourceNotFoundException", NULL, resp);
         return;
     }
     char mode[96] = "", body[2048];
@@ -483,13 +494,37 @@ static void answer_org(struct fake *f, const char *op, const char *parent, const
     } else if (strcmp(op, "ListPolicies") == 0) {
         root = json_pack("{s:[{s:s,s:s,s:s,s:b}]}", "Policies", "Id", "p-FullAWSAccess", "Name",
                          "FullAWSAccess", "Type", "SERVICE_CONTROL_POLICY", "AwsManaged", 1);
+        if (f->scp_extra)
+            json_array_append_new(json_object_get(root, "Policies"),
+                                  json_pack("{s:s,s:s,s:s,s:b}", "Id", "p-extra", "Name", "Extra",
+                                            "Type", "SERVICE_CONTROL_POLICY", "AwsManaged", 0));
+    } else if (strcmp(op, "DescribePolicy") == 0 && strcmp(parent, "p-extra") == 0) {
+        root = json_pack("{s:{s:{s:s,s:s,s:b},s:s}}", "Policy", "PolicySummary", "Id", "p-extra",
+                         "Name", "Extra", "AwsManaged", 0, "Content", f->scp_extra);
     } else if (strcmp(op, "DescribePolicy") == 0) {
         root = json_pack("{s:{s:{s:s,s:s,s:b},s:s}}", "Policy", "PolicySummary", "Id",
                          "p-FullAWSAccess", "Name", "FullAWSAccess", "AwsManaged", 1, "Content",
                          "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
                          "\"Action\":\"*\",\"Resource\":\"*\"}]}");
     } else if (strcmp(op, "ListTargetsForPolicy") == 0) {
-        root = json_pack("{s:[{s:s,s:s}]}", "Targets", "TargetId", ROOT_ID, "Type", "ROOT");
+        if (f->scp_targets_hold_ms)
+            sleep_ms(f->scp_targets_hold_ms);
+        json_t *targets = json_array();
+        if (strcmp(parent, "p-extra") == 0) {
+            for (int i = 0; i < 3 && f->scp_extra_targets[i]; i++)
+                json_array_append_new(targets,
+                                      json_pack("{s:s}", "TargetId", f->scp_extra_targets[i]));
+        } else {
+            json_array_append_new(targets,
+                                  json_pack("{s:s,s:s}", "TargetId", ROOT_ID, "Type", "ROOT"));
+            if (f->full_everywhere) {
+                json_array_append_new(targets, json_pack("{s:s}", "TargetId", PROD_OU));
+                for (size_t i = 0; i < f->n_org_accounts; i++)
+                    json_array_append_new(targets,
+                                          json_pack("{s:s}", "TargetId", f->org_accounts[i].id));
+            }
+        }
+        root = json_pack("{s:o}", "Targets", targets);
     }
     if (!root) {
         violation(f, resp, "unknown Organizations operation", op);
@@ -582,6 +617,8 @@ static void handler(void *ud, const struct fakehttp_req *req, struct fakehttp_re
     if (ev.op == OP_ORG) {
         json_t *j = json_loadb(body, req->body_len, 0, NULL); /* new */
         const char *p = json_string_value(json_object_get(j, "ParentId"));
+        if (!p)
+            p = json_string_value(json_object_get(j, "PolicyId"));
         const char *t = json_string_value(json_object_get(j, "NextToken"));
         snprintf(org_parent, sizeof org_parent, "%s", p ? p : "");
         snprintf(ev.token, sizeof ev.token, "%s", t ? t : "");
@@ -613,9 +650,9 @@ static void handler(void *ud, const struct fakehttp_req *req, struct fakehttp_re
         pthread_mutex_unlock(&f->mu);
     }
     if (expired) {
-        respond_error(ev.op, 403, "ExpiredTokenException", resp);
+        respond_error(ev.op, 403, "ExpiredTokenException", NULL, resp);
     } else if (x) {
-        respond_error(ev.op, x->status, x->code, resp);
+        respond_error(ev.op, x->status, x->code, f->fault_message, resp);
     } else {
         switch (ev.op) {
         case OP_ASSUME: {
@@ -1027,6 +1064,7 @@ static void test_fixed_accounts(void **state)
     assert_int_equal(count(f, OP_ORG, NULL, NULL, NULL), 0);
 
     assert_int_equal(res.scps_ok, 0);
+    assert_int_equal(res.scps_state, ORG_SCPS_NOT_READ); /* by design: no Organizations call */
     assert_int_equal(res.stopped, 0);
     assert_int_equal(res.progress.accounts_total, 2);
     assert_int_equal(res.progress.accounts_done, 2);
@@ -1104,15 +1142,21 @@ static void test_organizations_discovery(void **state)
     assert_true(seen_account(s, MGMT)->is_management);
     assert_string_equal(seen_account(s, B5)->ou_path, "Root/Prod");
     seen_account(s, B4);
-    /* targets only for active, not excluded accounts */
-    assert_int_equal(s->n_results, 4);
+    /* targets only for active, not excluded accounts; the suspended one has one account-level
+     * result that says so (and is no failure) */
+    assert_int_equal(s->n_results, 5);
+    const struct target_result *susp = result_for(s, B2, "*");
+    assert_int_equal(susp->status, TARGET_SUSPENDED);
+    assert_null(susp->error_code);
+    assert_string_equal(susp->error_message, "account status SUSPENDED");
+    assert_int_equal(susp->n_clusters, 0);
     expect_ok(result_for(s, MGMT, "us-west-2"), 1);
     expect_cluster(result_for(s, MGMT, "us-west-2"), "mgmt-one", NULL);
     expect_ok(result_for(s, B1, "us-west-2"), 1);
     expect_cluster(result_for(s, B1, "us-west-2"), "b1-one", "CUSTOMER_ROUTED");
     expect_ok(result_for(s, B3, "us-west-2"), 0); /* from the second accounts page */
     expect_ok(result_for(s, B5, "us-west-2"), 1);
-    assert_int_equal(results_of(s, B2), 0);
+    assert_int_equal(results_of(s, B2), 1);
     assert_int_equal(results_of(s, B4), 0);
     assert_int_equal(count(f, OP_ASSUME, B2, NULL, NULL), 0);
     assert_int_equal(count(f, OP_ASSUME, B4, NULL, NULL), 0);
@@ -1146,9 +1190,11 @@ static void test_organizations_discovery(void **state)
     assert_non_null(strstr(s->scp_content, "\"Effect\":\"Allow\""));
 
     assert_int_equal(res.scps_ok, 1);
+    assert_int_equal(res.scps_state, ORG_SCPS_READ);
     assert_int_equal(res.progress.accounts_total, 4);
     assert_int_equal(res.progress.accounts_done, 4);
-    assert_int_equal(res.progress.targets_done, 4);
+    assert_int_equal(res.progress.targets_done, 5);
+    assert_int_equal(res.progress.targets_failed, 0);
     assert_int_equal(res.progress.clusters, 3);
 }
 
@@ -1172,6 +1218,7 @@ static void test_organizations_unreachable(void **state)
     assert_int_equal(s->target_calls, 0);
     assert_int_equal(count(f, OP_ASSUME, NULL, NULL, NULL), 0);
     assert_int_equal(res.scps_ok, 0);
+    assert_int_equal(res.scps_state, ORG_SCPS_FAILED);
 }
 
 static void test_discovery_fails_midway(void **state)
@@ -1199,8 +1246,14 @@ static void test_discovery_fails_midway(void **state)
     assert_int_equal(results_of(s, B5), 0);
     assert_int_equal(count(f, OP_ASSUME, B5, NULL, NULL), 0);
     assert_true(count(f, OP_ORG, NULL, NULL, "ListAccountsForParent") >= 2);
-    for (int i = 0; i < s->n_results; i++)
-        expect_ok(s->results[i], strcmp(s->results[i]->account_id, B3) == 0 ? 0 : 1);
+    for (int i = 0; i < s->n_results; i++) {
+        if (strcmp(s->results[i]->account_id, B2) == 0)
+            assert_int_equal(s->results[i]->status, TARGET_SUSPENDED);
+        else
+            expect_ok(s->results[i], strcmp(s->results[i]->account_id, B3) == 0 ? 0 : 1);
+    }
+    assert_int_equal(res.scps_ok, 0);
+    assert_int_equal(res.scps_state, ORG_SCPS_FAILED);
 }
 
 static void test_no_credentials(void **state)
@@ -1725,7 +1778,9 @@ static void test_discover_only_selects_without_scanning(void **state)
             found += strcmp(s->selected[k], want[i]) == 0;
         assert_int_equal(found, 1);
     }
-    assert_int_equal(s->n_results, 0);
+    /* the suspended account is recorded as such for the queue's scan too */
+    assert_int_equal(s->n_results, 1);
+    assert_int_equal(result_for(s, B2, "*")->status, TARGET_SUSPENDED);
     assert_int_equal(s->n_done, 0);
     assert_int_equal(count(f, OP_ASSUME, NULL, NULL, NULL), 0);
     assert_int_equal(count(f, OP_REGIONS, NULL, NULL, NULL), 0);
