@@ -520,9 +520,9 @@ static void emit_scp_denied(struct sched *s, const struct acct *a, const char *r
     char stmts[SCP_MAX_STATEMENTS * 100], msg[sizeof stmts + 400];
     join_statements(d, stmts, sizeof stmts);
     int many = d->n_statements > 1;
-    snprintf(msg, sizeof msg, "not called: SCP statement%s %s deny%s eks:ListClusters to %s in %s",
-             many ? "s" : "", stmts[0] ? stmts : "(none named)", many ? "" : "s", a->role_arn,
-             region);
+    snprintf(msg, sizeof msg, "not called: SCP statement%s %s %s eks:ListClusters to %s in %s",
+             many ? "s" : "", stmts[0] ? stmts : "(none named)", many ? "deny" : "denies",
+             a->role_arn, region);
     struct target_result r = {.account_id = a->id,
                               .region = region,
                               .status = TARGET_SCP_DENIED,
