@@ -94,7 +94,11 @@ struct fake {
     int full_everywhere;
     const char *scp_extra;
     const char *scp_extra_targets[3];
-    int scp_targets_hold_ms; /* ListTargetsForPolicy is answered this late */
+    /* ListTargetsForPolicy is answered only once this many DescribeRegions came in: the
+     * accounts' first steps must not wait for the SCPs */
+    int scp_gate_regions;
+    int regions_seen;
+    int scp_gate_timed_out;
     const struct org_account *org_accounts;
     size_t n_org_accounts;
     /* streaming: a second accounts page is answered only after a ListClusters for gate_account */
@@ -507,8 +511,19 @@ static void answer_org(struct fake *f, const char *op, const char *parent, const
                          "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
                          "\"Action\":\"*\",\"Resource\":\"*\"}]}");
     } else if (strcmp(op, "ListTargetsForPolicy") == 0) {
-        if (f->scp_targets_hold_ms)
-            sleep_ms(f->scp_targets_hold_ms);
+        if (f->scp_gate_regions) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += GATE_TIMEOUT_S;
+            pthread_mutex_lock(&f->mu);
+            while (f->regions_seen < f->scp_gate_regions) {
+                if (pthread_cond_timedwait(&f->cond, &f->mu, &until) != 0) {
+                    f->scp_gate_timed_out = 1;
+                    break;
+                }
+            }
+            pthread_mutex_unlock(&f->mu);
+        }
         json_t *targets = json_array();
         if (strcmp(parent, "p-extra") == 0) {
             for (int i = 0; i < 3 && f->scp_extra_targets[i]; i++)
@@ -626,6 +641,12 @@ static void handler(void *ud, const struct fakehttp_req *req, struct fakehttp_re
     }
 
     inflight_add(f, ev.account, 1);
+    if (ev.op == OP_REGIONS) {
+        pthread_mutex_lock(&f->mu);
+        f->regions_seen++;
+        pthread_cond_broadcast(&f->cond);
+        pthread_mutex_unlock(&f->mu);
+    }
     if (ev.op == OP_LIST) {
         pthread_mutex_lock(&f->mu);
         if (f->gate_account && strcmp(f->gate_account, ev.account) == 0) {
@@ -2068,13 +2089,13 @@ static int event_index(struct fake *f, enum op op, const char *acct, const char 
 /* The region the SCPs deny the scanner's role is not called: scp_denied naming p-extra's
  * statement, the role and the region; the allowed regions are scanned, and so is every region of
  * the management account (SCPs do not apply there). The accounts' AssumeRole does not wait for
- * the SCPs (answered late here); their region fan-out does. */
+ * the SCPs (answered only after them here); their region fan-out does. */
 static void test_region_deny_skips_denied_regions(void **state)
 {
     struct fixture *fx = *state;
     struct fake *f = fx->f;
     setup_ct(f, CT_DENY(""));
-    f->scp_targets_hold_ms = 300;
+    f->scp_gate_regions = 3; /* the SCPs come in only after every account's DescribeRegions */
     const char *regions[] = {"us-east-1", "eu-west-1", "ap-south-1"};
     f->regions = regions; /* DescribeRegions */
     f->n_regions = 3;
@@ -2111,10 +2132,11 @@ static void test_region_deny_skips_denied_regions(void **state)
     assert_int_equal(res.progress.targets_done, 9);
     assert_int_equal(res.progress.targets_failed, 2);
     assert_int_equal(s->n_done, 3); /* each account done after its last target */
-    /* AssumeRole and DescribeRegions before the SCPs were in; ListClusters after */
+    /* AssumeRole and DescribeRegions went ahead before the SCPs were in (else the gate would
+     * have timed out); ListClusters waited for them */
+    assert_false(f->scp_gate_timed_out);
     int scps_in = event_index(f, OP_ORG, NULL, "ListTargetsForPolicy", 1);
     assert_true(scps_in >= 0);
-    assert_true(event_index(f, OP_REGIONS, D1, NULL, 0) < scps_in);
     assert_true(event_index(f, OP_LIST, D1, NULL, 0) > scps_in);
     assert_true(event_index(f, OP_LIST, D2, NULL, 0) > scps_in);
 }
