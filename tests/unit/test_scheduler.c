@@ -1476,12 +1476,12 @@ static void test_status_for(void **state)
     assert_int_equal(scheduler_status_for("clusters", NULL), TARGET_ERROR);
     /* an SCP refusal, said in the message, at any stage */
     static const char *const scp_msgs[] = {
-        "User: arn:aws:sts::111111111111:assumed-role/EgressScanReadOnly/egressscan is not "
-        "authorized to perform: eks:ListClusters on resource: arn:aws:eks:ap-south-1:"
-        "111111111111:cluster/* with an explicit deny in a service control policy",
+        ("User: arn:aws:sts::111111111111:assumed-role/EgressScanReadOnly/egressscan is not "
+         "authorized to perform: eks:ListClusters on resource: arn:aws:eks:ap-south-1:"
+         "111111111111:cluster/* with an explicit deny in a service control policy"),
         "... with an explicit deny in a Service Control Policy: arn:aws:organizations::...",
-        "User: x is not authorized to perform: sts:AssumeRole because no service control policy "
-        "allows the sts:AssumeRole action"};
+        ("User: x is not authorized to perform: sts:AssumeRole because no service control policy "
+         "allows the sts:AssumeRole action")};
     static const struct {
         const char *stage, *code;
         enum target_status want;
