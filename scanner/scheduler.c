@@ -581,6 +581,8 @@ static void start_targets_checked(struct acct *a, const char *const *regions, si
 static void fan_out(struct acct *a, const char *const *regions, size_t n)
 {
     struct sched *s = a->s;
+    if (s->res->stopped)
+        n = 0; /* nothing new after a stop */
     if (s->scps_done || n == 0) {
         start_targets_checked(a, regions, n);
         return;
@@ -622,7 +624,8 @@ static void release_held(struct sched *s)
         size_t n = a->n_held;
         a->held = NULL;
         a->n_held = 0;
-        start_targets_checked(a, (const char *const *)held, n); /* may free a */
+        /* may free a; nothing new after a stop */
+        start_targets_checked(a, (const char *const *)held, s->res->stopped ? 0 : n);
         for (size_t i = 0; i < n; i++)
             free(held[i]);
         free(held);
