@@ -104,6 +104,9 @@ struct org_discovery {
     size_t scp_outstanding;     /* SCP requests submitted and not yet completed */
     struct scp_work *read_head; /* policies read whole, reported when the SCP side ends */
     struct scp_work *read_tail;
+    int policies_listed;          /* ListPolicies answered its last page */
+    size_t describes_outstanding; /* DescribePolicy requests not yet answered */
+    int contents_announced;       /* on_scp_progress(NULL) ran */
     char *org_id;
     char *management_id; /* NULL until DescribeOrganization answered */
     struct ou_node *ous;
@@ -660,6 +663,24 @@ static void scp_release(struct org_discovery *d, struct scp_work *s)
     else
         d->read_head = s;
     d->read_tail = s;
+    if (d->cb.on_scp_progress) {
+        struct scp_policy p = {s->id,        s->name ? s->name : s->id,
+                               s->content,   (const char *const *)s->targets,
+                               s->n_targets, s->aws_managed};
+        d->cb.on_scp_progress(d->cb.ud, &p, 1);
+    }
+}
+
+/* Every policy's content is known (the listing and each DescribePolicy answered, none failed):
+ * said once, for early decisions. */
+static void scp_progress_check(struct org_discovery *d)
+{
+    if (d->contents_announced || !d->scps_ok || d->failed || !d->policies_listed ||
+        d->describes_outstanding > 0)
+        return;
+    d->contents_announced = 1;
+    if (d->cb.on_scp_progress)
+        d->cb.on_scp_progress(d->cb.ud, NULL, 0);
 }
 
 /* The SCP side ended (read whole, failed, or cut short by the walk): reports the policies when
@@ -702,6 +723,7 @@ static int start_policy(struct org_discovery *d, const struct org_entry *summary
     int rc = start_call(d, ORG_OP_DESCRIBE_POLICY, 0, s, err);
     if (rc == 0) {
         s->refs++;
+        d->describes_outstanding++;
         rc = start_call(d, ORG_OP_LIST_TARGETS, 0, s, err);
         if (rc == 0)
             s->refs++;
@@ -722,8 +744,8 @@ static int handle_list_policies(struct org_discovery *d, struct org_call *call,
     return next_page(d, call, page->next_token, err);
 }
 
-static int handle_describe_policy(struct org_call *call, const struct org_page *page,
-                                  struct err *err)
+static int handle_describe_policy(struct org_discovery *d, struct org_call *call,
+                                  const struct org_page *page, struct err *err)
 {
     struct scp_work *s = call->scp;
     if (page->policy_name && !s->name && !(s->name = strdup(page->policy_name)))
@@ -732,6 +754,11 @@ static int handle_describe_policy(struct org_call *call, const struct org_page *
         s->aws_managed = page->aws_managed;
     if (!(s->content = strdup(page->content)))
         return err_set(err, ERR_NOMEM, "out of memory");
+    if (d->cb.on_scp_progress) {
+        struct scp_policy p = {s->id,         s->name ? s->name : s->id, s->content, NULL, 0,
+                               s->aws_managed};
+        d->cb.on_scp_progress(d->cb.ud, &p, 0);
+    }
     return 0;
 }
 
@@ -847,6 +874,7 @@ static void on_response(void *ud, const struct aws_response *resp)
     struct org_discovery *d = call->d;
     const char *op = op_names[call->op];
     int is_scp = call->op >= ORG_OP_LIST_POLICIES;
+    int is_describe = call->op == ORG_OP_DESCRIBE_POLICY;
     struct err e;
     err_clear(&e);
     int rc = 0;                /* 1: the call was resubmitted for its next page */
@@ -878,9 +906,10 @@ static void on_response(void *ud, const struct aws_response *resp)
             break;
         case ORG_OP_LIST_POLICIES:
             rc = handle_list_policies(d, call, &page, &e);
+            d->policies_listed |= rc == 0;
             break;
         case ORG_OP_DESCRIBE_POLICY:
-            rc = handle_describe_policy(call, &page, &e);
+            rc = handle_describe_policy(d, call, &page, &e);
             break;
         case ORG_OP_LIST_TARGETS:
             rc = handle_list_targets(d, call, &page, &e);
@@ -903,6 +932,10 @@ static void on_response(void *ud, const struct aws_response *resp)
         }
         call_free(call);
     }
+    if (is_describe)
+        d->describes_outstanding--;
+    if (is_scp)
+        scp_progress_check(d);
     /* The SCP side ends at its first failure (its answers still under way are dropped) or with
      * its last answer; new pages and policies were submitted above, before this count. */
     if (is_scp && --d->scp_outstanding == 0)

@@ -36,6 +36,13 @@ struct org_callbacks {
      * is in; before or after the accounts, always before on_done). Last member: initializers
      * that predate it stay valid. */
     void (*on_scps_done)(void *ud, enum org_scps state);
+    /* Optional, for deciding early (the scheduler), before on_scps_done: the SCP side as it goes.
+     * with_targets 0: p's content is known, its targets not yet (p->n_targets 0); 1: its
+     * targets are complete too. p NULL: every policy of the organization has been announced
+     * with its content (ListPolicies and every DescribePolicy answered). Not a snapshot: only
+     * on_scp and on_scps_done(ORG_SCPS_READ) say that the SCPs were read whole, and nothing
+     * more comes once an SCP call failed. */
+    void (*on_scp_progress)(void *ud, const struct scp_policy *p, int with_targets);
 };
 
 struct org_discovery;

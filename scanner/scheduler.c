@@ -5,8 +5,13 @@
  *
  * With Organizations, the SCPs decide before an account's regions fan out: a region where they
  * deny the scanner's role eks:ListClusters is not called but recorded as scp_denied. An account
- * whose regions are known before the SCP side of discovery has ended waits for it (only its
- * fan-out does: its AssumeRole and DescribeRegions go ahead). */
+ * whose regions are known before the SCPs are waits for them (only its fan-out does: its
+ * AssumeRole and DescribeRegions go ahead) — not for the whole SCP side, which pages through
+ * ListTargetsForPolicy of FullAWSAccess 20 accounts at a time (250 pages, 12 s at 50 ms, for
+ * 5,000 accounts), but until every policy's content is known and the targets of those that could
+ * deny eks:ListClusters are listed whole. Until the SCP side ends, only an explicit Deny skips a
+ * region (a level without an Allow may still get FullAWSAccess); after it, the whole snapshot
+ * decides. */
 #include "scanner/scheduler.h"
 
 #include <stdio.h>
@@ -64,6 +69,13 @@ struct tgt {
                         way at once, and a struct err is most of a target's size) */
 };
 
+/* A policy as the SCP side announced it before its end. */
+struct early_scp {
+    struct scp_policy p; /* copies; targets only once complete */
+    int harmful;         /* could deny eks:ListClusters wherever attached */
+    int complete;        /* its targets are listed whole */
+};
+
 struct sched {
     struct http_engine *engine;
     struct creds_chain *chain;
@@ -87,6 +99,15 @@ struct sched {
     struct scp_index ix;
     int ix_ready;
     int scps_copy_failed;
+    /* early decisions, before the SCP side ends: once every policy's content is known and the
+     * targets of every policy that could deny eks:ListClusters are complete (FullAWSAccess,
+     * attached to every account, pages through ListTargetsForPolicy 20 targets at a time) */
+    struct early_scp *early;
+    size_t n_early, cap_early;
+    int early_contents_known;
+    int early_failed; /* out of memory: no early decision */
+    int early_ready;  /* early_ix holds the policies read whole so far */
+    struct scp_index early_ix;
     struct acct *held_head, *held_tail; /* accounts waiting for the SCPs to fan out */
     /* a fixed list read together with Organizations: sorted, without duplicates or excluded
      * accounts; seen[i] once Organizations listed listed[i] */
@@ -533,6 +554,21 @@ static void emit_scp_denied(struct sched *s, const struct acct *a, const char *r
     emit(s, &r);
 }
 
+/* Early, only an explicit Deny is certain: a level without an Allow may still get one from a
+ * policy whose targets are being listed. Keeps the Deny statements of d, or makes it not
+ * denied when there is none. */
+static void early_denies_only(struct scp_decision *d)
+{
+    static const char no_allow[] = "no Allow at ";
+    size_t k = 0;
+    for (size_t i = 0; i < d->n_statements; i++)
+        if (strncmp(d->statements[i], no_allow, sizeof no_allow - 1) != 0)
+            memmove(d->statements[k++], d->statements[i], sizeof d->statements[i]);
+    d->n_statements = k;
+    if (k == 0)
+        d->verdict = SCP_UNEVALUABLE;
+}
+
 /* Starts the regions of a that the SCPs do not deny to its role; the others are recorded as
  * scp_denied. The SCPs decide only when they were read whole and the account's place in the
  * organization is known; never for the management account (SCPs do not apply there), and a
@@ -540,7 +576,12 @@ static void emit_scp_denied(struct sched *s, const struct acct *a, const char *r
 static void start_targets_checked(struct acct *a, const char *const *regions, size_t n)
 {
     struct sched *s = a->s;
-    if (!s->ix_ready || a->is_management || !a->ou_id_path || n == 0) {
+    /* the whole snapshot once read; before that, the early one (until the SCP side ends) */
+    int early = !s->ix_ready;
+    const struct scp_index *ix = s->ix_ready                       ? &s->ix
+                                 : s->early_ready && !s->scps_done ? &s->early_ix
+                                                                   : NULL;
+    if (!ix || a->is_management || !a->ou_id_path || n == 0) {
         start_targets(a, regions, n);
         return;
     }
@@ -548,8 +589,9 @@ static void start_targets_checked(struct acct *a, const char *const *regions, si
     const char **keep = malloc(n * sizeof *keep);
     struct err e;
     err_clear(&e);
-    if (!path || !keep || scp_levels_for(&s->ix, a->ou_id_path, a->id, path, &e) < 0 ||
-        path->missing) {
+    /* early, levels lack the policies still being listed (FullAWSAccess): expected */
+    if (!path || !keep || scp_levels_for(ix, a->ou_id_path, a->id, path, &e) < 0 ||
+        (!early && path->missing)) {
         if (path && keep)
             log_debug("scan", "account %s: SCPs not evaluated before scanning (%s)", a->id,
                       e.message[0] ? e.message : "a level of its path has no SCP");
@@ -567,6 +609,8 @@ static void start_targets_checked(struct acct *a, const char *const *regions, si
                                   .principal_arn = a->role_arn};
         struct scp_decision d;
         scp_evaluate(path->levels, path->n_levels, &req, s->o->partition, &d);
+        if (d.verdict == SCP_DENIED && early)
+            early_denies_only(&d);
         if (d.verdict == SCP_DENIED)
             emit_scp_denied(s, a, regions[i], &d);
         else
@@ -583,7 +627,7 @@ static void fan_out(struct acct *a, const char *const *regions, size_t n)
     struct sched *s = a->s;
     if (s->res->stopped)
         n = 0; /* nothing new after a stop */
-    if (s->scps_done || n == 0) {
+    if (s->scps_done || s->early_ready || n == 0) {
         start_targets_checked(a, regions, n);
         return;
     }
@@ -872,6 +916,99 @@ static void on_scp(void *ud, const struct scp_policy *p)
         s->n_scps++;
 }
 
+static void early_free(struct sched *s)
+{
+    for (size_t i = 0; i < s->n_early; i++)
+        scp_copy_free(&s->early[i].p);
+    free(s->early);
+    s->early = NULL;
+    s->n_early = s->cap_early = 0;
+}
+
+/* Every policy's content is known and every policy that could deny eks:ListClusters is listed
+ * whole: the accounts that wait fan out, decided on what was read whole so far. */
+static void early_check(struct sched *s)
+{
+    if (!s->early_contents_known || s->early_ready || s->early_failed || s->scps_done)
+        return;
+    for (size_t i = 0; i < s->n_early; i++)
+        if (s->early[i].harmful && !s->early[i].complete)
+            return;
+    struct scp_policy *views = malloc((s->n_early ? s->n_early : 1) * sizeof *views);
+    size_t k = 0;
+    struct err e;
+    err_clear(&e);
+    for (size_t i = 0; views && i < s->n_early; i++)
+        if (s->early[i].complete)
+            views[k++] = s->early[i].p; /* the index borrows the target ids from s->early */
+    if (!views || scp_index_build(&s->early_ix, views, k, NULL, 0, &e) < 0) {
+        s->early_failed = 1; /* the accounts wait for the end of the SCP side */
+        free(views);
+        return;
+    }
+    free(views);
+    s->early_ready = 1;
+    log_debug("scan",
+              "SCPs: %zu policies known, the ones that could deny eks:ListClusters "
+              "listed whole: accounts fan out",
+              s->n_early);
+    release_held(s);
+}
+
+static void on_scp_progress(void *ud, const struct scp_policy *p, int with_targets)
+{
+    struct sched *s = ud;
+    if (s->o->discover_only || s->scps_done || s->early_ready || s->early_failed)
+        return;
+    if (!p) {
+        s->early_contents_known = 1;
+        early_check(s);
+        return;
+    }
+    struct early_scp *x = NULL;
+    for (size_t i = 0; i < s->n_early && !x; i++)
+        if (strcmp(s->early[i].p.id, p->id ? p->id : "") == 0)
+            x = &s->early[i];
+    if (!x) {
+        if (s->n_early == s->cap_early) {
+            size_t cap = s->cap_early ? s->cap_early * 2 : 16;
+            struct early_scp *grown = realloc(s->early, cap * sizeof *grown);
+            if (!grown) {
+                s->early_failed = 1;
+                return;
+            }
+            s->early = grown;
+            s->cap_early = cap;
+        }
+        x = &s->early[s->n_early];
+        memset(x, 0, sizeof *x);
+        struct scp_policy content = *p;
+        content.targets = NULL;
+        content.n_targets = 0;
+        const char *text = p->content ? p->content : "";
+        struct scp_doc *doc = scp_doc_parse(p->id, text, strlen(text));
+        if (!doc || scp_copy(&x->p, &content) < 0) {
+            scp_doc_free(doc);
+            s->early_failed = 1;
+            return;
+        }
+        x->harmful = scp_doc_may_deny(doc, "eks:ListClusters");
+        scp_doc_free(doc);
+        s->n_early++;
+    }
+    if (with_targets && !x->complete) {
+        struct scp_policy whole;
+        if (scp_copy(&whole, p) < 0) {
+            s->early_failed = 1;
+            return;
+        }
+        scp_copy_free(&x->p);
+        x->p = whole;
+        x->complete = 1;
+    }
+    early_check(s);
+}
+
 static void on_scps_done(void *ud, enum org_scps state)
 {
     struct sched *s = ud;
@@ -1079,7 +1216,8 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
                                     .on_scp = on_scp,
                                     .on_done = on_discovery_done,
                                     .ud = &s,
-                                    .on_scps_done = on_scps_done};
+                                    .on_scps_done = on_scps_done,
+                                    .on_scp_progress = on_scp_progress};
         s.org = org_discover_start(engine, org_creds, o.home_region, o.ou, &ocb, err);
         if (!s.org) {
             err_prefix(err, "Organizations: ");
@@ -1119,6 +1257,8 @@ done:
     creds_unref(org_creds);
     creds_unref(base);
     scp_index_free(&s.ix);
+    scp_index_free(&s.early_ix);
+    early_free(&s);
     for (size_t i = 0; i < s.n_scps; i++)
         scp_copy_free(&s.scps[i]);
     free(s.scps);

@@ -1399,6 +1399,16 @@ void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct 
                  "%s would deny it but its Resource covers only some cluster names", limited->ref);
 }
 
+int scp_doc_may_deny(const struct scp_doc *d, const char *action)
+{
+    if (!doc_usable(d) || !action)
+        return 1;
+    for (size_t k = 0; k < d->n_stmts; k++)
+        if (d->stmts[k].deny && action_applies(&d->stmts[k], action))
+            return 1;
+    return 0;
+}
+
 /* ---- the SCP index ---- */
 
 static int cmp_attachment(const void *a, const void *b)

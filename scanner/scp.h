@@ -32,6 +32,10 @@ void scp_doc_free(struct scp_doc *d);
  */
 const char *scp_doc_error(const struct scp_doc *d);
 const char *scp_doc_id(const struct scp_doc *d);
+/* 1 when the document could deny action wherever it is attached: it has a Deny statement whose
+ * Action / NotAction covers action (whatever its Resource and Condition), or it cannot be
+ * evaluated (malformed, NULL). 0: attaching it anywhere can only allow more. */
+int scp_doc_may_deny(const struct scp_doc *d, const char *action);
 
 /* The SCPs attached at one level of the path. */
 struct scp_level {

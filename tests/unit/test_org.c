@@ -301,6 +301,11 @@ struct run {
     int scps_done_after_done; /* on_scps_done came after on_done */
     int scps_at_scps_done;    /* SCPs reported when on_scps_done came */
     int scps_after_scps_done; /* SCPs reported after it */
+    /* on_scp_progress */
+    int progress_content, progress_targets, progress_all;
+    int progress_after_scps_done;
+    int progress_targets_before_content;
+    char progress_ids[8][32];
 };
 
 static void on_organization(void *ud, const char *org_id, const char *management_account_id)
@@ -372,6 +377,30 @@ static void on_scp(void *ud, const struct scp_policy *p)
         snprintf(s->targets[i], sizeof s->targets[i], "%s", p->targets[i]);
 }
 
+static void on_scp_progress(void *ud, const struct scp_policy *p, int with_targets)
+{
+    struct run *r = ud;
+    r->progress_after_scps_done += r->scps_done_calls > 0;
+    if (!p) {
+        r->progress_all++;
+        return;
+    }
+    int known = 0;
+    for (int i = 0; i < r->progress_content && i < 8; i++)
+        known |= strcmp(r->progress_ids[i], p->id) == 0;
+    if (with_targets) {
+        r->progress_targets++;
+        r->progress_targets_before_content += !known;
+        assert_non_null(p->content);
+    } else {
+        assert_int_equal(p->n_targets, 0);
+        if (r->progress_content < 8)
+            snprintf(r->progress_ids[r->progress_content], 32, "%s", p->id);
+        r->progress_content++;
+        assert_int_equal(r->progress_all, 0); /* every content comes before "all known" */
+    }
+}
+
 static void on_scps_done(void *ud, enum org_scps state)
 {
     struct run *r = ud;
@@ -417,7 +446,8 @@ static void discover(struct fake_org *fake, const char *ou_filter, struct run *r
                                .on_scp = on_scp,
                                .on_done = on_done,
                                .ud = r,
-                               .on_scps_done = on_scps_done};
+                               .on_scps_done = on_scps_done,
+                               .on_scp_progress = on_scp_progress};
     struct org_discovery *d = org_discover_start(engine, creds, "us-east-1", ou_filter, &cb, &e);
     if (!d)
         fail_msg("org_discover_start: %s: %s", e.code, e.message);
@@ -438,6 +468,9 @@ static void discover(struct fake_org *fake, const char *ou_filter, struct run *r
     assert_int_equal(r->scps_done_after_done, 0);
     assert_int_equal(r->scps_after_scps_done, 0);
     assert_int_equal(r->scps_at_scps_done, r->n_scps);
+    assert_int_equal(r->progress_after_scps_done, 0);
+    assert_int_equal(r->progress_targets_before_content, 0);
+    assert_true(r->progress_all <= 1);
     if (r->scps_state != ORG_SCPS_READ)
         assert_int_equal(r->n_scps, 0); /* a snapshot is handed out whole or not at all */
 }
@@ -562,6 +595,10 @@ static void test_discovers_whole_organization(void **state)
     assert_true(r.done_ok);
     assert_int_equal(r.scps_ok, 1);
     assert_int_equal(r.scps_state, ORG_SCPS_READ);
+    /* the SCP side as it went: each content, each policy listed whole, then "all known" */
+    assert_int_equal(r.progress_content, 2);
+    assert_int_equal(r.progress_targets, 2);
+    assert_int_equal(r.progress_all, 1);
     assert_int_equal(r.org_calls, 1);
     assert_string_equal(r.org_id, "o-exampleorgid");
     assert_string_equal(r.management_id, "999999999999");
@@ -610,6 +647,7 @@ static void test_scps_access_denied(void **state)
     assert_int_equal(r.scps_ok, 0);
     assert_int_equal(r.scps_state, ORG_SCPS_FAILED); /* a missing permission: partial scan */
     assert_int_equal(r.n_scps, 0);
+    assert_int_equal(r.progress_content + r.progress_targets + r.progress_all, 0);
     expect_whole_tree(&r);
     expect_all_ous(&r);
     free_run(&r);
@@ -680,6 +718,7 @@ static void test_scps_throttled_past_retries(void **state)
     assert_int_equal(r.scps_ok, 0);
     assert_int_equal(fake.fail_hits, 2); /* retried, then given up */
     assert_int_equal(r.n_scps, 0);
+    assert_int_equal(r.progress_all, 0); /* a content never came: never "all known" */
     expect_whole_tree(&r);
     expect_all_ous(&r);
     free_run(&r);

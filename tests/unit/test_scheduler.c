@@ -99,6 +99,11 @@ struct fake {
     int scp_gate_regions;
     int regions_seen;
     int scp_gate_timed_out;
+    /* FullAWSAccess's ListTargetsForPolicy is answered only once a ListClusters came in: the
+     * fan-out must not wait for the policies that cannot deny it */
+    int full_targets_wait_list;
+    int lists_seen;
+    int full_gate_timed_out;
     const struct org_account *org_accounts;
     size_t n_org_accounts;
     /* streaming: a second accounts page is answered only after a ListClusters for gate_account */
@@ -511,6 +516,19 @@ static void answer_org(struct fake *f, const char *op, const char *parent, const
                          "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
                          "\"Action\":\"*\",\"Resource\":\"*\"}]}");
     } else if (strcmp(op, "ListTargetsForPolicy") == 0) {
+        if (f->full_targets_wait_list && strcmp(parent, "p-FullAWSAccess") == 0) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += GATE_TIMEOUT_S;
+            pthread_mutex_lock(&f->mu);
+            while (!f->lists_seen) {
+                if (pthread_cond_timedwait(&f->cond, &f->mu, &until) != 0) {
+                    f->full_gate_timed_out = 1;
+                    break;
+                }
+            }
+            pthread_mutex_unlock(&f->mu);
+        }
         if (f->scp_gate_regions) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
@@ -649,6 +667,8 @@ static void handler(void *ud, const struct fakehttp_req *req, struct fakehttp_re
     }
     if (ev.op == OP_LIST) {
         pthread_mutex_lock(&f->mu);
+        f->lists_seen++;
+        pthread_cond_broadcast(&f->cond);
         if (f->gate_account && strcmp(f->gate_account, ev.account) == 0) {
             f->gate_list_seen = 1;
             pthread_cond_broadcast(&f->cond);
@@ -2135,7 +2155,7 @@ static void test_region_deny_skips_denied_regions(void **state)
     /* AssumeRole and DescribeRegions went ahead before the SCPs were in (else the gate would
      * have timed out); ListClusters waited for them */
     assert_false(f->scp_gate_timed_out);
-    int scps_in = event_index(f, OP_ORG, NULL, "ListTargetsForPolicy", 1);
+    int scps_in = event_index(f, OP_ORG, NULL, "ListTargetsForPolicy", 0);
     assert_true(scps_in >= 0);
     assert_true(event_index(f, OP_LIST, D1, NULL, 0) > scps_in);
     assert_true(event_index(f, OP_LIST, D2, NULL, 0) > scps_in);
@@ -2200,6 +2220,45 @@ static void test_region_deny_role_name_and_unread_scps(void **state)
     assert_int_equal(res.progress.targets_failed, 0);
 }
 
+/* Early: the region deny is listed whole long before FullAWSAccess (a page per 20 targets in a
+ * large organization; held here until a ListClusters came in): the accounts fan out as soon as
+ * the policies that could deny eks:ListClusters are known, skip what an explicit Deny denies,
+ * and name only that statement. */
+static void test_region_deny_decided_before_full_access_listed(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    setup_ct(f, CT_DENY(""));
+    f->full_targets_wait_list = 1;
+    const char *regions[] = {"us-east-1", "ap-south-1"};
+    struct scheduler_options o = {.regions = regions, .n_regions = 2};
+    struct seen *s = &fx->s;
+    struct scheduler_result res;
+    struct err e;
+    int rc = run_scan(f, &o, "1", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    assert_false(f->full_gate_timed_out); /* ListClusters went ahead of FullAWSAccess */
+    assert_int_equal(res.scps_state, ORG_SCPS_READ);
+    assert_int_equal(s->n_scps, 2);
+    const char *denied[] = {D1, D2};
+    for (int i = 0; i < 2; i++) {
+        const struct target_result *r = result_for(s, denied[i], "ap-south-1");
+        assert_int_equal(r->status, TARGET_SCP_DENIED);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "not called: SCP statement p-extra#DenyOutsideRegions denies eks:ListClusters to "
+                 "arn:aws:iam::%s:role/EgressScanReadOnly in ap-south-1",
+                 denied[i]);
+        assert_string_equal(r->error_message, want);
+        assert_int_equal(count(f, OP_LIST, denied[i], "ap-south-1", NULL), 0);
+        expect_ok(result_for(s, denied[i], "us-east-1"), i == 0 ? 1 : 0);
+    }
+    expect_ok(result_for(s, MGMT, "ap-south-1"), 1);
+    assert_int_equal(s->n_results, 6);
+    assert_int_equal(res.progress.targets_failed, 2);
+}
+
 int main(void)
 {
     log_setup(LOG_OFF, LOG_TEXT, NULL); /* the expected failures log warnings */
@@ -2230,6 +2289,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accounts_with_org_role, setup, teardown),
         cmocka_unit_test_setup_teardown(test_region_deny_skips_denied_regions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_region_deny_exempting_the_scanner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_region_deny_decided_before_full_access_listed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_region_deny_role_name_and_unread_scps, setup,
                                         teardown),
     };

@@ -1112,6 +1112,19 @@ static void test_index_and_levels(void **state)
     assert_int_equal(scp_levels_for(&ix, "r-1/ou-1/ou-2/ou-3/ou-4/ou-5/ou-6", ACCOUNT, &path, &e),
                      0);
     assert_int_equal(path.n_levels, SCP_MAX_LEVELS);
+    /* which documents could deny eks:ListClusters wherever they are attached */
+    docs = scp_index_find(&ix, ROOT_ID, &n);
+    assert_int_equal(scp_doc_may_deny(docs[0], "eks:ListClusters"), 0); /* FullAWSAccess */
+    assert_int_equal(scp_doc_may_deny(docs[1], "eks:ListClusters"), 1); /* NotAction deny */
+    assert_int_equal(scp_doc_may_deny(docs[1], "sts:AssumeRole"), 0);
+    docs = scp_index_find(&ix, "ou-ab12-99999999", &n);
+    assert_int_equal(scp_doc_may_deny(docs[0], "eks:ListClusters"), 1); /* malformed */
+    assert_int_equal(scp_doc_may_deny(NULL, "eks:ListClusters"), 1);
+    struct scp_doc *egress = parse_sq("p-egress", OFFICIAL);
+    assert_int_equal(scp_doc_may_deny(egress, "eks:ListClusters"), 0);
+    assert_int_equal(scp_doc_may_deny(egress, "eks:CreateCluster"), 1);
+    scp_doc_free(egress);
+
     scp_index_free(&ix);
     scp_index_free(&ix); /* emptied: a second free is harmless */
 
