@@ -33,8 +33,8 @@ struct org_callbacks {
     void (*on_done)(void *ud, const struct err *e, int scps_ok);
     void *ud;
     /* Exactly once, when the SCP side has finished (as soon as it failed, or once its last answer
-     * is in; before or after the accounts, always before on_done). Last member: initializers
-     * that predate it stay valid. */
+     * is in; before or after the accounts, always before on_done). It and on_scp_progress come
+     * after ud: initializers that predate them stay valid. */
     void (*on_scps_done)(void *ud, enum org_scps state);
     /* Optional, for deciding early (the scheduler), before on_scps_done: the SCP side as it goes.
      * with_targets 0: p's content is known, its targets not yet (p->n_targets 0); 1: its

@@ -61,9 +61,10 @@ struct scheduler_callbacks {
      * Besides the scanned targets: an account Organizations lists as not ACTIVE (SUSPENDED,
      * PENDING_CLOSURE, CLOSED, ...) that would be scanned otherwise gets one result, region "*",
      * TARGET_SUSPENDED, error_message "account status <STATUS>" (also with discover_only); a
-     * region the SCPs deny eks:ListClusters to the scanner's role (when they were read) is not
-     * called and gets TARGET_SCP_DENIED, error_code "DeniedBySCP", the message naming the SCP
-     * statements, the role and the region. */
+     * region the SCPs deny eks:ListClusters to the scanner's role is not called and gets
+     * TARGET_SCP_DENIED, error_code "DeniedBySCP", the message naming the SCP statements, the
+     * role and the region (decided once the SCPs that could deny it were listed whole; never
+     * for the management account; not at all when the SCPs end disabled, failed or not read). */
     int (*on_target)(void *ud, const struct target_result *r);
     /* With discover_only: one per account that a scan would scan (active, not excluded). */
     void (*on_account_selected)(void *ud, const char *account_id);
