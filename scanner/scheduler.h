@@ -64,7 +64,8 @@ struct scheduler_callbacks {
      * region the SCPs deny eks:ListClusters to the scanner's role is not called and gets
      * TARGET_SCP_DENIED, error_code "DeniedBySCP", the message naming the SCP statements, the
      * role and the region (decided once the SCPs that could deny it were listed whole; never
-     * for the management account; not at all when the SCPs end disabled, failed or not read). */
+     * for the management account, nor without Organizations, nor after the SCP side ended
+     * disabled or failed: an explicit Deny read whole before such an end still counts). */
     int (*on_target)(void *ud, const struct target_result *r);
     /* With discover_only: one per account that a scan would scan (active, not excluded). */
     void (*on_account_selected)(void *ud, const char *account_id);
