@@ -49,112 +49,9 @@
 /* Named modes a policy or an SCP intent can allow (OMITTED is a request shape, not a mode). */
 #define NAMED_MODES EGRESS_OMITTED
 
-/* ---- the SCP documents, parsed once, indexed by the root / OU / account they attach to ---- */
-
-struct scp_attachment {
-    const char *target_id;
-    size_t doc_index; /* keeps the order of in->scps within a target */
-};
-
-struct scp_index {
-    struct scp_doc **docs; /* one per in->scps entry; NULL when not parsed (unattached) */
-    size_t n_docs;
-    struct scp_attachment *att;      /* sorted by target id */
-    const struct scp_doc **att_docs; /* parallel to att: a target's run is a scp_level's docs */
-    size_t n_att;
-};
-
 static const char *nz(const char *s)
 {
     return s ? s : "";
-}
-
-static int cmp_attachment(const void *a, const void *b)
-{
-    const struct scp_attachment *x = a, *y = b;
-    int c = strcmp(x->target_id, y->target_id);
-    if (c != 0)
-        return c;
-    return x->doc_index < y->doc_index ? -1 : x->doc_index > y->doc_index;
-}
-
-static void scp_index_free(struct scp_index *ix)
-{
-    for (size_t i = 0; ix->docs && i < ix->n_docs; i++)
-        scp_doc_free(ix->docs[i]);
-    free(ix->docs);
-    free(ix->att);
-    free(ix->att_docs);
-    memset(ix, 0, sizeof *ix);
-}
-
-static int id_in(const char *id, const char *const *ids, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(id, ids[i]) == 0)
-            return 1;
-    return 0;
-}
-
-/* Parses every attached SCP (or, with only_ids, those attached to one of them) and indexes the
- * attachments. -1 with err on ENOMEM. */
-static int scp_index_build(struct scp_index *ix, const struct scp_policy *scps, size_t n_scps,
-                           const char *const *only_ids, size_t n_only, struct err *err)
-{
-    memset(ix, 0, sizeof *ix);
-    size_t n_att = 0;
-    for (size_t i = 0; i < n_scps; i++)
-        n_att += scps[i].n_targets;
-    ix->docs = calloc(n_scps ? n_scps : 1, sizeof *ix->docs);
-    ix->att = malloc((n_att ? n_att : 1) * sizeof *ix->att);
-    ix->att_docs = malloc((n_att ? n_att : 1) * sizeof *ix->att_docs);
-    if (!ix->docs || !ix->att || !ix->att_docs)
-        goto nomem;
-    ix->n_docs = n_scps;
-    for (size_t i = 0; i < n_scps; i++) {
-        const struct scp_policy *p = &scps[i];
-        int wanted = 0;
-        for (size_t t = 0; t < p->n_targets; t++) {
-            if (p->targets[t] && (!only_ids || id_in(p->targets[t], only_ids, n_only))) {
-                ix->att[ix->n_att].target_id = p->targets[t];
-                ix->att[ix->n_att].doc_index = i;
-                ix->n_att++;
-                wanted = 1;
-            }
-        }
-        if (!wanted)
-            continue;
-        const char *content = nz(p->content);
-        ix->docs[i] = scp_doc_parse(nz(p->id), content, strlen(content));
-        if (!ix->docs[i])
-            goto nomem;
-    }
-    qsort(ix->att, ix->n_att, sizeof *ix->att, cmp_attachment);
-    for (size_t i = 0; i < ix->n_att; i++)
-        ix->att_docs[i] = ix->docs[ix->att[i].doc_index];
-    return 0;
-nomem:
-    scp_index_free(ix);
-    return err_set(err, ERR_NOMEM, "drift: out of memory parsing the SCPs");
-}
-
-/* The documents attached to target_id (a contiguous run of the index). */
-static const struct scp_doc *const *scp_index_find(const struct scp_index *ix,
-                                                   const char *target_id, size_t *n)
-{
-    size_t lo = 0, hi = ix->n_att;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(ix->att[mid].target_id, target_id) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    size_t end = lo;
-    while (end < ix->n_att && strcmp(ix->att[end].target_id, target_id) == 0)
-        end++;
-    *n = end - lo;
-    return ix->att_docs + lo;
 }
 
 /* ---- one account: its place in the organization and its decisions per region ---- */
@@ -335,10 +232,11 @@ static void account_decide(const struct drift_run *r, const struct account_view 
     }
     const char *partition = r->in->partition ? r->in->partition : "aws";
     for (int m = 0; m < EGRESS_MODES; m++) {
-        struct scp_request req = {"eks:CreateCluster", av->id, region, (enum egress_mode)m};
+        struct scp_request req = {"eks:CreateCluster", av->id, region, (enum egress_mode)m, NULL};
         scp_evaluate(av->levels, av->n_levels, &req, partition, &dec[m]);
     }
-    struct scp_request upd = {"eks:UpdateClusterConfig", av->id, region, EGRESS_CUSTOMER_ROUTED};
+    struct scp_request upd = {"eks:UpdateClusterConfig", av->id, region, EGRESS_CUSTOMER_ROUTED,
+                              NULL};
     scp_evaluate(av->levels, av->n_levels, &upd, partition, &dec[DEC_UPDATE]);
 }
 

@@ -58,6 +58,7 @@ struct scp_work {
     int incomplete; /* a chain failed: never reported */
     char **targets;
     size_t n_targets, cap_targets;
+    struct scp_work *next; /* in the list of policies read whole, until the SCP side ends */
 };
 
 /* An accounts page that arrived before the management account was known. */
@@ -96,7 +97,16 @@ struct org_discovery {
     size_t outstanding; /* requests submitted and not yet completed */
     int failed;         /* the account walk failed: nothing more is handed out */
     struct err err;
-    int scps_ok;
+    int scps_ok;                /* no SCP call failed so far */
+    enum org_scps scps_failure; /* how, when one did (DISABLED or FAILED) */
+    enum org_scps scps_state;   /* what on_scps_done said */
+    int scps_signalled;         /* on_scps_done ran */
+    size_t scp_outstanding;     /* SCP requests submitted and not yet completed */
+    struct scp_work *read_head; /* policies read whole, reported when the SCP side ends */
+    struct scp_work *read_tail;
+    int policies_listed;          /* ListPolicies answered its last page */
+    size_t describes_outstanding; /* DescribePolicy requests not yet answered */
+    int contents_announced;       /* on_scp_progress(NULL) ran */
     char *org_id;
     char *management_id; /* NULL until DescribeOrganization answered */
     struct ou_node *ous;
@@ -369,25 +379,31 @@ static void walk_fail(struct org_discovery *d, const struct err *e, const char *
         err_prefix(&d->err, "%s: ", op);
 }
 
-static int scp_error_expected(const char *code)
+/* SCPs switched off in the organization (or not available in it: consolidated billing only). */
+static int scps_disabled_code(const char *code)
 {
-    return strcmp(code, "AccessDenied") == 0 || strcmp(code, "AccessDeniedException") == 0 ||
-           strcmp(code, "PolicyTypeNotEnabledException") == 0 ||
-           strcmp(code, "AWSOrganizationsNotInUseException") == 0;
+    return strcmp(code, "PolicyTypeNotEnabledException") == 0 ||
+           strcmp(code, "PolicyTypeNotAvailableForOrganizationException") == 0;
 }
 
-/* The SCPs cannot be read completely: discovery goes on for accounts, intent is unknown. */
+/* The SCPs cannot be read completely: discovery goes on for accounts. PolicyTypeNotEnabled means
+ * that none applies; anything else leaves the intent unknown. */
 static void scp_fail(struct org_discovery *d, const struct err *e, const char *op)
 {
     if (!d->scps_ok)
         return;
     d->scps_ok = 0;
-    if (scp_error_expected(e->code))
-        log_info("org", "SCPs not readable (%s: %s: %s); drift against SCP intent is unknown", op,
-                 e->code, e->message);
-    else
-        log_warn("org", "SCPs could not be read (%s: %s: %s); drift against SCP intent is unknown",
+    if (scps_disabled_code(e->code)) {
+        d->scps_failure = ORG_SCPS_DISABLED;
+        log_info("org", "SCPs are not enabled in the organization (%s: %s): no SCP applies", op,
+                 e->code);
+    } else {
+        d->scps_failure = ORG_SCPS_FAILED;
+        log_warn("org",
+                 "SCPs could not be read (%s: %s: %s); the SCP-backed intent is unknown and the "
+                 "scan is partial",
                  op, e->code, e->message);
+    }
 }
 
 /* ---- requests ---- */
@@ -457,6 +473,8 @@ static int send_call(struct org_discovery *d, struct org_call *call, struct err 
     if (http_submit(d->engine, &req, on_response, call, err) < 0)
         goto out;
     d->outstanding++;
+    if (call->op >= ORG_OP_LIST_POLICIES)
+        d->scp_outstanding++;
     rc = 0;
 out:
     free(text);
@@ -629,19 +647,64 @@ static void scp_free(struct scp_work *s)
     free(s);
 }
 
-/* One of the policy's request chains ended; the last one reports the policy (when every SCP
- * call so far succeeded) and frees it. */
+/* One of the policy's request chains ended; after the last one the policy is kept for the end of
+ * the SCP side (when every SCP call so far succeeded) or freed. */
 static void scp_release(struct org_discovery *d, struct scp_work *s)
 {
     if (--s->refs > 0)
         return;
-    if (!s->incomplete && d->scps_ok && !d->failed && d->cb.on_scp) {
+    if (s->incomplete || !d->scps_ok || d->failed || d->scps_signalled) {
+        scp_free(s);
+        return;
+    }
+    s->next = NULL;
+    if (d->read_tail)
+        d->read_tail->next = s;
+    else
+        d->read_head = s;
+    d->read_tail = s;
+    if (d->cb.on_scp_progress) {
         struct scp_policy p = {s->id,        s->name ? s->name : s->id,
                                s->content,   (const char *const *)s->targets,
                                s->n_targets, s->aws_managed};
-        d->cb.on_scp(d->cb.ud, &p);
+        d->cb.on_scp_progress(d->cb.ud, &p, 1);
     }
-    scp_free(s);
+}
+
+/* Every policy's content is known (the listing and each DescribePolicy answered, none failed):
+ * said once, for early decisions. */
+static void scp_progress_check(struct org_discovery *d)
+{
+    if (d->contents_announced || !d->scps_ok || d->failed || !d->policies_listed ||
+        d->describes_outstanding > 0)
+        return;
+    d->contents_announced = 1;
+    if (d->cb.on_scp_progress)
+        d->cb.on_scp_progress(d->cb.ud, NULL, 0);
+}
+
+/* The SCP side ended (read whole, failed, or cut short by the walk): reports the policies when
+ * they were all read, then on_scps_done. Once. */
+static void scps_finish(struct org_discovery *d)
+{
+    if (d->scps_signalled)
+        return;
+    d->scps_signalled = 1;
+    d->scps_state = d->failed ? ORG_SCPS_FAILED : d->scps_ok ? ORG_SCPS_READ : d->scps_failure;
+    while (d->read_head) {
+        struct scp_work *s = d->read_head;
+        d->read_head = s->next;
+        if (d->scps_state == ORG_SCPS_READ && d->cb.on_scp) {
+            struct scp_policy p = {s->id,        s->name ? s->name : s->id,
+                                   s->content,   (const char *const *)s->targets,
+                                   s->n_targets, s->aws_managed};
+            d->cb.on_scp(d->cb.ud, &p);
+        }
+        scp_free(s);
+    }
+    d->read_tail = NULL;
+    if (d->cb.on_scps_done)
+        d->cb.on_scps_done(d->cb.ud, d->scps_state);
 }
 
 static int start_policy(struct org_discovery *d, const struct org_entry *summary, struct err *err)
@@ -660,6 +723,7 @@ static int start_policy(struct org_discovery *d, const struct org_entry *summary
     int rc = start_call(d, ORG_OP_DESCRIBE_POLICY, 0, s, err);
     if (rc == 0) {
         s->refs++;
+        d->describes_outstanding++;
         rc = start_call(d, ORG_OP_LIST_TARGETS, 0, s, err);
         if (rc == 0)
             s->refs++;
@@ -680,8 +744,8 @@ static int handle_list_policies(struct org_discovery *d, struct org_call *call,
     return next_page(d, call, page->next_token, err);
 }
 
-static int handle_describe_policy(struct org_call *call, const struct org_page *page,
-                                  struct err *err)
+static int handle_describe_policy(struct org_discovery *d, struct org_call *call,
+                                  const struct org_page *page, struct err *err)
 {
     struct scp_work *s = call->scp;
     if (page->policy_name && !s->name && !(s->name = strdup(page->policy_name)))
@@ -690,6 +754,11 @@ static int handle_describe_policy(struct org_call *call, const struct org_page *
         s->aws_managed = page->aws_managed;
     if (!(s->content = strdup(page->content)))
         return err_set(err, ERR_NOMEM, "out of memory");
+    if (d->cb.on_scp_progress) {
+        struct scp_policy p = {s->id,         s->name ? s->name : s->id, s->content, NULL, 0,
+                               s->aws_managed};
+        d->cb.on_scp_progress(d->cb.ud, &p, 0);
+    }
     return 0;
 }
 
@@ -792,8 +861,10 @@ static void discovery_finish(struct org_discovery *d)
         err_set(&e, ERR_CONFIG, "OU %s is not in the organization", d->ou_filter);
         walk_fail(d, &e, NULL);
     }
+    scps_finish(d); /* the walk ended first, or the SCP side could not even start */
     if (d->cb.on_done)
-        d->cb.on_done(d->cb.ud, d->failed ? &d->err : NULL, d->failed ? 0 : d->scps_ok);
+        d->cb.on_done(d->cb.ud, d->failed ? &d->err : NULL,
+                      d->failed ? 0 : org_scps_known(d->scps_state));
     /* d may have been freed by on_done */
 }
 
@@ -803,6 +874,7 @@ static void on_response(void *ud, const struct aws_response *resp)
     struct org_discovery *d = call->d;
     const char *op = op_names[call->op];
     int is_scp = call->op >= ORG_OP_LIST_POLICIES;
+    int is_describe = call->op == ORG_OP_DESCRIBE_POLICY;
     struct err e;
     err_clear(&e);
     int rc = 0;                /* 1: the call was resubmitted for its next page */
@@ -834,9 +906,10 @@ static void on_response(void *ud, const struct aws_response *resp)
             break;
         case ORG_OP_LIST_POLICIES:
             rc = handle_list_policies(d, call, &page, &e);
+            d->policies_listed |= rc == 0;
             break;
         case ORG_OP_DESCRIBE_POLICY:
-            rc = handle_describe_policy(call, &page, &e);
+            rc = handle_describe_policy(d, call, &page, &e);
             break;
         case ORG_OP_LIST_TARGETS:
             rc = handle_list_targets(d, call, &page, &e);
@@ -859,6 +932,16 @@ static void on_response(void *ud, const struct aws_response *resp)
         }
         call_free(call);
     }
+    if (is_describe)
+        d->describes_outstanding--;
+    if (is_scp)
+        scp_progress_check(d);
+    /* The SCP side ends at its first failure (its answers still under way are dropped) or with
+     * its last answer; new pages and policies were submitted above, before this count. */
+    if (is_scp && --d->scp_outstanding == 0)
+        scps_finish(d);
+    else if (is_scp && !d->scps_ok)
+        scps_finish(d);
     if (--d->outstanding == 0)
         discovery_finish(d);
 }
@@ -932,6 +1015,11 @@ void org_discovery_free(struct org_discovery *d)
         d->pending = p->next;
         org_page_cleanup(&p->page);
         free(p);
+    }
+    while (d->read_head) {
+        struct scp_work *s = d->read_head;
+        d->read_head = s->next;
+        scp_free(s);
     }
     free(d->seen.slot);
     free(d->org_id);

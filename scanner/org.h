@@ -11,16 +11,38 @@ struct http_engine;
 struct aws_credentials;
 
 /* Callbacks run from http_engine_run(); pointers are valid during the call only. Any may be
- * NULL. on_accounts gets accounts (with ou_path, parent_id, status, is_management) of one page. */
+ * NULL. on_accounts gets accounts (with ou_path, parent_id, status, is_management) of one page.
+ * The SCP side (ListPolicies, DescribePolicy, ListTargetsForPolicy) runs alongside the account
+ * walk and ends on its own: on_scp reports every SCP only once all of them were read, right
+ * before on_scps_done(ORG_SCPS_READ); a snapshot that could not be read whole is never handed
+ * out. How it ended:
+ * - ORG_SCPS_READ: every policy with its content and targets.
+ * - ORG_SCPS_DISABLED: an SCP call answered PolicyTypeNotEnabledException (or
+ *   PolicyTypeNotAvailableForOrganizationException): SCPs are off in the organization, none
+ *   applies.
+ * - ORG_SCPS_FAILED: anything else that stopped the reading: AccessDenied, throttling, 5xx or
+ *   connection errors past the retries, a malformed answer, AWSOrganizationsNotInUseException
+ *   (the account walk then fails too), or the walk failed or was stopped first. */
 struct org_callbacks {
     void (*on_organization)(void *ud, const char *org_id, const char *management_account_id);
     void (*on_org_unit)(void *ud, const struct org_unit *ou);
     void (*on_accounts)(void *ud, const struct account *accounts, size_t n);
     void (*on_scp)(void *ud, const struct scp_policy *policy);
     /* Exactly once, last. e NULL on success; else why discovery failed (what was already handed
-     * out stays valid). scps_ok is 0 when the SCPs could not be read (intent unknown). */
+     * out stays valid). scps_ok is org_scps_known() of the SCP state (0 when discovery failed). */
     void (*on_done)(void *ud, const struct err *e, int scps_ok);
     void *ud;
+    /* Exactly once, when the SCP side has finished (as soon as it failed, or once its last answer
+     * is in; before or after the accounts, always before on_done). It and on_scp_progress come
+     * after ud: initializers that predate them stay valid. */
+    void (*on_scps_done)(void *ud, enum org_scps state);
+    /* Optional, for deciding early (the scheduler), before on_scps_done: the SCP side as it goes.
+     * with_targets 0: p's content is known, its targets not yet (p->n_targets 0); 1: its
+     * targets are complete too. p NULL: every policy of the organization has been announced
+     * with its content (ListPolicies and every DescribePolicy answered). Not a snapshot: only
+     * on_scp and on_scps_done(ORG_SCPS_READ) say that the SCPs were read whole, and nothing
+     * more comes once an SCP call failed. */
+    void (*on_scp_progress)(void *ud, const struct scp_policy *p, int with_targets);
 };
 
 struct org_discovery;

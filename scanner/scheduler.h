@@ -16,7 +16,12 @@ struct http_engine;
 struct creds_chain;
 
 struct scheduler_options {
-    const char *const *accounts; /* fixed list (no Organizations calls); NULL: Organizations */
+    /* A fixed list of accounts to scan; NULL: every account Organizations lists. Without
+     * org_role_arn the list alone is used (no Organizations call; SCPs NOT_READ). With
+     * org_role_arn Organizations is read all the same (OU tree, accounts, SCPs, all handed to
+     * the callbacks) but only the listed accounts are scanned; a listed account Organizations
+     * does not list is scanned after discovery (with a warning, its OU unknown). */
+    const char *const *accounts;
     size_t n_accounts;
     const char *const *exclude_accounts;
     size_t n_exclude;
@@ -52,11 +57,20 @@ struct scheduler_callbacks {
     void (*on_org_unit)(void *ud, const struct org_unit *ou);
     void (*on_scp)(void *ud, const struct scp_policy *policy);
     /* One per account x region (or account x "*" for an account-level failure). Returning -1
-     * stops the scan (e.g. the database is gone); the scheduler then drains and returns -1. */
+     * stops the scan (e.g. the database is gone); the scheduler then drains and returns -1.
+     * Besides the scanned targets: an account Organizations lists as not ACTIVE (SUSPENDED,
+     * PENDING_CLOSURE, CLOSED, ...) that would be scanned otherwise gets one result, region "*",
+     * TARGET_SUSPENDED, error_message "account status <STATUS>" (also with discover_only); a
+     * region the SCPs deny eks:ListClusters to the scanner's role is not called and gets
+     * TARGET_SCP_DENIED, error_code "DeniedBySCP", the message naming the SCP statements, the
+     * role and the region (decided once the SCPs that could deny it were listed whole; never
+     * for the management account, nor without Organizations, nor after the SCP side ended
+     * disabled or failed: an explicit Deny read whole before such an end still counts). */
     int (*on_target)(void *ud, const struct target_result *r);
     /* With discover_only: one per account that a scan would scan (active, not excluded). */
     void (*on_account_selected)(void *ud, const char *account_id);
-    /* After an account's last target was handed to on_target (not after a stop). */
+    /* After an account's last target was handed to on_target (not after a stop; not for a
+     * suspended account, which is not scanned). */
     void (*on_account_done)(void *ud, const char *account_id);
     /* At most a few times per second, and once at the end. */
     void (*on_progress)(void *ud, const struct scheduler_progress *p);
@@ -64,7 +78,11 @@ struct scheduler_callbacks {
 };
 
 struct scheduler_result {
-    int scps_ok; /* 0: SCPs could not be read (or no Organizations): intent unknown */
+    /* How the SCPs were read: READ, DISABLED (SCPs off in the organization: none applies),
+     * NOT_READ (a fixed account list without org_role_arn), FAILED (they could not be read, or
+     * discovery failed). */
+    enum org_scps scps_state;
+    int scps_ok; /* org_scps_known(scps_state): 0 when the SCP-backed intent is unknown */
     int stopped; /* on_target asked to stop */
     struct scheduler_progress progress;
 };
@@ -76,7 +94,10 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
                   const struct scheduler_options *opts, const struct scheduler_callbacks *cb,
                   struct scheduler_result *out, struct err *err);
 
-/* The coverage status for an error met at a stage ("assume_role", "regions", "clusters"). */
+/* The coverage status for an error met at a stage ("assume_role", "regions", "clusters"). A
+ * refusal (AccessDenied and the like) whose message says an SCP denies it ("explicit deny in a
+ * service control policy", or "no service control policy allows", case-insensitive) is
+ * TARGET_SCP_DENIED at every stage, AssumeRole included. */
 enum target_status scheduler_status_for(const char *stage, const struct err *e);
 
 #endif

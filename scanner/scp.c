@@ -14,15 +14,20 @@
  * - The request's resource is "arn:PART:eks:REGION:ACCOUNT:cluster/NAME" for any valid cluster
  *   name (1-100 of [A-Za-z0-9_-], starting alphanumeric). A pattern covers every name, some names
  *   or none; a Deny counts only when it covers every name, an Allow when it covers some.
+ *   Actions without a resource type (eks:ListClusters) act on "*": a pattern covers it whole
+ *   when it matches the string "*", else not at all.
  * - Conditions: operators ANDed, keys ANDed, values ORed (NOR for negated operators); on an absent
  *   key a positive operator is false, a negated one true, ...IfExists true, ForAnyValue: false,
  *   ForAllValues: true; Null "true" tests absence.
  * - Keys: eks:controlPlaneEgressMode (absent when the request omits the mode) and
- *   aws:RequestedRegion are evaluated; principal keys (aws:Principal*, aws:userid, aws:SourceIp,
- *   aws:CalledVia*, ...) make a condition "principal"; any other key "unknown". Bool, Arn* and the
- *   unmodelled operators (Numeric*, Date*, IpAddress, Binary) on our string keys are type
- *   mismatches whose outcome IAM does not document: "unknown" when the key is present (the
- *   absent-key rules above still hold). An operator IAM does not define is "unknown".
+ *   aws:RequestedRegion are evaluated, and aws:PrincipalArn when the request names its principal
+ *   (String*, Arn* and Null; Arn* match the six colon-separated components one by one, each with
+ *   wildcards, and a value that is no ARN pattern is "unknown"); principal keys (aws:Principal*,
+ *   aws:userid, aws:SourceIp, aws:CalledVia*, ...) otherwise make a condition "principal"; any
+ *   other key "unknown". Bool, Arn* and the unmodelled operators (Numeric*, Date*, IpAddress,
+ *   Binary) on our string keys are type mismatches whose outcome IAM does not document: "unknown"
+ *   when the key is present (the absent-key rules above still hold). An operator IAM does not
+ *   define is "unknown".
  * - Policy variables ("${aws:PrincipalTag/x}") are resolved only under Version 2012-10-17, as IAM
  *   does; ${*}, ${?} and ${$} are the literal characters. A value holding a principal variable is
  *   "principal", any other variable "unknown"; in a Resource a variable matches like a * but never
@@ -77,7 +82,9 @@ static enum truth t_not(enum truth a)
     return a == T_TRUE ? T_FALSE : a == T_FALSE ? T_TRUE : a;
 }
 
-enum key_kind { KEY_EGRESS, KEY_REGION, KEY_PRINCIPAL, KEY_OTHER };
+/* KEY_PRINCIPAL_ARN is aws:PrincipalArn: evaluated when the request names its principal, else a
+ * principal key like the others. */
+enum key_kind { KEY_EGRESS, KEY_REGION, KEY_PRINCIPAL_ARN, KEY_PRINCIPAL, KEY_OTHER };
 
 enum op_family { OPF_STRING, OPF_ARN, OPF_BOOL, OPF_NULL, OPF_UNMODELED, OPF_UNKNOWN };
 
@@ -93,7 +100,8 @@ enum why_code {
     W_VAR,           /* a policy variable other than a principal key in a value */
     W_NULL_VALUE,    /* Null with a value other than true/false */
     W_RES_VAR,       /* a policy variable in Resource/NotResource */
-    W_MALFORMED      /* the document itself */
+    W_MALFORMED,     /* the document itself */
+    W_ARN_PATTERN    /* an Arn operator's value is not an ARN (fewer than six components) */
 };
 
 struct pattern {
@@ -238,6 +246,8 @@ static enum key_kind classify_key(const char *k)
         return KEY_EGRESS;
     if (strcasecmp(k, "aws:RequestedRegion") == 0)
         return KEY_REGION;
+    if (strcasecmp(k, "aws:PrincipalArn") == 0)
+        return KEY_PRINCIPAL_ARN;
     for (size_t i = 0; i < sizeof principal_prefixes / sizeof principal_prefixes[0]; i++)
         if (has_prefix_ci(k, principal_prefixes[i]))
             return KEY_PRINCIPAL;
@@ -444,8 +454,9 @@ static int compile(struct parse *ps, const char *s, int wild, int fold, struct p
                 while (k > 0 && name[k - 1] == ' ')
                     k--;
                 name[k] = '\0';
+                enum key_kind key = classify_key(name);
                 enum var_kind kind =
-                    classify_key(name) == KEY_PRINCIPAL ? VAR_PRINCIPAL : VAR_OTHER;
+                    key == KEY_PRINCIPAL || key == KEY_PRINCIPAL_ARN ? VAR_PRINCIPAL : VAR_OTHER;
                 if (var && (*var == VAR_NONE || kind == VAR_OTHER))
                     *var = kind;
                 if (var_text && !*var_text) {
@@ -656,9 +667,11 @@ static int parse_condition(struct parse *ps, struct stmt *st, json_t *cond, size
                                 "numbers or booleans",
                                 idx, op, key);
                 struct cond_value *cv = &c->values[i];
-                /* Of the string operators only the Like ones know wildcards. */
-                if (compile(ps, text, c->fam == OPF_STRING && strstr(op, "Like") != NULL, c->fold,
-                            &cv->p, &cv->var, NULL))
+                /* Of the string operators only the Like ones know wildcards; every Arn
+                 * operator does (ArnEquals included, per component). */
+                int wild =
+                    (c->fam == OPF_STRING && strstr(op, "Like") != NULL) || c->fam == OPF_ARN;
+                if (compile(ps, text, wild, c->fold, &cv->p, &cv->var, NULL))
                     return -1;
                 cv->bool_val = strcasecmp(text, "true") == 0    ? 1
                                : strcasecmp(text, "false") == 0 ? 0
@@ -858,7 +871,9 @@ const char *scp_doc_id(const struct scp_doc *d)
 struct reqctx {
     const char *action;
     const char *partition, *region, *account;
-    const char *mode; /* eks:controlPlaneEgressMode; NULL: absent from the request */
+    const char *mode;      /* eks:controlPlaneEgressMode; NULL: absent from the request */
+    const char *principal; /* aws:PrincipalArn; NULL: any principal */
+    int star_resource;     /* the action has no resource type: the request is on "*" */
 };
 
 enum coverage { COV_NONE, COV_SOME, COV_EVERY };
@@ -928,10 +943,14 @@ static int feed(const struct pattern *p, struct nfa_set **cur, struct nfa_set **
     return 1;
 }
 
-/* Which cluster names of the request's account and region the pattern covers. */
+/* Which cluster names of the request's account and region the pattern covers. A request on "*"
+ * (an action without a resource type) is covered whole when the pattern matches the string "*"
+ * (Resource "*"; a cluster ARN pattern does not), else not at all. */
 static enum coverage resource_coverage(const struct res_pattern *r, const struct reqctx *x)
 {
     const struct pattern *p = &r->p;
+    if (x->star_resource)
+        return glob_match(p, "*", 0) ? COV_EVERY : COV_NONE;
     if (r->every[0])
         return COV_EVERY; /* "*" and the like: whatever the ARN */
     unsigned char s1[RESOURCE_MAX_TOKENS + 1], s2[RESOURCE_MAX_TOKENS + 1];
@@ -982,13 +1001,56 @@ static int action_applies(const struct stmt *st, const char *action)
     return st->not_action ? !match : match;
 }
 
+/* ArnEquals / ArnLike: the six colon-separated components of the ARN are matched one by one,
+ * each with * and ? (a * never crosses a colon; the last component, the resource, takes the
+ * rest of the ARN, colons included). T_UNKNOWN when the pattern is not an ARN. */
+static enum truth arn_match(const struct pattern *p, const char *value)
+{
+    char buf[1024];
+    size_t vlen = strlen(value);
+    if (vlen >= sizeof buf)
+        return T_UNKNOWN;
+    memcpy(buf, value, vlen + 1);
+    const char *vpart[6];
+    size_t nv = 0;
+    vpart[nv++] = buf;
+    for (char *q = buf; *q && nv < 6; q++)
+        if (*q == ':') {
+            *q = '\0';
+            vpart[nv++] = q + 1;
+        }
+    size_t start[6], end[6], np = 0;
+    start[0] = 0;
+    for (size_t i = 0; i < p->n && np < 5; i++)
+        if (p->tok[i] == ':') {
+            end[np++] = i;
+            start[np] = i + 1;
+        }
+    end[np++] = p->n;
+    if (np < 6)
+        return T_UNKNOWN;
+    if (nv < 6)
+        return T_FALSE; /* the value is no ARN: nothing matches it */
+    for (size_t k = 0; k < 6; k++) {
+        struct pattern part = {p->tok + start[k], end[k] - start[k]};
+        if (!glob_match(&part, vpart[k], 0))
+            return T_FALSE;
+    }
+    return T_TRUE;
+}
+
 static enum truth cond_eval(const struct cond *c, const struct reqctx *x, enum why_code *why)
 {
     if (c->fam == OPF_UNKNOWN) {
         *why = W_UNKNOWN_OP;
         return T_UNKNOWN;
     }
-    if (c->key == KEY_PRINCIPAL) {
+    /* aws:PrincipalArn is evaluated for a named principal with the operators that compare
+     * strings or ARNs (and Null); any other principal key, or operator on it, depends on the
+     * principal. */
+    if (c->key == KEY_PRINCIPAL ||
+        (c->key == KEY_PRINCIPAL_ARN &&
+         (!x->principal || (c->fam != OPF_STRING && c->fam != OPF_ARN && c->fam != OPF_NULL)))) {
         *why = W_PRINCIPAL;
         return T_PRINCIPAL;
     }
@@ -996,7 +1058,9 @@ static enum truth cond_eval(const struct cond *c, const struct reqctx *x, enum w
         *why = W_UNMODELED_KEY;
         return T_UNKNOWN;
     }
-    const char *value = c->key == KEY_EGRESS ? x->mode : x->region;
+    const char *value = c->key == KEY_EGRESS   ? x->mode
+                        : c->key == KEY_REGION ? x->region
+                                               : x->principal;
     if (c->fam == OPF_NULL) {
         enum truth t = T_FALSE;
         for (size_t i = 0; i < c->n_values; i++) {
@@ -1021,13 +1085,15 @@ static enum truth cond_eval(const struct cond *c, const struct reqctx *x, enum w
             return T_TRUE;
         return c->negated ? T_TRUE : T_FALSE;
     }
-    if (c->fam != OPF_STRING) {
+    int arn = c->fam == OPF_ARN && c->key == KEY_PRINCIPAL_ARN;
+    if (c->fam != OPF_STRING && !arn) {
         /* Bool, Arn*, Numeric*, Date*, Binary, IpAddress against a string value: IAM's result on
          * such a type mismatch is not documented; not guessed. */
         *why = W_TYPE;
         return T_UNKNOWN;
     }
     enum truth t = T_FALSE;
+    enum why_code unknown_why = W_VAR;
     for (size_t i = 0; i < c->n_values && t != T_TRUE; i++) {
         const struct cond_value *v = &c->values[i];
         enum truth m;
@@ -1035,14 +1101,18 @@ static enum truth cond_eval(const struct cond *c, const struct reqctx *x, enum w
             m = T_PRINCIPAL;
         else if (v->var == VAR_OTHER)
             m = T_UNKNOWN;
+        else if (arn)
+            m = arn_match(&v->p, value);
         else
             m = glob_match(&v->p, value, c->fold) ? T_TRUE : T_FALSE;
+        if (arn && m == T_UNKNOWN && v->var == VAR_NONE)
+            unknown_why = W_ARN_PATTERN;
         t = t_or(t, m);
     }
     /* Negated operators: true when the value matches none of the listed values (NOR). */
     if (c->negated)
         t = t_not(t);
-    *why = t == T_UNKNOWN ? W_VAR : t == T_PRINCIPAL ? W_PRINCIPAL : W_NONE;
+    *why = t == T_UNKNOWN ? unknown_why : t == T_PRINCIPAL ? W_PRINCIPAL : W_NONE;
     return t;
 }
 
@@ -1149,6 +1219,11 @@ static void set_reason(struct scp_decision *out, const struct why *w)
                  "policy variable %s in Resource not evaluated in %s",
                  w->st && w->st->resource_var ? w->st->resource_var : "", ref);
         break;
+    case W_ARN_PATTERN:
+        snprintf(out->reason, sizeof out->reason,
+                 "a value of %s is not an ARN pattern (six colon-separated parts) (%s) in %s",
+                 w->cond ? w->cond->op_name : "", desc, ref);
+        break;
     case W_MALFORMED:
         snprintf(out->reason, sizeof out->reason, "policy %s is malformed: %s",
                  w->doc ? w->doc->id : "(missing)", w->doc ? w->doc->error : "no document");
@@ -1197,6 +1272,18 @@ static void list_statements(const struct scp_level *levels, size_t n_levels, con
     }
 }
 
+/* Actions the scanner evaluates that have no resource type (Service Authorization Reference):
+ * IAM matches their requests against Resource "*". Every other action is taken to act on a
+ * cluster (eks:CreateCluster keeps its cluster ARN here; see scp.h). */
+static int action_without_resource(const char *action)
+{
+    static const char *const actions[] = {"eks:ListClusters", "ec2:DescribeRegions"};
+    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+        if (strcasecmp(action, actions[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static void refuse(struct scp_decision *out, const char *why)
 {
     out->verdict = SCP_UNEVALUABLE;
@@ -1227,6 +1314,8 @@ void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct 
         .region = req->region,
         .account = req->account_id,
         .mode = req->mode == EGRESS_OMITTED ? NULL : egress_mode_name(req->mode),
+        .principal = req->principal_arn,
+        .star_resource = action_without_resource(req->action),
     };
 
     /* Explicit Denies, anywhere on the path. A malformed document could hold one. */
@@ -1308,4 +1397,147 @@ void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct 
     if (limited)
         snprintf(out->reason, sizeof out->reason,
                  "%s would deny it but its Resource covers only some cluster names", limited->ref);
+}
+
+int scp_doc_may_deny(const struct scp_doc *d, const char *action)
+{
+    if (!doc_usable(d) || !action)
+        return 1;
+    for (size_t k = 0; k < d->n_stmts; k++)
+        if (d->stmts[k].deny && action_applies(&d->stmts[k], action))
+            return 1;
+    return 0;
+}
+
+/* ---- the SCP index ---- */
+
+static int cmp_attachment(const void *a, const void *b)
+{
+    const struct scp_attachment *x = a, *y = b;
+    int c = strcmp(x->target_id, y->target_id);
+    if (c != 0)
+        return c;
+    return x->doc_index < y->doc_index ? -1 : x->doc_index > y->doc_index;
+}
+
+void scp_index_free(struct scp_index *ix)
+{
+    if (!ix)
+        return;
+    for (size_t i = 0; ix->docs && i < ix->n_docs; i++)
+        scp_doc_free(ix->docs[i]);
+    free(ix->docs);
+    free(ix->att);
+    free(ix->att_docs);
+    memset(ix, 0, sizeof *ix);
+}
+
+static int id_in(const char *id, const char *const *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(id, ids[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int scp_index_build(struct scp_index *ix, const struct scp_policy *scps, size_t n_scps,
+                    const char *const *only_ids, size_t n_only, struct err *err)
+{
+    memset(ix, 0, sizeof *ix);
+    size_t n_att = 0;
+    for (size_t i = 0; i < n_scps; i++)
+        n_att += scps[i].n_targets;
+    ix->docs = calloc(n_scps ? n_scps : 1, sizeof *ix->docs);
+    ix->att = malloc((n_att ? n_att : 1) * sizeof *ix->att);
+    ix->att_docs = malloc((n_att ? n_att : 1) * sizeof *ix->att_docs);
+    if (!ix->docs || !ix->att || !ix->att_docs)
+        goto nomem;
+    ix->n_docs = n_scps;
+    for (size_t i = 0; i < n_scps; i++) {
+        const struct scp_policy *p = &scps[i];
+        int wanted = 0;
+        for (size_t t = 0; t < p->n_targets; t++) {
+            if (p->targets[t] && (!only_ids || id_in(p->targets[t], only_ids, n_only))) {
+                ix->att[ix->n_att].target_id = p->targets[t];
+                ix->att[ix->n_att].doc_index = i;
+                ix->n_att++;
+                wanted = 1;
+            }
+        }
+        if (!wanted)
+            continue;
+        const char *content = p->content ? p->content : "";
+        ix->docs[i] = scp_doc_parse(p->id ? p->id : "", content, strlen(content));
+        if (!ix->docs[i])
+            goto nomem;
+    }
+    qsort(ix->att, ix->n_att, sizeof *ix->att, cmp_attachment);
+    for (size_t i = 0; i < ix->n_att; i++)
+        ix->att_docs[i] = ix->docs[ix->att[i].doc_index];
+    return 0;
+nomem:
+    scp_index_free(ix);
+    return err_set(err, ERR_NOMEM, "out of memory parsing the SCPs");
+}
+
+const struct scp_doc *const *scp_index_find(const struct scp_index *ix, const char *target_id,
+                                            size_t *n)
+{
+    size_t lo = 0, hi = ix->n_att;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(ix->att[mid].target_id, target_id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t end = lo;
+    while (end < ix->n_att && strcmp(ix->att[end].target_id, target_id) == 0)
+        end++;
+    *n = end - lo;
+    return ix->att_docs ? ix->att_docs + lo : NULL;
+}
+
+int scp_levels_for(const struct scp_index *ix, const char *ou_id_path, const char *account_id,
+                   struct scp_path *path, struct err *err)
+{
+    memset(path, 0, sizeof *path);
+    if (!ou_id_path || !*ou_id_path || !account_id || !*account_id)
+        return err_set(err, ERR_INVALID, "no OU path or account id");
+    size_t plen = strlen(ou_id_path), alen = strlen(account_id);
+    if (plen + alen + 2 > sizeof path->ids)
+        return err_set(err, ERR_INVALID, "OU path of account %.20s too long (%zu characters)",
+                       account_id, plen);
+    memcpy(path->ids, ou_id_path, plen + 1);
+    const char *ids[SCP_MAX_LEVELS];
+    size_t n = 0;
+    for (char *tok = path->ids, *p = path->ids;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        int end = *p == '\0';
+        *p = '\0';
+        if (*tok) {
+            if (n == SCP_MAX_LEVELS - 1)
+                return err_set(err, ERR_INVALID, "OU path of account %.20s deeper than %d levels",
+                               account_id, SCP_MAX_LEVELS - 1);
+            ids[n++] = tok;
+        }
+        if (end)
+            break;
+        tok = p + 1;
+    }
+    if (n == 0)
+        return err_set(err, ERR_INVALID, "empty OU path for account %.20s", account_id);
+    char *acct = path->ids + plen + 1;
+    memcpy(acct, account_id, alen + 1);
+    ids[n++] = acct;
+    for (size_t i = 0; i < n; i++) {
+        struct scp_level *lv = &path->levels[i];
+        lv->target_id = ids[i];
+        lv->docs = scp_index_find(ix, ids[i], &lv->n_docs);
+        if (lv->n_docs == 0 && !path->missing)
+            path->missing = ids[i];
+    }
+    path->n_levels = n;
+    return 0;
 }

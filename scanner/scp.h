@@ -32,6 +32,10 @@ void scp_doc_free(struct scp_doc *d);
  */
 const char *scp_doc_error(const struct scp_doc *d);
 const char *scp_doc_id(const struct scp_doc *d);
+/* 1 when the document could deny action wherever it is attached: it has a Deny statement whose
+ * Action / NotAction covers action (whatever its Resource and Condition), or it cannot be
+ * evaluated (malformed, NULL). 0: attaching it anywhere can only allow more. */
+int scp_doc_may_deny(const struct scp_doc *d, const char *action);
 
 /* The SCPs attached at one level of the path. */
 struct scp_level {
@@ -41,10 +45,17 @@ struct scp_level {
 };
 
 struct scp_request {
-    const char *action;     /* "eks:CreateCluster" or "eks:UpdateClusterConfig" */
+    const char *action;     /* "eks:CreateCluster", "eks:UpdateClusterConfig", "eks:ListClusters" */
     const char *account_id; /* resource account */
     const char *region;     /* resource region and aws:RequestedRegion */
     enum egress_mode mode;  /* eks:controlPlaneEgressMode; EGRESS_OMITTED: key absent */
+    /* The principal making the request (aws:PrincipalArn), e.g.
+     * "arn:aws:iam::111122223333:role/EgressScanReadOnly": conditions on aws:PrincipalArn with
+     * String* / Arn* operators (...IfExists, negations, Null included) are evaluated against it.
+     * NULL: any principal (every principal key makes a statement principal-dependent). Other
+     * principal keys (aws:PrincipalTag/..., aws:PrincipalAccount, ...) stay principal-dependent
+     * either way. */
+    const char *principal_arn;
 };
 
 #define SCP_MAX_STATEMENTS 8
@@ -69,6 +80,9 @@ struct scp_decision {
  * an explicit Deny that matches anywhere wins; otherwise every level needs an Allow that
  * matches. Resources are matched against "arn:PARTITION:eks:REGION:ACCOUNT:cluster/<any name>": a
  * Deny counts only when its Resource covers every cluster name, an Allow when it covers some.
+ * Actions without a resource type (eks:ListClusters, ec2:DescribeRegions) act on "*": only a
+ * Resource pattern matching "*" (or a NotResource that does not) applies to them. Arn* operators
+ * compare the six components of an ARN separately, each with * and ? wildcards.
  * Conditions: String*, Arn*, Bool, Null, ...IfExists, ForAnyValue:/ForAllValues:; keys
  * eks:controlPlaneEgressMode and aws:RequestedRegion are evaluated; principal keys
  * (aws:Principal*, aws:userid, aws:username, aws:SourceIdentity, ...) make a statement
@@ -76,5 +90,55 @@ struct scp_decision {
  * The management account is not handled here (SCPs never apply to it: the caller knows). */
 void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct scp_request *req,
                   const char *partition, struct scp_decision *out);
+
+/* ---- an organization's SCPs, parsed once and indexed by the root / OU / account they are
+ * attached to ---- */
+
+struct scp_attachment {
+    const char *target_id; /* borrowed from the scp_policy */
+    size_t doc_index;      /* keeps the order of the policies within a target */
+};
+
+/* On the caller's storage; the fields are scp.c's. */
+struct scp_index {
+    struct scp_doc **docs; /* one per policy; NULL when not parsed (attached to nothing wanted) */
+    size_t n_docs;
+    struct scp_attachment *att;      /* sorted by target id */
+    const struct scp_doc **att_docs; /* parallel to att: a target's run is a scp_level's docs */
+    size_t n_att;
+};
+
+/* Parses every attached policy of scps (or, with only_ids, those attached to one of them) and
+ * indexes the attachments. The index borrows the target ids: scps must outlive it. 0, or -1
+ * with err on ENOMEM (ix is then empty). Free with scp_index_free, after a failure too. */
+int scp_index_build(struct scp_index *ix, const struct scp_policy *scps, size_t n_scps,
+                    const char *const *only_ids, size_t n_only, struct err *err);
+/* The documents attached to target_id, in the order of the policies (*n may be 0). Borrowed
+ * from ix. */
+const struct scp_doc *const *scp_index_find(const struct scp_index *ix, const char *target_id,
+                                            size_t *n);
+/* Frees what ix holds and empties it (the struct itself is the caller's). */
+void scp_index_free(struct scp_index *ix);
+
+/* Levels on a path: the root, OUs nested at most five deep (the AWS limit), the account. */
+#define SCP_MAX_LEVELS 8
+
+/* An account's path through the organization as scp_evaluate wants it. */
+struct scp_path {
+    struct scp_level levels[SCP_MAX_LEVELS];
+    size_t n_levels;
+    /* The first level the index has no SCP for, NULL when every level has one. With SCPs
+     * enabled AWS keeps at least one on every root, OU and account: a level without any means
+     * an incomplete snapshot (or SCPs not in effect), and an evaluation over it is meaningless. */
+    const char *missing;
+    char ids[512]; /* the ids the levels name */
+};
+
+/* Fills path with the levels of account_id under ou_id_path ("r-ab12/ou-ab12-1111/ou-ab12-2222"):
+ * the root, each OU top-down, then the account, each with the documents ix has attached to it
+ * (borrowed from ix). 0, or -1 with err (ERR_INVALID) when the path is empty or longer than
+ * SCP_MAX_LEVELS - 1 ids or than path->ids holds. */
+int scp_levels_for(const struct scp_index *ix, const char *ou_id_path, const char *account_id,
+                   struct scp_path *path, struct err *err);
 
 #endif

@@ -1,6 +1,7 @@
 /* fuzz_scp.c - libFuzzer target for the SCP evaluator: the input is parsed as an SCP document and
- * evaluated for every egress mode and both gated actions, attached at the root and at the account;
- * every decision must be well-formed, and a malformed document must make it unevaluable.
+ * evaluated for every egress mode, both gated actions and the scanner's eks:ListClusters, for any
+ * principal and for the scanner's role, attached at the root and at the account; every decision
+ * must be well-formed, and a malformed document must make it unevaluable.
  * Built and run by `make fuzz` (clang -fsanitize=fuzzer,address,undefined). */
 #include <stddef.h>
 #include <stdint.h>
@@ -55,7 +56,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const struct scp_doc *alone[] = {doc};
     const struct scp_doc *with_full[] = {full, doc};
     const struct scp_doc *only_full[] = {full};
-    static const char *const actions[] = {"eks:CreateCluster", "eks:UpdateClusterConfig"};
+    static const char *const actions[] = {"eks:CreateCluster", "eks:UpdateClusterConfig",
+                                          "eks:ListClusters"};
+    static const char *const principals[] = {NULL,
+                                             "arn:aws:iam::111122223333:role/EgressScanReadOnly"};
     for (int placement = 0; placement < 2; placement++) {
         /* 0: the document is the root's only SCP; 1: the account has it next to FullAWSAccess. */
         struct scp_level levels[3] = {
@@ -65,15 +69,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              .docs = placement ? with_full : only_full,
              .n_docs = placement ? 2 : 1},
         };
-        for (int a = 0; a < 2; a++) {
+        for (size_t a = 0; a < sizeof actions / sizeof actions[0]; a++) {
             for (int m = 0; m < EGRESS_MODES; m++) {
-                struct scp_request req = {.action = actions[a],
-                                          .account_id = "111122223333",
-                                          .region = placement ? "eu-west-1" : "us-gov-west-1",
-                                          .mode = (enum egress_mode)m};
-                struct scp_decision d;
-                scp_evaluate(levels, 3, &req, placement ? NULL : "aws-us-gov", &d);
-                check_decision(&d, doc);
+                for (size_t p = 0; p < sizeof principals / sizeof principals[0]; p++) {
+                    struct scp_request req = {.action = actions[a],
+                                              .account_id = "111122223333",
+                                              .region = placement ? "eu-west-1" : "us-gov-west-1",
+                                              .mode = (enum egress_mode)m,
+                                              .principal_arn = principals[p]};
+                    struct scp_decision d;
+                    scp_evaluate(levels, 3, &req, placement ? NULL : "aws-us-gov", &d);
+                    check_decision(&d, doc);
+                }
             }
         }
     }

@@ -421,7 +421,12 @@ static void test_organizations_discovery_lists_every_account(void **state)
     memset(&d, 0, sizeof d);
     d.seen = json_object();
     err_clear(&d.err);
-    struct org_callbacks cb = {on_org, on_ou, on_accounts, on_scp, on_done, &d};
+    struct org_callbacks cb = {.on_organization = on_org,
+                               .on_org_unit = on_ou,
+                               .on_accounts = on_accounts,
+                               .on_scp = on_scp,
+                               .on_done = on_done,
+                               .ud = &d};
     struct aws_credentials *base = base_creds(BASE_SECRET);
     struct err e;
     err_clear(&e);

@@ -72,6 +72,8 @@ struct fake_org {
     /* failure injection: op + key ("" any) answered with status and body from a fixture */
     const char *fail_op, *fail_key, *fail_file;
     int fail_status;
+    int fail_hits;    /* requests answered with the failure */
+    int max_attempts; /* the engine's; 0: 1 */
     int describe_org_delay_ms;
     /* streaming check: ListAccountsForParent(gate_parent) waits until accounts were handed out */
     const char *gate_parent;
@@ -208,6 +210,9 @@ static void org_handler(void *ud, const struct fakehttp_req *req, struct fakehtt
 
     if (f->fail_op && strcmp(op, f->fail_op) == 0 &&
         (!*f->fail_key || strcmp(k, f->fail_key) == 0)) {
+        pthread_mutex_lock(&f->mu);
+        f->fail_hits++;
+        pthread_mutex_unlock(&f->mu);
         char *err_body = fixture(f->fail_file, NULL);
         fakehttp_respond(resp, f->fail_status,
                          "Content-Type: application/x-amz-json-1.1\r\n"
@@ -291,6 +296,16 @@ struct run {
     int done_ok;
     struct err done_err;
     int scps_ok;
+    int scps_done_calls;
+    enum org_scps scps_state;
+    int scps_done_after_done; /* on_scps_done came after on_done */
+    int scps_at_scps_done;    /* SCPs reported when on_scps_done came */
+    int scps_after_scps_done; /* SCPs reported after it */
+    /* on_scp_progress */
+    int progress_content, progress_targets, progress_all;
+    int progress_after_scps_done;
+    int progress_targets_before_content;
+    char progress_ids[8][32];
 };
 
 static void on_organization(void *ud, const char *org_id, const char *management_account_id)
@@ -351,6 +366,7 @@ static void on_scp(void *ud, const struct scp_policy *p)
 {
     struct run *r = ud;
     assert_true(r->n_scps < 8);
+    r->scps_after_scps_done += r->scps_done_calls > 0;
     struct seen_scp *s = &r->scps[r->n_scps++];
     snprintf(s->id, sizeof s->id, "%s", p->id);
     snprintf(s->name, sizeof s->name, "%s", p->name);
@@ -359,6 +375,39 @@ static void on_scp(void *ud, const struct scp_policy *p)
     s->n_targets = p->n_targets;
     for (size_t i = 0; i < p->n_targets && i < 8; i++)
         snprintf(s->targets[i], sizeof s->targets[i], "%s", p->targets[i]);
+}
+
+static void on_scp_progress(void *ud, const struct scp_policy *p, int with_targets)
+{
+    struct run *r = ud;
+    r->progress_after_scps_done += r->scps_done_calls > 0;
+    if (!p) {
+        r->progress_all++;
+        return;
+    }
+    int known = 0;
+    for (int i = 0; i < r->progress_content && i < 8; i++)
+        known |= strcmp(r->progress_ids[i], p->id) == 0;
+    if (with_targets) {
+        r->progress_targets++;
+        r->progress_targets_before_content += !known;
+        assert_non_null(p->content);
+    } else {
+        assert_int_equal(p->n_targets, 0);
+        if (r->progress_content < 8)
+            snprintf(r->progress_ids[r->progress_content], 32, "%s", p->id);
+        r->progress_content++;
+        assert_int_equal(r->progress_all, 0); /* every content comes before "all known" */
+    }
+}
+
+static void on_scps_done(void *ud, enum org_scps state)
+{
+    struct run *r = ud;
+    r->scps_done_calls++;
+    r->scps_state = state;
+    r->scps_done_after_done += r->done_calls > 0;
+    r->scps_at_scps_done = r->n_scps;
 }
 
 static void on_done(void *ud, const struct err *e, int scps_ok)
@@ -385,13 +434,20 @@ static void discover(struct fake_org *fake, const char *ou_filter, struct run *r
     struct err e;
     err_clear(&e);
     assert_int_equal(http_engine_options_init(&o, &e), 0);
-    o.max_attempts = 1;
+    o.max_attempts = fake->max_attempts ? fake->max_attempts : 1;
     struct http_engine *engine = http_engine_new(&o, &e);
     assert_non_null(engine);
     struct aws_credentials *creds =
         creds_new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL, 0, "test");
     assert_non_null(creds);
-    struct org_callbacks cb = {on_organization, on_org_unit, on_accounts, on_scp, on_done, r};
+    struct org_callbacks cb = {.on_organization = on_organization,
+                               .on_org_unit = on_org_unit,
+                               .on_accounts = on_accounts,
+                               .on_scp = on_scp,
+                               .on_done = on_done,
+                               .ud = r,
+                               .on_scps_done = on_scps_done,
+                               .on_scp_progress = on_scp_progress};
     struct org_discovery *d = org_discover_start(engine, creds, "us-east-1", ou_filter, &cb, &e);
     if (!d)
         fail_msg("org_discover_start: %s: %s", e.code, e.message);
@@ -407,6 +463,16 @@ static void discover(struct fake_org *fake, const char *ou_filter, struct run *r
         fail_msg("the fake saw %d unexpected request(s); first: %s", fake->violations,
                  fake->violation);
     assert_int_equal(r->done_calls, 1);
+    /* the SCP side always ends, once, before discovery does, and reports nothing after that */
+    assert_int_equal(r->scps_done_calls, 1);
+    assert_int_equal(r->scps_done_after_done, 0);
+    assert_int_equal(r->scps_after_scps_done, 0);
+    assert_int_equal(r->scps_at_scps_done, r->n_scps);
+    assert_int_equal(r->progress_after_scps_done, 0);
+    assert_int_equal(r->progress_targets_before_content, 0);
+    assert_true(r->progress_all <= 1);
+    if (r->scps_state != ORG_SCPS_READ)
+        assert_int_equal(r->n_scps, 0); /* a snapshot is handed out whole or not at all */
 }
 
 static void free_run(struct run *r)
@@ -528,6 +594,11 @@ static void test_discovers_whole_organization(void **state)
     discover(&fake, NULL, &r);
     assert_true(r.done_ok);
     assert_int_equal(r.scps_ok, 1);
+    assert_int_equal(r.scps_state, ORG_SCPS_READ);
+    /* the SCP side as it went: each content, each policy listed whole, then "all known" */
+    assert_int_equal(r.progress_content, 2);
+    assert_int_equal(r.progress_targets, 2);
+    assert_int_equal(r.progress_all, 1);
     assert_int_equal(r.org_calls, 1);
     assert_string_equal(r.org_id, "o-exampleorgid");
     assert_string_equal(r.management_id, "999999999999");
@@ -574,6 +645,31 @@ static void test_scps_access_denied(void **state)
     discover(&fake, NULL, &r);
     assert_true(r.done_ok); /* accounts are what discovery is for */
     assert_int_equal(r.scps_ok, 0);
+    assert_int_equal(r.scps_state, ORG_SCPS_FAILED); /* a missing permission: partial scan */
+    assert_int_equal(r.n_scps, 0);
+    assert_int_equal(r.progress_content + r.progress_targets + r.progress_all, 0);
+    expect_whole_tree(&r);
+    expect_all_ous(&r);
+    free_run(&r);
+    free_fake(&fake);
+}
+
+/* SCPs switched off in the organization: PolicyTypeNotEnabledException from ListPolicies means
+ * that no SCP applies (known, nothing to report); discovery goes on. */
+static void test_scps_disabled(void **state)
+{
+    (void)state;
+    struct fake_org fake;
+    load_fake(&fake);
+    fake.fail_op = "ListPolicies";
+    fake.fail_key = "";
+    fake.fail_file = "org-error-policy-type-not-enabled.json";
+    fake.fail_status = 400;
+    struct run r;
+    discover(&fake, NULL, &r);
+    assert_true(r.done_ok);
+    assert_int_equal(r.scps_state, ORG_SCPS_DISABLED);
+    assert_int_equal(r.scps_ok, 1); /* known: none applies */
     assert_int_equal(r.n_scps, 0);
     expect_whole_tree(&r);
     expect_all_ous(&r);
@@ -581,6 +677,8 @@ static void test_scps_access_denied(void **state)
     free_fake(&fake);
 }
 
+/* The same answer to a later SCP call (SCPs disabled while they were being read): disabled, and
+ * not one policy of the half-read snapshot is reported. */
 static void test_scp_targets_fail_midway(void **state)
 {
     (void)state;
@@ -593,12 +691,75 @@ static void test_scp_targets_fail_midway(void **state)
     struct run r;
     discover(&fake, NULL, &r);
     assert_true(r.done_ok);
-    assert_int_equal(r.scps_ok, 0);
-    for (int i = 0; i < r.n_scps; i++) /* the incomplete policy is never reported */
-        assert_string_not_equal(r.scps[i].id, "p-egr3ss01");
+    assert_int_equal(r.scps_state, ORG_SCPS_DISABLED);
+    assert_int_equal(r.scps_ok, 1);
+    assert_int_equal(r.n_scps, 0); /* FullAWSAccess was read whole, and is not reported either */
     expect_whole_tree(&r);
     free_run(&r);
     free_fake(&fake);
+}
+
+/* DescribePolicy throttled on every attempt: failed once the retries are spent (each asked
+ * max_attempts times), no SCP reported, the accounts all there. */
+static void test_scps_throttled_past_retries(void **state)
+{
+    (void)state;
+    struct fake_org fake;
+    load_fake(&fake);
+    fake.fail_op = "DescribePolicy";
+    fake.fail_key = "p-egr3ss01";
+    fake.fail_file = "org-error-too-many-requests.json";
+    fake.fail_status = 400;
+    fake.max_attempts = 2;
+    struct run r;
+    discover(&fake, NULL, &r);
+    assert_true(r.done_ok);
+    assert_int_equal(r.scps_state, ORG_SCPS_FAILED);
+    assert_int_equal(r.scps_ok, 0);
+    assert_int_equal(fake.fail_hits, 2); /* retried, then given up */
+    assert_int_equal(r.n_scps, 0);
+    assert_int_equal(r.progress_all, 0); /* a content never came: never "all known" */
+    expect_whole_tree(&r);
+    expect_all_ous(&r);
+    free_run(&r);
+    free_fake(&fake);
+}
+
+/* Any other failure of an SCP call fails the SCP side: 5xx past the retries, a malformed answer,
+ * AccessDenied on a later call, and AWSOrganizationsNotInUseException (which cannot say "no SCP
+ * applies" while the organization is being listed). */
+static void test_scps_other_failures(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *op, *key, *file;
+        int status;
+    } failures[] = {
+        {"ListTargetsForPolicy", "p-FullAWSAccess", "org-error-service.json", 500},
+        {"DescribePolicy", "p-FullAWSAccess", "org-error-access-denied.json", 200}, /* no Policy */
+        {"ListTargetsForPolicy", "p-egr3ss01", "org-error-access-denied.json", 400},
+        {"ListPolicies", "", "org-error-not-in-use.json", 400},
+    };
+    for (size_t i = 0; i < sizeof failures / sizeof failures[0]; i++) {
+        struct fake_org fake;
+        load_fake(&fake);
+        fake.fail_op = failures[i].op;
+        fake.fail_key = failures[i].key;
+        fake.fail_file = failures[i].file;
+        fake.fail_status = failures[i].status;
+        struct run r;
+        discover(&fake, NULL, &r);
+        if (r.scps_state != ORG_SCPS_FAILED)
+            fail_msg("%s answered from %s: SCPs %s", failures[i].op, failures[i].file,
+                     org_scps_name(r.scps_state));
+        assert_true(r.done_ok);
+        assert_int_equal(r.scps_ok, 0);
+        assert_int_equal(r.n_scps, 0);
+        assert_true(fake.fail_hits >= 1);
+        expect_whole_tree(&r);
+        free_run(&r);
+        free_fake(&fake);
+    }
 }
 
 static void test_account_listing_error_fails_discovery(void **state)
@@ -639,6 +800,8 @@ static void test_not_in_organization_fails(void **state)
     assert_string_equal(r.done_err.code, "AWSOrganizationsNotInUseException");
     assert_int_equal(r.org_calls, 0);
     assert_int_equal(r.n_accounts, 0); /* is_management unknown: nothing handed out */
+    assert_int_equal(r.scps_ok, 0);
+    assert_int_equal(r.scps_state, ORG_SCPS_FAILED); /* the SCP side ends with the walk */
     free_run(&r);
     free_fake(&fake);
 }
@@ -955,7 +1118,10 @@ int main(void)
         cmocka_unit_test(test_discovers_whole_organization),
         cmocka_unit_test(test_accounts_wait_for_management_account),
         cmocka_unit_test(test_scps_access_denied),
+        cmocka_unit_test(test_scps_disabled),
         cmocka_unit_test(test_scp_targets_fail_midway),
+        cmocka_unit_test(test_scps_throttled_past_retries),
+        cmocka_unit_test(test_scps_other_failures),
         cmocka_unit_test(test_account_listing_error_fails_discovery),
         cmocka_unit_test(test_not_in_organization_fails),
         cmocka_unit_test(test_malformed_page_fails_discovery),

@@ -88,6 +88,22 @@ struct fake {
     size_t n_regions;
     const struct fault *faults;
     size_t n_faults;
+    const char *fault_message; /* the message of every fault answer; NULL: "<code> from the fake" */
+    /* SCPs: FullAWSAccess on the root (and, with full_everywhere, on the OU and every account, as
+     * AWS keeps it), plus scp_extra (id "p-extra", NULL: none) on scp_extra_targets */
+    int full_everywhere;
+    const char *scp_extra;
+    const char *scp_extra_targets[3];
+    /* ListTargetsForPolicy is answered only once this many DescribeRegions came in: the
+     * accounts' first steps must not wait for the SCPs */
+    int scp_gate_regions;
+    int regions_seen;
+    int scp_gate_timed_out;
+    /* FullAWSAccess's ListTargetsForPolicy is answered only once a ListClusters came in: the
+     * fan-out must not wait for the policies that cannot deny it */
+    int full_targets_wait_list;
+    int lists_seen;
+    int full_gate_timed_out;
     const struct org_account *org_accounts;
     size_t n_org_accounts;
     /* streaming: a second accounts page is answered only after a ListClusters for gate_account */
@@ -278,25 +294,29 @@ static const struct fault *find_fault(const struct fake *f, enum op op, const ch
     return NULL;
 }
 
-/* An error answer in the protocol of op. */
-static void respond_error(enum op op, int status, const char *code, struct fakehttp_resp *resp)
+/* An error answer in the protocol of op; message NULL: a default one. */
+static void respond_error(enum op op, int status, const char *code, const char *message,
+                          struct fakehttp_resp *resp)
 {
-    char body[1024], hdr[256];
+    char body[1024], hdr[256], dflt[128];
+    snprintf(dflt, sizeof dflt, "%s from the fake", code);
     switch (op) {
     case OP_ASSUME:
         snprintf(body, sizeof body,
                  "<ErrorResponse xmlns=\"" STS_NS "\"><Error><Type>Sender</Type><Code>%s</Code>"
-                 "<Message>User: arn:aws:iam::" MGMT ":user/scanner is not authorized to perform: "
-                 "sts:AssumeRole</Message></Error><RequestId>req-sts</RequestId></ErrorResponse>",
-                 code);
+                 "<Message>%s</Message></Error><RequestId>req-sts</RequestId></ErrorResponse>",
+                 code,
+                 message ? message
+                         : "User: arn:aws:iam::" MGMT ":user/scanner is not authorized to perform: "
+                           "sts:AssumeRole");
         fakehttp_respond(resp, status, "Content-Type: text/xml\r\n", body);
         break;
     case OP_REGIONS:
         snprintf(body, sizeof body,
                  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>%s"
-                 "</Code><Message>You are not authorized to perform this operation.</Message>"
+                 "</Code><Message>%s</Message>"
                  "</Error></Errors><RequestID>req-ec2</RequestID></Response>",
-                 code);
+                 code, message ? message : "You are not authorized to perform this operation.");
         fakehttp_respond(resp, status, "Content-Type: text/xml;charset=UTF-8\r\n", body);
         break;
     case OP_LIST:
@@ -305,12 +325,12 @@ static void respond_error(enum op op, int status, const char *code, struct fakeh
                  "Content-Type: application/json\r\nX-Amzn-Errortype: %s\r\n"
                  "x-amzn-RequestId: req-eks\r\n",
                  code);
-        snprintf(body, sizeof body, "{\"message\":\"%s from the fake\"}", code);
+        snprintf(body, sizeof body, "{\"message\":\"%s\"}", message ? message : dflt);
         fakehttp_respond(resp, status, hdr, body);
         break;
     case OP_ORG:
-        snprintf(body, sizeof body, "{\"__type\":\"%s\",\"Message\":\"%s from the fake\"}", code,
-                 code);
+        snprintf(body, sizeof body, "{\"__type\":\"%s\",\"Message\":\"%s\"}", code,
+                 message ? message : dflt);
         fakehttp_respond(resp, status, "Content-Type: application/x-amz-json-1.1\r\n", body);
         break;
     }
@@ -413,7 +433,7 @@ static void answer_describe(const struct fake *f, const char *acct, const char *
             c = x;
     }
     if (!c) {
-        respond_error(OP_DESCRIBE, 404, "ResourceNotFoundException", resp);
+        respond_error(OP_DESCRIBE, 404, "ResourceNotFoundException", NULL, resp);
         return;
     }
     char mode[96] = "", body[2048];
@@ -483,13 +503,61 @@ static void answer_org(struct fake *f, const char *op, const char *parent, const
     } else if (strcmp(op, "ListPolicies") == 0) {
         root = json_pack("{s:[{s:s,s:s,s:s,s:b}]}", "Policies", "Id", "p-FullAWSAccess", "Name",
                          "FullAWSAccess", "Type", "SERVICE_CONTROL_POLICY", "AwsManaged", 1);
+        if (f->scp_extra)
+            json_array_append_new(json_object_get(root, "Policies"),
+                                  json_pack("{s:s,s:s,s:s,s:b}", "Id", "p-extra", "Name", "Extra",
+                                            "Type", "SERVICE_CONTROL_POLICY", "AwsManaged", 0));
+    } else if (strcmp(op, "DescribePolicy") == 0 && strcmp(parent, "p-extra") == 0) {
+        root = json_pack("{s:{s:{s:s,s:s,s:b},s:s}}", "Policy", "PolicySummary", "Id", "p-extra",
+                         "Name", "Extra", "AwsManaged", 0, "Content", f->scp_extra);
     } else if (strcmp(op, "DescribePolicy") == 0) {
         root = json_pack("{s:{s:{s:s,s:s,s:b},s:s}}", "Policy", "PolicySummary", "Id",
                          "p-FullAWSAccess", "Name", "FullAWSAccess", "AwsManaged", 1, "Content",
                          "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
                          "\"Action\":\"*\",\"Resource\":\"*\"}]}");
     } else if (strcmp(op, "ListTargetsForPolicy") == 0) {
-        root = json_pack("{s:[{s:s,s:s}]}", "Targets", "TargetId", ROOT_ID, "Type", "ROOT");
+        if (f->full_targets_wait_list && strcmp(parent, "p-FullAWSAccess") == 0) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += GATE_TIMEOUT_S;
+            pthread_mutex_lock(&f->mu);
+            while (!f->lists_seen) {
+                if (pthread_cond_timedwait(&f->cond, &f->mu, &until) != 0) {
+                    f->full_gate_timed_out = 1;
+                    break;
+                }
+            }
+            pthread_mutex_unlock(&f->mu);
+        }
+        if (f->scp_gate_regions) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += GATE_TIMEOUT_S;
+            pthread_mutex_lock(&f->mu);
+            while (f->regions_seen < f->scp_gate_regions) {
+                if (pthread_cond_timedwait(&f->cond, &f->mu, &until) != 0) {
+                    f->scp_gate_timed_out = 1;
+                    break;
+                }
+            }
+            pthread_mutex_unlock(&f->mu);
+        }
+        json_t *targets = json_array();
+        if (strcmp(parent, "p-extra") == 0) {
+            for (int i = 0; i < 3 && f->scp_extra_targets[i]; i++)
+                json_array_append_new(targets,
+                                      json_pack("{s:s}", "TargetId", f->scp_extra_targets[i]));
+        } else {
+            json_array_append_new(targets,
+                                  json_pack("{s:s,s:s}", "TargetId", ROOT_ID, "Type", "ROOT"));
+            if (f->full_everywhere) {
+                json_array_append_new(targets, json_pack("{s:s}", "TargetId", PROD_OU));
+                for (size_t i = 0; i < f->n_org_accounts; i++)
+                    json_array_append_new(targets,
+                                          json_pack("{s:s}", "TargetId", f->org_accounts[i].id));
+            }
+        }
+        root = json_pack("{s:o}", "Targets", targets);
     }
     if (!root) {
         violation(f, resp, "unknown Organizations operation", op);
@@ -582,6 +650,8 @@ static void handler(void *ud, const struct fakehttp_req *req, struct fakehttp_re
     if (ev.op == OP_ORG) {
         json_t *j = json_loadb(body, req->body_len, 0, NULL); /* new */
         const char *p = json_string_value(json_object_get(j, "ParentId"));
+        if (!p)
+            p = json_string_value(json_object_get(j, "PolicyId"));
         const char *t = json_string_value(json_object_get(j, "NextToken"));
         snprintf(org_parent, sizeof org_parent, "%s", p ? p : "");
         snprintf(ev.token, sizeof ev.token, "%s", t ? t : "");
@@ -589,8 +659,16 @@ static void handler(void *ud, const struct fakehttp_req *req, struct fakehttp_re
     }
 
     inflight_add(f, ev.account, 1);
+    if (ev.op == OP_REGIONS) {
+        pthread_mutex_lock(&f->mu);
+        f->regions_seen++;
+        pthread_cond_broadcast(&f->cond);
+        pthread_mutex_unlock(&f->mu);
+    }
     if (ev.op == OP_LIST) {
         pthread_mutex_lock(&f->mu);
+        f->lists_seen++;
+        pthread_cond_broadcast(&f->cond);
         if (f->gate_account && strcmp(f->gate_account, ev.account) == 0) {
             f->gate_list_seen = 1;
             pthread_cond_broadcast(&f->cond);
@@ -613,9 +691,9 @@ static void handler(void *ud, const struct fakehttp_req *req, struct fakehttp_re
         pthread_mutex_unlock(&f->mu);
     }
     if (expired) {
-        respond_error(ev.op, 403, "ExpiredTokenException", resp);
+        respond_error(ev.op, 403, "ExpiredTokenException", NULL, resp);
     } else if (x) {
-        respond_error(ev.op, x->status, x->code, resp);
+        respond_error(ev.op, x->status, x->code, f->fault_message, resp);
     } else {
         switch (ev.op) {
         case OP_ASSUME: {
@@ -1027,6 +1105,7 @@ static void test_fixed_accounts(void **state)
     assert_int_equal(count(f, OP_ORG, NULL, NULL, NULL), 0);
 
     assert_int_equal(res.scps_ok, 0);
+    assert_int_equal(res.scps_state, ORG_SCPS_NOT_READ); /* by design: no Organizations call */
     assert_int_equal(res.stopped, 0);
     assert_int_equal(res.progress.accounts_total, 2);
     assert_int_equal(res.progress.accounts_done, 2);
@@ -1104,15 +1183,21 @@ static void test_organizations_discovery(void **state)
     assert_true(seen_account(s, MGMT)->is_management);
     assert_string_equal(seen_account(s, B5)->ou_path, "Root/Prod");
     seen_account(s, B4);
-    /* targets only for active, not excluded accounts */
-    assert_int_equal(s->n_results, 4);
+    /* targets only for active, not excluded accounts; the suspended one has one account-level
+     * result that says so (and is no failure) */
+    assert_int_equal(s->n_results, 5);
+    const struct target_result *susp = result_for(s, B2, "*");
+    assert_int_equal(susp->status, TARGET_SUSPENDED);
+    assert_null(susp->error_code);
+    assert_string_equal(susp->error_message, "account status SUSPENDED");
+    assert_int_equal(susp->n_clusters, 0);
     expect_ok(result_for(s, MGMT, "us-west-2"), 1);
     expect_cluster(result_for(s, MGMT, "us-west-2"), "mgmt-one", NULL);
     expect_ok(result_for(s, B1, "us-west-2"), 1);
     expect_cluster(result_for(s, B1, "us-west-2"), "b1-one", "CUSTOMER_ROUTED");
     expect_ok(result_for(s, B3, "us-west-2"), 0); /* from the second accounts page */
     expect_ok(result_for(s, B5, "us-west-2"), 1);
-    assert_int_equal(results_of(s, B2), 0);
+    assert_int_equal(results_of(s, B2), 1);
     assert_int_equal(results_of(s, B4), 0);
     assert_int_equal(count(f, OP_ASSUME, B2, NULL, NULL), 0);
     assert_int_equal(count(f, OP_ASSUME, B4, NULL, NULL), 0);
@@ -1146,9 +1231,11 @@ static void test_organizations_discovery(void **state)
     assert_non_null(strstr(s->scp_content, "\"Effect\":\"Allow\""));
 
     assert_int_equal(res.scps_ok, 1);
+    assert_int_equal(res.scps_state, ORG_SCPS_READ);
     assert_int_equal(res.progress.accounts_total, 4);
     assert_int_equal(res.progress.accounts_done, 4);
-    assert_int_equal(res.progress.targets_done, 4);
+    assert_int_equal(res.progress.targets_done, 5);
+    assert_int_equal(res.progress.targets_failed, 0);
     assert_int_equal(res.progress.clusters, 3);
 }
 
@@ -1172,6 +1259,7 @@ static void test_organizations_unreachable(void **state)
     assert_int_equal(s->target_calls, 0);
     assert_int_equal(count(f, OP_ASSUME, NULL, NULL, NULL), 0);
     assert_int_equal(res.scps_ok, 0);
+    assert_int_equal(res.scps_state, ORG_SCPS_FAILED);
 }
 
 static void test_discovery_fails_midway(void **state)
@@ -1199,8 +1287,14 @@ static void test_discovery_fails_midway(void **state)
     assert_int_equal(results_of(s, B5), 0);
     assert_int_equal(count(f, OP_ASSUME, B5, NULL, NULL), 0);
     assert_true(count(f, OP_ORG, NULL, NULL, "ListAccountsForParent") >= 2);
-    for (int i = 0; i < s->n_results; i++)
-        expect_ok(s->results[i], strcmp(s->results[i]->account_id, B3) == 0 ? 0 : 1);
+    for (int i = 0; i < s->n_results; i++) {
+        if (strcmp(s->results[i]->account_id, B2) == 0)
+            assert_int_equal(s->results[i]->status, TARGET_SUSPENDED);
+        else
+            expect_ok(s->results[i], strcmp(s->results[i]->account_id, B3) == 0 ? 0 : 1);
+    }
+    assert_int_equal(res.scps_ok, 0);
+    assert_int_equal(res.scps_state, ORG_SCPS_FAILED);
 }
 
 static void test_no_credentials(void **state)
@@ -1400,6 +1494,46 @@ static void test_status_for(void **state)
     expect_status("clusters", "ResourceNotFoundException", 404, TARGET_ERROR);
     expect_status("clusters", "RequestTimeout", 0, TARGET_ERROR);
     assert_int_equal(scheduler_status_for("clusters", NULL), TARGET_ERROR);
+    /* an SCP refusal, said in the message, at any stage */
+    static const char *const scp_msgs[] = {
+        ("User: arn:aws:sts::111111111111:assumed-role/EgressScanReadOnly/egressscan is not "
+         "authorized to perform: eks:ListClusters on resource: arn:aws:eks:ap-south-1:"
+         "111111111111:cluster/* with an explicit deny in a service control policy"),
+        "... with an explicit deny in a Service Control Policy: arn:aws:organizations::...",
+        ("User: x is not authorized to perform: sts:AssumeRole because no service control policy "
+         "allows the sts:AssumeRole action")};
+    static const struct {
+        const char *stage, *code;
+        enum target_status want;
+    } scp_cases[] = {
+        {"clusters", "AccessDeniedException", TARGET_SCP_DENIED},
+        {"regions", "UnauthorizedOperation", TARGET_SCP_DENIED},
+        {"assume_role", "AccessDenied", TARGET_SCP_DENIED},
+        {"clusters", "ServerException", TARGET_ERROR},         /* not a refusal */
+        {"clusters", "ThrottlingException", TARGET_THROTTLED}, /* not a refusal */
+    };
+    for (size_t i = 0; i < sizeof scp_cases / sizeof scp_cases[0]; i++) {
+        for (size_t m = 0; m < sizeof scp_msgs / sizeof scp_msgs[0]; m++) {
+            struct err e;
+            err_clear(&e);
+            snprintf(e.code, sizeof e.code, "%s", scp_cases[i].code);
+            snprintf(e.message, sizeof e.message, "%s", scp_msgs[m]);
+            e.http_status = 400;
+            enum target_status got = scheduler_status_for(scp_cases[i].stage, &e);
+            if (got != scp_cases[i].want)
+                fail_msg("(%s, %s, \"%s\"): %s", scp_cases[i].stage, scp_cases[i].code, scp_msgs[m],
+                         target_status_name(got));
+        }
+    }
+    /* a denial that names no SCP stays what it was */
+    struct err plain;
+    err_clear(&plain);
+    snprintf(plain.code, sizeof plain.code, "AccessDeniedException");
+    snprintf(plain.message, sizeof plain.message,
+             "User: x is not authorized to perform: eks:ListClusters because no identity-based "
+             "policy allows the eks:ListClusters action");
+    assert_int_equal(scheduler_status_for("clusters", &plain), TARGET_ACCESS_DENIED);
+    assert_int_equal(scheduler_status_for("assume_role", &plain), TARGET_ASSUME_ROLE_DENIED);
     struct err none;
     err_clear(&none);
     assert_int_equal(scheduler_status_for("clusters", &none), TARGET_ERROR);
@@ -1725,7 +1859,9 @@ static void test_discover_only_selects_without_scanning(void **state)
             found += strcmp(s->selected[k], want[i]) == 0;
         assert_int_equal(found, 1);
     }
-    assert_int_equal(s->n_results, 0);
+    /* the suspended account is recorded as such for the queue's scan too */
+    assert_int_equal(s->n_results, 1);
+    assert_int_equal(result_for(s, B2, "*")->status, TARGET_SUSPENDED);
     assert_int_equal(s->n_done, 0);
     assert_int_equal(count(f, OP_ASSUME, NULL, NULL, NULL), 0);
     assert_int_equal(count(f, OP_REGIONS, NULL, NULL, NULL), 0);
@@ -1758,6 +1894,371 @@ static void test_account_done_after_its_targets(void **state)
     }
 }
 
+/* ---- SCPs: how they were read, and the regions they deny the scanner ---- */
+
+/* A refusal that says an SCP denies it is scp_denied, with AWS's code and message. */
+static void test_reactive_scp_denied(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    f->clusters = fleet1;
+    f->n_clusters = sizeof fleet1 / sizeof fleet1[0];
+    const struct fault faults[] = {{OP_LIST, A1, "eu-west-1", NULL, 403, "AccessDeniedException"}};
+    f->faults = faults;
+    f->n_faults = 1;
+    f->fault_message =
+        "User: arn:aws:sts::" A1 ":assumed-role/EgressScanReadOnly/egressscan is not "
+        "authorized to perform: eks:ListClusters on resource: arn:aws:eks:eu-west-1:" A1
+        ":cluster/* with an explicit deny in a service control policy";
+    const char *accounts[] = {A1};
+    const char *regions[] = {"us-east-1", "eu-west-1"};
+    struct scheduler_options o = {
+        .accounts = accounts, .n_accounts = 1, .regions = regions, .n_regions = 2};
+    struct seen *s = &fx->s;
+    struct scheduler_result res;
+    struct err e;
+    int rc = run_scan(f, &o, "1", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    expect_failure(s, A1, "eu-west-1", TARGET_SCP_DENIED, "AccessDeniedException");
+    assert_string_equal(result_for(s, A1, "eu-west-1")->error_message, f->fault_message);
+    expect_ok(result_for(s, A1, "us-east-1"), 5);
+    assert_int_equal(res.progress.targets_failed, 1);
+}
+
+/* Runs a scan of the org2 organization (regions given) with faults on its SCP calls. */
+static void scan_with_scp_faults(struct fixture *fx, const struct fault *faults, size_t n,
+                                 const char *max_attempts, struct scheduler_result *res)
+{
+    struct fake *f = fx->f;
+    f->clusters = fleet2;
+    f->n_clusters = sizeof fleet2 / sizeof fleet2[0];
+    f->org_accounts = org2;
+    f->n_org_accounts = sizeof org2 / sizeof org2[0];
+    f->faults = faults;
+    f->n_faults = n;
+    const char *regions[] = {"us-west-2"};
+    struct scheduler_options o = {.regions = regions, .n_regions = 1};
+    struct err e;
+    int rc = run_scan(f, &o, max_attempts, &fx->s, res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    /* the accounts are scanned whatever became of the SCPs */
+    expect_ok(result_for(&fx->s, B1, "us-west-2"), 1);
+    expect_ok(result_for(&fx->s, B5, "us-west-2"), 1);
+    assert_int_equal(res->progress.targets_failed, 0);
+}
+
+/* AccessDenied on ListPolicies: the SCPs are unknown (failed: a partial scan), and no SCP is
+ * reported. */
+static void test_scps_access_denied(void **state)
+{
+    struct fixture *fx = *state;
+    const struct fault faults[] = {
+        {OP_ORG, NULL, NULL, "ListPolicies", 400, "AccessDeniedException"}};
+    struct scheduler_result res;
+    scan_with_scp_faults(fx, faults, 1, "1", &res);
+    assert_int_equal(res.scps_state, ORG_SCPS_FAILED);
+    assert_int_equal(res.scps_ok, 0);
+    assert_int_equal(fx->s.n_scps, 0);
+    assert_int_equal(count(fx->f, OP_ORG, NULL, NULL, "DescribePolicy"), 0);
+}
+
+/* PolicyTypeNotEnabledException: SCPs are off in this organization: none applies (known). */
+static void test_scps_disabled(void **state)
+{
+    struct fixture *fx = *state;
+    const struct fault faults[] = {
+        {OP_ORG, NULL, NULL, "ListPolicies", 400, "PolicyTypeNotEnabledException"}};
+    struct scheduler_result res;
+    scan_with_scp_faults(fx, faults, 1, "1", &res);
+    assert_int_equal(res.scps_state, ORG_SCPS_DISABLED);
+    assert_int_equal(res.scps_ok, 1);
+    assert_int_equal(fx->s.n_scps, 0);
+}
+
+/* DescribePolicy throttled on every attempt: failed once the retries are spent. */
+static void test_scps_throttled_past_retries(void **state)
+{
+    struct fixture *fx = *state;
+    const struct fault faults[] = {
+        {OP_ORG, NULL, NULL, "DescribePolicy", 400, "TooManyRequestsException"}};
+    struct scheduler_result res;
+    scan_with_scp_faults(fx, faults, 1, "2", &res);
+    assert_int_equal(count(fx->f, OP_ORG, NULL, NULL, "DescribePolicy"), 2);
+    assert_int_equal(res.scps_state, ORG_SCPS_FAILED);
+    assert_int_equal(res.scps_ok, 0);
+    assert_int_equal(fx->s.n_scps, 0);
+}
+
+/* --accounts with the org role: Organizations is read whole and handed out, only the listed
+ * accounts are scanned (suspended and excluded ones as usual), and a listed account the
+ * organization does not list is scanned after discovery, its OU unknown. */
+#define NOT_IN_ORG "777777777777"
+static void test_accounts_with_org_role(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    static const struct fleet_cluster fleet[] = {
+        {B1, "us-west-2", "b1-one", "CUSTOMER_ROUTED", 0},
+        {B3, "us-west-2", "b3-unlisted", "AWS_MANAGED", 0},
+        {B5, "us-west-2", "b5-prod", "AWS_MANAGED", 0},
+        {NOT_IN_ORG, "us-west-2", "stray", "AWS_MANAGED", 0},
+    };
+    f->clusters = fleet;
+    f->n_clusters = sizeof fleet / sizeof fleet[0];
+    f->org_accounts = org2;
+    f->n_org_accounts = sizeof org2 / sizeof org2[0];
+    const char *accounts[] = {B5, NOT_IN_ORG, B1, B2, B4, B1};
+    const char *exclude[] = {B4};
+    const char *regions[] = {"us-west-2"};
+    struct scheduler_options o = {.accounts = accounts,
+                                  .n_accounts = 6,
+                                  .exclude_accounts = exclude,
+                                  .n_exclude = 1,
+                                  .regions = regions,
+                                  .n_regions = 1,
+                                  .org_role_arn = "arn:aws:iam::" MGMT ":role/OrgReader"};
+    struct seen *s = &fx->s;
+    struct scheduler_result res;
+    struct err e;
+    int rc = run_scan(f, &o, "1", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    /* the organization snapshot: every account, the OUs, the SCPs; plus the stray account */
+    assert_int_equal(s->n_accounts, 7);
+    assert_string_equal(seen_account(s, B5)->ou_path, "Root/Prod");
+    assert_string_equal(seen_account(s, NOT_IN_ORG)->ou_path, "");
+    assert_int_equal(s->n_ous, 2);
+    assert_int_equal(s->n_scps, 1);
+    assert_int_equal(res.scps_state, ORG_SCPS_READ);
+    assert_int_equal(res.scps_ok, 1);
+    assert_true(count(f, OP_ORG, NULL, NULL, "ListAccountsForParent") >= 2);
+    /* scanned: the listed ones only */
+    expect_ok(result_for(s, B1, "us-west-2"), 1);
+    expect_ok(result_for(s, B5, "us-west-2"), 1);
+    expect_ok(result_for(s, NOT_IN_ORG, "us-west-2"), 1);
+    assert_int_equal(result_for(s, B2, "*")->status, TARGET_SUSPENDED);
+    assert_int_equal(results_of(s, B3), 0);
+    assert_int_equal(results_of(s, MGMT), 0);
+    assert_int_equal(results_of(s, B4), 0);
+    assert_int_equal(count(f, OP_ASSUME, B3, NULL, NULL), 0);
+    assert_int_equal(count(f, OP_ASSUME, MGMT, NULL, "EgressScanReadOnly|"), 0);
+    assert_int_equal(count(f, OP_ASSUME, B1, NULL, NULL), 1); /* named twice, scanned once */
+    assert_int_equal(s->n_results, 4);
+    assert_int_equal(res.progress.accounts_total, 3);
+    assert_int_equal(res.progress.accounts_done, 3);
+    assert_int_equal(res.progress.targets_failed, 0);
+}
+
+/* The Control Tower region deny: Deny everything but global services outside two regions,
+ * its own execution role exempt; attached to the root. */
+#define D1 "500000000001"
+#define D2 "500000000002"
+#define CT_DENY(extra_exempt)                                                                      \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"DenyOutsideRegions\",\"Effect\":"       \
+    "\"Deny\",\"NotAction\":[\"iam:*\",\"sts:*\",\"organizations:*\",\"support:*\","               \
+    "\"cloudfront:*\",\"route53:*\"],\"Resource\":\"*\",\"Condition\":{\"StringNotEquals\":"       \
+    "{\"aws:RequestedRegion\":[\"us-east-1\",\"eu-west-1\"]},\"ArnNotLike\":{\"aws:"               \
+    "PrincipalArn\":"                                                                              \
+    "[\"arn:aws:iam::*:role/AWSControlTowerExecution\"" extra_exempt "]}}}]}"
+
+static const struct org_account org_ct[] = {
+    {MGMT, "ACTIVE", ROOT_ID, 0},
+    {D1, "ACTIVE", ROOT_ID, 0},
+    {D2, "ACTIVE", PROD_OU, 0},
+};
+
+static const struct fleet_cluster fleet_ct[] = {
+    {D1, "us-east-1", "d1-east", "CUSTOMER_ROUTED", 0},
+    {D1, "ap-south-1", "d1-south", "AWS_MANAGED", 0},
+    {D2, "eu-west-1", "d2-west", "CUSTOMER_ROUTED", 0},
+    {D2, "ap-south-1", "d2-south", "AWS_MANAGED", 0},
+    {MGMT, "ap-south-1", "mgmt-south", "AWS_MANAGED", 0},
+};
+
+static void setup_ct(struct fake *f, const char *scp)
+{
+    f->clusters = fleet_ct;
+    f->n_clusters = sizeof fleet_ct / sizeof fleet_ct[0];
+    f->org_accounts = org_ct;
+    f->n_org_accounts = sizeof org_ct / sizeof org_ct[0];
+    f->full_everywhere = 1;
+    f->scp_extra = scp;
+    f->scp_extra_targets[0] = ROOT_ID;
+}
+
+/* Index of the first (last: last != 0) event of op for acct / detail (NULL: any); -1 if none. */
+static int event_index(struct fake *f, enum op op, const char *acct, const char *detail, int last)
+{
+    int found = -1;
+    pthread_mutex_lock(&f->mu);
+    for (int i = 0; i < f->n_events; i++) {
+        const struct event *e = &f->events[i];
+        if (e->op == op && (!acct || strcmp(e->account, acct) == 0) &&
+            (!detail || strcmp(e->detail, detail) == 0)) {
+            found = i;
+            if (!last)
+                break;
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    return found;
+}
+
+/* The region the SCPs deny the scanner's role is not called: scp_denied naming p-extra's
+ * statement, the role and the region; the allowed regions are scanned, and so is every region of
+ * the management account (SCPs do not apply there). The accounts' AssumeRole does not wait for
+ * the SCPs (answered only after them here); their region fan-out does. */
+static void test_region_deny_skips_denied_regions(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    setup_ct(f, CT_DENY(""));
+    f->scp_gate_regions = 3; /* the SCPs come in only after every account's DescribeRegions */
+    const char *regions[] = {"us-east-1", "eu-west-1", "ap-south-1"};
+    f->regions = regions; /* DescribeRegions */
+    f->n_regions = 3;
+    struct scheduler_options o = {0};
+    struct seen *s = &fx->s;
+    struct scheduler_result res;
+    struct err e;
+    int rc = run_scan(f, &o, "1", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    assert_int_equal(res.scps_state, ORG_SCPS_READ);
+    const char *denied[] = {D1, D2};
+    for (int i = 0; i < 2; i++) {
+        const struct target_result *r = result_for(s, denied[i], "ap-south-1");
+        assert_int_equal(r->status, TARGET_SCP_DENIED);
+        assert_string_equal(r->error_code, "DeniedBySCP");
+        char want[256];
+        snprintf(want, sizeof want,
+                 "not called: SCP statement p-extra#DenyOutsideRegions denies eks:ListClusters to "
+                 "arn:aws:iam::%s:role/EgressScanReadOnly in ap-south-1",
+                 denied[i]);
+        assert_string_equal(r->error_message, want);
+        assert_int_equal(r->n_clusters, 0);
+        assert_int_equal(count(f, OP_LIST, denied[i], "ap-south-1", NULL), 0);
+    }
+    expect_ok(result_for(s, D1, "us-east-1"), 1);
+    expect_ok(result_for(s, D1, "eu-west-1"), 0);
+    expect_ok(result_for(s, D2, "us-east-1"), 0);
+    expect_ok(result_for(s, D2, "eu-west-1"), 1);
+    /* the management account: never skipped */
+    expect_ok(result_for(s, MGMT, "ap-south-1"), 1);
+    expect_ok(result_for(s, MGMT, "us-east-1"), 0);
+    assert_int_equal(s->n_results, 9);
+    assert_int_equal(res.progress.targets_done, 9);
+    assert_int_equal(res.progress.targets_failed, 2);
+    assert_int_equal(s->n_done, 3); /* each account done after its last target */
+    /* AssumeRole and DescribeRegions went ahead before the SCPs were in (else the gate would
+     * have timed out); ListClusters waited for them */
+    assert_false(f->scp_gate_timed_out);
+    int scps_in = event_index(f, OP_ORG, NULL, "ListTargetsForPolicy", 0);
+    assert_true(scps_in >= 0);
+    assert_true(event_index(f, OP_LIST, D1, NULL, 0) > scps_in);
+    assert_true(event_index(f, OP_LIST, D2, NULL, 0) > scps_in);
+}
+
+/* The same SCP exempting the scanner's role: nothing is skipped. */
+static void test_region_deny_exempting_the_scanner(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    setup_ct(f, CT_DENY(",\"arn:aws:iam::*:role/EgressScanReadOnly\""));
+    f->scp_extra_targets[1] = PROD_OU;
+    const char *regions[] = {"us-east-1", "eu-west-1", "ap-south-1"};
+    struct scheduler_options o = {.regions = regions, .n_regions = 3};
+    struct seen *s = &fx->s;
+    struct scheduler_result res;
+    struct err e;
+    int rc = run_scan(f, &o, "1", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    assert_int_equal(res.scps_state, ORG_SCPS_READ);
+    expect_ok(result_for(s, D1, "ap-south-1"), 1);
+    expect_ok(result_for(s, D2, "ap-south-1"), 1);
+    assert_int_equal(count(f, OP_LIST, D1, "ap-south-1", NULL), 1);
+    assert_int_equal(s->n_results, 9);
+    assert_int_equal(res.progress.targets_failed, 0);
+}
+
+/* Another role name is what the SCP is evaluated for: the exemption of EgressScanReadOnly does
+ * not cover AuditRole; and a scan whose SCPs could not be read skips nothing. */
+static void test_region_deny_role_name_and_unread_scps(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    setup_ct(f, CT_DENY(",\"arn:aws:iam::*:role/EgressScanReadOnly\""));
+    const char *regions[] = {"eu-west-1", "ap-south-1"};
+    struct scheduler_options o = {.regions = regions, .n_regions = 2, .role_name = "AuditRole"};
+    struct seen *s = &fx->s;
+    struct scheduler_result res;
+    struct err e;
+    int rc = run_scan(f, &o, "1", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    assert_int_equal(result_for(s, D1, "ap-south-1")->status, TARGET_SCP_DENIED);
+    assert_non_null(strstr(result_for(s, D1, "ap-south-1")->error_message,
+                           "arn:aws:iam::" D1 ":role/AuditRole in ap-south-1"));
+    expect_ok(result_for(s, D1, "eu-west-1"), 0);
+
+    seen_free(s);
+    memset(s, 0, sizeof *s);
+    f->n_events = 0;
+    const struct fault faults[] = {
+        {OP_ORG, "p-extra", NULL, "ListTargetsForPolicy", 500, "ServiceException"}};
+    f->faults = faults;
+    f->n_faults = 1;
+    rc = run_scan(f, &o, "1", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    assert_int_equal(res.scps_state, ORG_SCPS_FAILED);
+    expect_ok(result_for(s, D1, "ap-south-1"), 1);
+    expect_ok(result_for(s, D2, "ap-south-1"), 1);
+    assert_int_equal(res.progress.targets_failed, 0);
+}
+
+/* Early: the region deny is listed whole long before FullAWSAccess (a page per 20 targets in a
+ * large organization; held here until a ListClusters came in): the accounts fan out as soon as
+ * the policies that could deny eks:ListClusters are known, skip what an explicit Deny denies,
+ * and name only that statement. */
+static void test_region_deny_decided_before_full_access_listed(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    setup_ct(f, CT_DENY(""));
+    f->full_targets_wait_list = 1;
+    const char *regions[] = {"us-east-1", "ap-south-1"};
+    struct scheduler_options o = {.regions = regions, .n_regions = 2};
+    struct seen *s = &fx->s;
+    struct scheduler_result res;
+    struct err e;
+    int rc = run_scan(f, &o, "1", s, &res, &e);
+    if (rc != 0)
+        fail_msg("scheduler_run: %s: %s", e.code, e.message);
+    assert_false(f->full_gate_timed_out); /* ListClusters went ahead of FullAWSAccess */
+    assert_int_equal(res.scps_state, ORG_SCPS_READ);
+    assert_int_equal(s->n_scps, 2);
+    const char *denied[] = {D1, D2};
+    for (int i = 0; i < 2; i++) {
+        const struct target_result *r = result_for(s, denied[i], "ap-south-1");
+        assert_int_equal(r->status, TARGET_SCP_DENIED);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "not called: SCP statement p-extra#DenyOutsideRegions denies eks:ListClusters to "
+                 "arn:aws:iam::%s:role/EgressScanReadOnly in ap-south-1",
+                 denied[i]);
+        assert_string_equal(r->error_message, want);
+        assert_int_equal(count(f, OP_LIST, denied[i], "ap-south-1", NULL), 0);
+        expect_ok(result_for(s, denied[i], "us-east-1"), i == 0 ? 1 : 0);
+    }
+    expect_ok(result_for(s, MGMT, "ap-south-1"), 1);
+    assert_int_equal(s->n_results, 6);
+    assert_int_equal(res.progress.targets_failed, 2);
+}
+
 int main(void)
 {
     log_setup(LOG_OFF, LOG_TEXT, NULL); /* the expected failures log warnings */
@@ -1781,6 +2282,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_discover_only_selects_without_scanning, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_account_done_after_its_targets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reactive_scp_denied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scps_access_denied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scps_disabled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scps_throttled_past_retries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_accounts_with_org_role, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_region_deny_skips_denied_regions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_region_deny_exempting_the_scanner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_region_deny_decided_before_full_access_listed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_region_deny_role_name_and_unread_scps, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -719,7 +719,7 @@ static void test_allowed_lists_allow_per_level(void **state)
     struct scp_doc *acct =
         parse_sq("p-acct", "{'Statement':[{'Sid':'Ec2','Effect':'Allow','Action':'ec2:*'},"
                            "{'Sid':'Eks','Effect':'Allow','Action':'eks:Create*'}]}");
-    struct scp_request req = {"eks:CreateCluster", ACCOUNT, "eu-west-1", EGRESS_AWS_MANAGED};
+    struct scp_request req = {"eks:CreateCluster", ACCOUNT, "eu-west-1", EGRESS_AWS_MANAGED, NULL};
     struct scp_decision d;
     evaluate_one(root, acct, NULL, &req, &d);
     assert_int_equal(d.verdict, SCP_ALLOWED);
@@ -754,7 +754,8 @@ static void test_statement_list_is_bounded(void **state)
     struct scp_doc *full = parse_sq("p-full", FULL);
     struct scp_doc *deny = parse_sq("p-many", policy);
     assert_null(scp_doc_error(deny));
-    struct scp_request req = {"eks:CreateCluster", ACCOUNT, "eu-west-1", EGRESS_CUSTOMER_ROUTED};
+    struct scp_request req = {"eks:CreateCluster", ACCOUNT, "eu-west-1", EGRESS_CUSTOMER_ROUTED,
+                              NULL};
     struct scp_decision d;
     evaluate_one(full, deny, NULL, &req, &d);
     assert_int_equal(d.verdict, SCP_DENIED);
@@ -784,7 +785,7 @@ static void test_partition(void **state)
         parse_sq("p-cn", "{'Statement':[{'Effect':'Allow','Action':'*'},{'Sid':'S1','Effect':"
                          "'Deny','Action':'eks:*','Resource':'arn:aws-cn:eks:*:*:cluster/*',"
                          "'Condition':" NOT_ROUTED "}]}");
-    struct scp_request req = {"eks:CreateCluster", ACCOUNT, "cn-north-1", EGRESS_AWS_MANAGED};
+    struct scp_request req = {"eks:CreateCluster", ACCOUNT, "cn-north-1", EGRESS_AWS_MANAGED, NULL};
     struct scp_decision d;
     evaluate_one(full, cn, NULL, &req, &d);
     assert_int_equal(d.verdict, SCP_ALLOWED);
@@ -801,11 +802,12 @@ static void test_bad_requests(void **state)
     (void)state;
     struct scp_doc *full = parse_sq("p-full", FULL);
     struct scp_decision d;
-    struct scp_request req = {NULL, ACCOUNT, "eu-west-1", EGRESS_AWS_MANAGED};
+    struct scp_request req = {NULL, ACCOUNT, "eu-west-1", EGRESS_AWS_MANAGED, NULL};
     evaluate_one(full, full, NULL, &req, &d);
     assert_int_equal(d.verdict, SCP_UNEVALUABLE);
     assert_string_equal(d.reason, "incomplete request");
-    req = (struct scp_request){"eks:CreateCluster", ACCOUNT, "eu-west-1", (enum egress_mode)9};
+    req =
+        (struct scp_request){"eks:CreateCluster", ACCOUNT, "eu-west-1", (enum egress_mode)9, NULL};
     evaluate_one(full, full, NULL, &req, &d);
     assert_int_equal(d.verdict, SCP_UNEVALUABLE);
     req.mode = EGRESS_OMITTED;
@@ -820,6 +822,322 @@ static void test_bad_requests(void **state)
     scp_doc_free(full);
 }
 
+/* ---- a named principal (aws:PrincipalArn) and the scanner's own calls ---- */
+
+#define SCANNER "arn:aws:iam::111122223333:role/EgressScanReadOnly"
+#define PLATFORM "arn:aws:iam::111122223333:role/Platform"
+
+/* The verdict letter of action in region for principal (NULL: any) with FullAWSAccess on the
+ * root and FullAWSAccess plus policy (id p-x) on the account. */
+static char verdict_for(const char *policy, const char *action, const char *region,
+                        const char *principal, struct scp_decision *d)
+{
+    struct scp_doc *full = parse_sq("p-full", FULL);
+    struct scp_doc *x = parse_sq("p-x", policy);
+    if (scp_doc_error(x))
+        fail_msg("%s: %s", policy, scp_doc_error(x));
+    const struct scp_doc *root_docs[] = {full};
+    const struct scp_doc *acct_docs[] = {full, x};
+    struct scp_level levels[] = {
+        {.target_id = ROOT_ID, .docs = root_docs, .n_docs = 1},
+        {.target_id = ACCOUNT, .docs = acct_docs, .n_docs = 2},
+    };
+    struct scp_request req = {.action = action,
+                              .account_id = ACCOUNT,
+                              .region = region,
+                              .mode = EGRESS_OMITTED,
+                              .principal_arn = principal};
+    scp_evaluate(levels, 2, &req, NULL, d);
+    scp_doc_free(full);
+    scp_doc_free(x);
+    static const char letters[] = "ADPU";
+    return letters[d->verdict];
+}
+
+#define DENY_EKS_IF(cond)                                                                          \
+    "{" V "'Statement':[{'Sid':'S1','Effect':'Deny','Action':'eks:*','Resource':'*',"              \
+    "'Condition':" cond "}]}"
+
+/* aws:PrincipalArn conditions are evaluated against a named principal (String*, Arn*, IfExists,
+ * negations, Null); without one, or for other principal keys, the statement depends on the
+ * principal, as before. */
+static void test_principal_arn(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rule, *policy, *principal;
+        char want;
+        const char *reason; /* substring, NULL unchecked */
+    } pcases[] = {
+        {"ArnNotLike exemption, no principal named: principal-dependent",
+         DENY_EKS_IF("{'ArnNotLike':{'aws:PrincipalArn':'arn:aws:iam::*:role/Platform'}}"), NULL,
+         'P', "ArnNotLike aws:PrincipalArn arn:aws:iam::*:role/Platform in p-x#S1"},
+        {"ArnNotLike exemption, the exempted role: allowed",
+         DENY_EKS_IF("{'ArnNotLike':{'aws:PrincipalArn':'arn:aws:iam::*:role/Platform'}}"),
+         PLATFORM, 'A', NULL},
+        {"ArnNotLike exemption, another role: denied",
+         DENY_EKS_IF("{'ArnNotLike':{'aws:PrincipalArn':'arn:aws:iam::*:role/Platform'}}"), SCANNER,
+         'D', NULL},
+        {"ArnNotLike with a list: exempt when any value matches (NOR)",
+         DENY_EKS_IF("{'ArnNotLike':{'aws:PrincipalArn':['arn:aws:iam::*:role/Platform',"
+                     "'arn:aws:iam::*:role/EgressScan*']}}"),
+         SCANNER, 'A', NULL},
+        {"ArnLike: the Deny hits the matching role only",
+         DENY_EKS_IF("{'ArnLike':{'aws:PrincipalArn':'arn:aws:iam::*:role/Egress*'}}"), SCANNER,
+         'D', NULL},
+        {"ArnLike: another role escapes it",
+         DENY_EKS_IF("{'ArnLike':{'aws:PrincipalArn':'arn:aws:iam::*:role/Egress*'}}"), PLATFORM,
+         'A', NULL},
+        {"ArnEquals knows wildcards too, per component",
+         DENY_EKS_IF("{'ArnEquals':{'aws:PrincipalArn':'arn:aws:iam::1111*:role/?latform'}}"),
+         PLATFORM, 'D', NULL},
+        {"Arn*: components are matched one by one",
+         DENY_EKS_IF("{'ArnLike':{'aws:PrincipalArn':'arn:aws:iam::*3333:role/*'}}"), SCANNER, 'D',
+         NULL},
+        {"Arn*: a * does not cross a colon",
+         DENY_EKS_IF("{'ArnLike':{'aws:PrincipalArn':'arn:aws:iam:*:role/EgressScanReadOnly:*'}}"),
+         SCANNER, 'A', NULL},
+        {"StringLike: a * does",
+         DENY_EKS_IF("{'StringLike':{'aws:PrincipalArn':'arn:aws:iam:*:role/EgressScanReadOnly'}}"),
+         SCANNER, 'D', NULL},
+        {"Arn*: an account that differs does not match",
+         DENY_EKS_IF("{'ArnLike':{'aws:PrincipalArn':'arn:aws:iam::999999999999:role/*'}}"),
+         SCANNER, 'A', NULL},
+        {"Arn*: a value that is no ARN pattern cannot be evaluated",
+         DENY_EKS_IF("{'ArnNotLike':{'aws:PrincipalArn':'arn:aws:iam::*'}}"), SCANNER, 'U',
+         "not an ARN pattern"},
+        {"StringLike over the whole ARN: * crosses colons",
+         DENY_EKS_IF("{'StringLike':{'aws:PrincipalArn':'arn:aws:*/EgressScanReadOnly'}}"), SCANNER,
+         'D', NULL},
+        {"StringEquals is case-sensitive",
+         DENY_EKS_IF("{'StringEquals':{'aws:PrincipalArn':'ARN:AWS:IAM::111122223333:ROLE/"
+                     "EGRESSSCANREADONLY'}}"),
+         SCANNER, 'A', NULL},
+        {"StringEqualsIgnoreCase is not",
+         DENY_EKS_IF("{'StringEqualsIgnoreCase':{'aws:PrincipalArn':'ARN:AWS:IAM::111122223333:"
+                     "ROLE/EGRESSSCANREADONLY'}}"),
+         SCANNER, 'D', NULL},
+        {"StringNotLikeIfExists: the key is present, evaluated as StringNotLike",
+         DENY_EKS_IF("{'StringNotLikeIfExists':{'aws:PrincipalArn':'arn:aws:iam::*:role/Plat*'}}"),
+         PLATFORM, 'A', NULL},
+        {"StringNotLikeIfExists: another role is denied",
+         DENY_EKS_IF("{'StringNotLikeIfExists':{'aws:PrincipalArn':'arn:aws:iam::*:role/Plat*'}}"),
+         SCANNER, 'D', NULL},
+        {"ArnNotLikeIfExists without a principal: principal-dependent",
+         DENY_EKS_IF("{'ArnNotLikeIfExists':{'aws:PrincipalArn':'arn:aws:iam::*:role/Plat*'}}"),
+         NULL, 'P', NULL},
+        {"Null true: the key is present, so false",
+         DENY_EKS_IF("{'Null':{'aws:PrincipalArn':'true'}}"), SCANNER, 'A', NULL},
+        {"Null false: true", DENY_EKS_IF("{'Null':{'aws:PrincipalArn':'false'}}"), SCANNER, 'D',
+         NULL},
+        {"another operator on aws:PrincipalArn stays principal-dependent",
+         DENY_EKS_IF("{'Bool':{'aws:PrincipalArn':'true'}}"), SCANNER, 'P', NULL},
+        {"other principal keys stay principal-dependent",
+         DENY_EKS_IF("{'StringNotEquals':{'aws:PrincipalTag/team':'platform'}}"), SCANNER, 'P',
+         "aws:PrincipalTag/team"},
+        {"an exempted role escapes a Deny that also names another principal key",
+         DENY_EKS_IF("{'ArnNotLike':{'aws:PrincipalArn':'arn:aws:iam::*:role/Platform'},"
+                     "'StringNotEquals':{'aws:PrincipalTag/team':'platform'}}"),
+         PLATFORM, 'A', NULL},
+        {"a role the exemption misses still depends on its tags",
+         DENY_EKS_IF("{'ArnNotLike':{'aws:PrincipalArn':'arn:aws:iam::*:role/Platform'},"
+                     "'StringNotEquals':{'aws:PrincipalTag/team':'platform'}}"),
+         SCANNER, 'P', "aws:PrincipalTag/team"},
+        {"a principal policy variable in the value stays principal-dependent",
+         DENY_EKS_IF("{'ArnNotLike':{'aws:PrincipalArn':'arn:aws:iam::${aws:PrincipalAccount}:"
+                     "role/Platform'}}"),
+         SCANNER, 'P', NULL},
+        {"a Deny of everything for all but one role: allowed for it",
+         "{" V "'Statement':[{'Sid':'D1','Effect':'Deny','NotAction':'s3:*','Resource':'*',"
+         "'Condition':{'ArnNotEquals':{'aws:PrincipalArn':'" SCANNER "'}}}]}",
+         SCANNER, 'A', NULL},
+    };
+    int failures = 0;
+    for (size_t i = 0; i < sizeof pcases / sizeof pcases[0]; i++) {
+        struct scp_decision d;
+        char got =
+            verdict_for(pcases[i].policy, "eks:ListClusters", "eu-west-1", pcases[i].principal, &d);
+        if (got != pcases[i].want || (pcases[i].reason && !strstr(d.reason, pcases[i].reason))) {
+            print_message("case %zu (%s): %c, want %c\n", i, pcases[i].rule, got, pcases[i].want);
+            print_decision(&d);
+            failures++;
+        }
+        /* the same statement decides CreateCluster the same way for that principal */
+        char create = verdict_for(pcases[i].policy, "eks:CreateCluster", "eu-west-1",
+                                  pcases[i].principal, &d);
+        if (create != pcases[i].want) {
+            print_message("case %zu (%s), CreateCluster: %c, want %c\n", i, pcases[i].rule, create,
+                          pcases[i].want);
+            failures++;
+        }
+    }
+    assert_int_equal(failures, 0);
+}
+
+/* Control Tower's region deny (GRREGIONDENY shape): everything but global services outside the
+ * allowed regions, with its own execution role exempt. */
+#define REGION_DENY(exempt)                                                                        \
+    "{" V "'Statement':[{'Sid':'DenyOutsideRegions','Effect':'Deny','NotAction':['iam:*',"         \
+    "'sts:*','organizations:*','support:*','cloudfront:*','route53:*'],'Resource':'*',"            \
+    "'Condition':{'StringNotEquals':{'aws:RequestedRegion':['us-east-1','eu-west-1']},"            \
+    "'ArnNotLike':{'aws:PrincipalArn':[" exempt "]}}}]}"
+#define CT_ROLE "'arn:aws:iam::*:role/AWSControlTowerExecution'"
+
+/* eks:ListClusters has no resource type: it is a request on "*". A Deny with Resource "*" or
+ * whose NotAction list leaves eks out matches it; a Resource naming clusters does not. */
+static void test_list_clusters(void **state)
+{
+    (void)state;
+    struct scp_decision d;
+    assert_int_equal(
+        verdict_for(REGION_DENY(CT_ROLE), "eks:ListClusters", "ap-south-1", SCANNER, &d), 'D');
+    assert_int_equal(d.n_statements, 1);
+    assert_string_equal(d.statements[0], "p-x#DenyOutsideRegions");
+    assert_int_equal(
+        verdict_for(REGION_DENY(CT_ROLE), "eks:ListClusters", "eu-west-1", SCANNER, &d), 'A');
+    /* without a principal the exemption makes it principal-dependent */
+    assert_int_equal(verdict_for(REGION_DENY(CT_ROLE), "eks:ListClusters", "ap-south-1", NULL, &d),
+                     'P');
+    /* the Control Tower role itself, and a scanner role exempted the same way, get through */
+    assert_int_equal(verdict_for(REGION_DENY(CT_ROLE), "eks:ListClusters", "ap-south-1",
+                                 "arn:aws:iam::111122223333:role/AWSControlTowerExecution", &d),
+                     'A');
+    assert_int_equal(verdict_for(REGION_DENY(CT_ROLE ",'arn:aws:iam::*:role/EgressScanReadOnly'"),
+                                 "eks:ListClusters", "ap-south-1", SCANNER, &d),
+                     'A');
+    /* NotAction that lists eks: the Deny does not apply */
+    assert_int_equal(verdict_for("{'Statement':[{'Sid':'N','Effect':'Deny','NotAction':'eks:*',"
+                                 "'Resource':'*'}]}",
+                                 "eks:ListClusters", "ap-south-1", SCANNER, &d),
+                     'A');
+    /* a Deny on cluster ARNs does not reach ListClusters (resource "*") ... */
+    const char *on_clusters = "{'Statement':[{'Sid':'C','Effect':'Deny','Action':'eks:*',"
+                              "'Resource':'arn:aws:eks:*:*:cluster/*'}]}";
+    assert_int_equal(verdict_for(on_clusters, "eks:ListClusters", "ap-south-1", SCANNER, &d), 'A');
+    /* ... while CreateCluster keeps its cluster ARN resource (unchanged) */
+    assert_int_equal(verdict_for(on_clusters, "eks:CreateCluster", "ap-south-1", SCANNER, &d), 'D');
+    /* NotResource naming something else: the Deny applies to "*" */
+    assert_int_equal(verdict_for("{'Statement':[{'Sid':'R','Effect':'Deny','Action':'eks:List*',"
+                                 "'NotResource':'arn:aws:iam::*:role/*'}]}",
+                                 "eks:ListClusters", "ap-south-1", SCANNER, &d),
+                     'D');
+    assert_int_equal(verdict_for("{'Statement':[{'Sid':'R','Effect':'Deny','Action':'eks:List*',"
+                                 "'NotResource':'*'}]}",
+                                 "eks:ListClusters", "ap-south-1", SCANNER, &d),
+                     'A');
+
+    /* An allow-list level whose only Allow names cluster ARNs does not allow ListClusters. */
+    struct scp_doc *full = parse_sq("p-full", FULL);
+    struct scp_doc *allow =
+        parse_sq("p-allow", ALLOW("'Action':'eks:*','Resource':'arn:aws:eks:*:*:cluster/*'"));
+    struct scp_request req = {.action = "eks:ListClusters",
+                              .account_id = ACCOUNT,
+                              .region = "eu-west-1",
+                              .mode = EGRESS_OMITTED,
+                              .principal_arn = SCANNER};
+    evaluate_one(full, allow, NULL, &req, &d);
+    assert_int_equal(d.verdict, SCP_DENIED);
+    assert_string_equal(d.statements[0], "no Allow at " ACCOUNT);
+    req.action = "eks:DescribeCluster";
+    evaluate_one(full, allow, NULL, &req, &d);
+    assert_int_equal(d.verdict, SCP_ALLOWED);
+    scp_doc_free(full);
+    scp_doc_free(allow);
+}
+
+/* The index finds each target's documents in policy order; scp_levels_for builds root, OUs and
+ * account from an OU id path and names the first level without an SCP. */
+static void test_index_and_levels(void **state)
+{
+    (void)state;
+    char full_json[256], deny_json[512];
+    snprintf(full_json, sizeof full_json, "%s", sq(FULL));
+    snprintf(deny_json, sizeof deny_json, "%s", sq(REGION_DENY(CT_ROLE)));
+    const char *full_targets[] = {ROOT_ID, OU_ID, ACCOUNT, "222233334444"};
+    const char *deny_targets[] = {OU_ID, ROOT_ID};
+    const char *orphan_targets[] = {"ou-ab12-99999999"};
+    struct scp_policy scps[] = {
+        {"p-FullAWSAccess", "FullAWSAccess", full_json, full_targets, 4, 1},
+        {"p-deny", "RegionDeny", deny_json, deny_targets, 2, 0},
+        {"p-orphan", "Orphan", "not json", orphan_targets, 1, 0},
+    };
+    struct scp_index ix;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(scp_index_build(&ix, scps, 3, NULL, 0, &e), 0);
+    size_t n;
+    const struct scp_doc *const *docs = scp_index_find(&ix, ROOT_ID, &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(scp_doc_id(docs[0]), "p-FullAWSAccess");
+    assert_string_equal(scp_doc_id(docs[1]), "p-deny");
+    docs = scp_index_find(&ix, "ou-ab12-99999999", &n);
+    assert_int_equal(n, 1);
+    assert_non_null(scp_doc_error(docs[0])); /* kept, unevaluable */
+    scp_index_find(&ix, "r-none", &n);
+    assert_int_equal(n, 0);
+
+    struct scp_path path;
+    assert_int_equal(scp_levels_for(&ix, ROOT_ID "/" OU_ID, ACCOUNT, &path, &e), 0);
+    assert_int_equal(path.n_levels, 3);
+    assert_string_equal(path.levels[0].target_id, ROOT_ID);
+    assert_string_equal(path.levels[1].target_id, OU_ID);
+    assert_string_equal(path.levels[2].target_id, ACCOUNT);
+    assert_int_equal(path.levels[0].n_docs, 2);
+    assert_int_equal(path.levels[1].n_docs, 2);
+    assert_int_equal(path.levels[2].n_docs, 1);
+    assert_null(path.missing);
+    struct scp_request req = {.action = "eks:ListClusters",
+                              .account_id = ACCOUNT,
+                              .region = "ap-south-1",
+                              .mode = EGRESS_OMITTED,
+                              .principal_arn = SCANNER};
+    struct scp_decision d;
+    scp_evaluate(path.levels, path.n_levels, &req, NULL, &d);
+    assert_int_equal(d.verdict, SCP_DENIED);
+    assert_int_equal(d.n_statements, 2); /* attached at the root and the OU */
+    assert_string_equal(d.statements[0], "p-deny#DenyOutsideRegions");
+
+    /* an account without its own SCP: the level is missing from the snapshot */
+    assert_int_equal(scp_levels_for(&ix, "/" ROOT_ID "/" OU_ID "/", "555566667777", &path, &e), 0);
+    assert_int_equal(path.n_levels, 3);
+    assert_string_equal(path.missing, "555566667777");
+
+    /* no path, or one deeper than an organization can be */
+    assert_int_equal(scp_levels_for(&ix, NULL, ACCOUNT, &path, &e), -1);
+    assert_int_equal(scp_levels_for(&ix, "", ACCOUNT, &path, &e), -1);
+    assert_int_equal(scp_levels_for(&ix, "/", ACCOUNT, &path, &e), -1);
+    assert_string_equal(e.code, ERR_INVALID);
+    assert_int_equal(
+        scp_levels_for(&ix, "r-1/ou-1/ou-2/ou-3/ou-4/ou-5/ou-6/ou-7", ACCOUNT, &path, &e), -1);
+    assert_int_equal(scp_levels_for(&ix, "r-1/ou-1/ou-2/ou-3/ou-4/ou-5/ou-6", ACCOUNT, &path, &e),
+                     0);
+    assert_int_equal(path.n_levels, SCP_MAX_LEVELS);
+    /* which documents could deny eks:ListClusters wherever they are attached */
+    docs = scp_index_find(&ix, ROOT_ID, &n);
+    assert_int_equal(scp_doc_may_deny(docs[0], "eks:ListClusters"), 0); /* FullAWSAccess */
+    assert_int_equal(scp_doc_may_deny(docs[1], "eks:ListClusters"), 1); /* NotAction deny */
+    assert_int_equal(scp_doc_may_deny(docs[1], "sts:AssumeRole"), 0);
+    docs = scp_index_find(&ix, "ou-ab12-99999999", &n);
+    assert_int_equal(scp_doc_may_deny(docs[0], "eks:ListClusters"), 1); /* malformed */
+    assert_int_equal(scp_doc_may_deny(NULL, "eks:ListClusters"), 1);
+    struct scp_doc *egress = parse_sq("p-egress", OFFICIAL);
+    assert_int_equal(scp_doc_may_deny(egress, "eks:ListClusters"), 0);
+    assert_int_equal(scp_doc_may_deny(egress, "eks:CreateCluster"), 1);
+    scp_doc_free(egress);
+
+    scp_index_free(&ix);
+    scp_index_free(&ix); /* emptied: a second free is harmless */
+
+    /* only_ids: the documents attached to the named targets only */
+    const char *only[] = {ACCOUNT};
+    assert_int_equal(scp_index_build(&ix, scps, 3, only, 1, &e), 0);
+    scp_index_find(&ix, ACCOUNT, &n);
+    assert_int_equal(n, 1);
+    scp_index_find(&ix, ROOT_ID, &n);
+    assert_int_equal(n, 0);
+    scp_index_free(&ix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -831,6 +1149,9 @@ int main(void)
         cmocka_unit_test(test_statement_list_is_bounded),
         cmocka_unit_test(test_partition),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_principal_arn),
+        cmocka_unit_test(test_list_clusters),
+        cmocka_unit_test(test_index_and_levels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
