@@ -107,6 +107,9 @@ struct drift_run {
     /* regions scanned anywhere in the fleet: evaluated for accounts that failed as a whole */
     const char **fleet_regions;
     size_t n_fleet_regions;
+    /* the snapshot's accounts sorted by id (bsearch) */
+    const struct drift_account *const *sorted_accounts;
+    size_t n_sorted_accounts;
 };
 
 /* Room for `need` elements in a scratch array: the (possibly moved) array, NULL on ENOMEM (the
@@ -1041,10 +1044,40 @@ static int process_account(struct drift_run *r, const char *id, const struct dri
     return 0;
 }
 
+static int cmp_account_key(const void *key, const void *elem)
+{
+    const struct drift_account *a = *(const struct drift_account *const *)elem;
+    return strcmp((const char *)key, nz(a->id));
+}
+
+/* Whether the snapshot's SCPs deny the scanner's own call (eks:ListClusters as the role it
+ * assumes) in account_id and region to that principal; dec gets the decision. */
+static int scanner_call_denied(const struct drift_run *r, const char *account_id,
+                               const char *region, const char *role, struct scp_decision *dec)
+{
+    if (!r->in->scps_known || !r->scps_in_effect || !account_id || !r->sorted_accounts)
+        return 0;
+    const struct drift_account *const *found = bsearch(
+        account_id, r->sorted_accounts, r->n_sorted_accounts, sizeof *found, cmp_account_key);
+    if (!found || (*found)->is_management || !(*found)->ou_id_path)
+        return 0;
+    struct scp_path path;
+    struct err e;
+    err_clear(&e);
+    if (scp_levels_for(&r->ix, (*found)->ou_id_path, account_id, &path, &e) != 0 || path.missing)
+        return 0;
+    const char *partition = r->in->partition ? r->in->partition : "aws";
+    char principal[256];
+    snprintf(principal, sizeof principal, "arn:%s:iam::%s:role/%s", partition, account_id, role);
+    struct scp_request req = {"eks:ListClusters", account_id, region, EGRESS_OMITTED, principal};
+    scp_evaluate(path.levels, path.n_levels, &req, partition, dec);
+    return dec->verdict == SCP_DENIED;
+}
+
 /* What an scp_denied target's finding says: the SCP statements that deny the scanner there and
  * how to fix it. The statements come from the scan's own record of the refusal (the scheduler
  * names them when it did not call a region the SCPs deny) or, for a refusal AWS answered, from
- * the SCP evaluation of the scanner's call. */
+ * the SCP evaluation of the scanner's call (scanner_call_denied). */
 static int scp_denied_details(struct drift_run *r, const struct drift_target *t, json_t *d,
                               int *bad)
 {
@@ -1073,6 +1106,14 @@ static int scp_denied_details(struct drift_run *r, const struct drift_target *t,
     char fix[768];
     const char *region = t->region && strcmp(t->region, "*") != 0 ? t->region : NULL;
     const char *role = r->in->scanner_role ? r->in->scanner_role : "EgressScanReadOnly";
+    struct scp_decision dec;
+    if (json_array_size(by) == 0 && region &&
+        scanner_call_denied(r, t->account_id, region, role, &dec)) {
+        /* AWS said an SCP denies it; the SCPs say which */
+        for (size_t i = 0; i < dec.n_statements && i < SCP_MAX_STATEMENTS; i++)
+            if (strchr(dec.statements[i], '#'))
+                jpush(by, jstr(dec.statements[i]), bad);
+    }
     if (json_array_size(by) > 0) {
         json_t *first = json_array_get(by, 0);
         const char *stmt = json_string_value(first);
@@ -1246,6 +1287,8 @@ int drift_evaluate(const struct drift_input *in, drift_emit_fn emit, void *ud,
     for (size_t i = 0; i < in->n_targets; i++)
         tg[i] = &in->targets[i];
     qsort(acc, in->n_accounts, sizeof *acc, cmp_account_ptr);
+    r.sorted_accounts = acc;
+    r.n_sorted_accounts = in->n_accounts;
     qsort(cl, in->n_clusters, sizeof *cl, cmp_cluster_ptr);
     qsort(tg, in->n_targets, sizeof *tg, cmp_target_ptr);
     for (size_t i = 0; i < in->n_targets; i++)

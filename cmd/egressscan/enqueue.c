@@ -51,6 +51,18 @@ static void on_scp(void *ud, const struct scp_policy *policy)
         q->failed = 1;
 }
 
+/* Discovery hands out results only for accounts it will not give the workers (a suspended
+ * account's row): they are the scan's coverage as any other. */
+static int on_target(void *ud, const struct target_result *r)
+{
+    struct enqueue *q = ud;
+    if (q->failed || result_sink_target(q->sink, r) < 0) {
+        q->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
 static void on_selected(void *ud, const char *id)
 {
     struct enqueue *q = ud;
@@ -179,6 +191,7 @@ int scan_enqueue(const struct scan_config *cfg, int targeted)
         struct scheduler_callbacks cb = {.on_accounts = on_accounts,
                                          .on_org_unit = on_org_unit,
                                          .on_scp = on_scp,
+                                         .on_target = on_target,
                                          .on_account_selected = on_selected,
                                          .ud = &q};
         ran = scheduler_run(engine, chain, &so, &cb, &res, &e);
@@ -202,7 +215,7 @@ int scan_enqueue(const struct scan_config *cfg, int targeted)
     struct err qe;
     err_clear(&qe);
     if (!error_text[0] &&
-        (db_set_scps_state(db, scan_id, scan_scps_state(&res, cfg), &qe) < 0 ||
+        (db_set_scps_state(db, scan_id, res.scps_state, &qe) < 0 ||
          queue_create(db, scan_id, options, (const char *const *)q.ids, q.n, &totals, &qe) < 0))
         snprintf(error_text, sizeof error_text, "enqueuing: %s (%s)", qe.message, qe.code);
     if (error_text[0]) {
@@ -214,7 +227,7 @@ int scan_enqueue(const struct scan_config *cfg, int targeted)
         goto out;
     }
     log_info("scan", "scan %lld enqueued: %zu accounts for the workers (SCPs %s)", scan_id, q.n,
-             org_scps_name(scan_scps_state(&res, cfg)));
+             org_scps_name(res.scps_state));
     printf("%lld\n", scan_id);
     exit_code = EXIT_OK;
 

@@ -493,7 +493,7 @@ int cmd_scan(int argc, char **argv)
     } else if (ran < 0) {
         snprintf(error_text, sizeof error_text, "%s (%s)", e.message, e.code);
     }
-    enum org_scps scps = scan_scps_state(&res, &cfg);
+    enum org_scps scps = res.scps_state;
     if (!error_text[0]) {
         struct err de;
         err_clear(&de);

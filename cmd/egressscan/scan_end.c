@@ -14,7 +14,6 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "scanner/http.h"
-#include "scanner/scheduler.h"
 #include "storage/findings.h"
 
 static const char *const mode_names[MODE_BUCKETS] = {"AWS_MANAGED", "CUSTOMER_ROUTED",
@@ -223,15 +222,6 @@ char *scan_options_json(const struct scan_config *cfg, int targeted, int concurr
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return text;
-}
-
-enum org_scps scan_scps_state(const struct scheduler_result *res, const struct scan_config *cfg)
-{
-    if (res->scps_ok)
-        return ORG_SCPS_READ;
-    if (cfg->accounts.n && !cfg->org_role_arn)
-        return ORG_SCPS_NOT_READ;
-    return ORG_SCPS_FAILED;
 }
 
 struct scps_op {

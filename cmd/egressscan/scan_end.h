@@ -77,14 +77,10 @@ void scan_summary_print(long long scan_id, const struct scan_end *end, const str
                         const struct scan_totals *totals, double db_write_s, enum org_scps scps);
 
 struct scan_config;
-struct scheduler_result;
 
 /* The scan row's options (a JSON object, never secrets): the sizes of the account and region
  * lists, the role assumed, whether the scan is targeted, concurrency and pid. NULL on ENOMEM. */
 char *scan_options_json(const struct scan_config *cfg, int targeted, int concurrency);
-
-/* How the scheduler came by the SCPs. */
-enum org_scps scan_scps_state(const struct scheduler_result *res, const struct scan_config *cfg);
 
 /* Records how the scan came by the SCPs (db_retry-safe). 0, or -1 with err. */
 int scan_record_scps(struct db *db, long long scan_id, enum org_scps scps, struct err *err);

@@ -1070,6 +1070,15 @@ static void test_suspended_and_scp_denied_targets(void **state)
     fx_policy(x, "{\"version\":1,\"default\":{\"allowed_modes\":[\"CUSTOMER_ROUTED\"]},"
                  "\"rules\":[{\"id\":\"sbx\",\"accounts\":[\"" ACCT_SBX "\"],"
                  "\"allowed_modes\":[\"CUSTOMER_ROUTED\"],\"require_scp\":true}]}");
+    fx_scp(x, "p-regiondeny",
+           "{\"Statement\":[{\"Sid\":\"DenyOutsideRegions\",\"Effect\":\"Deny\","
+           "\"NotAction\":[\"iam:*\",\"sts:*\",\"organizations:*\"],\"Resource\":\"*\","
+           "\"Condition\":{\"StringNotEquals\":{\"aws:RequestedRegion\":[\"eu-west-1\"]},"
+           "\"ArnNotLike\":{\"aws:PrincipalArn\":[\"arn:aws:iam::*:role/Admin\"]}}}]}",
+           OU_REG, NULL);
+    fx_target(x, ACCT_REG, "ap-south-1", TARGET_SCP_DENIED, "AccessDeniedException",
+              "not authorized to perform: eks:ListClusters with an explicit deny in a service "
+              "control policy");
     fx_target(x, ACCT_SBX, "*", TARGET_SUSPENDED, NULL, "account status SUSPENDED");
     fx_scanned(x, ACCT_PROD, "eu-west-1");
     fx_target(x, ACCT_PROD, "ap-south-1", TARGET_SCP_DENIED, "DeniedBySCP",
@@ -1096,6 +1105,12 @@ static void test_suspended_and_scp_denied_targets(void **state)
     assert_non_null(strstr(dstr(g, "fix"), "exempt it in that SCP"));
     for (size_t i = 0; i < x->n_got; i++)
         assert_string_not_equal(x->got[i].account, ACCT_SBX);
+    /* AWS's refusal in an account whose path has a region deny: the SCPs name the statement */
+    g = find(x, "unscanned_target", ACCT_REG, "ap-south-1");
+    by = json_object_get(g->details, "denied_by");
+    assert_int_equal(json_array_size(by), 1);
+    assert_string_equal(json_string_value(json_array_get(by, 0)),
+                        "p-regiondeny#DenyOutsideRegions");
     fx_free(x);
 }
 
