@@ -367,9 +367,11 @@ int db_scan_finish(struct db *db, long long scan_id, double finished_at, const c
                  "UPDATE egressscan.scan s SET status = $2, finished_at = "
                  "pg_catalog.to_timestamp($3::float8), error = $4, api_calls = $5::bigint, "
                  "throttled = $6::bigint, retries = $7::bigint, targets_total = c.total, "
-                 "targets_ok = c.ok, targets_failed = c.total - c.ok, clusters_seen = c.clusters "
+                 "targets_ok = c.ok, targets_failed = c.failed, clusters_seen = c.clusters "
                  "FROM (SELECT pg_catalog.count(*)::integer AS total, "
                  "(pg_catalog.count(*) FILTER (WHERE status = 'ok'))::integer AS ok, "
+                 "(pg_catalog.count(*) FILTER (WHERE status NOT IN ('ok', 'suspended')))::integer "
+                 "AS failed, "
                  "COALESCE(pg_catalog.sum(clusters) FILTER (WHERE status = 'ok'), 0)::integer "
                  "AS clusters FROM egressscan.target_result WHERE scan_id = $1::bigint) c "
                  "WHERE s.scan_id = $1::bigint AND s.status = 'running' RETURNING s.scan_id",

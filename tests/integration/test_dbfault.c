@@ -41,7 +41,8 @@ static struct {
     char tmp[64];
     struct pgtest pg;
     struct fakeproc fake;
-    long targets;             /* active accounts x regions: what a complete scan stores */
+    long targets;             /* active accounts x regions: what a complete scan scans */
+    long suspended;           /* suspended accounts: one '*' row each, not scanned */
     long clusters;            /* in the truth */
     const char *some_account; /* an active account, for a quick second scan */
     long long findings;       /* findings of the first complete scan (every one raises the same) */
@@ -293,8 +294,10 @@ static int setup(void **state)
     long active = 0;
     json_array_foreach(json_object_get(fx.fake.truth, "accounts"), i, a)
     {
-        if (strcmp(json_string_value(json_object_get(a, "status")), "ACTIVE") != 0)
+        if (strcmp(json_string_value(json_object_get(a, "status")), "ACTIVE") != 0) {
+            fx.suspended++;
             continue;
+        }
         active++;
         if (!json_is_true(json_object_get(a, "is_management")))
             fx.some_account = json_string_value(json_object_get(a, "id"));
@@ -319,7 +322,8 @@ static int teardown(void **state)
 static const char *const small_batches[] = {"EGRESSSCAN_DB_BATCH_TARGETS", "4", NULL};
 static const char *const slow_scan[] = {"--concurrency", "6", NULL};
 
-/* What a complete scan of the fake leaves: one coverage row per target, all ok; the fake's
+/* What a complete scan of the fake leaves: one coverage row per target, all ok, and one
+ * 'suspended' row per suspended account; the fake's
  * clusters exactly (none missing, none twice); one observation per cluster; one history interval
  * per cluster, open (the fake's modes never change, so no scan adds one). */
 static void expect_complete(long long scan)
@@ -328,11 +332,15 @@ static void expect_complete(long long scan)
     const char *p[1] = {ll(b, scan)};
     assert_int_equal(
         q_num("SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1", 1, p),
-        fx.targets);
+        fx.targets + fx.suspended);
     assert_int_equal(q_num("SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1 "
                            "AND status = 'ok'",
                            1, p),
                      fx.targets);
+    assert_int_equal(q_num("SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1 "
+                           "AND status = 'suspended' AND region = '*'",
+                           1, p),
+                     fx.suspended);
     assert_int_equal(
         q_num("SELECT sum(clusters) FROM egressscan.target_result WHERE scan_id = $1", 1, p),
         fx.clusters);
