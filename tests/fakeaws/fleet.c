@@ -468,14 +468,17 @@ static int make_scps(struct fa_fleet *f, uint64_t *rng)
     if (f->n_nodes > 2)
         add_target(gap, FA_TARGET_ROOT_OR_OU, 2, 1);
 
-    /* An ordinary region fence on EKS. */
+    /* An ordinary region fence on EKS, Control Tower style: it exempts the scanner's role (as
+     * the README tells users to), so the scanner is not denied there and the fake need not
+     * enforce it; egressscan's verdict for the fenced regions is principal-dependent. */
     rand_chars(rng, lower_alnum, 8, suffix);
     snprintf(id, sizeof id, "p-%s", suffix);
     snprintf(
         content, sizeof content,
         "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"DenyEksOutsideApprovedRegions\","
         "\"Effect\":\"Deny\",\"Action\":\"eks:*\",\"Resource\":\"*\",\"Condition\":{"
-        "\"StringNotEquals\":{\"aws:RequestedRegion\":[\"%s\",\"%s\"]}}}]}",
+        "\"StringNotEquals\":{\"aws:RequestedRegion\":[\"%s\",\"%s\"]},"
+        "\"ArnNotLike\":{\"aws:PrincipalArn\":[\"arn:aws:iam::*:role/EgressScan*\"]}}}]}",
         f->regions[0], f->n_regions > 1 ? f->regions[1] : f->regions[0]);
     struct fa_scp *fence = add_scp(f, id, "DenyEksOutsideApprovedRegions",
                                    "EKS only in the approved regions", 0, content);

@@ -153,13 +153,25 @@ static long active_accounts(json_t *truth)
     return n;
 }
 
-/* Coverage rows of the latest scan: how many, how many ok, and that every other one has an
- * explicit status with an error code. */
+/* Coverage rows of the fleet's scanned targets (a suspended account's one row is not a target):
+ * how many, how many ok, and that every other one has an explicit status with an error code. */
+static long count_suspended(PGconn *db)
+{
+    PGresult *r = query(db,
+                        "SELECT count(*) FROM egressscan.coverage WHERE status = 'suspended' "
+                        "AND region = '*' AND error_code IS NULL",
+                        NULL);
+    long n = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
 static long coverage_ok(PGconn *db, long *total)
 {
     PGresult *r = query(db,
                         "SELECT account_id, region, status, error_code, error_message "
-                        "FROM egressscan.coverage ORDER BY account_id, region",
+                        "FROM egressscan.coverage WHERE status <> 'suspended' "
+                        "ORDER BY account_id, region",
                         NULL);
     long ok = 0;
     *total = PQntuples(r);
@@ -290,6 +302,10 @@ static void test_mixed_faults(void **state)
     PGconn *db = db_open(url);
     long total = 0, ok = coverage_ok(db, &total);
     assert_int_equal(total, active_accounts(f.truth) * 3);
+    /* and each suspended account is one row, region '*' */
+    assert_int_equal(count_suspended(db),
+                     (long)json_array_size(json_object_get(f.truth, "accounts")) -
+                         active_accounts(f.truth));
     assert_int_equal(ok, total);
     expect_same_as_truth(&f, url);
     fprintf(stderr, "  mixed: %ld targets, all ok; %zu clusters stored, equal to the truth\n",
@@ -484,6 +500,8 @@ static void test_hot_account(void **state)
     long hot_targets = 0, hot_throttled = 0;
     for (int i = 0; i < PQntuples(r); i++) {
         const char *acct = PQgetvalue(r, i, 0), *status = PQgetvalue(r, i, 2);
+        if (strcmp(status, "suspended") == 0 && strcmp(PQgetvalue(r, i, 1), "*") == 0)
+            continue; /* a suspended account: one row, not scanned, not a failure */
         if (strcmp(acct, hot) != 0) {
             if (strcmp(status, "ok") != 0)
                 fail_msg("%s %s: %s (%s)", acct, PQgetvalue(r, i, 1), status, PQgetvalue(r, i, 3));
@@ -499,7 +517,10 @@ static void test_hot_account(void **state)
     }
     PQclear(r);
     assert_true(hot_targets >= 1);
-    assert_int_equal(query_long(db, "SELECT count(*) FROM egressscan.coverage", NULL),
+    assert_int_equal(query_long(db,
+                                "SELECT count(*) FROM egressscan.coverage WHERE status <> "
+                                "'suspended'",
+                                NULL),
                      active_accounts(truth) * 3 - (hot_throttled && hot_targets == 1 ? 2 : 0));
     assert_int_equal(diff_except(db, truth, hot), 0);
     PQfinish(db);
