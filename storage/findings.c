@@ -26,16 +26,18 @@ static int scan_param(char out[32], long long scan_id, struct err *err)
 
 /* ---- scps_known ---- */
 
-int db_set_scps_state(struct db *db, long long scan_id, enum org_scps state, struct err *err)
+/* Runs sql, an UPDATE of the scan row $1 with RETURNING, with the scan id and the values
+ * given; an id that matches no scan is an error. */
+static int update_scan_row(struct db *db, long long scan_id, const char *sql, int n_values,
+                           const char *const *values, const char *what, struct err *err)
 {
     char id[32];
     if (scan_param(id, scan_id, err) < 0)
         return -1;
-    const char *p[3] = {id, org_scps_name(state), org_scps_known(state) ? "true" : "false"};
-    PGresult *r = db_query(db,
-                           "UPDATE egressscan.scan SET scps_state = $2, scps_known = $3::boolean "
-                           "WHERE scan_id = $1::bigint RETURNING scan_id",
-                           3, p, "recording whether the SCPs were read", err);
+    const char *p[3] = {id, NULL, NULL};
+    for (int i = 0; i < n_values && i < 2; i++)
+        p[1 + i] = values[i];
+    PGresult *r = db_query(db, sql, 1 + n_values, p, what, err);
     if (!r)
         return -1;
     int found = PQntuples(r) > 0;
@@ -43,6 +45,15 @@ int db_set_scps_state(struct db *db, long long scan_id, enum org_scps state, str
     if (!found)
         return err_set(err, "UnknownScan", "there is no scan %lld", scan_id);
     return 0;
+}
+
+int db_set_scps_state(struct db *db, long long scan_id, enum org_scps state, struct err *err)
+{
+    const char *v[2] = {org_scps_name(state), org_scps_known(state) ? "true" : "false"};
+    return update_scan_row(db, scan_id,
+                           "UPDATE egressscan.scan SET scps_state = $2, scps_known = $3::boolean "
+                           "WHERE scan_id = $1::bigint RETURNING scan_id",
+                           2, v, "recording whether the SCPs were read", err);
 }
 
 int db_set_scps_known(struct db *db, long long scan_id, int known, struct err *err)
@@ -52,21 +63,11 @@ int db_set_scps_known(struct db *db, long long scan_id, int known, struct err *e
 
 int db_set_scan_scope(struct db *db, long long scan_id, int targeted, struct err *err)
 {
-    char id[32];
-    if (scan_param(id, scan_id, err) < 0)
-        return -1;
-    const char *p[2] = {id, targeted ? "targeted" : "fleet"};
-    PGresult *r = db_query(db,
+    const char *v[1] = {targeted ? "targeted" : "fleet"};
+    return update_scan_row(db, scan_id,
                            "UPDATE egressscan.scan SET scope = $2 WHERE scan_id = $1::bigint "
                            "RETURNING scan_id",
-                           2, p, "recording the scan's scope", err);
-    if (!r)
-        return -1;
-    int found = PQntuples(r) > 0;
-    PQclear(r);
-    if (!found)
-        return err_set(err, "UnknownScan", "there is no scan %lld", scan_id);
-    return 0;
+                           1, v, "recording the scan's scope", err);
 }
 
 /* ---- the drift snapshot ---- */
