@@ -455,13 +455,44 @@ static const char SQL_WF_REOPEN[] =
     "UPDATE egressscan.finding f SET resolved_at = NULL, resolved_scan_id = NULL"
     " FROM pg_temp.egressscan_stage_finding st WHERE st.reopen AND f.finding_id = st.finding_id";
 
-/* A matched finding takes the newest scan's view of it; an older scan only moves first_seen. */
+/* Whether this scan judged the finding f again (SPEC section 5), given $2:
+ * it read the SCPs itself, $3: it had a declared policy. The target of a cluster finding must have
+ * been scanned ok (a cluster no longer there is judged by that alone); an unscanned target must
+ * have been tried again; what the finding rests on must have been evaluated. */
+/* clang-format off */
+#define TARGET_OK_IN_SCAN(f)                                                                       \
+    "EXISTS (SELECT 1 FROM egressscan.target_result r WHERE r.scan_id = $1::bigint"                \
+    " AND r.account_id = " f ".account_id AND r.region = " f ".region AND r.status = 'ok')"
+#define CLUSTER_GONE(f)                                                                            \
+    "EXISTS (SELECT 1 FROM egressscan.cluster c WHERE c.cluster_arn = " f ".cluster_arn"           \
+    " AND c.gone_at IS NOT NULL)"
+#define JUDGED_AGAIN(f)                                                                            \
+    "CASE " f ".kind"                                                                              \
+    " WHEN 'noncompliant_cluster' THEN " TARGET_OK_IN_SCAN(f) " AND (" CLUSTER_GONE(f)             \
+    "   OR ((" f ".source NOT LIKE 'scp:%' OR $2::boolean)"                                        \
+    "       AND (" f ".source NOT LIKE 'policy:%' OR $3::boolean)))"                               \
+    " WHEN 'unknown_mode' THEN " TARGET_OK_IN_SCAN(f)                                              \
+    " WHEN 'mode_changed' THEN " TARGET_OK_IN_SCAN(f)                                              \
+    " WHEN 'unscanned_target' THEN EXISTS (SELECT 1 FROM egressscan.target_result r"               \
+    "   WHERE r.scan_id = $1::bigint AND r.account_id = " f ".account_id"                         \
+    "     AND (r.region = " f ".region OR (" f ".region = '*' AND r.region <> '*')))"              \
+    " WHEN 'unenforced_intent' THEN $2::boolean AND $3::boolean"                                   \
+    " WHEN 'scp_conflict' THEN $2::boolean AND $3::boolean"                                        \
+    " WHEN 'exception_expired' THEN $3::boolean"                                                   \
+    " ELSE false END"
+/* clang-format on */
+
+/* A matched finding takes the newest scan's view of it; an older scan only moves first_seen. A
+ * scan that raised it without judging it again (it borrowed the SCPs it rests on, or had no
+ * policy file) carries it over unchanged: last_seen and last_scan_id stay with the scan that
+ * last confirmed it. */
 static const char SQL_WF_UPDATE[] =
     "UPDATE egressscan.finding f SET severity = st.severity, observed_mode = st.observed_mode,"
     "   allowed_modes = st.allowed_modes, details = COALESCE(st.details, '{}'::jsonb),"
     "   last_seen = sc.started_at, last_scan_id = sc.scan_id"
     " FROM pg_temp.egressscan_stage_finding st, egressscan.scan sc"
-    " WHERE sc.scan_id = $1::bigint AND f.finding_id = st.finding_id AND " SCAN_NOT_OLDER;
+    " WHERE sc.scan_id = $1::bigint AND f.finding_id = st.finding_id AND " SCAN_NOT_OLDER
+    "   AND " JUDGED_AGAIN("f");
 
 static const char SQL_WF_FIRST_SEEN[] =
     "UPDATE egressscan.finding f SET first_seen = sc.started_at, first_scan_id = sc.scan_id"
@@ -504,32 +535,7 @@ static const char SQL_WF_INSERT[] =
     "  ORDER BY n.started_at, n.scan_id LIMIT 1) nx ON true"
     " WHERE st.is_new ORDER BY st.ord";
 
-/* Whether this scan judged again the finding f that it did not raise (SPEC section 5), given $2:
- * it read the SCPs itself, $3: it had a declared policy. The target of a cluster finding must have
- * been scanned ok (a cluster no longer there is judged by that alone); an unscanned target must
- * have been tried again; what the finding rests on must have been evaluated. */
 /* clang-format off */
-#define TARGET_OK_IN_SCAN(f)                                                                       \
-    "EXISTS (SELECT 1 FROM egressscan.target_result r WHERE r.scan_id = $1::bigint"                \
-    " AND r.account_id = " f ".account_id AND r.region = " f ".region AND r.status = 'ok')"
-#define CLUSTER_GONE(f)                                                                            \
-    "EXISTS (SELECT 1 FROM egressscan.cluster c WHERE c.cluster_arn = " f ".cluster_arn"           \
-    " AND c.gone_at IS NOT NULL)"
-#define JUDGED_AGAIN(f)                                                                            \
-    "CASE " f ".kind"                                                                              \
-    " WHEN 'noncompliant_cluster' THEN " TARGET_OK_IN_SCAN(f) " AND (" CLUSTER_GONE(f)             \
-    "   OR ((" f ".source NOT LIKE 'scp:%' OR $2::boolean)"                                        \
-    "       AND (" f ".source NOT LIKE 'policy:%' OR $3::boolean)))"                               \
-    " WHEN 'unknown_mode' THEN " TARGET_OK_IN_SCAN(f)                                              \
-    " WHEN 'mode_changed' THEN " TARGET_OK_IN_SCAN(f)                                              \
-    " WHEN 'unscanned_target' THEN EXISTS (SELECT 1 FROM egressscan.target_result r"               \
-    "   WHERE r.scan_id = $1::bigint AND r.account_id = " f ".account_id"                         \
-    "     AND (r.region = " f ".region OR (" f ".region = '*' AND r.region <> '*')))"              \
-    " WHEN 'unenforced_intent' THEN $2::boolean AND $3::boolean"                                   \
-    " WHEN 'scp_conflict' THEN $2::boolean AND $3::boolean"                                        \
-    " WHEN 'exception_expired' THEN $3::boolean"                                                   \
-    " ELSE false END"
-
 /* The findings of the accounts this scan covered that it did not raise and did judge again are
  * resolved by it, when it is newer than the scan that last raised them (a late older scan
  * resolves nothing newer). A lifetime that a newer scan ended is ended earlier by this one; a
@@ -883,7 +889,7 @@ int db_write_findings_ctx(struct db *db, long long scan_id, const struct finding
         db_command(db, SQL_WF_DEDUPE, 0, NULL, "merging duplicate findings", err) < 0 ||
         db_command(db, SQL_WF_MATCH, 1, p, "matching findings", err) < 0 ||
         db_command(db, SQL_WF_REOPEN, 0, NULL, "reopening findings", err) < 0 ||
-        db_command(db, SQL_WF_UPDATE, 1, p, "updating persisting findings", err) < 0 ||
+        db_command(db, SQL_WF_UPDATE, 3, pr, "updating persisting findings", err) < 0 ||
         db_command(db, SQL_WF_FIRST_SEEN, 1, p, "updating first_seen", err) < 0 ||
         db_command(db, SQL_WF_NEW_IDS, 0, NULL, "numbering new findings", err) < 0 ||
         db_command(db, SQL_WF_INSERT, 1, p, "inserting new findings", err) < 0 ||

@@ -1553,6 +1553,45 @@ static void test_resolution_rule_for_every_kind(void **state)
              1, pid);
 }
 
+/* A scan that raises a finding it could not judge again (SCPs borrowed from an earlier scan, no
+ * policy file) carries it over unchanged: it stays open with its id, and last_seen / scan_id stay
+ * with the scan that last confirmed it; a scan that judges it again moves them. */
+static void test_raised_without_being_judged_again_is_carried_over_unchanged(void **state)
+{
+    struct fixture *fx = *state;
+    const char *acc[1] = {"300000000000"};
+    struct finding f = fnd("scp_conflict", acc[0], "eu-west-1", NULL, "policy:regulated");
+    struct finding u = fnd("unenforced_intent", acc[0], "*", NULL, "policy:regulated");
+    struct finding both[2] = {f, u};
+    const struct findings_context borrowed = {.scps_read = 0, .have_policy = 1};
+    const struct findings_context judged = {.scps_read = 1, .have_policy = 1};
+    double at = T0 + 400 * DAY;
+    long long ids[3];
+    for (int i = 0; i < 3; i++) {
+        ids[i] = begin_scan(fx->db, at + i * HOUR);
+        cover(fx->db, ids[i], at + i * HOUR, acc, 1);
+        struct err e;
+        err_clear(&e);
+        if (db_write_findings_ctx(fx->db, ids[i], both, 2, i == 1 ? &borrowed : &judged, NULL, &e) <
+            0)
+            fail_msg("db_write_findings_ctx: %s (%s)", e.message, e.code);
+        finish_scan(fx->db, ids[i], at + i * HOUR + 60, i == 1 ? "partial" : "succeeded");
+        long long id_f = open_id(fx->check, &f), id_u = open_id(fx->check, &u);
+        assert_true(id_f > 0 && id_u > 0);
+        char x[160], t0[32], tl[32];
+        long long last = i == 1 ? ids[0] : ids[i];
+        snprintf(x, sizeof x, "%s|%lld|%s|%lld|-|-", epoch_of(t0, at), ids[0],
+                 epoch_of(tl, at + (i == 1 ? 0 : i) * HOUR), last);
+        expect_lifetime(fx->check, id_f, x);
+        expect_lifetime(fx->check, id_u, x);
+        char idt[32], lastt[32];
+        const char *pid[1] = {ll(idt, id_f)};
+        q_expect(fx->check, ll(lastt, last),
+                 "SELECT scan_id FROM egressscan.current_drift WHERE finding_id = $1::bigint", 1,
+                 pid);
+    }
+}
+
 /* A fleet scan takes out of the fleet what it no longer finds, each with its reason. */
 static void test_fleet_scan_takes_out_what_left_the_fleet(void **state)
 {
@@ -1823,6 +1862,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_findings_is_whole_or_nothing_and_refuses_misuse,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolution_rule_for_every_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_raised_without_being_judged_again_is_carried_over_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fleet_scan_takes_out_what_left_the_fleet, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reader_reads_every_view_and_no_table, setup, teardown),
