@@ -774,8 +774,6 @@ static void findings_section(FILE *o, const struct report *r)
           "week</h2>\n",
           o);
     out(o, "<p><strong>%ld new, %ld resolved", r->n_new, r->n_resolved);
-    if (r->n_resolved_left)
-        out(o, " (%ld of them because their target left the fleet, not fixed)", r->n_resolved_left);
     if (r->last.scan_id) {
         out(o, "; %ld open at the end of the week</strong>", r->n_open);
         const char *sep = " (";
@@ -792,10 +790,16 @@ static void findings_section(FILE *o, const struct report *r)
             fputc(' ', o);
             esc(o, text);
         }
-        fputs("</p>\n", o);
     } else {
-        fputs("</strong>.</p>\n", o);
+        fputs("</strong>.", o);
     }
+    if (r->n_resolved_left) {
+        char text[160];
+        report_left_text(r->n_resolved_left, text, sizeof text);
+        fputc(' ', o);
+        esc(o, text);
+    }
+    fputs("</p>\n", o);
     findings_table(o, r, 0);
     findings_table(o, r, 1);
     fputs("</section>\n", o);

@@ -39,6 +39,8 @@ void report_unverified_text(long n, char *out, size_t cap);
 /* "2 of them carried over: not raised again by the week's last scan, which could not judge them
  * (...)". The sentence every format uses for open findings the last scan did not confirm. */
 void report_carried_text(long n, char *out, size_t cap);
+/* "1 of the resolved findings was not fixed: its target left the fleet." (n: "were", "their"). */
+void report_left_text(long n, char *out, size_t cap);
 /* How a finding was resolved, from finding.resolved_reason: "fixed (no longer raised)", "cluster
  * deleted", "not fixed: the account left the organization", ...; "fixed" for NULL. */
 const char *report_resolution_label(const char *resolved_reason);

@@ -378,9 +378,6 @@ static void findings(FILE *o, const struct report *r)
 {
     fputs("## Findings this week\n\n", o);
     fprintf(o, "**%ld new, %ld resolved", r->n_new, r->n_resolved);
-    if (r->n_resolved_left)
-        fprintf(o, " (%ld of them because their target left the fleet, not fixed)",
-                r->n_resolved_left);
     if (r->last.scan_id) {
         fprintf(o, "; %ld open at the end of the week**", r->n_open);
         const char *sep = " (";
@@ -396,10 +393,15 @@ static void findings(FILE *o, const struct report *r)
             report_carried_text(r->n_carried_over, text, sizeof text);
             fprintf(o, " %s", text);
         }
-        fputs("\n\n", o);
     } else {
-        fputs("**.\n\n", o);
+        fputs("**.", o);
     }
+    if (r->n_resolved_left) {
+        char text[160];
+        report_left_text(r->n_resolved_left, text, sizeof text);
+        fprintf(o, " %s", text);
+    }
+    fputs("\n\n", o);
     for (int pass = 0; pass < 2; pass++) {
         long total = pass == 0 ? r->n_new : r->n_resolved;
         fprintf(o, "### %s this week (%ld)\n\n", pass == 0 ? "New" : "Resolved", total);

@@ -165,6 +165,12 @@ void report_carried_text(long n, char *out, size_t cap)
              n, n == 1 ? "it" : "them", n == 1 ? "its" : "their");
 }
 
+void report_left_text(long n, char *out, size_t cap)
+{
+    snprintf(out, cap, "%ld of the resolved findings %s not fixed: %s target left the fleet.", n,
+             n == 1 ? "was" : "were", n == 1 ? "its" : "their");
+}
+
 const char *report_resolution_label(const char *resolved_reason)
 {
     static const char *const labels[][2] = {

@@ -391,7 +391,8 @@ static void test_html(void **state)
     assert_non_null(strstr(html, "1 of them carried over: not raised again by the week&#39;s last "
                                  "scan"));
     assert_non_null(strstr(html, "<dt>Carried over</dt>"));
-    assert_non_null(strstr(html, "1 of them because their target left the fleet, not fixed"));
+    assert_non_null(strstr(html, "1 of the resolved findings was not fixed: its target left the "
+                                 "fleet."));
     assert_non_null(strstr(html, "<td>not fixed: the account left the organization</td>"));
     assert_non_null(strstr(html, "<td>fixed (no longer raised)</td>"));
     assert_non_null(strstr(html, "not verified since 2026-01-20 10:05"));
@@ -439,7 +440,8 @@ static void test_markdown(void **state)
                      2);
     assert_non_null(strstr(md, "1 of them carried over: not raised again by the week's last scan"));
     assert_non_null(strstr(md, "- Carried over: not judged again by the week's last scan"));
-    assert_non_null(strstr(md, "(1 of them because their target left the fleet, not fixed)"));
+    assert_non_null(strstr(md, "1 of the resolved findings was not fixed: its target left the "
+                               "fleet."));
     assert_non_null(strstr(md, "| not fixed: the account left the organization |"));
     assert_non_null(strstr(md, "| not verified since 2026-01-20 10:05 |"));
     assert_non_null(strstr(md, "### Suspended accounts (1)"));
