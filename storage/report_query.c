@@ -100,17 +100,19 @@ static const char SQL_TREND[] =
     "           JOIN fin ON fin.scan_id = r.scan_id),"                                             \
     " word AS (SELECT DISTINCT ON (t.account_id, t.region) t.* FROM tried t"                       \
     "          ORDER BY t.account_id, t.region, t.scanned_at DESC, t.scan_id DESC),"               \
+    " since AS (SELECT t.account_id, t.region, t.scan_id FROM tried t, fs"                         \
+    "           WHERE (t.scan_started, t.scan_id) >= (fs.started_at, fs.scan_id)),"                \
     " infleet AS (SELECT w.* FROM word w"                                                          \
     "   WHERE NOT EXISTS (SELECT 1 FROM fs)"                                                       \
-    "      OR EXISTS (SELECT 1 FROM tried t, fs WHERE t.account_id = w.account_id"                 \
-    "                 AND (t.scan_started, t.scan_id) >= (fs.started_at, fs.scan_id)"              \
-    "                 AND (t.region = w.region OR (t.region = '*' AND t.scan_id = fs.scan_id)))),"  \
+    "      OR (w.account_id, w.region) IN (SELECT n.account_id, n.region FROM since n)"            \
+    "      OR w.account_id IN (SELECT n.account_id FROM since n, fs"                               \
+    "                          WHERE n.region = '*' AND n.scan_id = fs.scan_id)),"                 \
     " star AS (SELECT w.* FROM infleet w WHERE w.region = '*'"                                     \
     "   AND NOT EXISTS (SELECT 1 FROM infleet b WHERE b.account_id = w.account_id"                 \
     "                   AND b.region <> '*' AND b.scanned_at > w.scanned_at)),"                    \
     " verified AS (SELECT w.account_id, w.region FROM infleet w"                                   \
     "   WHERE w.status = 'ok' AND w.region <> '*'"                                                 \
-    "     AND NOT EXISTS (SELECT 1 FROM star x WHERE x.account_id = w.account_id))"
+    "     AND w.account_id NOT IN (SELECT x.account_id FROM star x))"
 /* clang-format on */
 
 /* The clusters at the end of the week by account and mode, verified or not: the same population
@@ -127,20 +129,21 @@ static const char SQL_FLEET_CURRENT[] =
  * cluster_history that hold at the week's end ([valid_from, valid_to) contains the instant just
  * before $1; a cluster whose target left the fleet had its period closed then), verified as the
  * fleet's latest word at $2 says; the account as $2 placed it, else as last known. */
+/* clang-format off */
 static const char SQL_FLEET_AT[] =
-    WORD_AT_SQL " SELECT COALESCE(sa.ou_path, a.ou_path), h.account_id, COALESCE(sa.name, a.name),"
-                "  h.egress_mode,"
-                "  EXISTS (SELECT 1 FROM verified v WHERE v.account_id = h.account_id"
-                "          AND v.region = h.region),"
-                "  pg_catalog.count(*)"
-                " FROM egressscan.cluster_history h"
-                " LEFT JOIN egressscan.scan_account sa"
-                "   ON sa.scan_id = $2::bigint AND sa.account_id = h.account_id"
-                " LEFT JOIN egressscan.account a ON a.account_id = h.account_id"
-                " WHERE h.valid_from < $1::timestamptz"
-                "   AND (h.valid_to IS NULL OR h.valid_to >= $1::timestamptz)"
-                " GROUP BY 1, 2, 3, 4, 5"
-                " ORDER BY h.account_id COLLATE \"C\", h.egress_mode COLLATE \"C\" NULLS LAST";
+    WORD_AT_SQL
+    " SELECT COALESCE(sa.ou_path, a.ou_path), h.account_id, COALESCE(sa.name, a.name),"
+    "  h.egress_mode, v.account_id IS NOT NULL, pg_catalog.count(*)"
+    " FROM egressscan.cluster_history h"
+    " LEFT JOIN verified v ON v.account_id = h.account_id AND v.region = h.region"
+    " LEFT JOIN egressscan.scan_account sa"
+    "   ON sa.scan_id = $2::bigint AND sa.account_id = h.account_id"
+    " LEFT JOIN egressscan.account a ON a.account_id = h.account_id"
+    " WHERE h.valid_from < $1::timestamptz"
+    "   AND (h.valid_to IS NULL OR h.valid_to >= $1::timestamptz)"
+    " GROUP BY 1, 2, 3, 4, 5"
+    " ORDER BY h.account_id COLLATE \"C\", h.egress_mode COLLATE \"C\" NULLS LAST";
+/* clang-format on */
 
 /* A one-line explanation of a finding from its details (drift.c writes them). */
 /* clang-format off */
@@ -281,11 +284,13 @@ static const char SQL_COVERAGE_CURRENT[] =
  * among the finalized scans up to $2 (for '*': any region of the account). */
 static const char SQL_COVERAGE_AT[] =
     WORD_AT_SQL
+    ", ok_r AS (SELECT t.account_id, t.region, pg_catalog.max(t.scanned_at) AS scanned_at"
+    "  FROM tried t WHERE t.status = 'ok' GROUP BY 1, 2)"
     " SELECT w.account_id, COALESCE(sa.name, a.name), w.region, w.status, w.error_code,"
     "  w.error_message, " STAMP_SQL("w.scanned_at") ","
-    "  " STAMP_SQL("(SELECT pg_catalog.max(t.scanned_at) FROM tried t"
-    "   WHERE t.account_id = w.account_id AND t.status = 'ok'"
-    "     AND (t.region = w.region OR w.region = '*'))") ", w.scan_id"
+    "  " STAMP_SQL("(SELECT pg_catalog.max(t.scanned_at) FROM ok_r t"
+    "   WHERE t.account_id = w.account_id AND (t.region = w.region OR w.region = '*'))") ","
+    "  w.scan_id"
     " FROM infleet w"
     " LEFT JOIN egressscan.scan_account sa"
     "   ON sa.scan_id = $2::bigint AND sa.account_id = w.account_id"
