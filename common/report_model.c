@@ -236,8 +236,10 @@ void report_cleanup(struct report *r)
     r->accounts = r->ous = NULL;
     r->findings = NULL;
     r->gaps = NULL;
-    r->unscanned = NULL;
+    r->unscanned = r->suspended = NULL;
+    r->week_scans = NULL;
     r->n_accounts = r->n_ous = r->n_findings = r->n_gaps = r->n_unscanned = 0;
+    r->n_suspended = r->n_week_scans = 0;
 }
 
 void report_init(struct report *r, const struct report_week *w, time_t now)
@@ -277,6 +279,16 @@ long report_age_days(const struct report *r, const char *stamp)
     if (r->today < end)
         end = r->today;
     return end >= day ? end - day : 0;
+}
+
+int report_reason_left_fleet(const char *resolved_reason)
+{
+    static const char *const left[] = {"left_organization", "suspended", "excluded",
+                                       "region_removed"};
+    for (size_t i = 0; resolved_reason && i < sizeof left / sizeof left[0]; i++)
+        if (strcmp(resolved_reason, left[i]) == 0)
+            return 1;
+    return 0;
 }
 
 /* ---- derived figures ---- */
@@ -335,6 +347,7 @@ static int build_ous(struct report *r)
         o->accounts++;
         o->clusters += a->clusters;
         o->noncompliant += a->noncompliant;
+        o->unverified += a->unverified;
         for (int m = 0; m < REPORT_MODES; m++)
             o->by_mode[m] += a->by_mode[m];
     }
@@ -468,6 +481,7 @@ int report_finish(struct report *r)
     if (r->n_accounts > 1)
         qsort(r->accounts, r->n_accounts, sizeof *r->accounts, cmp_fleet_row);
     r->fleet_clusters = 0;
+    r->fleet_unverified = 0;
     memset(r->fleet_by_mode, 0, sizeof r->fleet_by_mode);
     for (size_t i = 0; i < r->n_accounts; i++) {
         struct report_fleet_row *a = &r->accounts[i];
@@ -479,17 +493,21 @@ int report_finish(struct report *r)
             r->fleet_by_mode[m] += a->by_mode[m];
         }
         r->fleet_clusters += a->clusters;
+        r->fleet_unverified += a->unverified;
     }
 
     r->n_open = r->n_new = r->n_resolved = 0;
+    r->n_carried_over = r->n_resolved_left = 0;
     memset(r->open_by_severity, 0, sizeof r->open_by_severity);
     for (size_t i = 0; i < r->n_findings; i++) {
         const struct report_finding *f = &r->findings[i];
         r->n_new += f->new_this_week != 0;
         r->n_resolved += f->resolved_this_week != 0;
+        r->n_resolved_left += f->resolved_this_week && f->left_fleet;
         if (!f->open_at_end)
             continue;
         r->n_open++;
+        r->n_carried_over += f->carried_over != 0;
         enum report_severity s = report_severity_of(f->severity);
         if (s < REPORT_SEVERITIES)
             r->open_by_severity[s]++;

@@ -15,16 +15,26 @@
  *   the previous week, in percentage points; absent when either is unknown.
  * - Trend: the 35 days of the week and the four before it, one point per day from
  *   daily_compliance; a day without a row is a gap (no scan), never a zero.
- * - State at the end of the week: clusters from egressscan.cluster_history periods that hold at
- *   the week's end (valid_from < end <= valid_to, or still open), accounts placed as the week's
- *   last finalized scan saw them; open findings = the findings that scan raised (scan_finding),
- *   exactly as current_drift defines "open" for the latest scan.
+ * - Population: the clusters counted are the VERIFIED clusters of the fleet (their target's latest
+ *   word is ok); a cluster whose account or region could not be scanned keeps its last known
+ *   state, is never counted as compliant and is shown apart ("unverified").
+ * - State at the end of the week: for the week of the latest finalized scan, the views
+ *   (current_clusters WHERE verified, current_drift, coverage); for a week in the past, the
+ *   cluster_history periods that hold at the week's end restricted to the clusters verified at
+ *   the week's last finalized scan, the findings of the fleet open at the week's end (first seen
+ *   before it, not resolved before it by a scan that counts), and the fleet's latest word per
+ *   target as of that scan. Accounts are placed as that scan saw them. An open finding that scan
+ *   did not raise again is "carried over" (a targeted or partial scan could not judge it).
  * - New this week: first_seen in the week. Resolved this week: resolved_at in the week, by a scan
- *   that was not failed or aborted.
+ *   that was not failed or aborted, with finding.resolved_reason: fixed (not_raised), cluster
+ *   deleted (cluster_gone), or its target left the fleet (left_organization, suspended, excluded,
+ *   region_removed: not a fix, said so).
  * - SCP enforcement gaps: open unenforced_intent findings and open noncompliant_cluster findings
  *   with reason scp_gap, grouped per account (and OU).
- * - Coverage: the targets the week's last finalized scan could not scan, and the days of the week
- *   (up to today) without a finalized (succeeded or partial) scan. */
+ * - Coverage: the fleet's latest word per target at the week's last finalized scan: the targets
+ *   not scanned ok (with when they were tried and last ok), suspended accounts apart (not a
+ *   failure), the week's scans (scope, SCPs read), and the days of the week (up to today) without
+ *   a finalized (succeeded or partial) scan. */
 #ifndef EGRESSSCAN_REPORT_MODEL_H
 #define EGRESSSCAN_REPORT_MODEL_H
 
@@ -105,6 +115,7 @@ struct report_counts {
     long noncompliant;
     long exempt;
     long unknown;
+    long unverified; /* clusters of the fleet not verified: not in the numbers above */
     long targets_total;
     long targets_ok;
 };
@@ -116,6 +127,10 @@ int report_rate(const struct report_counts *c, double *rate);
 void report_rate_text(double rate, char out[16]);
 /* "+11.9 pp", "-3.0 pp", "0.0 pp" (percentage points, one decimal). */
 void report_change_text(double pp, char out[24]);
+
+/* Nonzero for a finding.resolved_reason that says its target left the fleet (left_organization,
+ * suspended, excluded, region_removed): resolved, but not fixed. */
+int report_reason_left_fleet(const char *resolved_reason);
 
 /* One UTC day of the trend. */
 struct report_day {
@@ -136,13 +151,15 @@ struct report_scan {
     char started_at[REPORT_STAMP_LEN];
     char status[16];
     int scps_known; /* 1 the SCPs were read; 0 not (SCP-backed intent unknown); -1 not recorded */
+    char scope[16]; /* fleet, targeted */
+    char scps_state[16]; /* read, disabled, not_read, failed; "" when not recorded */
     struct report_counts counts;
     int has_rate;
     double rate;
 };
 
-/* Clusters at the week's end of one account, or of one OU (account_id NULL; accounts = how many
- * accounts with clusters it has). */
+/* Verified clusters at the week's end of one account, or of one OU (account_id NULL; accounts = how
+ * many accounts with clusters it has); unverified ones apart. */
 struct report_fleet_row {
     const char *ou_path; /* "Root/Prod"; NULL when unknown */
     const char *account_id;
@@ -150,6 +167,7 @@ struct report_fleet_row {
     long accounts;
     long clusters;
     long by_mode[REPORT_MODES];
+    long unverified;   /* clusters whose target was not scanned ok: not in clusters/by_mode */
     long noncompliant; /* open noncompliant_cluster findings at the week's end */
 };
 
@@ -167,13 +185,17 @@ struct report_finding {
     const char *observed_mode; /* verbatim; NULL when not reported or not about a cluster */
     const char *allowed_modes; /* "CUSTOMER_ROUTED, CUSTOMER_ISOLATED"; NULL when not relevant */
     const char *source;
-    const char *reason;      /* details.reason; NULL when none */
-    const char *why;         /* a one-line explanation from the details; NULL when none */
-    const char *remediation; /* details.remediation; NULL when none */
-    const char *warning;     /* details.warning (irreversibility); NULL when none */
-    const char *first_seen;  /* ISO 8601 UTC */
-    const char *resolved_at; /* ISO 8601 UTC when resolved in the week; NULL otherwise */
-    int open_at_end;         /* raised by the week's last finalized scan */
+    const char *reason;          /* details.reason; NULL when none */
+    const char *why;             /* a one-line explanation from the details; NULL when none */
+    const char *remediation;     /* details.remediation; NULL when none */
+    const char *warning;         /* details.warning (irreversibility); NULL when none */
+    const char *first_seen;      /* ISO 8601 UTC */
+    const char *resolved_at;     /* ISO 8601 UTC when resolved in the week; NULL otherwise */
+    const char *resolved_reason; /* finding.resolved_reason when resolved in the week */
+    const char *last_seen;       /* ISO 8601 UTC: start of the latest scan that raised it */
+    int open_at_end;             /* open finding of the fleet at the week's end */
+    int carried_over; /* open at the end, not raised again by the week's last finalized scan */
+    int left_fleet;   /* resolved in the week because its target left the fleet (not fixed) */
     int new_this_week;
     int resolved_this_week;
 };
@@ -191,7 +213,7 @@ struct report_gap {
     long gap_clusters;   /* open noncompliant_cluster findings with reason scp_gap */
 };
 
-/* A target the week's last finalized scan could not scan. */
+/* A target of the fleet whose latest word (at the week's last finalized scan) is not ok. */
 struct report_target {
     const char *account_id;
     const char *account_name;
@@ -199,6 +221,19 @@ struct report_target {
     const char *status;
     const char *error_code;
     const char *error_message;
+    const char *scanned_at; /* ISO 8601 UTC: when the latest scan that tried it did */
+    const char *last_ok_at; /* ISO 8601 UTC: when last scanned ok; NULL: never */
+    long long scan_id;      /* the latest scan that tried it */
+};
+
+/* A scan started in the week. */
+struct report_scan_row {
+    long long scan_id;
+    const char *started_at; /* ISO 8601 UTC */
+    const char *status;
+    const char *scope;      /* fleet, targeted */
+    const char *scps_state; /* read, disabled, not_read, failed; NULL: not recorded */
+    long targets_total, targets_ok, targets_failed;
 };
 
 struct report_mem;
@@ -236,8 +271,9 @@ struct report {
     long days_without_scan[REPORT_WEEK_DAYS]; /* days of the week up to today without one */
     size_t n_days_without_scan;
 
-    long fleet_clusters; /* clusters at the week's end */
+    long fleet_clusters; /* verified clusters at the week's end */
     long fleet_by_mode[REPORT_MODES];
+    long fleet_unverified;             /* clusters of the fleet not verified at the week's end */
     struct report_fleet_row *accounts; /* by OU path, then account id */
     size_t n_accounts;
     struct report_fleet_row *ous; /* by OU path */
@@ -246,14 +282,20 @@ struct report {
     struct report_finding *findings; /* by first_seen, then finding_id */
     size_t n_findings;
     long n_open, n_new, n_resolved;
+    long n_carried_over;  /* of n_open: not raised again by the week's last finalized scan */
+    long n_resolved_left; /* of n_resolved: their target left the fleet (not fixed) */
     long open_by_severity[REPORT_SEVERITIES];
 
     struct report_gap *gaps; /* by OU path, then account id */
     size_t n_gaps;
     long gap_ous; /* distinct OU paths among the gaps */
 
-    struct report_target *unscanned; /* by account, region */
+    struct report_target *unscanned; /* by account, region; suspended accounts not here */
     size_t n_unscanned;
+    struct report_target *suspended; /* suspended accounts of the fleet (not a failure) */
+    size_t n_suspended;
+    struct report_scan_row *week_scans; /* scans started in the week, by started_at */
+    size_t n_week_scans;
 
     struct report_mem *mem; /* storage of the arrays and strings above */
 };

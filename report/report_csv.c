@@ -34,7 +34,8 @@ static const char *const columns[] = {"finding_id",    "status_at_week_end",
                                       "observed_mode", "allowed_modes",
                                       "source",        "reason",
                                       "why",           "first_seen",
-                                      "resolved_at",   "open_days",
+                                      "resolved_at",   "resolved_reason",
+                                      "carried_over",  "open_days",
                                       "remediation",   "warning"};
 #define N_COLUMNS (sizeof columns / sizeof columns[0])
 
@@ -70,6 +71,8 @@ int report_render_csv(const struct report *r, FILE *out, struct err *err)
                                       f->why,
                                       f->first_seen,
                                       f->resolved_at,
+                                      f->resolved_reason,
+                                      f->carried_over ? "true" : "false",
                                       age,
                                       f->remediation,
                                       f->warning};

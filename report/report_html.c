@@ -294,8 +294,8 @@ static void headline(FILE *o, const struct report *r)
     }
     if (s->counts.evaluated)
         out(o,
-            "<div class=\"s\">%ld compliant of %ld clusters in scope (%ld exempt and %ld "
-            "unknown not counted)</div>",
+            "<div class=\"s\">%ld compliant of %ld verified clusters in scope (%ld exempt and "
+            "%ld unknown not counted)</div>",
             s->counts.compliant, s->counts.compliant + s->counts.noncompliant, s->counts.exempt,
             s->counts.unknown);
     else
@@ -304,8 +304,8 @@ static void headline(FILE *o, const struct report *r)
     if (s->counts.evaluated)
         out(o,
             "<div class=\"card\"><div class=\"k\">Non-compliant clusters</div><div "
-            "class=\"v\">%ld</div><div class=\"s\">of %ld clusters judged at the end of the "
-            "week</div></div>\n",
+            "class=\"v\">%ld</div><div class=\"s\">of %ld verified clusters judged at the end of "
+            "the week</div></div>\n",
             s->counts.noncompliant, s->counts.clusters);
     else
         fputs("<div class=\"card\"><div class=\"k\">Non-compliant clusters</div><div "
@@ -313,20 +313,29 @@ static void headline(FILE *o, const struct report *r)
               o);
     out(o,
         "<div class=\"card\"><div class=\"k\">Open findings</div><div class=\"v\">%ld</div>"
-        "<div class=\"s\">%ld new, %ld resolved this week</div></div>\n",
-        r->n_open, r->n_new, r->n_resolved);
+        "<div class=\"s\">%ld new, %ld resolved this week; %ld carried over</div></div>\n",
+        r->n_open, r->n_new, r->n_resolved, r->n_carried_over);
     out(o,
         "<div class=\"card\"><div class=\"k\">Coverage</div><div class=\"v\">%ld/%ld</div>"
-        "<div class=\"s\">targets scanned by the last scan; %zu day%s without a scan</div>"
+        "<div class=\"s\">targets of the fleet scanned ok; %zu day%s without a scan</div>"
         "</div>\n</section>\n",
         s->counts.targets_ok, s->counts.targets_total, r->n_days_without_scan,
         r->n_days_without_scan == 1 ? "" : "s");
     report_stamp_text(s->started_at, stamp, sizeof stamp);
-    out(o, "<p class=\"s\">Numbers at the end of the week: last scan of the week #%lld, %s, %s.",
-        s->scan_id, stamp, s->status);
+    out(o,
+        "<p class=\"s\">Numbers of the fleet at the end of the week: last scan of the week #%lld, "
+        "%s, %s %s scan.",
+        s->scan_id, stamp, s->status, s->scope);
     if (r->scans.total)
         out(o, " %ld scan%s started this week.", r->scans.total, r->scans.total == 1 ? "" : "s");
     fputs("</p>\n", o);
+    if (s->counts.evaluated && s->counts.unverified) {
+        char text[192];
+        report_unverified_text(s->counts.unverified, text, sizeof text);
+        fputs("<p class=\"alert\"><strong>", o);
+        esc(o, text);
+        fputs("</strong></p>\n", o);
+    }
     if (s->scps_known == 0)
         fputs("<p class=\"alert\"><strong>SCP-backed intent unknown.</strong> The week's last "
               "scan could not read the organization's SCPs: the declared policy alone decided "
@@ -334,10 +343,11 @@ static void headline(FILE *o, const struct report *r)
               o);
     if (r->n_unscanned)
         out(o,
-            "<p class=\"alert\"><strong>Partial coverage.</strong> %zu target%s could not be "
-            "scanned by the week's last scan: their clusters are not in these numbers (see "
-            "Coverage).</p>\n",
-            r->n_unscanned, r->n_unscanned == 1 ? "" : "s");
+            "<p class=\"alert\"><strong>Partial coverage.</strong> %zu target%s of the fleet "
+            "not scanned ok by the latest scan that tried %s: %s clusters are not in these "
+            "numbers (see Coverage).</p>\n",
+            r->n_unscanned, r->n_unscanned == 1 ? "" : "s", r->n_unscanned == 1 ? "it" : "them",
+            r->n_unscanned == 1 ? "its" : "their");
 }
 
 /* ---- trend ---- */
@@ -369,8 +379,10 @@ static void day_title(FILE *o, const struct report_day *d)
         out(o, "<title>%s: scan #%lld, compliance rate unknown</title>", day, d->scan_id);
     } else {
         report_rate_text(d->rate, rate);
-        out(o, "<title>%s: %s (%ld of %ld clusters in scope compliant, scan #%lld)</title>", day,
-            rate, d->counts.compliant, d->counts.compliant + d->counts.noncompliant, d->scan_id);
+        out(o,
+            "<title>%s: %s (%ld of %ld verified clusters in scope compliant, scan #%lld)</title>",
+            day, rate, d->counts.compliant, d->counts.compliant + d->counts.noncompliant,
+            d->scan_id);
     }
 }
 
@@ -491,15 +503,16 @@ static void trend_tables(FILE *o, const struct report *r)
         "<th scope=\"col\">Day</th><th scope=\"col\">Scan</th><th scope=\"col\" "
         "class=\"n\">Rate</th><th scope=\"col\" class=\"n\">Compliant</th><th scope=\"col\" "
         "class=\"n\">Non-compliant</th><th scope=\"col\" class=\"n\">Exempt</th><th "
-        "scope=\"col\" class=\"n\">Unknown</th><th scope=\"col\" class=\"n\">Targets "
-        "scanned</th></tr></thead>\n<tbody>\n",
+        "scope=\"col\" class=\"n\">Unknown</th><th scope=\"col\" class=\"n\">Not "
+        "verified</th><th scope=\"col\" class=\"n\">Targets scanned</th></tr></thead>\n"
+        "<tbody>\n",
         r->week_text);
     for (int i = REPORT_TREND_DAYS - REPORT_WEEK_DAYS; i < REPORT_TREND_DAYS; i++) {
         const struct report_day *d = &r->trend[i];
         char day[32];
         report_date_short(d->day, day, sizeof day);
         if (!d->scanned) {
-            out(o, "<tr class=\"gap\"><th scope=\"row\">%s</th><td colspan=\"7\">%s</td></tr>\n",
+            out(o, "<tr class=\"gap\"><th scope=\"row\">%s</th><td colspan=\"8\">%s</td></tr>\n",
                 day, d->future ? "not yet" : "no scan");
             continue;
         }
@@ -508,10 +521,11 @@ static void trend_tables(FILE *o, const struct report *r)
         if (d->counts.evaluated)
             out(o,
                 "</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td>"
-                "<td class=\"n\">%ld</td>",
-                d->counts.compliant, d->counts.noncompliant, d->counts.exempt, d->counts.unknown);
+                "<td class=\"n\">%ld</td><td class=\"n\">%ld</td>",
+                d->counts.compliant, d->counts.noncompliant, d->counts.exempt, d->counts.unknown,
+                d->counts.unverified);
         else
-            fputs("</td><td class=\"n\" colspan=\"4\">not evaluated</td>", o);
+            fputs("</td><td class=\"n\" colspan=\"5\">not evaluated</td>", o);
         out(o, "<td class=\"n\">%ld of %ld</td></tr>\n", d->counts.targets_ok,
             d->counts.targets_total);
     }
@@ -601,14 +615,17 @@ static void mode_head(FILE *o)
         mode_label(o, (enum report_mode)m);
         fputs("</th>", o);
     }
-    fputs("<th scope=\"col\" class=\"n\">Non-compliant</th></tr></thead>\n<tbody>\n", o);
+    fputs("<th scope=\"col\" class=\"n\">Non-compliant</th><th scope=\"col\" class=\"n\">Not "
+          "verified</th></tr></thead>\n<tbody>\n",
+          o);
 }
 
 static void mode_cells(FILE *o, const struct report_fleet_row *row)
 {
     for (int m = 0; m < REPORT_MODES; m++)
         out(o, "<td class=\"n\">%ld</td>", row->by_mode[m]);
-    out(o, "<td class=\"n%s\">%ld</td></tr>\n", row->noncompliant ? " bad" : "", row->noncompliant);
+    out(o, "<td class=\"n%s\">%ld</td><td class=\"n\">%ld</td></tr>\n",
+        row->noncompliant ? " bad" : "", row->noncompliant, row->unverified);
 }
 
 static void fleet_section(FILE *o, const struct report *r)
@@ -616,8 +633,15 @@ static void fleet_section(FILE *o, const struct report *r)
     fputs(
         "<section aria-labelledby=\"h-fleet\">\n<h2 id=\"h-fleet\">Clusters by egress mode</h2>\n",
         o);
-    out(o, "<p>%ld clusters at the end of the week.</p>\n<div class=\"chips\">\n",
-        r->fleet_clusters);
+    out(o, "<p>%ld verified clusters at the end of the week.</p>\n", r->fleet_clusters);
+    if (r->fleet_unverified) {
+        char text[192];
+        report_unverified_text(r->fleet_unverified, text, sizeof text);
+        fputs("<p class=\"alert\"><strong>", o);
+        esc(o, text);
+        fputs("</strong></p>\n", o);
+    }
+    fputs("<div class=\"chips\">\n", o);
     for (int m = 0; m < REPORT_MODES; m++) {
         fputs("<div class=\"chip\">", o);
         swatch(o, (enum report_mode)m);
@@ -701,7 +725,7 @@ static void findings_table(FILE *o, const struct report *r, int resolved)
         "<th scope=\"col\">Account</th><th scope=\"col\">Region</th><th "
         "scope=\"col\">Cluster</th><th scope=\"col\">Detail</th><th scope=\"col\">First "
         "seen (UTC)</th>%s</tr></thead>\n<tbody>\n",
-        resolved ? "<th scope=\"col\">Resolved (UTC)</th>" : "");
+        resolved ? "<th scope=\"col\">Resolved (UTC)</th><th scope=\"col\">How</th>" : "");
     long shown = 0;
     for (size_t i = 0; i < r->n_findings && shown < REPORT_LIST_MAX; i++) {
         const struct report_finding *f = &r->findings[i];
@@ -734,6 +758,8 @@ static void findings_table(FILE *o, const struct report *r, int resolved)
             table_stamp(f->resolved_at, res, sizeof res);
             fputs("</td><td class=\"t\">", o);
             esc_or_dash(o, res);
+            fputs("</td><td>", o);
+            esc(o, report_resolution_label(f->resolved_reason));
         }
         fputs("</td></tr>\n", o);
     }
@@ -757,10 +783,23 @@ static void findings_section(FILE *o, const struct report *r)
                     report_severity_name((enum report_severity)s));
                 sep = ", ";
             }
-        fputs(strcmp(sep, ", ") == 0 ? ").</p>\n" : ".</p>\n", o);
+        fputs(strcmp(sep, ", ") == 0 ? ")." : ".", o);
+        if (r->n_carried_over) {
+            char text[320];
+            report_carried_text(r->n_carried_over, text, sizeof text);
+            fputc(' ', o);
+            esc(o, text);
+        }
     } else {
-        fputs("</strong>.</p>\n", o);
+        fputs("</strong>.", o);
     }
+    if (r->n_resolved_left) {
+        char text[160];
+        report_left_text(r->n_resolved_left, text, sizeof text);
+        fputc(' ', o);
+        esc(o, text);
+    }
+    fputs("</p>\n", o);
     findings_table(o, r, 0);
     findings_table(o, r, 1);
     fputs("</section>\n", o);
@@ -811,6 +850,43 @@ static void gaps_section(FILE *o, const struct report *r)
     fputs("</tbody>\n</table>\n</section>\n", o);
 }
 
+static void target_rows(FILE *o, const struct report_target *t, size_t n, int failed)
+{
+    for (size_t i = 0; i < n; i++) {
+        char tried[48], ok[48];
+        table_stamp(t[i].scanned_at, tried, sizeof tried);
+        table_stamp(t[i].last_ok_at, ok, sizeof ok);
+        fputs("<tr><th scope=\"row\">", o);
+        account_html(o, t[i].account_name, t[i].account_id);
+        fputs("</th><td>", o);
+        if (t[i].region && strcmp(t[i].region, "*") == 0)
+            fputs("* (whole account)", o);
+        else
+            esc_or_dash(o, t[i].region);
+        fputs("</td><td>", o);
+        esc(o, report_status_label(t[i].status));
+        fputs("</td><td class=\"t\">", o);
+        esc_or_dash(o, tried);
+        fputs("</td><td class=\"t\">", o);
+        if (!t[i].last_ok_at) {
+            fputs("never", o);
+        } else {
+            fputs(failed ? "not verified since " : "", o);
+            esc(o, ok);
+        }
+        if (failed) {
+            fputs("</td><td>", o);
+            if (t[i].error_code) {
+                fputs("<code>", o);
+                esc(o, t[i].error_code);
+                fputs("</code> ", o);
+            }
+            esc_or_dash(o, t[i].error_message);
+        }
+        fputs("</td></tr>\n", o);
+    }
+}
+
 static void coverage_section(FILE *o, const struct report *r)
 {
     char stamp[48];
@@ -823,8 +899,10 @@ static void coverage_section(FILE *o, const struct report *r)
         r->scans.running);
     if (r->last.scan_id) {
         report_stamp_text(r->last.started_at, stamp, sizeof stamp);
-        out(o, "<li>Last scan of the week: #%lld, %s, %s: %ld of %ld targets scanned</li>\n",
-            r->last.scan_id, stamp, r->last.status, r->last.counts.targets_ok,
+        out(o,
+            "<li>Last scan of the week: #%lld, %s, %s %s scan; the fleet after it: %ld of %ld "
+            "targets scanned ok</li>\n",
+            r->last.scan_id, stamp, r->last.status, r->last.scope, r->last.counts.targets_ok,
             r->last.counts.targets_total);
     }
     fputs("<li>Days without a finalized scan: ", o);
@@ -836,33 +914,51 @@ static void coverage_section(FILE *o, const struct report *r)
         out(o, "%s<strong>%s</strong>", i ? ", " : "", day);
     }
     fputs("</li>\n</ul>\n", o);
-    if (r->last.scan_id && !r->n_unscanned)
-        fputs("<p>Every target of the last scan was scanned.</p>\n", o);
-    if (r->n_unscanned) {
-        fputs("<table>\n<caption class=\"muted\">Targets the last scan could not scan</caption>\n"
-              "<thead><tr><th scope=\"col\">Account</th><th scope=\"col\">Region</th><th "
-              "scope=\"col\">Status</th><th scope=\"col\">Error</th></tr></thead>\n<tbody>\n",
+    if (r->n_week_scans) {
+        fputs("<table>\n<caption class=\"muted\">Scans this week</caption>\n<thead><tr><th "
+              "scope=\"col\">Scan</th><th scope=\"col\">Started (UTC)</th><th "
+              "scope=\"col\">Status</th><th scope=\"col\">Scope</th><th scope=\"col\">SCPs</th>"
+              "<th scope=\"col\" class=\"n\">Targets scanned ok</th></tr></thead>\n<tbody>\n",
               o);
-        for (size_t i = 0; i < r->n_unscanned; i++) {
-            const struct report_target *t = &r->unscanned[i];
-            fputs("<tr><th scope=\"row\">", o);
-            account_html(o, t->account_name, t->account_id);
-            fputs("</th><td>", o);
-            if (t->region && strcmp(t->region, "*") == 0)
-                fputs("* (whole account)", o);
-            else
-                esc_or_dash(o, t->region);
+        for (size_t i = 0; i < r->n_week_scans; i++) {
+            const struct report_scan_row *w = &r->week_scans[i];
+            char started[48];
+            table_stamp(w->started_at, started, sizeof started);
+            out(o, "<tr><th scope=\"row\">#%lld</th><td class=\"t\">", w->scan_id);
+            esc_or_dash(o, started);
             fputs("</td><td>", o);
-            esc(o, report_status_label(t->status));
+            esc_or_dash(o, w->status);
             fputs("</td><td>", o);
-            if (t->error_code) {
-                fputs("<code>", o);
-                esc(o, t->error_code);
-                fputs("</code> ", o);
-            }
-            esc_or_dash(o, t->error_message);
-            fputs("</td></tr>\n", o);
+            esc(o, report_scope_label(w->scope));
+            fputs("</td><td>", o);
+            esc(o, report_scps_state_label(w->scps_state));
+            out(o, "</td><td class=\"n\">%ld of %ld</td></tr>\n", w->targets_ok, w->targets_total);
         }
+        fputs("</tbody>\n</table>\n", o);
+    }
+    if (r->last.scan_id && !r->n_unscanned)
+        fputs("<p>Every target of the fleet was scanned ok by the latest scan that tried "
+              "it.</p>\n",
+              o);
+    if (r->n_unscanned) {
+        fputs("<table>\n<caption class=\"muted\">Targets of the fleet not scanned (the latest "
+              "word per target at the week's last scan)</caption>\n<thead><tr><th "
+              "scope=\"col\">Account</th><th scope=\"col\">Region</th><th "
+              "scope=\"col\">Status</th><th scope=\"col\">Tried (UTC)</th><th scope=\"col\">Last "
+              "scanned ok (UTC)</th><th scope=\"col\">Error</th></tr></thead>\n<tbody>\n",
+              o);
+        target_rows(o, r->unscanned, r->n_unscanned, 1);
+        fputs("</tbody>\n</table>\n", o);
+    }
+    if (r->n_suspended) {
+        out(o,
+            "<table>\n<caption class=\"muted\">Suspended accounts (%zu): not a failure; AWS "
+            "suspended them and their clusters are not counted</caption>\n<thead><tr><th "
+            "scope=\"col\">Account</th><th scope=\"col\">Region</th><th "
+            "scope=\"col\">Status</th><th scope=\"col\">Tried (UTC)</th><th scope=\"col\">Last "
+            "scanned ok (UTC)</th></tr></thead>\n<tbody>\n",
+            r->n_suspended);
+        target_rows(o, r->suspended, r->n_suspended, 0);
         fputs("</tbody>\n</table>\n", o);
     }
     fputs("</section>\n", o);
@@ -901,6 +997,14 @@ static void oldest_section(FILE *o, const struct report *r)
         }
         out(o, "</dd>\n<dt>Open for</dt><dd><strong>%ld day%s</strong> (first seen %s)</dd>\n",
             age < 0 ? 0 : age, age == 1 ? "" : "s", stamp);
+        if (f->carried_over) {
+            report_stamp_text(f->last_seen, stamp, sizeof stamp);
+            fputs("<dt>Carried over</dt><dd>not judged again by the week's last scan (last raised "
+                  "by the scan of ",
+                  o);
+            esc(o, stamp);
+            fputs(")</dd>\n", o);
+        }
         if (f->cluster_arn) {
             fputs("<dt>Mode</dt><dd>observed <code>", o);
             esc(o, f->observed_mode ? f->observed_mode : "not reported (judged as AWS_MANAGED)");

@@ -33,6 +33,22 @@ const char *report_kind_label(const char *kind);
 const char *report_reason_label(const char *reason);
 /* A ", "-separated list of reasons as labels joined with "; ". */
 void report_reasons_text(const char *reasons, char *out, size_t cap);
+/* "1 cluster not verified (its account or region could not be scanned): not in these numbers."
+ * (n clusters: "their"). The sentence every format uses for clusters counted apart. */
+void report_unverified_text(long n, char *out, size_t cap);
+/* "2 of them carried over: not raised again by the week's last scan, which could not judge them
+ * (...)". The sentence every format uses for open findings the last scan did not confirm. */
+void report_carried_text(long n, char *out, size_t cap);
+/* "1 of the resolved findings was not fixed: its target left the fleet." (n: "were", "their"). */
+void report_left_text(long n, char *out, size_t cap);
+/* How a finding was resolved, from finding.resolved_reason: "fixed (no longer raised)", "cluster
+ * deleted", "not fixed: the account left the organization", ...; "fixed" for NULL. */
+const char *report_resolution_label(const char *resolved_reason);
+/* "fleet" / "targeted (--accounts or --ou)"; the scope itself when unknown. */
+const char *report_scope_label(const char *scope);
+/* "read", "not enabled (none apply)", "not read (by design)", "could not be read"; "not
+ * recorded" for NULL or "". */
+const char *report_scps_state_label(const char *scps_state);
 /* "AssumeRole denied", ...; the status itself when unknown. */
 const char *report_status_label(const char *status);
 /* "AWS_MANAGED", ..., "not reported (AWS_MANAGED)", "other value". */

@@ -102,9 +102,10 @@ static json_t *counts_json(struct jb *b, const struct report_counts *c, int has_
         put(b, o, "noncompliant", num(c->noncompliant));
         put(b, o, "exempt", num(c->exempt));
         put(b, o, "unknown", num(c->unknown));
+        put(b, o, "unverified", num(c->unverified));
     } else {
-        static const char *const keys[] = {"clusters", "compliant", "noncompliant", "exempt",
-                                           "unknown"};
+        static const char *const keys[] = {"clusters", "compliant", "noncompliant",
+                                           "exempt",   "unknown",   "unverified"};
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
             put(b, o, keys[i], json_null());
     }
@@ -125,6 +126,8 @@ static json_t *scan_json(struct jb *b, const struct report_scan *s)
     put(b, o, "started_at", str(b, s->started_at));
     put(b, o, "status", str(b, s->status));
     put(b, o, "scp_intent_known", s->scps_known < 0 ? json_null() : json_boolean(s->scps_known));
+    put(b, o, "scope", str(b, s->scope));
+    put(b, o, "scps_state", s->scps_state[0] ? str(b, s->scps_state) : json_null());
     put(b, o, "compliance", counts_json(b, &s->counts, s->has_rate, s->rate));
     return o;
 }
@@ -153,9 +156,9 @@ static json_t *trend_json(struct jb *b, const struct report *r)
             json_object_foreach(c, key, v) put(b, o, key, json_incref(v));
             json_decref(c);
         } else {
-            static const char *const keys[] = {"clusters",   "compliant", "noncompliant",
-                                               "exempt",     "unknown",   "targets_total",
-                                               "targets_ok", "rate",      "rate_text"};
+            static const char *const keys[] = {
+                "clusters",   "compliant",     "noncompliant", "exempt", "unknown",
+                "unverified", "targets_total", "targets_ok",   "rate",   "rate_text"};
             put(b, o, "evaluated", json_false());
             for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                 put(b, o, keys[k], json_null());
@@ -194,6 +197,7 @@ static json_t *fleet_row_json(struct jb *b, const struct report_fleet_row *row, 
         put(b, o, "accounts", num(row->accounts));
     }
     put(b, o, "clusters", num(row->clusters));
+    put(b, o, "unverified", num(row->unverified));
     put(b, o, "noncompliant", num(row->noncompliant));
     put(b, o, "by_mode", by_mode_json(b, row->by_mode));
     return o;
@@ -203,6 +207,7 @@ static json_t *fleet_json(struct jb *b, const struct report *r)
 {
     json_t *o = chk(b, json_object());
     put(b, o, "clusters", num(r->fleet_clusters));
+    put(b, o, "unverified", num(r->fleet_unverified));
     put(b, o, "by_mode", by_mode_json(b, r->fleet_by_mode));
     json_t *ous = chk(b, json_array()), *accounts = chk(b, json_array());
     for (size_t i = 0; i < r->n_ous; i++)
@@ -227,6 +232,8 @@ static json_t *finding_json(struct jb *b, const struct report *r, const struct r
     put(b, o, "open_at_end", json_boolean(f->open_at_end));
     put(b, o, "new_this_week", json_boolean(f->new_this_week));
     put(b, o, "resolved_this_week", json_boolean(f->resolved_this_week));
+    put(b, o, "carried_over", json_boolean(f->carried_over));
+    put(b, o, "left_fleet", json_boolean(f->left_fleet));
     put(b, o, "kind", str(b, f->kind));
     put(b, o, "severity", str(b, f->severity));
     put(b, o, "account_id", str(b, f->account_id));
@@ -244,6 +251,8 @@ static json_t *finding_json(struct jb *b, const struct report *r, const struct r
     put(b, o, "warning", str(b, f->warning));
     put(b, o, "first_seen", str(b, f->first_seen));
     put(b, o, "resolved_at", str(b, f->resolved_at));
+    put(b, o, "resolved_reason", str(b, f->resolved_reason));
+    put(b, o, "last_seen", str(b, f->last_seen));
     long age = f->open_at_end ? report_age_days(r, f->first_seen) : -1;
     put(b, o, "open_days", age >= 0 ? num(age) : json_null());
     return o;
@@ -256,7 +265,9 @@ static json_t *findings_json(struct jb *b, const struct report *r)
     int known = r->last.scan_id != 0;
     put(b, o, "open", known ? num(r->n_open) : json_null());
     put(b, o, "new", num(r->n_new));
+    put(b, o, "carried_over", known ? num(r->n_carried_over) : json_null());
     put(b, o, "resolved", num(r->n_resolved));
+    put(b, o, "resolved_left_fleet", num(r->n_resolved_left));
     json_t *sev = known ? chk(b, json_object()) : json_null();
     for (int s = 0; known && s < REPORT_SEVERITIES; s++)
         put(b, sev, report_severity_name((enum report_severity)s), num(r->open_by_severity[s]));
@@ -299,25 +310,33 @@ static json_t *gaps_json(struct jb *b, const struct report *r)
     return o;
 }
 
+static json_t *targets_json(struct jb *b, const struct report_target *t, size_t n)
+{
+    json_t *rows = chk(b, json_array());
+    for (size_t i = 0; i < n; i++) {
+        json_t *x = chk(b, json_object());
+        put(b, x, "account_id", str(b, t[i].account_id));
+        put(b, x, "account_name", str(b, t[i].account_name));
+        put(b, x, "region", str(b, t[i].region));
+        put(b, x, "status", str(b, t[i].status));
+        put(b, x, "error_code", str(b, t[i].error_code));
+        put(b, x, "error_message", str(b, t[i].error_message));
+        put(b, x, "scan_id", t[i].scan_id ? json_integer((json_int_t)t[i].scan_id) : json_null());
+        put(b, x, "scanned_at", str(b, t[i].scanned_at));
+        put(b, x, "last_ok_at", str(b, t[i].last_ok_at));
+        push(b, rows, x);
+    }
+    return rows;
+}
+
 static json_t *coverage_json(struct jb *b, const struct report *r)
 {
     json_t *o = chk(b, json_object());
     put(b, o, "scan_id", r->last.scan_id ? json_integer((json_int_t)r->last.scan_id) : json_null());
     put(b, o, "targets_total", r->last.scan_id ? num(r->last.counts.targets_total) : json_null());
     put(b, o, "targets_ok", r->last.scan_id ? num(r->last.counts.targets_ok) : json_null());
-    json_t *rows = chk(b, json_array());
-    for (size_t i = 0; i < r->n_unscanned; i++) {
-        const struct report_target *t = &r->unscanned[i];
-        json_t *x = chk(b, json_object());
-        put(b, x, "account_id", str(b, t->account_id));
-        put(b, x, "account_name", str(b, t->account_name));
-        put(b, x, "region", str(b, t->region));
-        put(b, x, "status", str(b, t->status));
-        put(b, x, "error_code", str(b, t->error_code));
-        put(b, x, "error_message", str(b, t->error_message));
-        push(b, rows, x);
-    }
-    put(b, o, "not_scanned", rows);
+    put(b, o, "not_scanned", targets_json(b, r->unscanned, r->n_unscanned));
+    put(b, o, "suspended", targets_json(b, r->suspended, r->n_suspended));
     json_t *days = chk(b, json_array());
     for (size_t i = 0; i < r->n_days_without_scan; i++) {
         char d[REPORT_DATE_LEN];
@@ -332,6 +351,21 @@ static json_t *coverage_json(struct jb *b, const struct report *r)
     put(b, scans, "failed", num(r->scans.failed));
     put(b, scans, "aborted", num(r->scans.aborted));
     put(b, scans, "running", num(r->scans.running));
+    json_t *list = chk(b, json_array());
+    for (size_t i = 0; i < r->n_week_scans; i++) {
+        const struct report_scan_row *w = &r->week_scans[i];
+        json_t *x = chk(b, json_object());
+        put(b, x, "scan_id", json_integer((json_int_t)w->scan_id));
+        put(b, x, "started_at", str(b, w->started_at));
+        put(b, x, "status", str(b, w->status));
+        put(b, x, "scope", str(b, w->scope));
+        put(b, x, "scps_state", str(b, w->scps_state));
+        put(b, x, "targets_total", num(w->targets_total));
+        put(b, x, "targets_ok", num(w->targets_ok));
+        put(b, x, "targets_failed", num(w->targets_failed));
+        push(b, list, x);
+    }
+    put(b, scans, "items", list);
     put(b, o, "scans", scans);
     return o;
 }

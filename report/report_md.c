@@ -193,18 +193,26 @@ static void headline(FILE *o, const struct report *r)
                 s->counts.clusters);
     else
         fputs("> The compliance of the week's last scan was not evaluated.  \n", o);
+    if (s->counts.evaluated && s->counts.unverified) {
+        char text[192];
+        report_unverified_text(s->counts.unverified, text, sizeof text);
+        fprintf(o, "> **%s**  \n", text);
+    }
     report_stamp_text(s->started_at, stamp, sizeof stamp);
-    fprintf(o, "> Last scan of the week: #%lld, %s, %s: %ld of %ld targets scanned.\n\n",
-            s->scan_id, stamp, s->status, s->counts.targets_ok, s->counts.targets_total);
+    fprintf(o,
+            "> Last scan of the week: #%lld, %s, %s %s scan: %ld of %ld targets of the fleet "
+            "scanned ok.\n\n",
+            s->scan_id, stamp, s->status, s->scope, s->counts.targets_ok, s->counts.targets_total);
     if (s->scps_known == 0)
         fputs("> **SCP-backed intent unknown:** the week's last scan could not read the "
               "organization's SCPs; the declared policy alone decided compliance.\n\n",
               o);
     if (r->n_unscanned)
         fprintf(o,
-                "> **Partial coverage:** %zu target%s could not be scanned by the week's last "
-                "scan (see Coverage).\n\n",
-                r->n_unscanned, r->n_unscanned == 1 ? "" : "s");
+                "> **Partial coverage:** %zu target%s of the fleet not scanned ok by the latest "
+                "scan that tried %s (see Coverage).\n\n",
+                r->n_unscanned, r->n_unscanned == 1 ? "" : "s",
+                r->n_unscanned == 1 ? "it" : "them");
 }
 
 /* One character per day: a block by rate decile, a middle dot for a day without a scan, a space
@@ -249,25 +257,26 @@ static void trend(FILE *o, const struct report *r)
             md_rate(o, r->trend_weeks[w].has_rate, r->trend_weeks[w].rate);
         fputs(" |\n", o);
     }
-    fputs("\n| Day | Scan | Rate | Compliant | Non-compliant | Exempt | Unknown | Targets "
-          "scanned |\n|---|--:|--:|--:|--:|--:|--:|--:|\n",
+    fputs("\n| Day | Scan | Rate | Compliant | Non-compliant | Exempt | Unknown | Not verified | "
+          "Targets scanned |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
           o);
     for (int i = REPORT_TREND_DAYS - REPORT_WEEK_DAYS; i < REPORT_TREND_DAYS; i++) {
         const struct report_day *d = &r->trend[i];
         char day[32];
         report_date_short(d->day, day, sizeof day);
         if (!d->scanned) {
-            fprintf(o, "| %s | %s | | | | | | |\n", day, d->future ? "not yet" : "**no scan**");
+            fprintf(o, "| %s | %s | | | | | | | |\n", day, d->future ? "not yet" : "**no scan**");
             continue;
         }
         fprintf(o, "| %s | #%lld | ", day, d->scan_id);
         md_rate(o, d->has_rate, d->rate);
         if (d->counts.evaluated)
-            fprintf(o, " | %ld | %ld | %ld | %ld | %ld of %ld |\n", d->counts.compliant,
+            fprintf(o, " | %ld | %ld | %ld | %ld | %ld | %ld of %ld |\n", d->counts.compliant,
                     d->counts.noncompliant, d->counts.exempt, d->counts.unknown,
-                    d->counts.targets_ok, d->counts.targets_total);
+                    d->counts.unverified, d->counts.targets_ok, d->counts.targets_total);
         else
-            fprintf(o, " | | | | | %ld of %ld |\n", d->counts.targets_ok, d->counts.targets_total);
+            fprintf(o, " | | | | | | %ld of %ld |\n", d->counts.targets_ok,
+                    d->counts.targets_total);
     }
     fputc('\n', o);
 }
@@ -277,10 +286,10 @@ static void mode_header(FILE *o, const char *first)
     fprintf(o, "| %s | Accounts | Clusters |", first);
     for (int m = 0; m < REPORT_MODES; m++)
         fprintf(o, " %s |", report_mode_label((enum report_mode)m));
-    fputs(" Non-compliant |\n|---|--:|--:|", o);
+    fputs(" Non-compliant | Not verified |\n|---|--:|--:|", o);
     for (int m = 0; m < REPORT_MODES; m++)
         fputs("--:|", o);
-    fputs("--:|\n", o);
+    fputs("--:|--:|\n", o);
 }
 
 static void mode_cells(FILE *o, const struct report_fleet_row *row)
@@ -288,13 +297,18 @@ static void mode_cells(FILE *o, const struct report_fleet_row *row)
     fprintf(o, " %ld | %ld |", row->accounts, row->clusters);
     for (int m = 0; m < REPORT_MODES; m++)
         fprintf(o, " %ld |", row->by_mode[m]);
-    fprintf(o, " %ld |\n", row->noncompliant);
+    fprintf(o, " %ld | %ld |\n", row->noncompliant, row->unverified);
 }
 
 static void fleet(FILE *o, const struct report *r)
 {
-    fprintf(o, "## Clusters by egress mode\n\n%ld clusters at the end of the week.\n\n",
+    fprintf(o, "## Clusters by egress mode\n\n%ld verified clusters at the end of the week.\n\n",
             r->fleet_clusters);
+    if (r->fleet_unverified) {
+        char text[192];
+        report_unverified_text(r->fleet_unverified, text, sizeof text);
+        fprintf(o, "**%s**\n\n", text);
+    }
     fputs("| Egress mode | Clusters | Share |\n|---|--:|--:|\n", o);
     for (int m = 0; m < REPORT_MODES; m++) {
         fprintf(o, "| %s | %ld | ", report_mode_label((enum report_mode)m), r->fleet_by_mode[m]);
@@ -318,10 +332,10 @@ static void fleet(FILE *o, const struct report *r)
     fputs("| OU | Account | Clusters |", o);
     for (int m = 0; m < REPORT_MODES; m++)
         fprintf(o, " %s |", report_mode_label((enum report_mode)m));
-    fputs(" Non-compliant |\n|---|---|--:|", o);
+    fputs(" Non-compliant | Not verified |\n|---|---|--:|", o);
     for (int m = 0; m < REPORT_MODES; m++)
         fputs("--:|", o);
-    fputs("--:|\n", o);
+    fputs("--:|--:|\n", o);
     size_t shown = r->n_accounts < REPORT_ACCOUNTS_MAX ? r->n_accounts : REPORT_ACCOUNTS_MAX;
     for (size_t i = 0; i < shown; i++) {
         const struct report_fleet_row *a = &r->accounts[i];
@@ -333,7 +347,7 @@ static void fleet(FILE *o, const struct report *r)
         fprintf(o, " %ld |", a->clusters);
         for (int m = 0; m < REPORT_MODES; m++)
             fprintf(o, " %ld |", a->by_mode[m]);
-        fprintf(o, " %ld |\n", a->noncompliant);
+        fprintf(o, " %ld | %ld |\n", a->noncompliant, a->unverified);
     }
     if (r->n_accounts > shown)
         fprintf(o, "\n%zu more accounts are in the JSON report.\n", r->n_accounts - shown);
@@ -373,10 +387,21 @@ static void findings(FILE *o, const struct report *r)
                         report_severity_name((enum report_severity)s));
                 sep = ", ";
             }
-        fputs(strcmp(sep, ", ") == 0 ? ").\n\n" : ".\n\n", o);
+        fputs(strcmp(sep, ", ") == 0 ? ")." : ".", o);
+        if (r->n_carried_over) {
+            char text[320];
+            report_carried_text(r->n_carried_over, text, sizeof text);
+            fprintf(o, " %s", text);
+        }
     } else {
-        fputs("**.\n\n", o);
+        fputs("**.", o);
     }
+    if (r->n_resolved_left) {
+        char text[160];
+        report_left_text(r->n_resolved_left, text, sizeof text);
+        fprintf(o, " %s", text);
+    }
+    fputs("\n\n", o);
     for (int pass = 0; pass < 2; pass++) {
         long total = pass == 0 ? r->n_new : r->n_resolved;
         fprintf(o, "### %s this week (%ld)\n\n", pass == 0 ? "New" : "Resolved", total);
@@ -387,7 +412,7 @@ static void findings(FILE *o, const struct report *r)
         fprintf(o,
                 "| Severity | Kind | Account | Region | Cluster | Detail | First seen (UTC) |%s\n"
                 "|---|---|---|---|---|---|---|%s\n",
-                pass ? " Resolved (UTC) |" : "", pass ? "---|" : "");
+                pass ? " Resolved (UTC) | How |" : "", pass ? "---|---|" : "");
         long shown = 0;
         for (size_t i = 0; i < r->n_findings && shown < REPORT_LIST_MAX; i++) {
             const struct report_finding *f = &r->findings[i];
@@ -400,6 +425,8 @@ static void findings(FILE *o, const struct report *r)
             if (pass) {
                 fputc(' ', o);
                 md_stamp(o, f->resolved_at);
+                fputs(" | ", o);
+                md(o, report_resolution_label(f->resolved_reason));
                 fputs(" |", o);
             }
             fputc('\n', o);
@@ -445,6 +472,34 @@ static void gaps(FILE *o, const struct report *r)
     fputc('\n', o);
 }
 
+static void target_row(FILE *o, const struct report_target *t, int failed)
+{
+    fputs("| ", o);
+    md_account(o, t->account_name, t->account_id);
+    fputs(" | ", o);
+    md(o, strcmp(t->region ? t->region : "", "*") == 0 ? "* (whole account)" : t->region);
+    fputs(" | ", o);
+    md(o, report_status_label(t->status));
+    fputs(" | ", o);
+    md_stamp(o, t->scanned_at);
+    fputs(" | ", o);
+    if (!t->last_ok_at) {
+        fputs("never", o);
+    } else {
+        fputs(failed ? "not verified since " : "", o);
+        md_stamp(o, t->last_ok_at);
+    }
+    if (failed) {
+        fputs(" | ", o);
+        if (t->error_code) {
+            md(o, t->error_code);
+            fputs(": ", o);
+        }
+        md_or_dash(o, t->error_message);
+    }
+    fputs(" |\n", o);
+}
+
 static void coverage(FILE *o, const struct report *r)
 {
     char stamp[48];
@@ -456,8 +511,10 @@ static void coverage(FILE *o, const struct report *r)
             r->scans.running);
     if (r->last.scan_id) {
         report_stamp_text(r->last.started_at, stamp, sizeof stamp);
-        fprintf(o, "- Last scan of the week: #%lld, %s, %s: %ld of %ld targets scanned\n",
-                r->last.scan_id, stamp, r->last.status, r->last.counts.targets_ok,
+        fprintf(o,
+                "- Last scan of the week: #%lld, %s, %s %s scan; the fleet after it: %ld of %ld "
+                "targets scanned ok\n",
+                r->last.scan_id, stamp, r->last.status, r->last.scope, r->last.counts.targets_ok,
                 r->last.counts.targets_total);
     }
     fputs("- Days without a finalized scan: ", o);
@@ -469,30 +526,50 @@ static void coverage(FILE *o, const struct report *r)
         fprintf(o, "%s%s", i ? ", " : "", day);
     }
     fputs("\n\n", o);
+    if (r->n_week_scans) {
+        fputs("### Scans this week\n\n| Scan | Started (UTC) | Status | Scope | SCPs | Targets "
+              "scanned ok |\n|--:|---|---|---|---|--:|\n",
+              o);
+        for (size_t i = 0; i < r->n_week_scans; i++) {
+            const struct report_scan_row *w = &r->week_scans[i];
+            fprintf(o, "| #%lld | ", w->scan_id);
+            md_stamp(o, w->started_at);
+            fputs(" | ", o);
+            md_or_dash(o, w->status);
+            fputs(" | ", o);
+            md(o, report_scope_label(w->scope));
+            fputs(" | ", o);
+            md(o, report_scps_state_label(w->scps_state));
+            fprintf(o, " | %ld of %ld |\n", w->targets_ok, w->targets_total);
+        }
+        fputc('\n', o);
+    }
     if (!r->last.scan_id)
         return;
+    fputs("### Targets not scanned\n\nThe fleet's latest word per target (account x region) at the "
+          "week's last scan.\n\n",
+          o);
     if (!r->n_unscanned) {
-        fputs("Every target of the last scan was scanned.\n\n", o);
-        return;
+        fputs("Every target of the fleet was scanned ok by the latest scan that tried it.\n\n", o);
+    } else {
+        fputs("| Account | Region | Status | Tried (UTC) | Last scanned ok (UTC) | Error "
+              "|\n|---|---|---|---|---|---|\n",
+              o);
+        for (size_t i = 0; i < r->n_unscanned; i++)
+            target_row(o, &r->unscanned[i], 1);
+        fputc('\n', o);
     }
-    fputs("| Account | Region | Status | Error |\n|---|---|---|---|\n", o);
-    for (size_t i = 0; i < r->n_unscanned; i++) {
-        const struct report_target *t = &r->unscanned[i];
-        fputs("| ", o);
-        md_account(o, t->account_name, t->account_id);
-        fputs(" | ", o);
-        md(o, strcmp(t->region ? t->region : "", "*") == 0 ? "* (whole account)" : t->region);
-        fputs(" | ", o);
-        md(o, report_status_label(t->status));
-        fputs(" | ", o);
-        if (t->error_code) {
-            md(o, t->error_code);
-            fputs(": ", o);
-        }
-        md_or_dash(o, t->error_message);
-        fputs(" |\n", o);
+    if (r->n_suspended) {
+        fprintf(o,
+                "### Suspended accounts (%zu)\n\nNot a failure: AWS suspended these accounts; "
+                "their clusters are not counted.\n\n| Account | Region | Status | Tried (UTC) | "
+                "Last scanned "
+                "ok (UTC) |\n|---|---|---|---|---|\n",
+                r->n_suspended);
+        for (size_t i = 0; i < r->n_suspended; i++)
+            target_row(o, &r->suspended[i], 0);
+        fputc('\n', o);
     }
-    fputc('\n', o);
 }
 
 static void oldest(FILE *o, const struct report *r)
@@ -525,6 +602,13 @@ static void oldest(FILE *o, const struct report *r)
         }
         fprintf(o, "\n- Open for %ld day%s (first seen %s)\n", age < 0 ? 0 : age,
                 age == 1 ? "" : "s", stamp);
+        if (f->carried_over) {
+            report_stamp_text(f->last_seen, stamp, sizeof stamp);
+            fprintf(o,
+                    "- Carried over: not judged again by the week's last scan (last raised by "
+                    "the scan of %s)\n",
+                    stamp);
+        }
         if (f->cluster_arn) {
             fputs("- Observed mode: ", o);
             md(o, f->observed_mode ? f->observed_mode : "not reported (judged as AWS_MANAGED)");

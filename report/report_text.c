@@ -148,11 +148,76 @@ void report_reasons_text(const char *reasons, char *out, size_t cap)
     }
 }
 
+void report_unverified_text(long n, char *out, size_t cap)
+{
+    snprintf(out, cap,
+             "%ld cluster%s not verified (%s account or region could not be scanned): not in these "
+             "numbers.",
+             n, n == 1 ? "" : "s", n == 1 ? "its" : "their");
+}
+
+void report_carried_text(long n, char *out, size_t cap)
+{
+    snprintf(out, cap,
+             "%ld of them carried over: not raised again by the week's last scan, which could not "
+             "judge %s (%s target was not scanned ok, or the scan did not cover it); a finding "
+             "stays open until a scan judges it again.",
+             n, n == 1 ? "it" : "them", n == 1 ? "its" : "their");
+}
+
+void report_left_text(long n, char *out, size_t cap)
+{
+    snprintf(out, cap, "%ld of the resolved findings %s not fixed: %s target left the fleet.", n,
+             n == 1 ? "was" : "were", n == 1 ? "its" : "their");
+}
+
+const char *report_resolution_label(const char *resolved_reason)
+{
+    static const char *const labels[][2] = {
+        {"not_raised", "fixed (no longer raised)"},
+        {"cluster_gone", "cluster deleted"},
+        {"left_organization", "not fixed: the account left the organization"},
+        {"suspended", "not fixed: the account was suspended"},
+        {"excluded", "not fixed: the target is excluded from the scans"},
+        {"region_removed", "not fixed: the region is no longer scanned"}};
+    if (!resolved_reason)
+        return "fixed";
+    for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
+        if (strcmp(resolved_reason, labels[i][0]) == 0)
+            return labels[i][1];
+    return resolved_reason;
+}
+
+const char *report_scope_label(const char *scope)
+{
+    if (scope && strcmp(scope, "fleet") == 0)
+        return "fleet";
+    if (scope && strcmp(scope, "targeted") == 0)
+        return "targeted (--accounts or --ou)";
+    return scope ? scope : "";
+}
+
+const char *report_scps_state_label(const char *scps_state)
+{
+    static const char *const labels[][2] = {{"read", "read"},
+                                            {"disabled", "not enabled (none apply)"},
+                                            {"not_read", "not read (by design)"},
+                                            {"failed", "could not be read"}};
+    if (!scps_state || !*scps_state)
+        return "not recorded";
+    for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
+        if (strcmp(scps_state, labels[i][0]) == 0)
+            return labels[i][1];
+    return scps_state;
+}
+
 const char *report_status_label(const char *status)
 {
     static const char *const labels[][2] = {{"ok", "scanned"},
                                             {"assume_role_denied", "AssumeRole denied"},
                                             {"access_denied", "access denied"},
+                                            {"scp_denied", "denied by an SCP"},
+                                            {"suspended", "suspended account"},
                                             {"region_disabled", "region disabled"},
                                             {"throttled", "throttled"},
                                             {"error", "error"}};
@@ -221,25 +286,33 @@ void report_stamp_text(const char *stamp, char *out, size_t cap)
 }
 
 const char *const report_definitions[] = {
-    "Compliance rate = compliant / (compliant + non-compliant) clusters. Exempt clusters (a valid "
-    "exception in the declared policy) and unknown ones (a mode this version does not know, or an "
-    "intent that cannot be evaluated) are left out of both.",
+    "Compliance rate = compliant / (compliant + non-compliant) verified clusters. Exempt clusters "
+    "(a valid exception in the declared policy) and unknown ones (a mode this version does not "
+    "know, or an intent that cannot be evaluated) are left out of both.",
+    "Verified: the latest scan that tried the cluster's target (account x region) scanned it ok. "
+    "A cluster whose account or region could not be scanned keeps its last known state, is never "
+    "counted as compliant, and is shown apart as not verified.",
     "Days are UTC dates; a week is an ISO 8601 week, Monday to Sunday (UTC).",
-    "The rate at the end of a week is that of its last finalized (succeeded or partial) scan; the "
-    "change is this week's minus the previous week's, in percentage points.",
-    "Trend: one point per day from the daily_compliance view (the day's last finalized scan), for "
-    "the week and the four before it. A day without a scan is a gap, never a zero.",
-    "Clusters and open findings are the state at the end of the week: the cluster_history periods "
-    "that hold then, and the findings raised by the week's last finalized scan (what current_drift "
-    "shows when that scan is the latest).",
-    "New: first seen during the week. Resolved: no longer raised by a scan of the week that "
-    "covered "
-    "its account.",
+    "The rate at the end of a week is that of the fleet after its last finalized (succeeded or "
+    "partial) scan, targeted or not; the change is this week's minus the previous week's, in "
+    "percentage points.",
+    "Trend: one point per day from the daily_compliance view (the fleet after the day's last "
+    "finalized scan), for the week and the four before it. A day without a scan is a gap, never a "
+    "zero.",
+    "Clusters and open findings are those of the fleet at the end of the week, not of one scan: "
+    "the verified clusters (current_clusters for the week of the latest scan, else the "
+    "cluster_history periods that hold then), and the open findings whichever scan last confirmed "
+    "them (what current_drift shows for the week of the latest scan). A finding the week's last "
+    "scan could not judge again is carried over, still open.",
+    "New: first seen during the week. Resolved: resolved during the week by a scan that judged it "
+    "again (fixed, or the cluster deleted), or because its target left the fleet (said so: not a "
+    "fix). Resolutions by failed or aborted scans do not count.",
     "SCP enforcement gaps: open unenforced_intent findings, and non-compliant clusters whose "
-    "reason "
-    "is scp_gap, per account.",
-    "Coverage: the targets (account x region) the week's last finalized scan could not scan, and "
-    "the days of the week without a finalized scan.",
+    "reason is scp_gap, per account.",
+    "Coverage: the fleet's latest word per target (account x region) at the week's last finalized "
+    "scan: the targets not scanned ok, with when they were tried and last scanned ok; suspended "
+    "accounts apart (not a failure); the week's scans with their scope and whether they read the "
+    "SCPs; the days of the week without a finalized scan.",
     NULL};
 
 size_t report_utf8_len(const unsigned char *s)

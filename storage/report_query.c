@@ -1,7 +1,9 @@
-/* report_query.c - the weekly report's reads: the public views (scans, daily_compliance,
- * cluster_history) and, for a week in the past, the tables behind current_drift and coverage
- * (scan_finding, finding, target_result) with the same definitions applied to the week's last
- * finalized scan instead of the latest one. One REPEATABLE READ snapshot; PQexecParams only. */
+/* report_query.c - the weekly report's reads. The record describes the fleet, not one scan
+ * (SPEC.md section 5): for the week of the latest finalized scan the public views (scans,
+ * daily_compliance, current_clusters WHERE verified, current_drift, coverage); for a week in the
+ * past the tables behind them (cluster_history, finding, target_result) with the same definitions
+ * applied at the week's end and its last finalized scan. One REPEATABLE READ snapshot;
+ * PQexecParams only. */
 #include "storage/report_query.h"
 
 #include <stdio.h>
@@ -30,6 +32,22 @@ static const char SQL_SCANS[] =
     " FROM egressscan.scans"
     " WHERE started_at >= $1::timestamptz AND started_at < $2::timestamptz";
 
+/* $1 week start, $2 week end: every scan started in the week, its scope and SCP state. */
+enum { SL_ID, SL_STARTED, SL_STATUS, SL_SCOPE, SL_SCPS, SL_TOTAL, SL_OK, SL_FAILED };
+/* clang-format off */
+static const char SQL_SCAN_LIST[] =
+    "SELECT scan_id, " STAMP_SQL("started_at") ", status, scope, scps_state, targets_total,"
+    "  targets_ok, targets_failed"
+    " FROM egressscan.scans"
+    " WHERE started_at >= $1::timestamptz AND started_at < $2::timestamptz"
+    " ORDER BY started_at, scan_id";
+/* clang-format on */
+
+/* The latest finalized scan, as current_drift and coverage see it (NULL row: none). */
+static const char SQL_LATEST[] =
+    "SELECT scan_id FROM egressscan.scans WHERE status IN ('succeeded', 'partial')"
+    " ORDER BY started_at DESC, scan_id DESC LIMIT 1";
+
 /* $1 first day, $2 day after the last. daily_compliance is the public definition of a day's
  * numbers (its last finalized scan); the scan's own row says when it started and whether it
  * could read the SCPs. */
@@ -45,34 +63,87 @@ enum {
     TR_TARGETS_OK,
     TR_STARTED,
     TR_STATUS,
-    TR_SCPS_KNOWN
+    TR_SCPS_KNOWN,
+    TR_UNVERIFIED,
+    TR_SCOPE,
+    TR_SCPS_STATE
 };
 /* clang-format off */
 static const char SQL_TREND[] =
     "SELECT pg_catalog.to_char(d.day, 'YYYY-MM-DD'), d.scan_id, d.clusters, d.compliant,"
     "  d.noncompliant, d.exempt, d.unknown, d.targets_total, d.targets_ok,"
-    "  " STAMP_SQL("s.started_at") ", s.status, s.scps_known"
+    "  " STAMP_SQL("s.started_at") ", s.status, s.scps_known, d.unverified, s.scope,"
+    "  s.scps_state"
     " FROM egressscan.daily_compliance d"
     " JOIN egressscan.scans s ON s.scan_id = d.scan_id"
     " WHERE d.day >= $1::date AND d.day < $2::date"
     " ORDER BY d.day";
 /* clang-format on */
 
-/* $1 the week's end, $2 the week's last finalized scan (NULL: none). The periods of
- * cluster_history that hold at the end of the week ([valid_from, valid_to) contains the instant
- * just before $1); the account as that scan placed it, else as last known. */
-enum { FL_OU, FL_ACCOUNT, FL_NAME, FL_MODE, FL_COUNT };
-static const char SQL_FLEET[] =
-    "SELECT COALESCE(sa.ou_path, a.ou_path), h.account_id, COALESCE(sa.name, a.name),"
-    "  h.egress_mode, pg_catalog.count(*)"
+/* The fleet's latest word per target as of the scan $2 (a week in the past), as coverage and
+ * fleet_target define it now: among the finalized scans started up to $2, the latest result per
+ * (account, region); an account-level row ('*') is the account's word unless a regional result is
+ * newer. The fleet is what the latest fleet-scope scan up to $2 tried (every region of an account
+ * it answered for with a '*' row) plus what later targeted scans up to $2 tried; with no fleet
+ * scan yet, everything tried. A cluster is verified at $2 when its target's word is ok and its
+ * account has no account-level word: the definition of current_clusters.verified, at $2. */
+/* clang-format off */
+#define WORD_AT_SQL                                                                                \
+    "WITH s AS (SELECT x.scan_id, x.started_at FROM egressscan.scan x"                             \
+    "           WHERE x.scan_id = $2::bigint),"                                                    \
+    " fin AS (SELECT x.scan_id, x.scope, x.started_at FROM egressscan.scan x, s"                   \
+    "         WHERE x.status IN ('succeeded', 'partial')"                                          \
+    "           AND (x.started_at, x.scan_id) <= (s.started_at, s.scan_id)),"                      \
+    " fs AS (SELECT fin.scan_id, fin.started_at FROM fin WHERE fin.scope = 'fleet'"                \
+    "        ORDER BY fin.started_at DESC, fin.scan_id DESC LIMIT 1),"                             \
+    " tried AS (SELECT r.*, fin.started_at AS scan_started FROM egressscan.target_result r"       \
+    "           JOIN fin ON fin.scan_id = r.scan_id),"                                             \
+    " word AS (SELECT DISTINCT ON (t.account_id, t.region) t.* FROM tried t"                       \
+    "          ORDER BY t.account_id, t.region, t.scanned_at DESC, t.scan_id DESC),"               \
+    " since AS (SELECT t.account_id, t.region, t.scan_id FROM tried t, fs"                         \
+    "           WHERE (t.scan_started, t.scan_id) >= (fs.started_at, fs.scan_id)),"                \
+    " infleet AS (SELECT w.* FROM word w"                                                          \
+    "   WHERE NOT EXISTS (SELECT 1 FROM fs)"                                                       \
+    "      OR (w.account_id, w.region) IN (SELECT n.account_id, n.region FROM since n)"            \
+    "      OR w.account_id IN (SELECT n.account_id FROM since n, fs"                               \
+    "                          WHERE n.region = '*' AND n.scan_id = fs.scan_id)),"                 \
+    " star AS (SELECT w.* FROM infleet w WHERE w.region = '*'"                                     \
+    "   AND NOT EXISTS (SELECT 1 FROM infleet b WHERE b.account_id = w.account_id"                 \
+    "                   AND b.region <> '*' AND b.scanned_at > w.scanned_at)),"                    \
+    " verified AS (SELECT w.account_id, w.region FROM infleet w"                                   \
+    "   WHERE w.status = 'ok' AND w.region <> '*'"                                                 \
+    "     AND w.account_id NOT IN (SELECT x.account_id FROM star x))"
+/* clang-format on */
+
+/* The clusters at the end of the week by account and mode, verified or not: the same population
+ * as the rate (verified clusters of the fleet), the others counted apart. */
+enum { FL_OU, FL_ACCOUNT, FL_NAME, FL_MODE, FL_VERIFIED, FL_COUNT };
+/* The week of the latest finalized scan: current_clusters. */
+static const char SQL_FLEET_CURRENT[] =
+    "SELECT c.ou_path, c.account_id, c.account_name, c.egress_mode, c.verified,"
+    "  pg_catalog.count(*)"
+    " FROM egressscan.current_clusters c"
+    " GROUP BY 1, 2, 3, 4, 5"
+    " ORDER BY c.account_id COLLATE \"C\", c.egress_mode COLLATE \"C\" NULLS LAST";
+/* A week in the past: $1 the week's end, $2 its last finalized scan. The periods of
+ * cluster_history that hold at the week's end ([valid_from, valid_to) contains the instant just
+ * before $1; a cluster whose target left the fleet had its period closed then), verified as the
+ * fleet's latest word at $2 says; the account as $2 placed it, else as last known. */
+/* clang-format off */
+static const char SQL_FLEET_AT[] =
+    WORD_AT_SQL
+    " SELECT COALESCE(sa.ou_path, a.ou_path), h.account_id, COALESCE(sa.name, a.name),"
+    "  h.egress_mode, v.account_id IS NOT NULL, pg_catalog.count(*)"
     " FROM egressscan.cluster_history h"
+    " LEFT JOIN verified v ON v.account_id = h.account_id AND v.region = h.region"
     " LEFT JOIN egressscan.scan_account sa"
     "   ON sa.scan_id = $2::bigint AND sa.account_id = h.account_id"
     " LEFT JOIN egressscan.account a ON a.account_id = h.account_id"
     " WHERE h.valid_from < $1::timestamptz"
     "   AND (h.valid_to IS NULL OR h.valid_to >= $1::timestamptz)"
-    " GROUP BY 1, 2, 3, 4"
+    " GROUP BY 1, 2, 3, 4, 5"
     " ORDER BY h.account_id COLLATE \"C\", h.egress_mode COLLATE \"C\" NULLS LAST";
+/* clang-format on */
 
 /* A one-line explanation of a finding from its details (drift.c writes them). */
 /* clang-format off */
@@ -102,9 +173,14 @@ static const char SQL_FLEET[] =
     " ELSE f.details->>'note' END"
 /* clang-format on */
 
-/* $1 week start, $2 week end, $3 the week's last finalized scan (NULL: none). The findings open
- * at the week's end (raised by that scan, as current_drift for the latest one), first seen in the
- * week, or resolved in it by a scan that counts (not failed or aborted). */
+/* $1 week start, $2 week end, $3 the week's last finalized scan (NULL: none), $4 whether it is
+ * the latest finalized scan. The findings open at the week's end, first seen in the week, or
+ * resolved in it by a scan that counts (not failed or aborted).
+ * Open at the week's end = the open findings of the fleet, whichever scan last confirmed them:
+ * for the week of the latest scan exactly current_drift; for a week in the past, the same
+ * definition at the week's end (first seen before it, not resolved before it except by a failed
+ * or aborted scan, no newer lifetime of the same identity begun before it, not raised by such a
+ * scan alone). Carried over: open, but not raised by $3 (scan_finding). */
 enum {
     FD_ID,
     FD_KIND,
@@ -124,54 +200,108 @@ enum {
     FD_WARNING,
     FD_FIRST_SEEN,
     FD_RESOLVED_AT,
+    FD_RESOLVED_REASON,
+    FD_LAST_SEEN,
     FD_OPEN,
     FD_NEW,
     FD_RESOLVED,
+    FD_RAISED,
     FD_COLUMNS
 };
 /* clang-format off */
+#define VOID_SCAN_SQL(col) col " IN (SELECT v.scan_id FROM void_s v)"
 static const char SQL_FINDINGS[] =
-    "WITH ids AS ("
-    "  SELECT sf.finding_id FROM egressscan.scan_finding sf WHERE sf.scan_id = $3::bigint"
-    "  UNION SELECT f.finding_id FROM egressscan.finding f"
-    "   WHERE f.first_seen >= $1::timestamptz AND f.first_seen < $2::timestamptz"
-    "  UNION SELECT f.finding_id FROM egressscan.finding f"
-    "   WHERE f.resolved_at >= $1::timestamptz AND f.resolved_at < $2::timestamptz)"
+    "WITH void_s AS (SELECT scan_id FROM egressscan.scan WHERE status IN ('failed', 'aborted')),"
+    " open_f AS (SELECT d.finding_id FROM egressscan.current_drift d WHERE $4::boolean"
+    " UNION SELECT f.finding_id FROM egressscan.finding f"
+    " WHERE NOT $4::boolean AND $3::bigint IS NOT NULL"
+    " AND f.first_seen < $2::timestamptz"
+    " AND (f.resolved_at IS NULL OR f.resolved_at >= $2::timestamptz"
+    " OR " VOID_SCAN_SQL("f.resolved_scan_id") ")"
+    " AND NOT EXISTS (SELECT 1 FROM egressscan.finding g"
+    " WHERE g.kind = f.kind AND g.account_id = f.account_id"
+    " AND g.region = f.region"
+    " AND COALESCE(g.cluster_arn, '') = COALESCE(f.cluster_arn, '')"
+    " AND g.source = f.source AND g.first_seen > f.first_seen"
+    " AND g.first_seen < $2::timestamptz)"
+    " AND NOT COALESCE(f.first_scan_id = f.last_scan_id"
+    " AND " VOID_SCAN_SQL("f.last_scan_id") ", false)),"
+    " ids AS ("
+    " SELECT o.finding_id FROM open_f o"
+    " UNION SELECT f.finding_id FROM egressscan.finding f"
+    " WHERE f.first_seen >= $1::timestamptz AND f.first_seen < $2::timestamptz"
+    " UNION SELECT f.finding_id FROM egressscan.finding f"
+    " WHERE f.resolved_at >= $1::timestamptz AND f.resolved_at < $2::timestamptz)"
     " SELECT f.finding_id, f.kind, f.severity, f.account_id, COALESCE(sa.name, a.name),"
-    "  COALESCE(sa.ou_path, a.ou_path), f.region, f.cluster_arn,"
-    "  CASE WHEN f.cluster_arn IS NOT NULL THEN COALESCE(f.details->>'cluster',"
-    "    pg_catalog.regexp_replace(f.cluster_arn, '^.*/', '')) END,"
-    "  f.observed_mode, pg_catalog.array_to_string(f.allowed_modes, ', '), f.source,"
-    "  f.details->>'reason', " WHY_SQL ", f.details->>'remediation', f.details->>'warning',"
-    "  " STAMP_SQL("f.first_seen") ","
-    "  CASE WHEN res.in_week THEN " STAMP_SQL("f.resolved_at") " END,"
-    "  EXISTS (SELECT 1 FROM egressscan.scan_finding x"
-    "          WHERE x.scan_id = $3::bigint AND x.finding_id = f.finding_id),"
-    "  f.first_seen >= $1::timestamptz AND f.first_seen < $2::timestamptz,"
-    "  res.in_week"
+    " COALESCE(sa.ou_path, a.ou_path), f.region, f.cluster_arn,"
+    " CASE WHEN f.cluster_arn IS NOT NULL THEN COALESCE(f.details->>'cluster',"
+    " pg_catalog.regexp_replace(f.cluster_arn, '^.*/', '')) END,"
+    " f.observed_mode, pg_catalog.array_to_string(f.allowed_modes, ', '), f.source,"
+    " f.details->>'reason', " WHY_SQL ", f.details->>'remediation', f.details->>'warning',"
+    " " STAMP_SQL("f.first_seen") ","
+    " CASE WHEN res.in_week THEN " STAMP_SQL("f.resolved_at") " END,"
+    " CASE WHEN res.in_week THEN f.resolved_reason END,"
+    " " STAMP_SQL("f.last_seen") ","
+    " EXISTS (SELECT 1 FROM open_f o WHERE o.finding_id = f.finding_id),"
+    " f.first_seen >= $1::timestamptz AND f.first_seen < $2::timestamptz,"
+    " res.in_week,"
+    " EXISTS (SELECT 1 FROM egressscan.scan_finding x"
+    " WHERE x.scan_id = $3::bigint AND x.finding_id = f.finding_id)"
     " FROM ids JOIN egressscan.finding f ON f.finding_id = ids.finding_id"
     " LEFT JOIN egressscan.scan_account sa"
-    "   ON sa.scan_id = $3::bigint AND sa.account_id = f.account_id"
+    " ON sa.scan_id = $3::bigint AND sa.account_id = f.account_id"
     " LEFT JOIN egressscan.account a ON a.account_id = f.account_id"
     " CROSS JOIN LATERAL (SELECT COALESCE(f.resolved_at >= $1::timestamptz"
-    "   AND f.resolved_at < $2::timestamptz"
-    "   AND NOT EXISTS (SELECT 1 FROM egressscan.scan v WHERE v.scan_id = f.resolved_scan_id"
-    "                   AND v.status IN ('failed', 'aborted')), false) AS in_week) res"
+    " AND f.resolved_at < $2::timestamptz"
+    " AND NOT " VOID_SCAN_SQL("f.resolved_scan_id") ", false) AS in_week) res"
     " ORDER BY f.first_seen, f.finding_id";
 /* clang-format on */
 
-/* $1 the week's last finalized scan: its targets that were not scanned (the non-ok rows of the
- * coverage view when it is the latest scan). */
-enum { CV_ACCOUNT, CV_NAME, CV_REGION, CV_STATUS, CV_CODE, CV_MESSAGE, CV_COLUMNS };
-static const char SQL_COVERAGE[] =
-    "SELECT r.account_id, COALESCE(sa.name, a.name), r.region, r.status, r.error_code,"
-    "  r.error_message"
-    " FROM egressscan.target_result r"
+/* The fleet's targets whose latest word is not ok (suspended accounts among them: the caller
+ * lists them apart). */
+enum {
+    CV_ACCOUNT,
+    CV_NAME,
+    CV_REGION,
+    CV_STATUS,
+    CV_CODE,
+    CV_MESSAGE,
+    CV_SCANNED_AT,
+    CV_LAST_OK_AT,
+    CV_SCAN,
+    CV_COLUMNS
+};
+/* The week of the latest finalized scan: the coverage view. */
+/* clang-format off */
+static const char SQL_COVERAGE_CURRENT[] =
+    "SELECT c.account_id, c.account_name, c.region, c.status, c.error_code, c.error_message,"
+    "  " STAMP_SQL("c.scanned_at") ", " STAMP_SQL("c.last_ok_at") ", c.scan_id"
+    " FROM egressscan.coverage c"
+    " WHERE c.status <> 'ok'"
+    " ORDER BY c.account_id COLLATE \"C\", c.region COLLATE \"C\"";
+/* A week in the past: $2 its last finalized scan ($1, the week's end, unused but typed). The
+ * fleet's latest word at $2, one '*' row for an account whose word is account-level; last ok
+ * among the finalized scans up to $2 (for '*': any region of the account). */
+static const char SQL_COVERAGE_AT[] =
+    WORD_AT_SQL
+    ", ok_r AS (SELECT t.account_id, t.region, pg_catalog.max(t.scanned_at) AS scanned_at"
+    "  FROM tried t WHERE t.status = 'ok' GROUP BY 1, 2)"
+    " SELECT w.account_id, COALESCE(sa.name, a.name), w.region, w.status, w.error_code,"
+    "  w.error_message, " STAMP_SQL("w.scanned_at") ","
+    "  " STAMP_SQL("(SELECT pg_catalog.max(t.scanned_at) FROM ok_r t"
+    "   WHERE t.account_id = w.account_id AND (t.region = w.region OR w.region = '*'))") ","
+    "  w.scan_id"
+    " FROM infleet w"
     " LEFT JOIN egressscan.scan_account sa"
-    "   ON sa.scan_id = r.scan_id AND sa.account_id = r.account_id"
-    " LEFT JOIN egressscan.account a ON a.account_id = r.account_id"
-    " WHERE r.scan_id = $1::bigint AND r.status <> 'ok'"
-    " ORDER BY r.account_id COLLATE \"C\", r.region COLLATE \"C\"";
+    "   ON sa.scan_id = $2::bigint AND sa.account_id = w.account_id"
+    " LEFT JOIN egressscan.account a ON a.account_id = w.account_id"
+    " WHERE w.status <> 'ok' AND $1::timestamptz IS NOT NULL"
+    "   AND (w.region = '*' AND EXISTS (SELECT 1 FROM star x WHERE x.account_id = w.account_id"
+    "                                     AND x.region = w.region)"
+    "        OR w.region <> '*' AND NOT EXISTS (SELECT 1 FROM star x"
+    "                                           WHERE x.account_id = w.account_id))"
+    " ORDER BY w.account_id COLLATE \"C\", w.region COLLATE \"C\"";
+/* clang-format on */
 
 /* ---- reading results ---- */
 
@@ -205,6 +335,8 @@ static void fill_scan(struct report_scan *s, const struct report_day *d, const P
     snprintf(s->started_at, sizeof s->started_at, "%s", PQgetvalue(r, row, TR_STARTED));
     snprintf(s->status, sizeof s->status, "%s", PQgetvalue(r, row, TR_STATUS));
     s->scps_known = PQgetisnull(r, row, TR_SCPS_KNOWN) ? -1 : flag(r, row, TR_SCPS_KNOWN);
+    snprintf(s->scope, sizeof s->scope, "%s", PQgetvalue(r, row, TR_SCOPE));
+    snprintf(s->scps_state, sizeof s->scps_state, "%s", PQgetvalue(r, row, TR_SCPS_STATE));
 }
 
 static int load_trend(struct report *rep, const PGresult *r, struct err *err)
@@ -227,6 +359,7 @@ static int load_trend(struct report *rep, const PGresult *r, struct err *err)
         d->counts.noncompliant = num(r, i, TR_NONCOMPLIANT);
         d->counts.exempt = num(r, i, TR_EXEMPT);
         d->counts.unknown = num(r, i, TR_UNKNOWN);
+        d->counts.unverified = num(r, i, TR_UNVERIFIED);
         d->counts.targets_total = num(r, i, TR_TARGETS_TOTAL);
         d->counts.targets_ok = num(r, i, TR_TARGETS_OK);
         /* rows come by day: the last one of each week is that week's last finalized scan */
@@ -257,7 +390,10 @@ static int load_fleet(struct report *rep, const PGresult *r, struct err *err)
             a->account_name = report_strdup(rep, val(r, i, FL_NAME), &oom);
         }
         struct report_fleet_row *a = &rep->accounts[rep->n_accounts - 1];
-        a->by_mode[report_mode_of(val(r, i, FL_MODE))] += num(r, i, FL_COUNT);
+        if (flag(r, i, FL_VERIFIED))
+            a->by_mode[report_mode_of(val(r, i, FL_MODE))] += num(r, i, FL_COUNT);
+        else
+            a->unverified += num(r, i, FL_COUNT);
     }
     return oom ? err_set(err, ERR_NOMEM, "out of memory reading the fleet") : 0;
 }
@@ -292,35 +428,72 @@ static int load_findings(struct report *rep, const PGresult *r, struct err *err)
             [FD_WARNING] = &f->warning,
             [FD_FIRST_SEEN] = &f->first_seen,
             [FD_RESOLVED_AT] = &f->resolved_at,
+            [FD_RESOLVED_REASON] = &f->resolved_reason,
+            [FD_LAST_SEEN] = &f->last_seen,
         };
-        for (int c = FD_KIND; c <= FD_RESOLVED_AT; c++)
+        for (int c = FD_KIND; c <= FD_LAST_SEEN; c++)
             *fields[c] = report_strdup(rep, val(r, i, c), &oom);
         f->open_at_end = flag(r, i, FD_OPEN);
+        f->carried_over = f->open_at_end && !flag(r, i, FD_RAISED);
         f->new_this_week = flag(r, i, FD_NEW);
         f->resolved_this_week = flag(r, i, FD_RESOLVED);
+        f->left_fleet = f->resolved_this_week && report_reason_left_fleet(f->resolved_reason);
     }
     return oom ? err_set(err, ERR_NOMEM, "out of memory reading findings") : 0;
 }
 
 static int load_coverage(struct report *rep, const PGresult *r, struct err *err)
 {
-    size_t n = (size_t)PQntuples(r);
+    size_t n = (size_t)PQntuples(r), n_suspended = 0;
     int oom = 0;
-    rep->unscanned = n ? report_alloc(rep, n * sizeof *rep->unscanned) : NULL;
-    if (n && !rep->unscanned)
+    for (size_t k = 0; k < n; k++)
+        n_suspended += strcmp(PQgetvalue(r, (int)k, CV_STATUS), "suspended") == 0;
+    rep->unscanned =
+        n > n_suspended ? report_alloc(rep, (n - n_suspended) * sizeof *rep->unscanned) : NULL;
+    rep->suspended = n_suspended ? report_alloc(rep, n_suspended * sizeof *rep->suspended) : NULL;
+    if ((n > n_suspended && !rep->unscanned) || (n_suspended && !rep->suspended))
         return err_set(err, ERR_NOMEM, "out of memory reading coverage");
-    rep->n_unscanned = n;
+    rep->n_unscanned = rep->n_suspended = 0;
     for (size_t k = 0; k < n; k++) {
         int i = (int)k;
-        struct report_target *t = &rep->unscanned[k];
+        /* a suspended account is not a target that failed: listed apart */
+        struct report_target *t = strcmp(PQgetvalue(r, i, CV_STATUS), "suspended") == 0
+                                      ? &rep->suspended[rep->n_suspended++]
+                                      : &rep->unscanned[rep->n_unscanned++];
         t->account_id = report_strdup(rep, val(r, i, CV_ACCOUNT), &oom);
         t->account_name = report_strdup(rep, val(r, i, CV_NAME), &oom);
         t->region = report_strdup(rep, val(r, i, CV_REGION), &oom);
         t->status = report_strdup(rep, val(r, i, CV_STATUS), &oom);
         t->error_code = report_strdup(rep, val(r, i, CV_CODE), &oom);
         t->error_message = report_strdup(rep, val(r, i, CV_MESSAGE), &oom);
+        t->scanned_at = report_strdup(rep, val(r, i, CV_SCANNED_AT), &oom);
+        t->last_ok_at = report_strdup(rep, val(r, i, CV_LAST_OK_AT), &oom);
+        t->scan_id = PQgetisnull(r, i, CV_SCAN) ? 0 : strtoll(PQgetvalue(r, i, CV_SCAN), NULL, 10);
     }
     return oom ? err_set(err, ERR_NOMEM, "out of memory reading coverage") : 0;
+}
+
+static int load_scan_list(struct report *rep, const PGresult *r, struct err *err)
+{
+    size_t n = (size_t)PQntuples(r);
+    int oom = 0;
+    rep->week_scans = n ? report_alloc(rep, n * sizeof *rep->week_scans) : NULL;
+    if (n && !rep->week_scans)
+        return err_set(err, ERR_NOMEM, "out of memory reading the week's scans");
+    rep->n_week_scans = n;
+    for (size_t k = 0; k < n; k++) {
+        int i = (int)k;
+        struct report_scan_row *s = &rep->week_scans[k];
+        s->scan_id = strtoll(PQgetvalue(r, i, SL_ID), NULL, 10);
+        s->started_at = report_strdup(rep, val(r, i, SL_STARTED), &oom);
+        s->status = report_strdup(rep, val(r, i, SL_STATUS), &oom);
+        s->scope = report_strdup(rep, val(r, i, SL_SCOPE), &oom);
+        s->scps_state = report_strdup(rep, val(r, i, SL_SCPS), &oom);
+        s->targets_total = num(r, i, SL_TOTAL);
+        s->targets_ok = num(r, i, SL_OK);
+        s->targets_failed = num(r, i, SL_FAILED);
+    }
+    return oom ? err_set(err, ERR_NOMEM, "out of memory reading the week's scans") : 0;
 }
 
 /* ---- the load ---- */
@@ -368,6 +541,17 @@ int db_report_load(struct db *db, struct report *rep, struct err *err)
     rep->any_scan = flag(r, 0, 6);
     PQclear(r);
 
+    r = db_query(db, SQL_SCAN_LIST, 2, pw, "listing the week's scans", err);
+    if (!r || load_scan_list(rep, r, err) < 0)
+        goto cleanup;
+    PQclear(r);
+
+    r = db_query(db, SQL_LATEST, 0, NULL, "finding the latest finalized scan", err);
+    if (!r)
+        goto cleanup;
+    long long latest = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+
     const char *pt[2] = {trend_first, trend_end};
     r = db_query(db, SQL_TREND, 2, pt, "reading daily_compliance", err);
     if (!r || load_trend(rep, r, err) < 0)
@@ -376,22 +560,29 @@ int db_report_load(struct db *db, struct report *rep, struct err *err)
 
     snprintf(scan_id, sizeof scan_id, "%lld", rep->last.scan_id);
     const char *last = rep->last.scan_id ? scan_id : NULL;
+    /* the week of the latest finalized scan reads the views; a week before it, the history */
+    int current = rep->last.scan_id != 0 && rep->last.scan_id == latest;
     const char *pf[2] = {week_end, last};
-    r = db_query(db, SQL_FLEET, 2, pf, "reading the clusters at the week's end", err);
+    if (current)
+        r = db_query(db, SQL_FLEET_CURRENT, 0, NULL, "reading current_clusters", err);
+    else
+        r = db_query(db, SQL_FLEET_AT, 2, pf, "reading the clusters at the week's end", err);
     if (!r || load_fleet(rep, r, err) < 0)
         goto cleanup;
     PQclear(r);
 
-    const char *pd[3] = {week_start, week_end, last};
-    r = db_query(db, SQL_FINDINGS, 3, pd, "reading the week's findings", err);
+    const char *pd[4] = {week_start, week_end, last, current ? "true" : "false"};
+    r = db_query(db, SQL_FINDINGS, 4, pd, "reading the week's findings", err);
     if (!r || load_findings(rep, r, err) < 0)
         goto cleanup;
     PQclear(r);
     r = NULL;
 
     if (last) {
-        const char *pc[1] = {last};
-        r = db_query(db, SQL_COVERAGE, 1, pc, "reading the week's coverage", err);
+        if (current)
+            r = db_query(db, SQL_COVERAGE_CURRENT, 0, NULL, "reading coverage", err);
+        else
+            r = db_query(db, SQL_COVERAGE_AT, 2, pf, "reading the fleet's coverage", err);
         if (!r || load_coverage(rep, r, err) < 0)
             goto cleanup;
     }

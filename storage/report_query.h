@@ -1,7 +1,7 @@
 /* report_query.h - what the weekly compliance report reads from PostgreSQL: the week's scans, the
- * daily_compliance rows of the week and the four before it, the clusters at the week's end (from
- * cluster_history), the findings the week is about, and the targets its last finalized scan
- * could not scan. Everything in one read-only snapshot. */
+ * daily_compliance rows of the week and the four before it, and the fleet at the week's end: its
+ * clusters (verified or not), its open findings and the findings the week is about, its targets
+ * not scanned ok. Everything in one read-only snapshot. */
 #ifndef EGRESSSCAN_REPORT_QUERY_H
 #define EGRESSSCAN_REPORT_QUERY_H
 

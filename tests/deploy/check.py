@@ -1093,8 +1093,14 @@ def dashboard_reads_views_only_through_its_data_source():
           "daily_compliance"} <= views, f"views of the migrations: {views}")
     titles = [p["title"] for p in d["panels"]]
     for want in ("Compliance trend", "Clusters by egress mode", "Open findings by kind",
-                 "Coverage of the latest scan"):
+                 "Coverage of the fleet", "Clusters not verified"):
         need(want in titles, f"no panel {want!r}")
+    # compliance counts verified clusters only: a panel reading current_clusters says which
+    for p in d["panels"]:
+        for t in p["targets"]:
+            if "current_clusters" in t["rawSql"]:
+                need(re.search(r"\bverified\b", t["rawSql"]),
+                     f"{p['title']}: current_clusters without verified")
     used = set()
     for p in d["panels"]:
         need(p["datasource"]["uid"] == "${datasource}", f"{p['title']}: data source")

@@ -26,6 +26,10 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "common/err.h"
+#include "common/model.h"
+#include "storage/db.h"
+#include "storage/findings.h"
 #include "tests/support/cli.h"
 #include "tests/support/procs.h"
 
@@ -162,9 +166,10 @@ struct fkey {
 struct life {
     struct fkey k;
     const char *severity;
-    const char *reason; /* NULL when none */
-    int first;          /* scan index that first raised it */
-    int resolved;       /* scan index that resolved it; -1 open */
+    const char *reason;          /* NULL when none */
+    int first;                   /* scan index that first raised it */
+    int resolved;                /* scan index that resolved it; -1 open */
+    const char *resolved_reason; /* finding.resolved_reason it got */
 };
 
 #define MAX_SCANS 32
@@ -226,7 +231,7 @@ static void raise_finding(struct tscan *s, const char *kind, int acct, const cha
             return;
         }
     assert_true(n_lives < MAX_LIVES);
-    lives[n_lives++] = (struct life){k, severity, reason, scan, -1};
+    lives[n_lives++] = (struct life){k, severity, reason, scan, -1, NULL};
 }
 
 /* What the scan at stamp records, as the product's definitions say (computed by hand from the
@@ -277,16 +282,29 @@ static void model_scan(const char *stamp, int partial)
     raise_finding(s, "unenforced_intent", GAP, "*", "", "policy:gappy", "high", "scp_gap");
     if (partial)
         raise_finding(s, "unscanned_target", LOCKED, "*", "", "coverage", "high", NULL);
-    /* the open findings of the covered accounts that this scan did not raise are resolved */
+    /* the open findings of the covered accounts that this scan did not raise are resolved (as
+     * cluster_gone when their cluster was deleted); every scan here is a fleet scan, so the open
+     * findings of an account it left out (LOCKED, excluded) resolve as excluded: it left the
+     * fleet */
     int scan = (int)(s - scans);
     for (int i = 0; i < n_lives; i++) {
-        if (lives[i].resolved >= 0 || lives[i].first == scan || !s->covered[lives[i].k.acct])
+        if (lives[i].resolved >= 0 || lives[i].first == scan)
             continue;
+        if (!s->covered[lives[i].k.acct]) {
+            lives[i].resolved = scan;
+            lives[i].resolved_reason = "excluded";
+            continue;
+        }
         int raised = 0;
         for (int k = 0; k < s->n_raised && !raised; k++)
             raised = same_key(&s->raised[k], &lives[i].k);
-        if (!raised)
+        if (!raised) {
+            int gone = 0;
+            for (int c = 0; c < n_clusters && *lives[i].k.cluster; c++)
+                gone |= strcmp(clusters[c].name, lives[i].k.cluster) == 0 && !clusters[c].present;
             lives[i].resolved = scan;
+            lives[i].resolved_reason = gone ? "cluster_gone" : "not_raised";
+        }
     }
 }
 
@@ -443,15 +461,12 @@ static int in_range(int scan, time_t from, time_t to)
     return scan >= 0 && scans[scan].t >= from && scans[scan].t < to;
 }
 
-/* A life is open at the end of the week when the week's last scan raised it. */
+/* A life is open at the end of the week when it is an open finding of the fleet after the
+ * week's last scan: raised by then and not resolved by then (here every open one was raised again
+ * by that scan: nothing is carried over). */
 static int open_at(const struct life *l, int last)
 {
-    if (last < 0 || l->first > last || (l->resolved >= 0 && l->resolved <= last))
-        return 0;
-    for (int k = 0; k < scans[last].n_raised; k++)
-        if (same_key(&scans[last].raised[k], &l->k))
-            return 1;
-    return 0;
+    return last >= 0 && l->first <= last && (l->resolved < 0 || l->resolved > last);
 }
 
 static const char *null_to_empty(const char *s)
@@ -467,6 +482,7 @@ static void check_counts_object(json_t *c, const struct tscan *s)
     assert_int_equal(jint(c, "noncompliant"), s->noncompliant);
     assert_int_equal(jint(c, "exempt"), 0);
     assert_int_equal(jint(c, "unknown"), 0);
+    assert_int_equal(jint(c, "unverified"), 0); /* LOCKED has no cluster */
     assert_int_equal(jint(c, "targets_total"), s->targets_total);
     assert_int_equal(jint(c, "targets_ok"), s->targets_ok);
     check_rate(c, "rate", "rate_text", s->compliant, s->noncompliant);
@@ -635,10 +651,16 @@ static void check_week_json(const struct tweek *w)
         assert_string_equal(jstr(match, "status"), o ? "open" : r ? "resolved" : "not_rechecked");
         assert_string_equal(jstr(match, "severity"), l->severity);
         assert_string_equal(jstr(match, "ou_path"), acct_ous[l->k.acct]);
-        if (r)
+        if (r) {
             assert_string_equal(jstr(match, "resolved_at"), scans[l->resolved].stamp);
-        else
+            assert_string_equal(jstr(match, "resolved_reason"), l->resolved_reason);
+            assert_int_equal(json_is_true(json_object_get(match, "left_fleet")),
+                             strcmp(l->resolved_reason, "excluded") == 0);
+        } else {
             assert_true(json_is_null(json_object_get(match, "resolved_at")));
+            assert_true(json_is_null(json_object_get(match, "resolved_reason")));
+        }
+        assert_false(json_is_true(json_object_get(match, "carried_over")));
         if (strcmp(l->k.kind, "noncompliant_cluster") == 0) {
             assert_string_equal(jstr(match, "reason"), l->reason);
             assert_non_null(strstr(jstr(match, "remediation"), "aws eks update-cluster-config"));
@@ -685,6 +707,7 @@ static void check_week_json(const struct tweek *w)
                 want_mode[m] += scans[last].by_mode[a][m];
             }
         assert_int_equal(jint(fleet, "clusters"), want_total);
+        assert_int_equal(jint(fleet, "unverified"), 0);
         for (int m = 0; m < N_MODES; m++)
             assert_int_equal(jint(json_object_get(fleet, "by_mode"), mode_keys[m]), want_mode[m]);
         json_t *accounts = json_object_get(fleet, "accounts");
@@ -1034,14 +1057,15 @@ static void check_formats(const char *week)
              jint(fd, "new"), jint(fd, "resolved"), jint(fd, "open"));
     assert_non_null(strstr(html, line));
     assert_non_null(strstr(md, line));
-    snprintf(line, sizeof line, "%ld clusters at the end of the week",
+    snprintf(line, sizeof line, "%ld verified clusters at the end of the week",
              jint(json_object_get(doc, "fleet"), "clusters"));
     assert_non_null(strstr(html, line));
     assert_non_null(strstr(md, line));
     long open = jint(fd, "open");
     size_t oldest = (size_t)(open < 10 ? open : 10);
     assert_int_equal(count_of(html, "<article class=\"finding\">"), oldest);
-    assert_int_equal(count_of(md, "\n### ") - 4 /* By OU, By account, New, Resolved */, oldest);
+    /* By OU, By account, New, Resolved, Scans this week, Targets not scanned */
+    assert_int_equal(count_of(md, "\n### ") - 6, oldest);
     /* the irreversibility warning with each non-compliant cluster's remediation */
     size_t nc_oldest = 0, k;
     json_t *it;
@@ -1159,6 +1183,345 @@ static void test_week_without_scans(void **state)
     unlink(path);
 }
 
+/* ---- the fleet across scans, written through the storage API ---- */
+
+/* Three accounts (A and B in Root/Prod, C in Root/Dev), two regions each, clusters in eu-west-1:
+ * a1 CUSTOMER_ROUTED (compliant), a2 AWS_MANAGED (non-compliant), b1 AWS_MANAGED (non-compliant),
+ * b2 CUSTOMER_ROUTED (compliant), c1 CUSTOMER_ISOLATED (compliant). Four scans:
+ *   S1 2026-W02 Tue, fleet: everything ok;
+ *   S2 2026-W02 Fri, targeted (--accounts A): A again, the SCPs not read;
+ *   S3 2026-W03 Tue, fleet: B's role cannot be assumed (partial);
+ *   S4 2026-W04 Tue, targeted (--accounts A).
+ * The report of each week must describe the fleet: a targeted scan shrinks neither the rate's
+ * population nor the clusters by mode nor the open findings, and B's clusters are counted apart
+ * (not verified) while its findings stay open (carried over). */
+#define FA "111100000001"
+#define FB "111100000002"
+#define FC "111100000003"
+#define TUE_W02 1767693600.0 /* 2026-01-06T10:00:00Z */
+#define FLEET_DAY 86400.0
+
+enum { CA1, CA2, CB1, CB2, CC1, N_FCL };
+static const struct {
+    const char *account, *name, *mode;
+    enum cluster_judgement judged;
+} fcl[N_FCL] = {{FA, "a1", "CUSTOMER_ROUTED", JUDGED_COMPLIANT},
+                {FA, "a2", "AWS_MANAGED", JUDGED_NONCOMPLIANT},
+                {FB, "b1", "AWS_MANAGED", JUDGED_NONCOMPLIANT},
+                {FB, "b2", "CUSTOMER_ROUTED", JUDGED_COMPLIANT},
+                {FC, "c1", "CUSTOMER_ISOLATED", JUDGED_COMPLIANT}};
+
+struct fleet_db {
+    char url[600];
+    struct db *db;
+    char arn[N_FCL][128];
+    struct cluster cl[N_FCL];
+};
+
+static void fleet_ok(int rc, const struct err *e, const char *what)
+{
+    if (rc < 0)
+        fail_msg("%s: %s (%s)", what, e->message, e->code);
+}
+
+static void fleet_db_open(struct fleet_db *f)
+{
+    PGconn *admin = PQconnectdb(fx.pg.url);
+    assert_int_equal(PQstatus(admin), CONNECTION_OK);
+    PGresult *r = PQexec(admin, "CREATE DATABASE es_report_fleet"); /* test-only DDL */
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(admin);
+    snprintf(f->url, sizeof f->url, "postgresql://postgres@127.0.0.1:%d/es_report_fleet",
+             fx.pg.port);
+    struct err e;
+    err_clear(&e);
+    f->db = db_connect(f->url, &e);
+    if (!f->db)
+        fail_msg("db_connect: %s (%s)", e.message, e.code);
+    fleet_ok(db_migrate(f->db, NULL, &e), &e, "db_migrate");
+    for (int i = 0; i < N_FCL; i++) {
+        snprintf(f->arn[i], sizeof f->arn[i], "arn:aws:eks:eu-west-1:%s:cluster/%s", fcl[i].account,
+                 fcl[i].name);
+        f->cl[i] = (struct cluster){.name = fcl[i].name,
+                                    .arn = f->arn[i],
+                                    .egress_mode = fcl[i].mode,
+                                    .status = "ACTIVE",
+                                    .endpoint_public_access = -1,
+                                    .endpoint_private_access = -1,
+                                    .raw_json = "{}"};
+    }
+}
+
+/* One scan of the accounts in `accts` (a string of 'A', 'B', 'C'); `denied` is the account whose
+ * role cannot be assumed (0: none). Raises a non-compliant finding per non-compliant cluster it
+ * scanned ok, and unscanned_target for the denied account. Returns the scan id. */
+static long long fleet_scan(struct fleet_db *f, double at, const char *accts, int targeted,
+                            char denied, long long intent)
+{
+    static const char *const ids[3] = {FA, FB, FC};
+    static const char *const ous[3] = {"Root/Prod", "Root/Prod", "Root/Dev"};
+    static const char *const names[3] = {"acct-a", "acct-b", "acct-c"};
+    struct err e;
+    err_clear(&e);
+    long long scan = 0;
+    fleet_ok(db_scan_begin(f->db, at, "{\"test\":true}", &scan, NULL, &e), &e, "db_scan_begin");
+    fleet_ok(db_set_scan_scope(f->db, scan, targeted, &e), &e, "db_set_scan_scope");
+    fleet_ok(db_set_scps_state(f->db, scan, targeted ? ORG_SCPS_NOT_READ : ORG_SCPS_READ, &e), &e,
+             "db_set_scps_state");
+    struct account a[3];
+    struct target_result t[6];
+    const struct target_result *pt[6];
+    struct finding fd[N_FCL + 1];
+    struct cluster_judged j[N_FCL];
+    struct cluster eu[3][N_FCL];
+    size_t na = 0, nt = 0, nf = 0, nj = 0;
+    for (int k = 0; k < 3; k++) {
+        if (!strchr(accts, 'A' + k))
+            continue;
+        a[na++] = (struct account){.id = ids[k],
+                                   .name = names[k],
+                                   .status = "ACTIVE",
+                                   .ou_path = ous[k],
+                                   .ou_id_path = "r-ab12"};
+        if (denied == 'A' + k) {
+            t[nt] = (struct target_result){.account_id = ids[k],
+                                           .region = "*",
+                                           .status = TARGET_ASSUME_ROLE_DENIED,
+                                           .error_code = "AccessDenied",
+                                           .error_message = "not authorized to assume the role",
+                                           .scanned_at = at + 10};
+            pt[nt] = &t[nt];
+            nt++;
+            fd[nf++] = (struct finding){.kind = "unscanned_target",
+                                        .severity = "high",
+                                        .account_id = ids[k],
+                                        .region = "*",
+                                        .source = "coverage",
+                                        .details_json = "{\"status\":\"assume_role_denied\"}"};
+            continue;
+        }
+        size_t n = 0;
+        for (int i = 0; i < N_FCL; i++) {
+            if (strcmp(fcl[i].account, ids[k]) != 0)
+                continue;
+            eu[k][n++] = f->cl[i];
+            j[nj++] = (struct cluster_judged){f->arn[i], fcl[i].judged};
+            if (fcl[i].judged == JUDGED_NONCOMPLIANT)
+                fd[nf++] = (struct finding){.kind = "noncompliant_cluster",
+                                            .severity = "high",
+                                            .account_id = ids[k],
+                                            .region = "eu-west-1",
+                                            .cluster_arn = f->arn[i],
+                                            .observed_mode = fcl[i].mode,
+                                            .source = "policy:prod",
+                                            .details_json = "{\"reason\":\"no_scp\"}"};
+        }
+        t[nt] = (struct target_result){.account_id = ids[k],
+                                       .region = "eu-west-1",
+                                       .status = TARGET_OK,
+                                       .clusters = eu[k],
+                                       .n_clusters = n,
+                                       .scanned_at = at + 10};
+        pt[nt] = &t[nt];
+        nt++;
+        t[nt] = (struct target_result){.account_id = ids[k],
+                                       .region = "us-east-1",
+                                       .status = TARGET_OK,
+                                       .scanned_at = at + 10};
+        pt[nt] = &t[nt];
+        nt++;
+    }
+    fleet_ok(db_write_accounts(f->db, scan, a, na, &e), &e, "db_write_accounts");
+    fleet_ok(db_write_targets(f->db, scan, pt, nt, &e), &e, "db_write_targets");
+    struct findings_context ctx = {.scps_read = !targeted,
+                                   .have_policy = 1,
+                                   .intent_scan_id = targeted ? intent : scan,
+                                   .judgements = j,
+                                   .n_judgements = nj};
+    fleet_ok(db_write_findings_ctx(f->db, scan, fd, nf, &ctx, NULL, &e), &e,
+             "db_write_findings_ctx");
+    struct scan_totals totals = {0, 0, 0};
+    fleet_ok(
+        db_scan_finish(f->db, scan, at + 60, denied ? "partial" : "succeeded", &totals, NULL, &e),
+        &e, "db_scan_finish");
+    return scan;
+}
+
+static json_t *fleet_report(struct cli *c, const char *week, char **md)
+{
+    char *out = NULL;
+    if (cli_run(c, &out, NULL, "report", "--format", "json", "--week", week, "--as-of", NOW,
+                NULL) != 0)
+        fail_msg("report --week %s failed", week);
+    json_error_t je;
+    json_t *doc = json_loads(out, 0, &je);
+    if (!doc)
+        fail_msg("report json is not JSON (%s): %.500s", je.text, out);
+    free(out);
+    *md = NULL;
+    if (cli_run(c, md, NULL, "report", "--format", "md", "--week", week, "--as-of", NOW, NULL) != 0)
+        fail_msg("report --format md --week %s failed", week);
+    return doc;
+}
+
+/* The open finding of the report about cluster `name` (or the account-level one when name is
+ * NULL) of account `acct`; NULL when there is none. */
+static json_t *open_item(json_t *doc, const char *acct, const char *name)
+{
+    size_t k;
+    json_t *it, *found = NULL;
+    json_array_foreach(json_object_get(json_object_get(doc, "findings"), "items"), k, it)
+    {
+        const char *cn = jstr(it, "cluster_name");
+        if (json_is_true(json_object_get(it, "open_at_end")) &&
+            strcmp(jstr(it, "account_id"), acct) == 0 &&
+            (name ? cn && strcmp(cn, name) == 0 : cn == NULL))
+            found = it;
+    }
+    return found;
+}
+
+static json_t *account_row(json_t *doc, const char *acct)
+{
+    size_t k;
+    json_t *it, *found = NULL;
+    json_array_foreach(json_object_get(json_object_get(doc, "fleet"), "accounts"), k, it)
+    {
+        if (strcmp(jstr(it, "account_id"), acct) == 0)
+            found = it;
+    }
+    return found;
+}
+
+/* The numbers every week's report must have: rate (compliant of compliant + non-compliant
+ * verified clusters), verified clusters by mode, unverified apart, open and carried-over
+ * findings, the targets of the fleet not scanned. */
+static void expect_fleet(json_t *doc, const char *week, const char *rate, long verified,
+                         const long by_mode[N_MODES], long unverified, long open, long carried,
+                         long targets_total, long targets_ok, size_t not_scanned)
+{
+    assert_string_equal(jstr(doc, "week"), week);
+    assert_string_equal(jstr(doc, "state"), "ok");
+    assert_string_equal(jstr(doc, "rate_text"), rate);
+    json_t *c = json_object_get(json_object_get(doc, "last_scan"), "compliance");
+    assert_int_equal(jint(c, "clusters"), verified);
+    assert_int_equal(jint(c, "unverified"), unverified);
+    json_t *fleet = json_object_get(doc, "fleet");
+    assert_int_equal(jint(fleet, "clusters"), verified);
+    assert_int_equal(jint(fleet, "unverified"), unverified);
+    for (int m = 0; m < N_MODES; m++)
+        assert_int_equal(jint(json_object_get(fleet, "by_mode"), mode_keys[m]), by_mode[m]);
+    json_t *fd = json_object_get(doc, "findings");
+    assert_int_equal(jint(fd, "open"), open);
+    assert_int_equal(jint(fd, "carried_over"), carried);
+    json_t *cov = json_object_get(doc, "coverage");
+    assert_int_equal(jint(cov, "targets_total"), targets_total);
+    assert_int_equal(jint(cov, "targets_ok"), targets_ok);
+    assert_int_equal(json_array_size(json_object_get(cov, "not_scanned")), not_scanned);
+}
+
+/* B's clusters are counted apart, its findings still open, its target listed with when it was
+ * last scanned ok: the fleet after S3 (the same whether S3 is the latest scan or not). */
+static void expect_b_unverified(json_t *doc, const char *md, const char *b_last_ok)
+{
+    static const long modes[N_MODES] = {1, 1, 1, 0, 0}; /* a2, a1, c1 */
+    expect_fleet(doc, "2026-W03", "66.7%", 3, modes, 2, 3, 1, 5, 4, 1);
+    json_t *b = account_row(doc, FB);
+    assert_non_null(b);
+    assert_int_equal(jint(b, "clusters"), 0);
+    assert_int_equal(jint(b, "unverified"), 2);
+    assert_int_equal(jint(account_row(doc, FA), "unverified"), 0);
+    json_t *b1 = open_item(doc, FB, "b1");
+    assert_non_null(b1);
+    assert_true(json_is_true(json_object_get(b1, "carried_over")));
+    assert_string_equal(jstr(b1, "last_seen"), "2026-01-06T10:00:00Z");
+    json_t *a2 = open_item(doc, FA, "a2");
+    assert_non_null(a2);
+    assert_false(json_is_true(json_object_get(a2, "carried_over")));
+    assert_non_null(open_item(doc, FB, NULL)); /* unscanned_target, raised by S3 */
+    json_t *t = json_array_get(json_object_get(json_object_get(doc, "coverage"), "not_scanned"), 0);
+    assert_string_equal(jstr(t, "account_id"), FB);
+    assert_string_equal(jstr(t, "region"), "*");
+    assert_string_equal(jstr(t, "status"), "assume_role_denied");
+    assert_string_equal(jstr(t, "scanned_at"), "2026-01-13T10:00:10Z");
+    assert_string_equal(jstr(t, "last_ok_at"), b_last_ok);
+    assert_non_null(strstr(md, "**2 clusters not verified (their account or region could not be "
+                               "scanned): not in these numbers.**"));
+    assert_non_null(strstr(md, "1 of them carried over: not raised again by the week's last "
+                               "scan"));
+    assert_non_null(strstr(md, "| not verified since 2026-01-06 10:00 |"));
+}
+
+static void test_report_is_the_fleet_across_scans(void **state)
+{
+    (void)state;
+    struct fleet_db f;
+    fleet_db_open(&f);
+    struct cli c;
+    cli_init(&c, "AKIDUNUSED", "unused", fx.moto.url, f.url);
+    char *md = NULL;
+    json_t *doc;
+
+    long long s1 = fleet_scan(&f, TUE_W02, "ABC", 0, 0, 0);
+    long long s2 = fleet_scan(&f, TUE_W02 + 3 * FLEET_DAY, "A", 1, 0, s1);
+    /* 2026-W02 ends with the targeted S2: the report is still the whole fleet (5 clusters, 3 of 5
+     * compliant), b1's finding open though S2 did not raise it */
+    static const long w02_modes[N_MODES] = {2, 2, 1, 0, 0};
+    doc = fleet_report(&c, "2026-W02", &md);
+    expect_fleet(doc, "2026-W02", "60.0%", 5, w02_modes, 0, 2, 1, 6, 6, 0);
+    assert_int_equal(jint(json_object_get(doc, "last_scan"), "scan_id"), s2);
+    assert_string_equal(jstr(json_object_get(doc, "last_scan"), "scope"), "targeted");
+    json_t *b1 = open_item(doc, FB, "b1");
+    assert_non_null(b1);
+    assert_true(json_is_true(json_object_get(b1, "carried_over")));
+    json_t *items =
+        json_object_get(json_object_get(json_object_get(doc, "coverage"), "scans"), "items");
+    assert_int_equal(json_array_size(items), 2);
+    assert_string_equal(jstr(json_array_get(items, 0), "scope"), "fleet");
+    assert_string_equal(jstr(json_array_get(items, 0), "scps_state"), "read");
+    assert_string_equal(jstr(json_array_get(items, 1), "scope"), "targeted");
+    assert_string_equal(jstr(json_array_get(items, 1), "scps_state"), "not_read");
+    assert_non_null(strstr(md, "| targeted (--accounts or --ou) | not read (by design) |"));
+    assert_null(strstr(md, "not verified (")); /* nothing unverified this week */
+    json_decref(doc);
+    free(md);
+
+    /* 2026-W03: the fleet scan S3 cannot assume B's role; S3 is the latest scan (the views) */
+    long long s3 = fleet_scan(&f, TUE_W02 + 7 * FLEET_DAY, "ABC", 0, 'B', 0);
+    doc = fleet_report(&c, "2026-W03", &md);
+    assert_int_equal(jint(json_object_get(doc, "last_scan"), "scan_id"), s3);
+    expect_b_unverified(doc, md, "2026-01-06T10:00:10Z");
+    json_t *current = doc;
+    free(md);
+
+    /* 2026-W04: a targeted scan of A; the fleet keeps B apart and its findings open */
+    fleet_scan(&f, TUE_W02 + 14 * FLEET_DAY, "A", 1, 0, s3);
+    static const long w04_modes[N_MODES] = {1, 1, 1, 0, 0};
+    doc = fleet_report(&c, "2026-W04", &md);
+    expect_fleet(doc, "2026-W04", "66.7%", 3, w04_modes, 2, 3, 2, 5, 4, 1);
+    assert_non_null(open_item(doc, FB, "b1"));
+    assert_non_null(open_item(doc, FB, NULL));
+    json_decref(doc);
+    free(md);
+
+    /* 2026-W03 again, now a week in the past (read from the history): the same numbers */
+    doc = fleet_report(&c, "2026-W03", &md);
+    expect_b_unverified(doc, md, "2026-01-06T10:00:10Z");
+    assert_true(json_equal(json_object_get(doc, "fleet"), json_object_get(current, "fleet")));
+    assert_true(json_equal(json_object_get(json_object_get(doc, "coverage"), "not_scanned"),
+                           json_object_get(json_object_get(current, "coverage"), "not_scanned")));
+    json_decref(doc);
+    json_decref(current);
+    free(md);
+    /* and 2026-W02, read from the history after everything that followed */
+    doc = fleet_report(&c, "2026-W02", &md);
+    expect_fleet(doc, "2026-W02", "60.0%", 5, w02_modes, 0, 2, 1, 6, 6, 0);
+    json_decref(doc);
+    free(md);
+    db_close(f.db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1167,6 +1530,7 @@ int main(void)
         cmocka_unit_test(test_latest_week_matches_views),
         cmocka_unit_test(test_formats_agree),
         cmocka_unit_test(test_week_without_scans),
+        cmocka_unit_test(test_report_is_the_fleet_across_scans),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -149,9 +149,13 @@ static void build(struct report *r)
     scan_day(r, 30, 6, 6, 0);
     scan_day(r, 33, 7, 5, 1); /* Sat; Thu, Fri, Sun without a scan */
     r->trend[33].counts.evaluated = 1;
+    r->trend[33].counts.unverified = 2;
     r->last = (struct report_scan){.scan_id = 7, .counts = counts(5, 1), .scps_known = 1};
+    r->last.counts.unverified = 2; /* the clusters of 444444444444's denied role */
     snprintf(r->last.started_at, sizeof r->last.started_at, "2026-01-24T10:00:00Z");
     snprintf(r->last.status, sizeof r->last.status, "partial");
+    snprintf(r->last.scope, sizeof r->last.scope, "fleet");
+    snprintf(r->last.scps_state, sizeof r->last.scps_state, "read");
     r->prev = (struct report_scan){.scan_id = 3, .counts = counts(5, 2), .scps_known = 1};
 
     r->n_accounts = 3;
@@ -165,10 +169,11 @@ static void build(struct report *r)
     r->accounts[2] = (struct report_fleet_row){.ou_path = "Root/Prod",
                                                .account_id = "333333333333",
                                                .account_name = "b",
-                                               .by_mode = {0, 1, 0, 0, 1}};
+                                               .by_mode = {0, 1, 0, 0, 1},
+                                               .unverified = 2};
 
-    r->n_findings = 4;
-    r->findings = report_alloc(r, 4 * sizeof *r->findings);
+    r->n_findings = 5;
+    r->findings = report_alloc(r, 5 * sizeof *r->findings);
     r->findings[0] = (struct report_finding){
         .finding_id = 11,
         .kind = "noncompliant_cluster",
@@ -199,7 +204,9 @@ static void build(struct report *r)
                                              .reason = "scp_gap",
                                              .why = "omitted: allowed",
                                              .first_seen = "2026-01-12T10:00:00Z",
-                                             .open_at_end = 1};
+                                             .last_seen = "2026-01-23T10:00:00Z",
+                                             .open_at_end = 1,
+                                             .carried_over = 1};
     r->findings[2] = (struct report_finding){.finding_id = 13,
                                              .kind = "unscanned_target",
                                              .severity = "high",
@@ -209,6 +216,7 @@ static void build(struct report *r)
                                              .why = "assume_role_denied: AccessDenied",
                                              .first_seen = "2026-01-20T10:00:00Z",
                                              .resolved_at = "2026-01-21T10:00:00Z",
+                                             .resolved_reason = "not_raised",
                                              .new_this_week = 1,
                                              .resolved_this_week = 1};
     r->findings[3] = (struct report_finding){.finding_id = 14,
@@ -223,6 +231,19 @@ static void build(struct report *r)
                                              .first_seen = "2026-01-24T10:00:00Z",
                                              .open_at_end = 1,
                                              .new_this_week = 1};
+    r->findings[4] = (struct report_finding){.finding_id = 15,
+                                             .kind = "noncompliant_cluster",
+                                             .severity = "high",
+                                             .account_id = "555555555555",
+                                             .region = "eu-west-1",
+                                             .cluster_arn = "arn:x/gone",
+                                             .cluster_name = "gone",
+                                             .source = "policy:prod",
+                                             .first_seen = "2026-01-25T10:00:00Z",
+                                             .resolved_at = "2026-01-25T11:00:00Z",
+                                             .resolved_reason = "left_organization",
+                                             .resolved_this_week = 1,
+                                             .left_fleet = 1};
     r->n_unscanned = 1;
     r->unscanned = report_alloc(r, sizeof *r->unscanned);
     r->unscanned[0] = (struct report_target){.account_id = "444444444444",
@@ -230,7 +251,34 @@ static void build(struct report *r)
                                              .region = "*",
                                              .status = "assume_role_denied",
                                              .error_code = "AccessDenied",
-                                             .error_message = "not <authorized>"};
+                                             .error_message = "not <authorized>",
+                                             .scanned_at = "2026-01-24T10:05:00Z",
+                                             .last_ok_at = "2026-01-20T10:05:00Z",
+                                             .scan_id = 7};
+    r->n_suspended = 1;
+    r->suspended = report_alloc(r, sizeof *r->suspended);
+    r->suspended[0] = (struct report_target){.account_id = "666666666666",
+                                             .region = "*",
+                                             .status = "suspended",
+                                             .scanned_at = "2026-01-24T10:01:00Z",
+                                             .scan_id = 7};
+    r->n_week_scans = 2;
+    r->week_scans = report_alloc(r, 2 * sizeof *r->week_scans);
+    r->week_scans[0] = (struct report_scan_row){.scan_id = 6,
+                                                .started_at = "2026-01-23T10:00:00Z",
+                                                .status = "succeeded",
+                                                .scope = "targeted",
+                                                .scps_state = "not_read",
+                                                .targets_total = 2,
+                                                .targets_ok = 2};
+    r->week_scans[1] = (struct report_scan_row){.scan_id = 7,
+                                                .started_at = "2026-01-24T10:00:00Z",
+                                                .status = "partial",
+                                                .scope = "fleet",
+                                                .scps_state = "failed",
+                                                .targets_total = 9,
+                                                .targets_ok = 8,
+                                                .targets_failed = 1};
     assert_int_equal(report_finish(r), 0);
 }
 
@@ -276,11 +324,16 @@ static void test_finish(void **state)
     assert_int_equal(r.ous[1].accounts, 2);
     assert_int_equal(r.ous[1].clusters, 6);
     assert_int_equal(r.ous[1].noncompliant, 1);
-    assert_int_equal(r.fleet_clusters, 8);
+    assert_int_equal(r.fleet_clusters, 8); /* verified only: the 2 unverified are apart */
+    assert_int_equal(r.fleet_unverified, 2);
+    assert_int_equal(r.ous[1].unverified, 2);
+    assert_int_equal(r.ous[0].unverified, 0);
     assert_int_equal(r.fleet_by_mode[REPORT_MODE_CUSTOMER_ROUTED], 3);
     assert_int_equal(r.n_open, 3);
+    assert_int_equal(r.n_carried_over, 1);
     assert_int_equal(r.n_new, 2);
-    assert_int_equal(r.n_resolved, 1);
+    assert_int_equal(r.n_resolved, 2);
+    assert_int_equal(r.n_resolved_left, 1);
     assert_int_equal(r.open_by_severity[REPORT_SEV_HIGH], 2);
     /* one enforcement gap row for the account, both findings counted */
     assert_int_equal(r.n_gaps, 1);
@@ -331,6 +384,22 @@ static void test_html(void **state)
     assert_non_null(strstr(html, "role=\"img\""));
     assert_non_null(strstr(html, "@media print"));
     assert_non_null(strstr(html, "Partial coverage"));
+    /* the fleet: unverified clusters apart, carried-over findings, void fixes, coverage */
+    assert_int_equal(count_of(html, "2 clusters not verified (their account or region could not "
+                                    "be scanned): not in these numbers."),
+                     2); /* headline and clusters by mode */
+    assert_non_null(strstr(html, "1 of them carried over: not raised again by the week&#39;s last "
+                                 "scan"));
+    assert_non_null(strstr(html, "<dt>Carried over</dt>"));
+    assert_non_null(strstr(html, "1 of the resolved findings was not fixed: its target left the "
+                                 "fleet."));
+    assert_non_null(strstr(html, "<td>not fixed: the account left the organization</td>"));
+    assert_non_null(strstr(html, "<td>fixed (no longer raised)</td>"));
+    assert_non_null(strstr(html, "not verified since 2026-01-20 10:05"));
+    assert_non_null(strstr(html, "Suspended accounts (1)"));
+    assert_non_null(strstr(html, "<td>targeted (--accounts or --ou)</td><td>not read (by "
+                                 "design)</td>"));
+    assert_non_null(strstr(html, "<td>fleet</td><td>could not be read</td>"));
     free(html);
     report_cleanup(&r);
 }
@@ -366,6 +435,20 @@ static void test_markdown(void **state)
     assert_non_null(strstr(md, "83.3%"));
     assert_non_null(strstr(md, "+11.9 pp"));
     assert_non_null(strstr(md, "Thu 22 Jan, Fri 23 Jan, Sun 25 Jan"));
+    assert_int_equal(count_of(md, "**2 clusters not verified (their account or region could not be "
+                                  "scanned): not in these numbers.**"),
+                     2);
+    assert_non_null(strstr(md, "1 of them carried over: not raised again by the week's last scan"));
+    assert_non_null(strstr(md, "- Carried over: not judged again by the week's last scan"));
+    assert_non_null(strstr(md, "1 of the resolved findings was not fixed: its target left the "
+                               "fleet."));
+    assert_non_null(strstr(md, "| not fixed: the account left the organization |"));
+    assert_non_null(strstr(md, "| not verified since 2026-01-20 10:05 |"));
+    assert_non_null(strstr(md, "### Suspended accounts (1)"));
+    assert_non_null(strstr(md, "| #6 | 2026-01-23 10:00 | succeeded | targeted (--accounts or "
+                               "--ou) | not read (by design) | 2 of 2 |"));
+    /* the by-account table has its "Not verified" column */
+    assert_non_null(strstr(md, "| 0 | 1 | 0 | 0 | 1 | 0 | 2 |"));
     free(md);
     report_cleanup(&r);
 }
@@ -377,7 +460,11 @@ static void test_csv(void **state)
     build(&r);
     char *csv = render(&r, REPORT_CSV);
     assert_true(strncmp(csv, "finding_id,status_at_week_end,new_this_week,", 44) == 0);
-    assert_int_equal(count_of(csv, "\r\n"), 1 + 4); /* header, 4 rows (a LF inside a field) */
+    assert_int_equal(count_of(csv, "\r\n"), 1 + 5); /* header, 5 rows (a LF inside a field) */
+    assert_non_null(strstr(csv, ",resolved_at,resolved_reason,carried_over,open_days,"));
+    assert_non_null(strstr(csv, ",2026-01-25T11:00:00Z,left_organization,false,,"));
+    assert_non_null(strstr(csv, "\r\n12,open,false,false,unenforced_intent,"));
+    assert_non_null(strstr(csv, ",2026-01-12T10:00:00Z,,,true,"));
     assert_non_null(strstr(csv, "\"a,\"\"b\"\"\nc\""));
     assert_non_null(strstr(csv, "\r\n13,resolved,true,true,unscanned_target,"));
     assert_non_null(strstr(csv, "\r\n14,open,true,false,mode_changed,"));
@@ -418,6 +505,30 @@ static void test_json(void **state)
     json_t *oldest = json_object_get(json_object_get(doc, "findings"), "oldest_open");
     assert_int_equal(json_array_size(oldest), 3);
     assert_int_equal(json_integer_value(json_array_get(oldest, 0)), 11);
+    json_t *fleet = json_object_get(doc, "fleet");
+    assert_int_equal(json_integer_value(json_object_get(fleet, "clusters")), 8);
+    assert_int_equal(json_integer_value(json_object_get(fleet, "unverified")), 2);
+    json_t *compliance = json_object_get(json_object_get(doc, "last_scan"), "compliance");
+    assert_int_equal(json_integer_value(json_object_get(compliance, "unverified")), 2);
+    assert_int_equal(json_integer_value(json_object_get(compliance, "unknown")), 0);
+    assert_true(json_is_null(json_object_get(sat, "unverified"))); /* not evaluated */
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(doc, "last_scan"), "scope")), "fleet");
+    json_t *fd = json_object_get(doc, "findings");
+    assert_int_equal(json_integer_value(json_object_get(fd, "carried_over")), 1);
+    assert_int_equal(json_integer_value(json_object_get(fd, "resolved")), 2);
+    assert_int_equal(json_integer_value(json_object_get(fd, "resolved_left_fleet")), 1);
+    json_t *cov = json_object_get(doc, "coverage");
+    json_t *ns = json_array_get(json_object_get(cov, "not_scanned"), 0);
+    assert_string_equal(json_string_value(json_object_get(ns, "last_ok_at")),
+                        "2026-01-20T10:05:00Z");
+    assert_int_equal(json_array_size(json_object_get(cov, "suspended")), 1);
+    json_t *items = json_object_get(json_object_get(cov, "scans"), "items");
+    assert_int_equal(json_array_size(items), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "scope")),
+                        "targeted");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 1), "scps_state")),
+                        "failed");
     json_decref(doc);
     free(text);
     report_cleanup(&r);
