@@ -12,6 +12,14 @@ Usage (AWS_DATA_PATH=tests/data/aws-models, signature checks off):
   moto_seed.py --endpoint URL --set-mode ACCT REGION NAME MODE
   moto_seed.py --endpoint URL --delete ACCT REGION NAME
   moto_seed.py --endpoint URL --create ACCT REGION NAME MODE   (MODE "-": created without the field)
+  moto_seed.py --endpoint URL --deny-assume ACCT,...|-    the scanner user may not assume the role
+                                                          in these accounts ("-": in none)
+  moto_seed.py --endpoint URL --deny-org-reader ACTION,...|-   explicit Deny of these actions on the
+                                                          org reader role ("-": none)
+  moto_seed.py --endpoint URL --remove-account ACCT       remove_account_from_organization
+  moto_seed.py --endpoint URL --readmit-account ACCT      InviteAccountToOrganization (the launcher
+                                                          readmits a removed account at once)
+  moto_seed.py --endpoint URL --attach-scp POLICY_ID TARGET_ID / --detach-scp POLICY_ID TARGET_ID
 
 Fleet file:
 {
@@ -20,6 +28,8 @@ Fleet file:
   "accounts": [{"name": "payments", "ou": "Regulated", "deny_assume": false, "no_role": false,
                 "clusters": [{"name": "c1", "region": "eu-west-1", "mode": "CUSTOMER_ROUTED"}]}],
   "management_clusters": [{"name": "m1", "region": "us-east-1", "mode": "AWS_MANAGED"}],
+  "org_reader_role": "EgressScanOrgReader",   (optional: a role in the management account that
+                                               may read Organizations, for --org-role-arn)
   "scps": [{"name": "enforce", "content": {...}, "targets": ["root", "ou:Prod", "account:payments"]}]
 }
 """
@@ -71,6 +81,15 @@ def admin_creds(ep, account_id):
         RoleSessionName="seeding")["Credentials"]
 
 
+def scanner_policy(denied_role_arns):
+    """The scanner user's inline policy: everything, less AssumeRole of the given roles."""
+    policy = {"Version": "2012-10-17", "Statement": [ALLOW_ALL["Statement"][0]]}
+    if denied_role_arns:
+        policy["Statement"].append({"Effect": "Deny", "Action": "sts:AssumeRole",
+                                    "Resource": denied_role_arns})
+    return json.dumps(policy)
+
+
 def list_all(ep, regions):
     """Every cluster of every account, listed independently of egressscan."""
     org = client("organizations", ep)
@@ -95,6 +114,14 @@ def main():
     ap.add_argument("--set-mode", nargs=4, metavar=("ACCOUNT", "REGION", "NAME", "MODE"))
     ap.add_argument("--delete", nargs=3, metavar=("ACCOUNT", "REGION", "NAME"))
     ap.add_argument("--create", nargs=4, metavar=("ACCOUNT", "REGION", "NAME", "MODE"))
+    ap.add_argument("--deny-assume", metavar="ACCOUNTS")
+    ap.add_argument("--role-name", default="EgressScanReadOnly")
+    ap.add_argument("--deny-org-reader", metavar="ACTIONS")
+    ap.add_argument("--org-reader-role", default="EgressScanOrgReader")
+    ap.add_argument("--remove-account", metavar="ACCOUNT")
+    ap.add_argument("--readmit-account", metavar="ACCOUNT")
+    ap.add_argument("--attach-scp", nargs=2, metavar=("POLICY_ID", "TARGET_ID"))
+    ap.add_argument("--detach-scp", nargs=2, metavar=("POLICY_ID", "TARGET_ID"))
     ap.add_argument("fleet", nargs="?")
     a = ap.parse_args()
     if a.list:
@@ -118,6 +145,34 @@ def main():
         acct, region, name, mode = a.create
         create_cluster(a.endpoint, admin_creds(a.endpoint, acct), acct,
                        {"name": name, "region": region, "mode": None if mode == "-" else mode})
+        return
+    if a.deny_assume:
+        accts = [] if a.deny_assume == "-" else a.deny_assume.split(",")
+        client("iam", a.endpoint).put_user_policy(
+            UserName="egressscan", PolicyName="scanner",
+            PolicyDocument=scanner_policy([f"arn:aws:iam::{n}:role/{a.role_name}" for n in accts]))
+        return
+    if a.deny_org_reader:
+        iam = client("iam", a.endpoint)
+        if a.deny_org_reader == "-":
+            iam.delete_role_policy(RoleName=a.org_reader_role, PolicyName="deny")
+        else:
+            iam.put_role_policy(RoleName=a.org_reader_role, PolicyName="deny", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Deny", "Action": a.deny_org_reader.split(","), "Resource": "*"}]}))
+        return
+    if a.remove_account:
+        client("organizations", a.endpoint).remove_account_from_organization(AccountId=a.remove_account)
+        return
+    if a.readmit_account:
+        client("organizations", a.endpoint).invite_account_to_organization(
+            Target={"Id": a.readmit_account, "Type": "ACCOUNT"})
+        return
+    if a.attach_scp:
+        client("organizations", a.endpoint).attach_policy(PolicyId=a.attach_scp[0], TargetId=a.attach_scp[1])
+        return
+    if a.detach_scp:
+        client("organizations", a.endpoint).detach_policy(PolicyId=a.detach_scp[0], TargetId=a.detach_scp[1])
         return
     with open(a.fleet) as f:
         fleet = json.load(f)
@@ -159,11 +214,16 @@ def main():
     for c in fleet.get("management_clusters", []):
         out_clusters.append(create_cluster(ep, None, mgmt, c))
 
-    policy = {"Version": "2012-10-17", "Statement": [ALLOW_ALL["Statement"][0]]}
-    if denied:
-        policy["Statement"].append({"Effect": "Deny", "Action": "sts:AssumeRole", "Resource": [
-            f"arn:aws:iam::{accounts[n]}:role/{role_name}" for n in denied]})
-    iam.put_user_policy(UserName="egressscan", PolicyName="scanner", PolicyDocument=json.dumps(policy))
+    iam.put_user_policy(UserName="egressscan", PolicyName="scanner", PolicyDocument=scanner_policy(
+        [f"arn:aws:iam::{accounts[n]}:role/{role_name}" for n in denied]))
+    org_role_arn = None
+    if fleet.get("org_reader_role"):
+        iam.create_role(RoleName=fleet["org_reader_role"], AssumeRolePolicyDocument=json.dumps(TRUST_ANY))
+        iam.put_role_policy(RoleName=fleet["org_reader_role"], PolicyName="read-organizations",
+                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                                {"Effect": "Allow", "Action": ["organizations:Describe*", "organizations:List*"],
+                                 "Resource": "*"}]}))
+        org_role_arn = f"arn:aws:iam::{mgmt}:role/{fleet['org_reader_role']}"
 
     scps = {}
     for p in fleet.get("scps", []):
@@ -177,7 +237,8 @@ def main():
 
     json.dump({"management_account_id": mgmt, "root_id": root, "ous": ous, "accounts": accounts,
                "scps": scps, "clusters": out_clusters, "access_key_id": key["AccessKeyId"],
-               "secret_access_key": key["SecretAccessKey"], "role_name": role_name}, sys.stdout, indent=1)
+               "secret_access_key": key["SecretAccessKey"], "role_name": role_name,
+               "org_role_arn": org_role_arn}, sys.stdout, indent=1)
     print()
 
 
