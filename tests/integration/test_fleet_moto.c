@@ -857,8 +857,9 @@ static void step3_role_denied(void)
 }
 
 /* Findings that rest on the SCPs alone (unenforced_intent, scp_conflict) are open with their
- * step-1 ids (assert_carried_over), and the latest scan, which could not read the SCPs, was
- * judged with the snapshot of the latest one that could (never with none). */
+ * step-1 ids (assert_carried_over), unchanged: the latest scan, which could not read the SCPs,
+ * did not confirm them (their scan_id and last_seen are an earlier scan's); and it was judged
+ * with the snapshot of the latest one that could (never with none). */
 static void assert_scp_findings_carried(void)
 {
     long long scp_findings = 0;
@@ -868,6 +869,12 @@ static void assert_scp_findings_carried(void)
     assert_true(scp_findings >= 2);
     assert_int_equal(query_int("SELECT count(*) FROM egressscan.current_drift WHERE kind IN "
                                "('unenforced_intent', 'scp_conflict')",
+                               NULL, NULL),
+                     scp_findings);
+    assert_int_equal(query_int("SELECT count(*) FROM egressscan.current_drift d JOIN "
+                               "egressscan.scans s ON s.scan_id = d.scan_id WHERE d.kind IN "
+                               "('unenforced_intent', 'scp_conflict') AND d.scan_id < " LAST_SCAN
+                               " AND d.last_seen = s.started_at",
                                NULL, NULL),
                      scp_findings);
     assert_int_equal(
