@@ -180,7 +180,9 @@ static const char SQL_FLEET_AT[] =
  * for the week of the latest scan exactly current_drift; for a week in the past, the same
  * definition at the week's end (first seen before it, not resolved before it except by a failed
  * or aborted scan, no newer lifetime of the same identity begun before it, not raised by such a
- * scan alone). Carried over: open, but not raised by $3 (scan_finding). */
+ * scan alone). Carried over: open, but not confirmed by $3: not raised by it (scan_finding), or,
+ * for the latest week, raised without being judged again (its SCPs borrowed: last_scan_id is an
+ * earlier scan's, as current_drift.scan_id shows). */
 enum {
     FD_ID,
     FD_KIND,
@@ -247,6 +249,7 @@ static const char SQL_FINDINGS[] =
     " res.in_week,"
     " EXISTS (SELECT 1 FROM egressscan.scan_finding x"
     " WHERE x.scan_id = $3::bigint AND x.finding_id = f.finding_id)"
+    " AND (f.last_scan_id = $3::bigint OR NOT $4::boolean)"
     " FROM ids JOIN egressscan.finding f ON f.finding_id = ids.finding_id"
     " LEFT JOIN egressscan.scan_account sa"
     " ON sa.scan_id = $3::bigint AND sa.account_id = f.account_id"
