@@ -210,6 +210,31 @@ static void test_iso8601_parse(void **state)
     assert_int_equal(iso8601_parse("", &t), -1);
 }
 
+/* An AWS message with "é" straddling the last byte of the 512-byte buffer: the cut must not
+ * leave half of it (COPY refuses the row with 22021). */
+static void test_err_message_cut_on_character_boundary(void **state)
+{
+    (void)state;
+    struct err e;
+    char msg[600];
+    for (size_t at = ERR_MSG_MAX - 4; at <= ERR_MSG_MAX; at++) {
+        memset(msg, 'm', sizeof msg - 1);
+        msg[sizeof msg - 1] = '\0';
+        memcpy(msg + at - 1, "\xC3\xA9", 2); /* é at bytes at-1, at */
+        err_clear(&e);
+        err_set(&e, "ValidationException", "%s", msg);
+        assert_true(utf8_valid(e.message, strlen(e.message)));
+        assert_true(strlen(e.message) >= ERR_MSG_MAX - 3);
+        err_prefix(&e, "DescribeCluster \xC3\xA9: ");
+        assert_true(utf8_valid(e.message, strlen(e.message)));
+        assert_memory_equal(e.message, "DescribeCluster \xC3\xA9: ", 20);
+    }
+    /* invalid bytes from an answer do not reach the record */
+    err_set(&e, "X\xFF", "bad \xC3( byte");
+    assert_true(utf8_valid(e.code, strlen(e.code)));
+    assert_string_equal(e.message, "bad ?( byte");
+}
+
 static void test_utf8_cut_never_splits_a_character(void **state)
 {
     (void)state;
@@ -290,6 +315,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_set_prefix_clear),
+        cmocka_unit_test(test_err_message_cut_on_character_boundary),
         cmocka_unit_test(test_utf8_cut_never_splits_a_character),
         cmocka_unit_test(test_utf8_valid_rejects_what_rfc3629_forbids),
         cmocka_unit_test(test_utf8_sanitize_and_repair),
