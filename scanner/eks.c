@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/jsonutil.h"
+#include "common/utf8.h"
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
@@ -234,8 +235,8 @@ static int json_field(json_t *obj, const char *key, json_type want, const char *
             {
                 if (!json_is_string(item))
                     return err_set(err, ERR_PARSE,
-                                   "DescribeCluster: %s%s.%.100s is %s, expected a string", ctx,
-                                   key, k, json_type_name(item));
+                                   "DescribeCluster: %s%s.%.*s is %s, expected a string", ctx, key,
+                                   (int)utf8_cut(k, 100), k, json_type_name(item));
             }
         }
         f->j = v;
