@@ -24,6 +24,7 @@
 #include "scanner/creds.h"
 #include "scanner/ec2.h"
 #include "scanner/eks.h"
+#include "scanner/endpoint.h"
 #include "scanner/http.h"
 #include "scanner/org.h"
 #include "scanner/scp.h"
@@ -677,20 +678,6 @@ static void release_held(struct sched *s)
     }
 }
 
-/* The partition a region belongs to, by name. */
-static const char *partition_of(const char *region)
-{
-    if (strncmp(region, "cn-", 3) == 0)
-        return "aws-cn";
-    if (strncmp(region, "us-gov-", 7) == 0)
-        return "aws-us-gov";
-    if (strncmp(region, "us-isob-", 8) == 0)
-        return "aws-iso-b";
-    if (strncmp(region, "us-iso-", 7) == 0)
-        return "aws-iso";
-    return "aws";
-}
-
 static void on_regions(void *ud, const char *const *regions, size_t n, const struct err *e)
 {
     struct acct *a = ud;
@@ -711,7 +698,7 @@ static void on_regions(void *ud, const char *const *regions, size_t n, const str
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(partition_of(regions[i]), a->s->o->partition) == 0)
+        if (strcmp(endpoint_partition(regions[i]), a->s->o->partition) == 0)
             mine[k++] = regions[i];
         else
             log_debug("scan", "account %s: region %s is outside partition %s; skipped", a->id,
@@ -1131,7 +1118,7 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
     if (!o.home_region)
         o.home_region = "us-east-1";
     if (!o.partition)
-        o.partition = partition_of(o.home_region);
+        o.partition = endpoint_partition(o.home_region);
     if (o.page_size <= 0 || o.page_size > 100)
         o.page_size = 100;
     /* a fixed list alone makes no Organizations call; with the org role it reads them too */

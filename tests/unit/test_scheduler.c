@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/model.h"
 #include "scanner/creds.h"
+#include "scanner/endpoint.h"
 #include "scanner/http.h"
 #include "scanner/scheduler.h"
 #include "tests/support/fakehttp.h"
@@ -440,12 +441,12 @@ static void answer_describe(const struct fake *f, const char *acct, const char *
     if (c->mode)
         snprintf(mode, sizeof mode, ",\"controlPlaneEgressMode\":\"%s\"", c->mode);
     snprintf(body, sizeof body,
-             "{\"cluster\":{\"name\":\"%s\",\"arn\":\"arn:aws:eks:%s:%s:cluster/%s\","
+             "{\"cluster\":{\"name\":\"%s\",\"arn\":\"arn:%s:eks:%s:%s:cluster/%s\","
              "\"createdAt\":1795703460.452,\"version\":\"1.31\",\"platformVersion\":\"eks.9\","
              "\"status\":\"ACTIVE\",\"resourcesVpcConfig\":{\"vpcId\":\"vpc-%s\","
              "\"endpointPublicAccess\":true,\"endpointPrivateAccess\":false%s},"
              "\"tags\":{\"account\":\"%s\"}}}",
-             c->name, region, acct, c->name, acct, mode, acct);
+             c->name, endpoint_partition(region), region, acct, c->name, acct, mode, acct);
     fakehttp_respond(resp, 200, "Content-Type: application/json\r\n", body);
 }
 
@@ -904,7 +905,8 @@ static void expect_cluster(const struct target_result *r, const char *name, cons
         else
             assert_null(c->egress_mode);
         char arn[160];
-        snprintf(arn, sizeof arn, "arn:aws:eks:%s:%s:cluster/%s", r->region, r->account_id, name);
+        snprintf(arn, sizeof arn, "arn:%s:eks:%s:%s:cluster/%s", endpoint_partition(r->region),
+                 r->region, r->account_id, name);
         assert_string_equal(c->arn, arn);
         assert_string_equal(c->status, "ACTIVE");
         assert_non_null(c->raw_json);
