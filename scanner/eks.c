@@ -37,15 +37,7 @@
 
 int eks_cluster_name_valid(const char *s, size_t len)
 {
-    if (len == 0 || len > EKS_CLUSTER_NAME_MAX)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        int alnum = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-        if (!alnum && (i == 0 || (c != '-' && c != '_')))
-            return 0;
-    }
-    return 1;
+    return len <= EKS_CLUSTER_NAME_MAX && cluster_name_valid(s, len);
 }
 
 /* A value from an answer, fit to be quoted in an error message: at most 64 bytes, cut on a

@@ -24,6 +24,8 @@ struct db {
     long long locked_scan_id; /* scan whose session advisory lock this connection holds; 0 none */
     double retry_bound_s;     /* how long db_retry waits for a lost connection to come back */
     long reconnects;          /* successful db_reconnect calls */
+    long targets_rejected;    /* ok targets recorded as StorageRejected by db_write_targets */
+    long tx_rejected;         /* of them, in the transaction under way (not yet committed) */
 };
 
 /* The libpq connection (borrowed). */
@@ -59,6 +61,29 @@ int db_copy_finish(struct db *db, const char *reason, const char *what, struct e
 int db_prepare_target_writes(struct db *db, struct err *err);
 int db_write_targets_tx(struct db *db, long long scan_id,
                         const struct target_result *const *results, size_t n, struct err *err);
+
+/* The code of a target whose results the writer could not store: its row says why (the
+ * SQLSTATE, or what db_target_check found), with status error. */
+#define DB_STORAGE_REJECTED "StorageRejected"
+
+/* Nonzero when err is a statement the database refused for what it was given (a SQLSTATE that
+ * is not a lost connection): worth writing the batch again a target at a time. */
+int db_refused_statement(const struct db *db, const struct err *err);
+
+/* db_write_targets_tx a target at a time, each under a savepoint, inside the caller's
+ * transaction: a target the database refuses is recorded as an error row (DB_STORAGE_REJECTED,
+ * the SQLSTATE and message) and the others are written. -1 only when the connection is lost or
+ * even the error row is refused. */
+int db_write_targets_each_tx(struct db *db, long long scan_id,
+                             const struct target_result *const *results, size_t n, struct err *err);
+
+/* Checks one target result before it is staged (target_check.c; no libpq): account and
+ * region well formed, known status and a scan time (ERR_INVALID: a defect of the caller, the
+ * batch is refused), and, for what came from AWS (ERR_PARSE, MalformedResponse: that target
+ * alone is recorded as rejected), error text valid UTF-8, every cluster named by AWS's rules
+ * with the ARN arn:<partition>:eks:<region>:<account>:cluster/<name> of its own target, text
+ * fields valid UTF-8 and bounded, created_at epoch seconds or ISO 8601. 0 or -1 with err. */
+int db_target_check(const struct target_result *t, struct err *err);
 
 /* Transaction control. db_rollback ignores failures (it is used on error paths). */
 int db_begin(struct db *db, struct err *err);
