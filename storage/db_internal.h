@@ -9,6 +9,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "storage/db.h"
+#include "storage/target_check.h"
 
 /* Advisory lock keys. Migrations take the one-bigint form, running scans the two-int form
  * (class, scan id modulo 2^31): PostgreSQL keeps the two forms apart, and the class differs
@@ -76,14 +77,6 @@ int db_refused_statement(const struct db *db, const struct err *err);
  * even the error row is refused. */
 int db_write_targets_each_tx(struct db *db, long long scan_id,
                              const struct target_result *const *results, size_t n, struct err *err);
-
-/* Checks one target result before it is staged (target_check.c; no libpq): account and
- * region well formed, known status and a scan time (ERR_INVALID: a defect of the caller, the
- * batch is refused), and, for what came from AWS (ERR_PARSE, MalformedResponse: that target
- * alone is recorded as rejected), error text valid UTF-8, every cluster named by AWS's rules
- * with the ARN arn:<partition>:eks:<region>:<account>:cluster/<name> of its own target, text
- * fields valid UTF-8 and bounded, created_at epoch seconds or ISO 8601. 0 or -1 with err. */
-int db_target_check(const struct target_result *t, struct err *err);
 
 /* Transaction control. db_rollback ignores failures (it is used on error paths). */
 int db_begin(struct db *db, struct err *err);

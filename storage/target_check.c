@@ -2,14 +2,14 @@
  * belongs to its target (the ARN names the target's account, region and the cluster's name),
  * names follow AWS's rules, text is valid UTF-8 and bounded, timestamps are in a form the
  * database takes. Pure C, no libpq: the fuzz target links it alone. */
+#include "storage/target_check.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/isotime.h"
-#include "common/model.h"
 #include "common/utf8.h"
-#include "storage/db_internal.h"
 
 #define SHORT_MAX 64               /* status, versions, mode, vpc id, region */
 #define CIDRS_MAX (16 * 1024)      /* the JSON text of publicAccessCidrs */
