@@ -1,5 +1,8 @@
-/* err.c - filling and prefixing struct err. */
+/* err.c - filling and prefixing struct err; the message is always valid UTF-8, cut on a
+ * character boundary. */
 #include "common/err.h"
+
+#include "common/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +27,10 @@ int err_set(struct err *e, const char *code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    /* messages carry AWS text: a byte-bounded cut must not leave half a character behind, and
+     * the record is stored as text, which takes valid UTF-8 only */
+    utf8_repair(e->code);
+    utf8_repair(e->message);
     return -1;
 }
 
@@ -44,6 +51,7 @@ void err_prefix(struct err *e, const char *fmt, ...)
     memmove(e->message + plen, e->message, mlen);
     memcpy(e->message, prefix, plen);
     e->message[plen + mlen] = '\0';
+    utf8_repair(e->message);
 }
 
 int err_isset(const struct err *e)

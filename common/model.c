@@ -13,6 +13,19 @@ int account_id_valid(const char *s)
     return n == 12;
 }
 
+int cluster_name_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > 100)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int alnum = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+        if (!alnum && (i == 0 || (c != '-' && c != '_')))
+            return 0;
+    }
+    return 1;
+}
+
 const char *target_status_name(enum target_status s)
 {
     switch (s) {

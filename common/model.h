@@ -28,6 +28,10 @@ int egress_mode_parse(const char *value);
 /* 1 when s is an AWS account id: exactly 12 ASCII digits (leading zeros are part of it). */
 int account_id_valid(const char *s);
 
+/* 1 when s[0..len) is an EKS cluster name by AWS's rules: 1-100 characters matching
+ * ^[0-9A-Za-z][A-Za-z0-9_-]*$ (the cluster table checks the length only). */
+int cluster_name_valid(const char *s, size_t len);
+
 /* Coverage statuses of SPEC.md section 5. */
 enum target_status {
     TARGET_OK = 0,

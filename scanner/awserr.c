@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "scanner/xmldoc.h"
 
 /* A message is for a human; keep it short enough to leave room for context prefixes. */
@@ -27,7 +28,7 @@ static void copy_clean(char *out, size_t cap, const char *s, size_t len)
     while (len > 0 &&
            (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' || s[len - 1] == '\n'))
         len--;
-    size_t n = len < cap - 1 ? len : cap - 1;
+    size_t n = utf8_cut_len(s, len, cap - 1); /* never half a character */
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         out[i] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;

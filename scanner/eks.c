@@ -10,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/isotime.h"
 #include "common/jsonutil.h"
+#include "common/utf8.h"
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
@@ -19,6 +21,53 @@
 /* EKS cluster names are at most 100 characters; anything much longer is refused before the URL
  * is built. */
 #define EKS_NAME_MAX 255
+
+/* What an answer may hold (SPEC section 4: lengths bounded). AWS's own limits where it documents
+ * them (names 100 characters, 50 tags of 128/256 characters), generous bounds elsewhere. */
+#define EKS_CLUSTER_NAME_MAX 100
+#define EKS_ARN_MAX 2048
+#define EKS_SHORT_MAX 64 /* status, versions, egress mode, vpc id */
+#define EKS_TAGS_MAX 50
+#define EKS_TAG_KEY_MAX 128   /* characters */
+#define EKS_TAG_VALUE_MAX 256 /* characters */
+#define EKS_CIDRS_MAX 100
+#define EKS_CIDR_MAX 64
+#define EKS_PAGE_NAMES_MAX 100 /* maxResults */
+#define EKS_TOKEN_MAX 4096
+
+int eks_cluster_name_valid(const char *s, size_t len)
+{
+    return len <= EKS_CLUSTER_NAME_MAX && cluster_name_valid(s, len);
+}
+
+/* A value from an answer, fit to be quoted in an error message: at most 64 bytes, cut on a
+ * character boundary, control characters, quotes and backslashes replaced by '?'. */
+static const char *quoted(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t n = utf8_cut_len(s, len, cap - 4 < 64 ? cap - 4 : 64), o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int ctl = c < 0x20 || c == 0x7f || c == '"' || c == '\\' ||
+                  (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] < 0xA0); /* C1 */
+        out[o++] = ctl ? '?' : (char)c;
+    }
+    if (n < len) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    utf8_repair(out); /* a C1 lead replaced above leaves its continuation byte */
+    return out;
+}
+
+/* Number of characters of valid UTF-8 text. */
+static size_t utf8_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
+}
 
 /* Loads body as a JSON object. Returns a new reference or NULL with err. */
 static json_t *load_object(const char *body, size_t len, const char *what, struct err *err)
@@ -86,10 +135,29 @@ int eks_parse_list_clusters(const char *body, size_t len, char ***names, size_t 
                     json_type_name(v));
             goto out;
         }
+        if (!eks_cluster_name_valid(json_string_value(v), json_string_length(v))) {
+            char q[80];
+            err_set(err, ERR_PARSE,
+                    "ListClusters: clusters[%zu] \"%s\" (%zu bytes) is not an EKS cluster name "
+                    "(1-100 characters of A-Z a-z 0-9 - _, starting with a letter or digit)",
+                    i, quoted(json_string_value(v), json_string_length(v), q, sizeof q),
+                    json_string_length(v));
+            goto out;
+        }
         bytes += json_string_length(v) + 1;
+    }
+    if (count > EKS_PAGE_NAMES_MAX) {
+        err_set(err, ERR_PARSE, "ListClusters: %zu names on one page (maxResults is at most %d)",
+                count, EKS_PAGE_NAMES_MAX);
+        goto out;
     }
     /* An empty token would page forever on the same request: it ends the listing. */
     size_t token_len = json_is_string(token) ? json_string_length(token) : 0;
+    if (token_len > EKS_TOKEN_MAX) {
+        err_set(err, ERR_PARSE, "ListClusters: nextToken of %zu bytes (at most %d)", token_len,
+                EKS_TOKEN_MAX);
+        goto out;
+    }
     if (token_len)
         bytes += token_len + 1;
 
@@ -234,8 +302,8 @@ static int json_field(json_t *obj, const char *key, json_type want, const char *
             {
                 if (!json_is_string(item))
                     return err_set(err, ERR_PARSE,
-                                   "DescribeCluster: %s%s.%.100s is %s, expected a string", ctx,
-                                   key, k, json_type_name(item));
+                                   "DescribeCluster: %s%s.%.*s is %s, expected a string", ctx, key,
+                                   (int)utf8_cut(k, 100), k, json_type_name(item));
             }
         }
         f->j = v;
@@ -244,6 +312,119 @@ static int json_field(json_t *obj, const char *key, json_type want, const char *
             return err_set(err, ERR_PARSE, "DescribeCluster: %s%s cannot be serialized", ctx, key);
         f->present = 1;
     }
+    return 0;
+}
+
+static int short_text(const struct field_src *f, const char *what, const char *extra,
+                      struct err *err)
+{
+    char q[80];
+    if (!f->present)
+        return 0;
+    int ok = f->len <= EKS_SHORT_MAX && utf8_valid(f->s, f->len);
+    for (size_t i = 0; ok && extra && i < f->len; i++) {
+        unsigned char c = (unsigned char)f->s[i];
+        ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+             strchr(extra, c) != NULL;
+    }
+    if (!ok)
+        return err_set(err, ERR_PARSE, "DescribeCluster: %s \"%s\" (%zu bytes) is not valid", what,
+                       quoted(f->s, f->len, q, sizeof q), f->len);
+    return 0;
+}
+
+/* The bounds and formats of what an answer may hold, after the types were checked. */
+static int check_fields(const struct field_src *f, struct err *err)
+{
+    char q[80];
+    const struct field_src *n = &f[F_NAME];
+    if (!eks_cluster_name_valid(n->s, n->len))
+        return err_set(err, ERR_PARSE,
+                       "DescribeCluster: cluster.name \"%s\" (%zu bytes) is not an EKS cluster "
+                       "name (1-100 characters of A-Z a-z 0-9 - _, starting with a letter or "
+                       "digit)",
+                       quoted(n->s, n->len, q, sizeof q), n->len);
+    if (f[F_ARN].present && (f[F_ARN].len > EKS_ARN_MAX || !utf8_valid(f[F_ARN].s, f[F_ARN].len)))
+        return err_set(err, ERR_PARSE, "DescribeCluster: cluster.arn of %zu bytes is not an ARN",
+                       f[F_ARN].len);
+    if (short_text(&f[F_STATUS], "cluster.status", "_", err) < 0 ||
+        short_text(&f[F_VERSION], "cluster.version", ".-", err) < 0 ||
+        short_text(&f[F_PLATFORM], "cluster.platformVersion", ".-", err) < 0 ||
+        short_text(&f[F_EGRESS], "cluster.resourcesVpcConfig.controlPlaneEgressMode", "_", err) <
+            0 ||
+        short_text(&f[F_VPC], "cluster.resourcesVpcConfig.vpcId", "-", err) < 0)
+        return -1;
+    if (f[F_TAGS].present) {
+        const json_t *tags = f[F_TAGS].j;
+        if (json_object_size(tags) > EKS_TAGS_MAX)
+            return err_set(err, ERR_PARSE, "DescribeCluster: %zu tags (AWS allows %d)",
+                           json_object_size(tags), EKS_TAGS_MAX);
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)tags, k, v)
+        {
+            size_t kl = strlen(k);
+            if (kl == 0 || utf8_chars(k, kl) > EKS_TAG_KEY_MAX ||
+                utf8_chars(json_string_value(v), json_string_length(v)) > EKS_TAG_VALUE_MAX)
+                return err_set(err, ERR_PARSE,
+                               "DescribeCluster: tag \"%s\" is longer than AWS allows (keys "
+                               "1-%d, values 0-%d characters)",
+                               quoted(k, kl, q, sizeof q), EKS_TAG_KEY_MAX, EKS_TAG_VALUE_MAX);
+        }
+    }
+    if (f[F_CIDRS].present) {
+        const json_t *cidrs = f[F_CIDRS].j;
+        if (json_array_size(cidrs) > EKS_CIDRS_MAX)
+            return err_set(err, ERR_PARSE, "DescribeCluster: %zu publicAccessCidrs (at most %d)",
+                           json_array_size(cidrs), EKS_CIDRS_MAX);
+        for (size_t i = 0; i < json_array_size(cidrs); i++) {
+            json_t *v = json_array_get(cidrs, i);
+            const char *c = json_string_value(v);
+            size_t cl = json_string_length(v);
+            if (cl == 0 || cl > EKS_CIDR_MAX || strspn(c, "0123456789abcdefABCDEF.:/") != cl)
+                return err_set(err, ERR_PARSE,
+                               "DescribeCluster: publicAccessCidrs[%zu] \"%s\" is not a CIDR", i,
+                               quoted(c, cl, q, sizeof q));
+        }
+    }
+    return 0;
+}
+
+int eks_check_identity(const struct cluster *c, const char *region, const char *account_id,
+                       const char *name, struct err *err)
+{
+    char q[80], q2[80];
+    if (strcmp(c->name, name) != 0)
+        return err_set(err, ERR_PARSE,
+                       "DescribeCluster: asked for cluster \"%s\", the answer names \"%s\"",
+                       quoted(name, strlen(name), q, sizeof q),
+                       quoted(c->name, strlen(c->name), q2, sizeof q2));
+    if (!c->arn)
+        return err_set(err, ERR_PARSE, "DescribeCluster: cluster \"%s\" has no arn",
+                       quoted(name, strlen(name), q, sizeof q));
+    /* arn:PARTITION:eks:REGION:ACCOUNT:cluster/NAME, nothing else: storage keys on the ARN, so
+     * an answer naming another account's or region's cluster would overwrite that record */
+    const char *partition = endpoint_partition(region);
+    char want[EKS_ARN_MAX + 1];
+    int ok = 0;
+    if (account_id) {
+        int w = snprintf(want, sizeof want, "arn:%s:eks:%s:%s:cluster/%s", partition, region,
+                         account_id, name);
+        ok = w > 0 && (size_t)w < sizeof want && strcmp(c->arn, want) == 0;
+    } else {
+        int w = snprintf(want, sizeof want, "arn:%s:eks:%s:", partition, region);
+        size_t pl = (size_t)w;
+        ok = w > 0 && (size_t)w < sizeof want && strncmp(c->arn, want, pl) == 0 &&
+             strspn(c->arn + pl, "0123456789") == 12 &&
+             strncmp(c->arn + pl + 12, ":cluster/", 9) == 0 && strcmp(c->arn + pl + 21, name) == 0;
+        snprintf(want, sizeof want, "arn:%s:eks:%s:<account>:cluster/%s", partition, region, name);
+    }
+    if (!ok)
+        return err_set(err, ERR_PARSE,
+                       "DescribeCluster: the answer for cluster \"%s\" has arn \"%s\", expected "
+                       "\"%s\"",
+                       quoted(name, strlen(name), q, sizeof q),
+                       quoted(c->arn, strlen(c->arn), q2, sizeof q2), want);
     return 0;
 }
 
@@ -287,7 +468,20 @@ struct cluster *eks_parse_describe_cluster(const char *body, size_t len, struct 
         f[F_CREATED].len = strlen(created);
         f[F_CREATED].present = 1;
     } else if (string_field(cl, "createdAt", "cluster.", &f[F_CREATED], err) < 0) {
-        goto out; /* a string is kept as sent; anything else is an error */
+        goto out; /* neither a number nor a string */
+    } else if (f[F_CREATED].present) {
+        /* parsed here, not by the database: text it refuses (22007) would fail the whole batch */
+        time_t t;
+        char q[80];
+        if (f[F_CREATED].len > 64 || iso8601_parse(f[F_CREATED].s, &t) < 0 ||
+            epoch_to_iso((double)t, created, sizeof created) < 0) {
+            err_set(err, ERR_PARSE,
+                    "DescribeCluster: cluster.createdAt \"%s\" is not an ISO 8601 time",
+                    quoted(f[F_CREATED].s, f[F_CREATED].len, q, sizeof q));
+            goto out;
+        }
+        f[F_CREATED].s = created;
+        f[F_CREATED].len = strlen(created);
     }
 
     json_t *vpc;
@@ -302,6 +496,8 @@ struct cluster *eks_parse_describe_cluster(const char *body, size_t len, struct 
             bool_member(vpc, "endpointPrivateAccess", &priv, err) < 0)
             goto out;
     }
+    if (check_fields(f, err) < 0)
+        goto out;
     f[F_RAW].s = body;
     f[F_RAW].len = len;
     f[F_RAW].present = 1;
@@ -354,6 +550,10 @@ struct eks_call {
         eks_describe_fn describe;
     } done;
     void *ud;
+    /* DescribeCluster: what was asked, which the answer must match */
+    char region[32];
+    char account_id[16]; /* empty: any account */
+    char name[EKS_NAME_MAX + 1];
 };
 
 /* A parse failure keeps the HTTP status and request id of the answer it came from. */
@@ -397,6 +597,11 @@ static void describe_done(void *ud, const struct aws_response *resp)
     struct err e;
     parse_error_init(&e, resp);
     struct cluster *c = eks_parse_describe_cluster(resp->body, resp->body_len, &e);
+    if (c && eks_check_identity(c, call.region, call.account_id[0] ? call.account_id : NULL,
+                                call.name, &e) < 0) {
+        free(c);
+        c = NULL;
+    }
     if (!c) {
         call.done.describe(call.ud, NULL, &e);
         return;
@@ -463,11 +668,14 @@ int eks_list_clusters_submit(struct http_engine *engine, struct aws_credentials 
 }
 
 int eks_describe_cluster_submit(struct http_engine *engine, struct aws_credentials *creds,
-                                const char *region, const char *name, const char *pace_key,
+                                const char *region, const char *name, const char *account_id,
                                 eks_describe_fn done, void *ud, struct err *err)
 {
+    const char *pace_key = account_id;
     if (!engine || !done)
         return err_set(err, ERR_INVALID, "eks_describe_cluster_submit: no engine or callback");
+    if (account_id && !account_id_valid(account_id))
+        return err_set(err, ERR_INVALID, "DescribeCluster: invalid account id");
     size_t name_len = name ? strlen(name) : 0;
     if (name_len == 0 || name_len > EKS_NAME_MAX)
         return err_set(err, ERR_INVALID, "DescribeCluster: invalid cluster name length %zu",
@@ -479,5 +687,9 @@ int eks_describe_cluster_submit(struct http_engine *engine, struct aws_credentia
     size_t off = (size_t)snprintf(url, sizeof url, "%s/clusters/", ep.url);
     sigv4_uri_encode(name, name_len, 0, url + off, sizeof url - off);
     struct eks_call call = {.done.describe = done, .ud = ud};
+    snprintf(call.region, sizeof call.region, "%s", region);
+    snprintf(call.name, sizeof call.name, "%s", name);
+    if (account_id)
+        snprintf(call.account_id, sizeof call.account_id, "%s", account_id);
     return submit_get(engine, creds, &ep, url, pace_key, describe_done, &call, err);
 }

@@ -163,3 +163,16 @@ const char *endpoint_home_region(void)
         r = getenv("AWS_DEFAULT_REGION");
     return r && *r ? r : "us-east-1";
 }
+
+const char *endpoint_partition(const char *region)
+{
+    if (strncmp(region, "cn-", 3) == 0)
+        return "aws-cn";
+    if (strncmp(region, "us-gov-", 7) == 0)
+        return "aws-us-gov";
+    if (strncmp(region, "us-isob-", 8) == 0)
+        return "aws-iso-b";
+    if (strncmp(region, "us-iso-", 7) == 0)
+        return "aws-iso";
+    return "aws";
+}

@@ -17,6 +17,10 @@ struct endpoint {
 int endpoint_resolve(const char *service, const char *region, struct endpoint *out,
                      struct err *err);
 
+/* The partition a region belongs to, by its name: "aws-cn" for cn-*, "aws-us-gov" for us-gov-*,
+ * "aws-iso" / "aws-iso-b" for us-iso-* / us-isob-*, else "aws". Never NULL. */
+const char *endpoint_partition(const char *region);
+
 /* Nonzero when region looks like an AWS region name ("eu-west-1", "us-gov-west-1"). */
 int endpoint_region_valid(const char *region);
 

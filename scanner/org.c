@@ -11,6 +11,7 @@
 
 #include "common/jsonutil.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "scanner/creds.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
@@ -242,8 +243,8 @@ static int parse_listing(enum org_op op, json_t *root, struct org_page *page, st
             const char *state;
             /* it names the role to assume and every row stored for the account */
             if (!account_id_valid(e->id))
-                return err_set(err, ERR_PARSE, "%sId \"%.40s\" is not a 12-digit account id", ctx,
-                               e->id);
+                return err_set(err, ERR_PARSE, "%sId \"%.*s\" is not a 12-digit account id", ctx,
+                               (int)utf8_cut(e->id, 40), e->id);
             /* Status is the documented field; newer answers also carry State (knows CLOSED) */
             if (opt_string(item, "Email", ctx, &e->email, err) < 0 ||
                 opt_string(item, "Status", ctx, &e->status, err) < 0 ||

@@ -24,6 +24,7 @@
 #include "scanner/creds.h"
 #include "scanner/ec2.h"
 #include "scanner/eks.h"
+#include "scanner/endpoint.h"
 #include "scanner/http.h"
 #include "scanner/org.h"
 #include "scanner/scp.h"
@@ -63,6 +64,10 @@ struct tgt {
     struct cluster **clusters;
     size_t n_clusters;
     size_t describes_left;
+    /* ListClusters pages so far and a hash of each nextToken they gave (a repeated token would
+     * page forever) */
+    unsigned long long *tokens;
+    size_t n_pages;
     int failed;
     enum target_status status;
     struct err *err; /* the first failure; allocated only then (thousands of targets are under
@@ -263,6 +268,7 @@ static void target_free(struct tgt *t)
     for (size_t i = 0; i < t->n_clusters; i++)
         free(t->clusters[i]);
     free(t->clusters);
+    free(t->tokens);
     creds_unref(t->creds);
     free(t->err);
     free(t);
@@ -392,11 +398,53 @@ static void list_page(struct tgt *t, const char *token)
     }
 }
 
+/* FNV-1a, 64 bits: two distinct tokens of one target colliding is not a practical concern. */
+static unsigned long long token_hash(const char *s)
+{
+    unsigned long long h = 14695981039346656037ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* 0 when the listing may go on after this page; -1 with e set when it may not. */
+static int list_bounds(struct tgt *t, const struct eks_cluster_page *page, struct err *e)
+{
+    if (t->n_names + page->n > SCHED_CLUSTERS_MAX)
+        return err_set(e, ERR_PARSE, "ListClusters: more than %d clusters in one target",
+                       SCHED_CLUSTERS_MAX);
+    t->n_pages++;
+    if (!page->next_token || !page->next_token[0])
+        return 0;
+    if (t->n_pages >= SCHED_LIST_PAGES_MAX)
+        return err_set(e, ERR_PARSE, "ListClusters: more than %d pages in one target",
+                       SCHED_LIST_PAGES_MAX);
+    unsigned long long h = token_hash(page->next_token);
+    for (size_t i = 0; i + 1 < t->n_pages; i++)
+        if (t->tokens[i] == h)
+            return err_set(e, ERR_PARSE,
+                           "ListClusters: page %zu repeats the nextToken of page %zu (the listing "
+                           "would never end)",
+                           t->n_pages, i + 1);
+    unsigned long long *tokens = realloc(t->tokens, t->n_pages * sizeof *tokens);
+    if (!tokens)
+        return err_set(e, ERR_NOMEM, "out of memory listing clusters");
+    t->tokens = tokens;
+    t->tokens[t->n_pages - 1] = h;
+    return 0;
+}
+
 static void on_list(void *ud, const struct eks_cluster_page *page, const struct err *e)
 {
     struct tgt *t = ud;
     if (!page) {
         target_fail(t, "clusters", e);
+        target_finish(t);
+        return;
+    }
+    struct err be;
+    if (list_bounds(t, page, &be) < 0) {
+        target_fail(t, "clusters", &be);
         target_finish(t);
         return;
     }
@@ -677,20 +725,6 @@ static void release_held(struct sched *s)
     }
 }
 
-/* The partition a region belongs to, by name. */
-static const char *partition_of(const char *region)
-{
-    if (strncmp(region, "cn-", 3) == 0)
-        return "aws-cn";
-    if (strncmp(region, "us-gov-", 7) == 0)
-        return "aws-us-gov";
-    if (strncmp(region, "us-isob-", 8) == 0)
-        return "aws-iso-b";
-    if (strncmp(region, "us-iso-", 7) == 0)
-        return "aws-iso";
-    return "aws";
-}
-
 static void on_regions(void *ud, const char *const *regions, size_t n, const struct err *e)
 {
     struct acct *a = ud;
@@ -711,7 +745,7 @@ static void on_regions(void *ud, const char *const *regions, size_t n, const str
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(partition_of(regions[i]), a->s->o->partition) == 0)
+        if (strcmp(endpoint_partition(regions[i]), a->s->o->partition) == 0)
             mine[k++] = regions[i];
         else
             log_debug("scan", "account %s: region %s is outside partition %s; skipped", a->id,
@@ -1131,7 +1165,7 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
     if (!o.home_region)
         o.home_region = "us-east-1";
     if (!o.partition)
-        o.partition = partition_of(o.home_region);
+        o.partition = endpoint_partition(o.home_region);
     if (o.page_size <= 0 || o.page_size > 100)
         o.page_size = 100;
     /* a fixed list alone makes no Organizations call; with the org role it reads them too */

@@ -7,6 +7,12 @@
 #ifndef EGRESSSCAN_SCHEDULER_H
 #define EGRESSSCAN_SCHEDULER_H
 
+/* A target whose ListClusters answers exceed these, or repeat a nextToken, fails alone with
+ * MalformedResponse (SPEC section 4): an endless or oversized listing must not hold the scan or
+ * its memory. EKS allows 100 clusters per region by default; 100 names a page. */
+#define SCHED_LIST_PAGES_MAX 1000
+#define SCHED_CLUSTERS_MAX 10000
+
 #include <stddef.h>
 
 #include "common/err.h"

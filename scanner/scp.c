@@ -48,6 +48,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/utf8.h"
+
 #define TOK_STAR 256
 #define TOK_QMARK 257
 #define TOK_VAR 258 /* a policy variable: matches like *, but stands for one literal value */
@@ -461,7 +463,7 @@ static int compile(struct parse *ps, const char *s, int wild, int fold, struct p
                     *var = kind;
                 if (var_text && !*var_text) {
                     char buf[160];
-                    snprintf(buf, sizeof buf, "%.*s", (int)(inner + 3 < 150 ? inner + 3 : 150),
+                    snprintf(buf, sizeof buf, "%.*s", (int)utf8_cut_len(s + i, inner + 3, 150),
                              s + i);
                     if (!(*var_text = arena_strdup(ps->d, buf)))
                         return nomem(ps);
@@ -628,7 +630,8 @@ static int parse_condition(struct parse *ps, struct stmt *st, json_t *cond, size
     json_object_foreach(cond, op, keys)
     {
         if (!json_is_object(keys))
-            return fail(ps, "Statement[%zu]: Condition %.60s must map keys to values", idx, op);
+            return fail(ps, "Statement[%zu]: Condition %.*s must map keys to values", idx,
+                        (int)utf8_cut(op, 60), op);
         count += json_object_size(keys);
     }
     st->conds = arena_alloc(ps->d, (count ? count : 1) * sizeof *st->conds);
@@ -651,7 +654,8 @@ static int parse_condition(struct parse *ps, struct stmt *st, json_t *cond, size
                 return nomem(ps);
             size_t nv = json_is_array(vals) ? json_array_size(vals) : 1;
             if (json_is_array(vals) && nv == 0)
-                return fail(ps, "Statement[%zu]: Condition %.60s %.60s has no value", idx, op, key);
+                return fail(ps, "Statement[%zu]: Condition %.*s %.*s has no value", idx,
+                            (int)utf8_cut(op, 60), op, (int)utf8_cut(key, 60), key);
             c->values = arena_alloc(ps->d, nv * sizeof *c->values);
             if (!c->values)
                 return nomem(ps);
@@ -663,9 +667,9 @@ static int parse_condition(struct parse *ps, struct stmt *st, json_t *cond, size
                 const char *text;
                 if (value_text(e, num, sizeof num, &text))
                     return fail(ps,
-                                "Statement[%zu]: Condition %.60s %.60s: values must be strings, "
+                                "Statement[%zu]: Condition %.*s %.*s: values must be strings, "
                                 "numbers or booleans",
-                                idx, op, key);
+                                idx, (int)utf8_cut(op, 60), op, (int)utf8_cut(key, 60), key);
                 struct cond_value *cv = &c->values[i];
                 /* Of the string operators only the Like ones know wildcards; every Arn
                  * operator does (ArnEquals included, per component). */

@@ -473,6 +473,19 @@ long db_reconnect_count(const struct db *db)
     return db->reconnects;
 }
 
+long db_targets_rejected(const struct db *db)
+{
+    return db->targets_rejected;
+}
+
+int db_refused_statement(const struct db *db, const struct err *err)
+{
+    const char *c = err->code;
+    if (strlen(c) != 5 || strspn(c, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 5)
+        return 0; /* not a SQLSTATE: one of ours (ScanNotRunning, OutOfMemory, ...) */
+    return !db_connection_lost(db, err);
+}
+
 static double mono_now(void)
 {
     struct timespec ts;

@@ -49,6 +49,10 @@ void db_set_retry_bound(struct db *db, double seconds);
 double db_retry_bound(const struct db *db);
 /* How many times the connection was re-established. */
 long db_reconnect_count(const struct db *db);
+/* How many targets handed to db_write_targets with status ok it recorded as rejected instead
+ * (status error, code StorageRejected: the database refused their results, or the writer's
+ * checks did): the caller's count of failed targets grows by as many. */
+long db_targets_rejected(const struct db *db);
 
 /* Applies the pending embedded migrations (migrations/NNNN_name.sql, in order), each in its own
  * transaction, under a transaction-level advisory lock, recording version, name and SHA-256.
@@ -86,6 +90,11 @@ int db_write_scps(struct db *db, long long scan_id, const struct scp_policy *p, 
  * (its COMMIT may have landed) is written once. */
 int db_write_targets(struct db *db, long long scan_id, const struct target_result *const *results,
                      size_t n, struct err *err);
+/* A target that cannot be stored costs only itself (SPEC section 4): one that fails the
+ * writer's checks (a cluster not of its target, text that is not UTF-8, ...), or whose rows the
+ * database refuses (any SQLSTATE but a lost connection: the batch is then written again a
+ * target at a time under savepoints), is stored as a coverage row with status error, code
+ * StorageRejected and the reason; the rest of the batch is written. */
 
 /* The latest finalized scan (latest started_at among scans that succeeded or were partial), as
  * the coverage view defines it. -1 with code "NoScan" when there is none. */

@@ -9,6 +9,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "storage/db.h"
+#include "storage/target_check.h"
 
 /* Advisory lock keys. Migrations take the one-bigint form, running scans the two-int form
  * (class, scan id modulo 2^31): PostgreSQL keeps the two forms apart, and the class differs
@@ -24,6 +25,8 @@ struct db {
     long long locked_scan_id; /* scan whose session advisory lock this connection holds; 0 none */
     double retry_bound_s;     /* how long db_retry waits for a lost connection to come back */
     long reconnects;          /* successful db_reconnect calls */
+    long targets_rejected;    /* ok targets recorded as StorageRejected by db_write_targets */
+    long tx_rejected;         /* of them, in the transaction under way (not yet committed) */
 };
 
 /* The libpq connection (borrowed). */
@@ -59,6 +62,21 @@ int db_copy_finish(struct db *db, const char *reason, const char *what, struct e
 int db_prepare_target_writes(struct db *db, struct err *err);
 int db_write_targets_tx(struct db *db, long long scan_id,
                         const struct target_result *const *results, size_t n, struct err *err);
+
+/* The code of a target whose results the writer could not store: its row says why (the
+ * SQLSTATE, or what db_target_check found), with status error. */
+#define DB_STORAGE_REJECTED "StorageRejected"
+
+/* Nonzero when err is a statement the database refused for what it was given (a SQLSTATE that
+ * is not a lost connection): worth writing the batch again a target at a time. */
+int db_refused_statement(const struct db *db, const struct err *err);
+
+/* db_write_targets_tx a target at a time, each under a savepoint, inside the caller's
+ * transaction: a target the database refuses is recorded as an error row (DB_STORAGE_REJECTED,
+ * the SQLSTATE and message) and the others are written. -1 only when the connection is lost or
+ * even the error row is refused. */
+int db_write_targets_each_tx(struct db *db, long long scan_id,
+                             const struct target_result *const *results, size_t n, struct err *err);
 
 /* Transaction control. db_rollback ignores failures (it is used on error paths). */
 int db_begin(struct db *db, struct err *err);

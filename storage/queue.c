@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/log.h"
 #include "storage/db_internal.h"
 
 #define SCAN_LOCK_ARGS DB_SCAN_LOCK_CLASS ", ($1::bigint % 2147483648)::integer"
@@ -256,8 +257,11 @@ static int ll_array(struct buf *b, const long long *v, size_t n)
     return bad ? -1 : 0;
 }
 
-int queue_complete_many(struct db *db, long long scan_id, const char *owner,
-                        const struct queue_completion *items, size_t n, int *lost, struct err *err)
+/* queue_complete_many's transaction; isolate: the targets are written one at a time under
+ * savepoints (db_write_targets_each_tx), after the database refused them together. */
+static int complete_many(struct db *db, long long scan_id, const char *owner,
+                         const struct queue_completion *items, size_t n, int *lost, int isolate,
+                         struct err *err)
 {
     int rc = -1, in_tx = 0;
     PGresult *r = NULL;
@@ -337,7 +341,8 @@ int queue_complete_many(struct db *db, long long scan_id, const char *owner,
     /* multi-argument unnest is FROM-clause syntax and cannot be schema-qualified (the session's
      * search_path is pg_catalog only, as everywhere) */
     const char *pd[6] = {id, a_kept.data, owner, a_calls.data, a_thr.data, a_ret.data};
-    if (db_write_targets_tx(db, scan_id, targets, k_targets, err) < 0 ||
+    if ((isolate ? db_write_targets_each_tx(db, scan_id, targets, k_targets, err)
+                 : db_write_targets_tx(db, scan_id, targets, k_targets, err)) < 0 ||
         db_command(db,
                    "UPDATE egressscan.work_item w SET status = 'done', done_at = "
                    "pg_catalog.now(), done_by = $3, lease_owner = NULL, lease_expires = NULL, "
@@ -370,6 +375,22 @@ cleanup:
     buf_cleanup(&a_thr);
     buf_cleanup(&a_ret);
     return rc;
+}
+
+int queue_complete_many(struct db *db, long long scan_id, const char *owner,
+                        const struct queue_completion *items, size_t n, int *lost, struct err *err)
+{
+    if (complete_many(db, scan_id, owner, items, n, lost, 0, err) == 0)
+        return 0;
+    if (!db_refused_statement(db, err))
+        return -1;
+    /* one account's rows were refused: that target is recorded as rejected, the rest written */
+    log_warn("queue",
+             "scan %lld: completing %zu accounts was refused (%s: %s); writing their "
+             "targets one at a time",
+             scan_id, n, err->code, err->message);
+    err_clear(err);
+    return complete_many(db, scan_id, owner, items, n, lost, 1, err);
 }
 
 int queue_complete(struct db *db, long long scan_id, const char *account_id, const char *owner,

@@ -495,32 +495,78 @@ static int cluster_row(struct buf *b, const struct target_result *t, const char 
                : 0;
 }
 
-/* Checks what the database would otherwise reject less clearly. */
-static int validate_targets(const struct target_result *const *results, size_t n, size_t *n_ok,
-                            size_t *n_clusters, struct err *err)
+/* A target result stored in place of one the writer could not store. */
+struct rejected {
+    struct target_result r;
+    struct err e;
+};
+
+static void reject(struct db *db, struct rejected *rj, const struct target_result *t,
+                   const struct err *why)
+{
+    if (t->status == TARGET_OK)
+        db->tx_rejected++; /* counted ok when it was scanned */
+    memset(rj, 0, sizeof *rj);
+    err_set(&rj->e, DB_STORAGE_REJECTED, "the results could not be stored: %s (%s)", why->message,
+            why->code);
+    rj->r.account_id = t->account_id;
+    rj->r.region = t->region;
+    rj->r.status = TARGET_ERROR;
+    rj->r.error_code = DB_STORAGE_REJECTED;
+    rj->r.error_message = rj->e.message;
+    rj->r.scanned_at = t->scanned_at;
+    log_warn("db", "account %s region %s: %s", t->account_id, t->region, rj->e.message);
+}
+
+/* Checks every target (db_target_check). A defect of the caller refuses the batch; a target
+ * whose content is unusable is replaced by its rejection (*use points at results, or at *subs
+ * when one was replaced; free(*subs)). Counts targets and clusters of what is written. */
+static int check_targets(struct db *db, const struct target_result *const *results, size_t n,
+                         const struct target_result *const **use, struct rejected **subs,
+                         size_t *n_ok, size_t *n_clusters, struct err *err)
 {
     *n_ok = *n_clusters = 0;
+    *use = results;
+    *subs = NULL;
+    const struct target_result **arr = NULL;
     for (size_t i = 0; i < n; i++) {
-        const struct target_result *t = results[i];
-        if (!t || !t->account_id || !t->region)
-            return err_set(err, ERR_INVALID, "target %zu of the batch has no account or region", i);
-        if ((int)t->status < TARGET_OK || t->status >= TARGET_STATUSES)
-            return err_set(err, ERR_INVALID, "target %s/%s has an unknown status %d", t->account_id,
-                           t->region, (int)t->status);
-        if (!isfinite(t->scanned_at))
-            return err_set(err, ERR_INVALID, "target %s/%s has no scan time", t->account_id,
-                           t->region);
+        struct err te;
+        err_clear(&te);
+        if (db_target_check(results[i], &te) < 0) {
+            if (strcmp(te.code, ERR_PARSE) != 0) {
+                *err = te;
+                goto fail;
+            }
+            if (!arr) {
+                /* one block: the pointers, then a rejection per target at most */
+                char *block = malloc(n * (sizeof *arr + sizeof **subs) + sizeof **subs);
+                if (!block) {
+                    err_set(err, ERR_NOMEM, "out of memory checking target results");
+                    goto fail;
+                }
+                *subs = (struct rejected *)block;
+                arr = (const struct target_result **)(block + (n + 1) * sizeof **subs);
+                memcpy(arr, results, n * sizeof *arr);
+            }
+            reject(db, &(*subs)[i], results[i], &te);
+            arr[i] = &(*subs)[i].r;
+        }
+    }
+    if (arr)
+        *use = arr;
+    for (size_t i = 0; i < n; i++) {
+        const struct target_result *t = (*use)[i];
         if (t->status != TARGET_OK)
             continue;
         (*n_ok)++;
-        for (size_t k = 0; k < t->n_clusters; k++) {
-            if (!t->clusters[k].arn || !t->clusters[k].name)
-                return err_set(err, ERR_INVALID, "a cluster of target %s/%s has no name or ARN",
-                               t->account_id, t->region);
-            (*n_clusters)++;
-        }
+        *n_clusters += t->n_clusters;
     }
     return 0;
+fail:
+    free(*subs);
+    *subs = NULL;
+    *use = results;
+    return -1;
 }
 
 int db_prepare_target_writes(struct db *db, struct err *err)
@@ -534,6 +580,40 @@ int db_prepare_target_writes(struct db *db, struct err *err)
     return 0;
 }
 
+static const char SQL_CLEAR_STAGING[] =
+    "TRUNCATE pg_temp.egressscan_stage_target, pg_temp.egressscan_stage_cluster";
+
+int db_write_targets_each_tx(struct db *db, long long scan_id,
+                             const struct target_result *const *results, size_t n, struct err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct err te;
+        err_clear(&te);
+        if (db_command(db, "SAVEPOINT egressscan_target", 0, NULL, "isolating a target", err) < 0)
+            return -1;
+        if (db_write_targets_tx(db, scan_id, &results[i], 1, &te) < 0) {
+            if (!db_refused_statement(db, &te)) {
+                *err = te;
+                return -1;
+            }
+            if (db_command(db, "ROLLBACK TO SAVEPOINT egressscan_target", 0, NULL,
+                           "isolating a target", err) < 0)
+                return -1;
+            struct rejected rj;
+            reject(db, &rj, results[i], &te);
+            const struct target_result *one = &rj.r;
+            if (db_write_targets_tx(db, scan_id, &one, 1, err) < 0)
+                return -1;
+        }
+        /* the staging tables empty only at commit: the next target must not see this one */
+        if (db_command(db, SQL_CLEAR_STAGING, 0, NULL, "isolating a target", err) < 0 ||
+            db_command(db, "RELEASE SAVEPOINT egressscan_target", 0, NULL, "isolating a target",
+                       err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int db_write_targets(struct db *db, long long scan_id, const struct target_result *const *results,
                      size_t n, struct err *err)
 {
@@ -541,10 +621,28 @@ int db_write_targets(struct db *db, long long scan_id, const struct target_resul
         return db_write_targets_tx(db, scan_id, results, n, err);
     if (db_prepare_target_writes(db, err) < 0 || db_begin(db, err) < 0)
         return -1;
+    db->tx_rejected = 0;
     if (db_write_targets_tx(db, scan_id, results, n, err) < 0 || db_commit(db, err) < 0) {
         db_rollback(db);
-        return -1;
+        if (!db_refused_statement(db, err))
+            return -1;
+        /* one target's rows were refused (a value the database will not take): the batch again,
+         * a target at a time, so that it costs that target alone */
+        log_warn("db",
+                 "scan %lld: a batch of %zu targets was refused (%s: %s); writing them one "
+                 "at a time",
+                 scan_id, n, err->code, err->message);
+        err_clear(err);
+        db->tx_rejected = 0;
+        if (db_begin(db, err) < 0)
+            return -1;
+        if (db_write_targets_each_tx(db, scan_id, results, n, err) < 0 || db_commit(db, err) < 0) {
+            db_rollback(db);
+            return -1;
+        }
     }
+    db->targets_rejected += db->tx_rejected;
+    db->tx_rejected = 0;
     return 0;
 }
 
@@ -556,10 +654,11 @@ int db_write_targets_tx(struct db *db, long long scan_id,
     char id[32], when[64];
     struct buf b;
     PGresult *r = NULL;
+    struct rejected *subs = NULL;
     buf_init(&b);
 
     if (scan_param(id, scan_id, err) < 0 ||
-        validate_targets(results, n, &n_ok, &n_clusters, err) < 0)
+        check_targets(db, results, n, &results, &subs, &n_ok, &n_clusters, err) < 0)
         goto cleanup;
     if (n == 0) {
         rc = 0;
@@ -666,5 +765,6 @@ cleanup:
     }
     PQclear(r);
     buf_cleanup(&b);
+    free(subs);
     return rc;
 }

@@ -478,6 +478,10 @@ int cmd_scan(int argc, char **argv)
 #ifdef __GLIBC__
     malloc_trim(0); /* hand the freed pages back instead of keeping them in the heap */
 #endif
+    /* targets counted ok when scanned that the writer could only record as rejected failed */
+    long rejected = db_targets_rejected(p.db);
+    p.counts.by_status[TARGET_OK] -= rejected;
+    p.counts.by_status[TARGET_ERROR] += rejected;
     /* scanned (counted by on_target, the one the failed sink refused included) less stored */
     long unwritten = scan_counts_targets(&p.counts) - sink_stats.targets_written;
     long unwritten_clusters = scan_counts_clusters(&p.counts) - sink_stats.clusters_written;

@@ -1119,6 +1119,16 @@ static void handle_eks(struct ctx *c)
     size_t t = (size_t)c->caller * f->n_regions + (size_t)ri;
     uint32_t first = f->target_start[t], total = f->target_start[t + 1] - first;
     struct buf *b = &c->w->body;
+    int hk = hostile_kind(&c->app->hostile, c->caller);
+    if (c->op == FA_OP_LIST_CLUSTERS && hk == FA_H_ERROR_UTF8) {
+        /* a byte-bounded copy of 300 bytes cuts the "é" at bytes 300-301 in half */
+        char m[320];
+        memset(m, 'x', 299);
+        memcpy(m + 299, "\xc3\xa9 and more", 12);
+        m[311] = '\0';
+        send_error(c, 400, "InvalidRequestException", FA_E_INVALID, NULL, "%s", m);
+        return;
+    }
     if (c->op == FA_OP_LIST_CLUSTERS) {
         char v[256];
         long max = EKS_MAX_RESULTS;
@@ -1134,6 +1144,8 @@ static void handle_eks(struct ctx *c)
         }
         uint32_t off = 0;
         long tl = param_get(r->query, ql, "nextToken", 0, v, sizeof v);
+        if (hk == FA_H_LOOP_TOKEN && tl > 0 && strcmp(v, "same") == 0)
+            tl = -1; /* its own token: the first page again */
         if (tl >= 0 && (tl == 0 || token_parse(c->app, v, 0x40, (uint32_t)t, &off) < 0)) {
             send_error(c, 400, "InvalidParameterException", FA_E_INVALID, NULL,
                        "The nextToken provided is invalid");
@@ -1150,8 +1162,12 @@ static void handle_eks(struct ctx *c)
             const char *name = f->clusters[first + i].name;
             fa_json_str(b, name, strlen(name));
         }
+        if (hk == FA_H_LONG_NAME && end == total)
+            fa_printf(b, "%s\"%s\"", end > off ? "," : "", fa_hostile_long_name);
         buf_putc(b, ']');
-        if (end < total) {
+        if (hk == FA_H_LOOP_TOKEN) {
+            buf_puts(b, ",\"nextToken\":\"same\"");
+        } else if (end < total) {
             char tok[32];
             token_make(c->app, 0x40, (uint32_t)t, end, tok);
             fa_printf(b, ",\"nextToken\":\"%s\"", tok);
@@ -1164,10 +1180,19 @@ static void handle_eks(struct ctx *c)
     char name[512];
     const char *enc = r->path + strlen("/clusters/");
     long nl = url_decode(enc, strlen(enc), 0, name, sizeof name);
+    if (hk == FA_H_LONG_NAME && nl > 0 && strcmp(name, fa_hostile_long_name) == 0) {
+        if (hostile_render_long(f, c->caller, (size_t)ri, b) < 0) {
+            send_error(c, 500, "ServerException", -1, NULL, "out of memory");
+            return;
+        }
+        send_ok(c);
+        return;
+    }
     for (uint32_t i = 0; nl > 0 && i < total; i++) {
         const struct fa_cluster *cl = &f->clusters[first + i];
         if (strcmp(cl->name, name) == 0) {
-            if (fleet_render_cluster(f, cl, b) < 0) {
+            if (fleet_render_cluster(f, cl, b) < 0 ||
+                hostile_patch_cluster(f, &c->app->hostile, hk, c->caller, (size_t)ri, b) < 0) {
                 send_error(c, 500, "ServerException", -1, NULL, "out of memory");
                 return;
             }

@@ -22,7 +22,7 @@ static void usage(FILE *out)
             "               [--seed S] [--latency-ms L] [--faults SPEC] [--verify-sigv4]\n"
             "               [--truth FILE] [--threads N] [--base-access-key K]\n"
             "               [--base-secret-key S] [--credential-lifetime-s N] [--max-conns N]\n"
-            "               [--credentials-log FILE]\n"
+            "               [--credentials-log FILE] [--hostile INDEX:KIND,...]\n"
             "A fast fake of Organizations, STS AssumeRole, EC2 DescribeRegions and EKS\n"
             "ListClusters/DescribeCluster on one port. See tests/fakeaws/README.md.\n");
 }
@@ -59,6 +59,7 @@ enum {
     O_LIFETIME,
     O_MAX_CONNS,
     O_CREDS_LOG,
+    O_HOSTILE,
     O_HELP
 };
 
@@ -83,6 +84,7 @@ static int parse_args(int argc, char **argv, struct fa_options *o)
         {"credential-lifetime-s", required_argument, NULL, O_LIFETIME},
         {"max-conns", required_argument, NULL, O_MAX_CONNS},
         {"credentials-log", required_argument, NULL, O_CREDS_LOG},
+        {"hostile", required_argument, NULL, O_HOSTILE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
@@ -178,6 +180,9 @@ static int parse_args(int argc, char **argv, struct fa_options *o)
         case O_CREDS_LOG:
             o->credentials_log = optarg;
             break;
+        case O_HOSTILE:
+            o->hostile_spec = optarg;
+            break;
         case O_HELP:
             usage(stdout);
             exit(0);
@@ -218,6 +223,13 @@ int main(int argc, char **argv)
     }
     if (faults_parse(app.opt.faults_spec, &app.fleet, &app.faults, &e) < 0) {
         fprintf(stderr, "fakeaws: %s\n", e.message);
+        fleet_cleanup(&app.fleet);
+        return 2;
+    }
+    if (hostile_parse(app.opt.hostile_spec, &app.fleet, &app.hostile, &e) < 0) {
+        fprintf(stderr, "fakeaws: %s\n", e.message);
+        faults_cleanup(&app.faults);
+        hostile_cleanup(&app.hostile);
         fleet_cleanup(&app.fleet);
         return 2;
     }
@@ -285,6 +297,7 @@ out:
     free(app.stats.acct_requests);
     free(app.stats.acct_throttles);
     faults_cleanup(&app.faults);
+    hostile_cleanup(&app.hostile);
     fleet_cleanup(&app.fleet);
     return rc;
 }

@@ -173,6 +173,43 @@ const struct fa_fault_rates *faults_for(const struct fa_faults *x, long account)
 /* Draws the fault for one request: -1 for none, else an enum fa_fault. */
 int faults_draw(const struct fa_fault_rates *r, uint64_t *rng);
 
+/* ---- hostile accounts (--hostile) ---- */
+
+/* How a hostile member account answers EKS (SPEC section 4: every answer is untrusted). */
+enum fa_hostile_kind {
+    FA_H_NONE = 0,
+    FA_H_FOREIGN_ARN, /* DescribeCluster: the arn of another account's AWS_MANAGED cluster in the
+                         same region, mode CUSTOMER_ROUTED */
+    FA_H_NO_ARN,      /* DescribeCluster: no arn */
+    FA_H_LONG_NAME,   /* ListClusters adds a 150-character name, which DescribeCluster answers */
+    FA_H_BAD_CREATED, /* DescribeCluster: createdAt "yesterday-ish" */
+    FA_H_ERROR_UTF8,  /* ListClusters: 400 with a message whose "é" straddles bytes 300/301 */
+    FA_H_LOOP_TOKEN,  /* ListClusters: always nextToken "same" */
+    FA_H_COUNT
+};
+
+extern const char *const fa_hostile_names[FA_H_COUNT]; /* "", "foreign_arn", ... */
+
+struct fa_hostile {
+    unsigned char *kind; /* per account index: enum fa_hostile_kind */
+    size_t n_accounts;
+};
+
+/* Parses "INDEX:KIND[,INDEX:KIND...]" (INDEX: the account's position in the fleet, 1..N-1) or
+ * NULL/"none". -1 with err on a malformed spec. */
+int hostile_parse(const char *spec, const struct fa_fleet *f, struct fa_hostile *out,
+                  struct err *err);
+void hostile_cleanup(struct fa_hostile *h);
+/* The kind of account index a (FA_H_NONE when a is out of range). */
+int hostile_kind(const struct fa_hostile *h, long a);
+/* Rewrites the DescribeCluster answer in b (rendered by fleet_render_cluster) as account a of
+ * kind k sends it for a cluster of region index ri. -1 on ENOMEM. */
+int hostile_patch_cluster(const struct fa_fleet *f, const struct fa_hostile *h, int k, long a,
+                          size_t ri, struct buf *b);
+/* The 150-character name FA_H_LONG_NAME lists, and its DescribeCluster answer. */
+extern const char fa_hostile_long_name[];
+int hostile_render_long(const struct fa_fleet *f, long a, size_t ri, struct buf *b);
+
 /* ---- counters ---- */
 
 enum fa_op {
@@ -235,6 +272,7 @@ struct fa_options {
     const char *truth;
     const char *credentials_log; /* test only: every issued credential appended here */
     const char *faults_spec;
+    const char *hostile_spec;
     struct fa_fleet_params fleet;
 };
 
@@ -242,6 +280,7 @@ struct fa_app {
     struct fa_options opt;
     struct fa_fleet fleet;
     struct fa_faults faults;
+    struct fa_hostile hostile;
     struct fa_stats stats;
     unsigned char token_key[32]; /* signs session tokens and derives secrets */
     atomic_uint akid_counter;

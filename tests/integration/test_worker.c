@@ -646,6 +646,89 @@ static struct db *connect_d(void)
     return db;
 }
 
+/* A worker's completion that the database refuses for one account's rows (its cluster's tags are
+ * not JSON: 22P02) is written again a target at a time: that target is an error row
+ * (StorageRejected, with the SQLSTATE), the other account is stored, both items are done. */
+static void test_queue_completion_isolates_a_refused_target(void **state)
+{
+    (void)state;
+    struct db *db = connect_d();
+    struct err e;
+    err_clear(&e);
+    long long id = 0;
+    assert_int_equal(db_scan_begin(db, (double)time(NULL), "{}", &id, NULL, &e), 0);
+    const char *ids[] = {"555555555555", "666666666666"};
+    assert_int_equal(queue_create(db, id, "{\"regions\":[\"us-east-1\"]}", ids, 2, NULL, &e), 0);
+    struct queue_item items[4];
+    size_t n = 0;
+    long long got = 0;
+    assert_int_equal(queue_claim(db, id, "iso", 60, 4, &got, items, &n, &e), 0);
+    assert_int_equal(n, 2);
+    double now = (double)time(NULL);
+    struct cluster good = {.name = "good",
+                           .arn = "arn:aws:eks:us-east-1:555555555555:cluster/good",
+                           .egress_mode = "AWS_MANAGED",
+                           .endpoint_public_access = -1,
+                           .endpoint_private_access = -1,
+                           .raw_json = "{}"};
+    struct cluster bad = {.name = "bad",
+                          .arn = "arn:aws:eks:us-east-1:666666666666:cluster/bad",
+                          .egress_mode = "AWS_MANAGED",
+                          .endpoint_public_access = -1,
+                          .endpoint_private_access = -1,
+                          .tags_json = "{not json",
+                          .raw_json = "{}"};
+    struct target_result t1 = {.account_id = ids[0],
+                               .region = "us-east-1",
+                               .status = TARGET_OK,
+                               .clusters = &good,
+                               .n_clusters = 1,
+                               .scanned_at = now};
+    struct target_result t2 = {.account_id = ids[1],
+                               .region = "us-east-1",
+                               .status = TARGET_OK,
+                               .clusters = &bad,
+                               .n_clusters = 1,
+                               .scanned_at = now};
+    const struct target_result *p1[1] = {&t1}, *p2[1] = {&t2};
+    struct queue_completion c[2] = {{.account_id = ids[0], .targets = p1, .n = 1},
+                                    {.account_id = ids[1], .targets = p2, .n = 1}};
+    int lost[2] = {1, 1};
+    if (queue_complete_many(db, id, "iso", c, 2, lost, &e) < 0)
+        fail_msg("queue_complete_many: %s (%s)", e.message, e.code);
+    assert_int_equal(lost[0], 0);
+    assert_int_equal(lost[1], 0);
+    char sid[32];
+    snprintf(sid, sizeof sid, "%lld", id);
+    const char *p[1] = {sid};
+    assert_int_equal(q_long(fx.d,
+                            "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 "
+                            "AND status = 'done'",
+                            1, p),
+                     2);
+    assert_int_equal(q_long(fx.d,
+                            "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1 "
+                            "AND account_id = '555555555555' AND status = 'ok' AND clusters = 1",
+                            1, p),
+                     1);
+    assert_int_equal(q_long(fx.d,
+                            "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1 "
+                            "AND account_id = '666666666666' AND status = 'error' AND "
+                            "error_code = 'StorageRejected' AND error_message LIKE '%22P02%'",
+                            1, p),
+                     1);
+    assert_int_equal(q_long(fx.d,
+                            "SELECT count(*) FROM egressscan.cluster WHERE account_id = "
+                            "'666666666666'",
+                            0, NULL),
+                     0);
+    /* finalized here (partial: a target failed), so that no later worker finds it open */
+    struct scan_totals tot = {0, 0, 0};
+    assert_int_equal(queue_begin_finalize(db, id, &tot, &e), 1);
+    assert_int_equal(db_scan_finish(db, id, (double)time(NULL), "partial", &tot, NULL, &e), 0);
+    db_close(db);
+}
+
 static void test_queue_leases_lost_results_and_one_finalizer(void **state)
 {
     (void)state;
@@ -954,6 +1037,7 @@ int main(void)
         cmocka_unit_test(test_an_idle_enqueued_scan_is_aborted),
         cmocka_unit_test(test_sigterm_stops_claiming_and_leaves_no_lease),
         cmocka_unit_test(test_queue_leases_lost_results_and_one_finalizer),
+        cmocka_unit_test(test_queue_completion_isolates_a_refused_target),
         cmocka_unit_test(test_a_complete_scan_nobody_finalized_is_finalized_by_the_next_worker),
         cmocka_unit_test(test_workers_survive_a_database_restart),
         cmocka_unit_test(test_a_waiting_worker_survives_a_database_restart),

@@ -16,6 +16,7 @@
 #include "common/isotime.h"
 #include "common/log.h"
 #include "common/model.h"
+#include "common/utf8.h"
 
 static void test_err_set_prefix_clear(void **state)
 {
@@ -209,10 +210,115 @@ static void test_iso8601_parse(void **state)
     assert_int_equal(iso8601_parse("", &t), -1);
 }
 
+/* An AWS message with "é" straddling the last byte of the 512-byte buffer: the cut must not
+ * leave half of it (COPY refuses the row with 22021). */
+static void test_err_message_cut_on_character_boundary(void **state)
+{
+    (void)state;
+    struct err e;
+    char msg[600];
+    for (size_t at = ERR_MSG_MAX - 4; at <= ERR_MSG_MAX; at++) {
+        memset(msg, 'm', sizeof msg - 1);
+        msg[sizeof msg - 1] = '\0';
+        memcpy(msg + at - 1, "\xC3\xA9", 2); /* é at bytes at-1, at */
+        err_clear(&e);
+        err_set(&e, "ValidationException", "%s", msg);
+        assert_true(utf8_valid(e.message, strlen(e.message)));
+        assert_true(strlen(e.message) >= ERR_MSG_MAX - 3);
+        err_prefix(&e, "DescribeCluster \xC3\xA9: ");
+        assert_true(utf8_valid(e.message, strlen(e.message)));
+        assert_memory_equal(e.message, "DescribeCluster \xC3\xA9: ", 20);
+    }
+    /* invalid bytes from an answer do not reach the record */
+    err_set(&e, "X\xFF", "bad \xC3( byte");
+    assert_true(utf8_valid(e.code, strlen(e.code)));
+    assert_string_equal(e.message, "bad ?( byte");
+}
+
+static void test_utf8_cut_never_splits_a_character(void **state)
+{
+    (void)state;
+    /* "é" is C3 A9; "€" E2 82 AC; "😀" F0 9F 98 80 */
+    const char *s = "ab\xC3\xA9"
+                    "c\xE2\x82\xAC"
+                    "\xF0\x9F\x98\x80";
+    assert_int_equal(utf8_cut(s, 100), strlen(s));
+    assert_int_equal(utf8_cut(s, 2), 2);
+    assert_int_equal(utf8_cut(s, 3), 2); /* would split é */
+    assert_int_equal(utf8_cut(s, 4), 4);
+    assert_int_equal(utf8_cut(s, 6), 5); /* inside € */
+    assert_int_equal(utf8_cut(s, 7), 5);
+    assert_int_equal(utf8_cut(s, 8), 8);
+    assert_int_equal(utf8_cut(s, 9), 8);  /* inside the emoji, 1 byte in */
+    assert_int_equal(utf8_cut(s, 11), 8); /* 3 bytes in */
+    assert_int_equal(utf8_cut(s, 12), 12);
+    assert_int_equal(utf8_cut(s, 0), 0);
+    /* every cut of every prefix is valid UTF-8 */
+    for (size_t m = 0; m <= strlen(s); m++)
+        assert_true(utf8_valid(s, utf8_cut(s, m)));
+    /* "%.100s" of a tag key with é straddling byte 100 */
+    char key[200];
+    memset(key, 'k', 99);
+    memcpy(key + 99, "\xC3\xA9zz", 5);
+    assert_int_equal(utf8_cut(key, 100), 99);
+    assert_int_equal(utf8_cut_len(key, 103, 100), 99);
+}
+
+static void test_utf8_valid_rejects_what_rfc3629_forbids(void **state)
+{
+    (void)state;
+    assert_true(utf8_valid("", 0));
+    assert_true(utf8_valid("plain ascii", 11));
+    assert_true(utf8_valid("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\xF4\x8F\xBF\xBF", 13));
+    assert_false(utf8_valid("\xC3", 1));             /* truncated */
+    assert_false(utf8_valid("\xA9", 1));             /* lone continuation */
+    assert_false(utf8_valid("\xC0\xAF", 2));         /* overlong "/" */
+    assert_false(utf8_valid("\xE0\x80\xAF", 3));     /* overlong */
+    assert_false(utf8_valid("\xED\xA0\x80", 3));     /* surrogate */
+    assert_false(utf8_valid("\xF4\x90\x80\x80", 4)); /* above U+10FFFF */
+    assert_false(utf8_valid("\xFF", 1));
+    assert_false(utf8_valid("a\0b", 3)); /* NUL */
+    assert_int_equal(utf8_valid_prefix("ab\xC3\xA9\xFF", 5, 5), 4);
+    assert_int_equal(utf8_valid_prefix("ab\xC3\xA9\xFF", 5, 3), 2);
+}
+
+static void test_utf8_sanitize_and_repair(void **state)
+{
+    (void)state;
+    char out[64];
+    size_t n = utf8_sanitize("a\xFF"
+                             "b\xC3",
+                             4, out, sizeof out);
+    assert_int_equal(n, 8);
+    assert_string_equal(out, "a\xEF\xBF\xBD"
+                             "b\xEF\xBF\xBD");
+    /* a replacement that does not fit is left out, never cut */
+    n = utf8_sanitize("abc\xFF", 4, out, 6);
+    assert_string_equal(out, "abc");
+    n = utf8_sanitize("\xC3\xA9\xC3\xA9", 4, out, 4);
+    assert_string_equal(out, "\xC3\xA9");
+    assert_true(utf8_valid(out, n));
+
+    char b1[] = "abc\xE2\x82"; /* a cut € at the end goes */
+    assert_int_equal(utf8_repair(b1), 3);
+    assert_string_equal(b1, "abc");
+    char b2[] = "a\xFF"
+                "b\xC3\xA9"; /* invalid bytes in the middle become '?' */
+    assert_int_equal(utf8_repair(b2), 5);
+    assert_string_equal(b2, "a?b\xC3\xA9");
+    char b3[] = "\xA9\xA9x";
+    utf8_repair(b3);
+    assert_string_equal(b3, "??x");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_set_prefix_clear),
+        cmocka_unit_test(test_err_message_cut_on_character_boundary),
+        cmocka_unit_test(test_utf8_cut_never_splits_a_character),
+        cmocka_unit_test(test_utf8_valid_rejects_what_rfc3629_forbids),
+        cmocka_unit_test(test_utf8_sanitize_and_repair),
         cmocka_unit_test(test_err_prefix_truncates_safely),
         cmocka_unit_test(test_buf_grows_and_steals),
         cmocka_unit_test(test_log_levels_and_json),

@@ -289,10 +289,9 @@ static void test_describe_optional_and_future_values(void **state)
     assert_string_equal(c->created_at, "2026-11-26T14:31:01Z"); /* rounded to the millisecond */
     free(c);
 
-    c = parse_str("{\"cluster\":{\"name\":\"\\u00e9t\\u00e9\",\"tags\":{\"k\":\"\\u00e9\\\"\"}}}",
-                  &e);
+    c = parse_str("{\"cluster\":{\"name\":\"ete\",\"tags\":{\"k\":\"\\u00e9\\\"\"}}}", &e);
     assert_non_null(c);
-    assert_string_equal(c->name, "\xc3\xa9t\xc3\xa9");
+    assert_string_equal(c->name, "ete");
     assert_string_equal(c->tags_json, "{\"k\":\"\xc3\xa9\\\"\"}");
     free(c);
 }
@@ -409,6 +408,145 @@ static void test_describe_truncations(void **state)
     free(body);
 }
 
+/* SPEC section 4: what an answer may hold is checked where it is parsed. */
+static void test_describe_validates_fields(void **state)
+{
+    (void)state;
+    char body[16384];
+    char name[128];
+    memset(name, 'n', 101);
+    name[101] = '\0';
+    snprintf(body, sizeof body, "{\"cluster\":{\"name\":\"%s\"}}", name);
+    expect_describe_error(body, "is not an EKS cluster name");
+    name[100] = '\0'; /* 100 characters is allowed */
+    snprintf(body, sizeof body, "{\"cluster\":{\"name\":\"%s\"}}", name);
+    struct err e;
+    struct cluster *c = parse_str(body, &e);
+    assert_non_null(c);
+    free(c);
+    expect_describe_error("{\"cluster\":{\"name\":\"a$(touch pwned)\"}}", "a$(touch pwned)");
+    expect_describe_error("{\"cluster\":{\"name\":\"-x\"}}", "not an EKS cluster name");
+    expect_describe_error("{\"cluster\":{\"name\":\"\\u00e9t\\u00e9\"}}", "not an EKS cluster");
+    /* control characters are not echoed into the message */
+    c = parse_str("{\"cluster\":{\"name\":\"a\\u001b[2J\\\"b\"}}", &e);
+    assert_null(c);
+    assert_non_null(strstr(e.message, "\"a?[2J?b\""));
+
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"createdAt\":\"yesterday-ish\"}}",
+                          "\"yesterday-ish\" is not an ISO 8601 time");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"createdAt\":\"2025-01-02\"}}",
+                          "createdAt");
+    c = parse_str("{\"cluster\":{\"name\":\"x\",\"createdAt\":\"2025-01-02T03:04:05+02:00\"}}", &e);
+    assert_non_null(c);
+    assert_string_equal(c->created_at, "2025-01-02T01:04:05Z"); /* normalised */
+    free(c);
+
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"version\":\"1.31 ; drop\"}}",
+                          "cluster.version");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":"
+                          "{\"vpcId\":\"vpc-1\\n\"}}}",
+                          "vpcId");
+    expect_describe_error("{\"cluster\":{\"name\":\"x\",\"resourcesVpcConfig\":"
+                          "{\"publicAccessCidrs\":[\"0.0.0.0/0 x\"]}}}",
+                          "publicAccessCidrs[0]");
+    size_t off = (size_t)snprintf(body, sizeof body, "{\"cluster\":{\"name\":\"x\",\"tags\":{");
+    for (int i = 0; i < 51; i++)
+        off += (size_t)snprintf(body + off, sizeof body - off, "%s\"k%d\":\"v\"", i ? "," : "", i);
+    snprintf(body + off, sizeof body - off, "}}}");
+    expect_describe_error(body, "51 tags");
+    char key[200];
+    memset(key, 'k', 129);
+    key[129] = '\0';
+    snprintf(body, sizeof body, "{\"cluster\":{\"name\":\"x\",\"tags\":{\"%s\":\"v\"}}}", key);
+    expect_describe_error(body, "longer than AWS allows");
+    /* 128 two-byte characters are 128 characters */
+    off = (size_t)snprintf(body, sizeof body, "{\"cluster\":{\"name\":\"x\",\"tags\":{\"");
+    for (int i = 0; i < 128; i++)
+        off += (size_t)snprintf(body + off, sizeof body - off, "\xc3\xa9");
+    snprintf(body + off, sizeof body - off, "\":\"v\"}}}");
+    c = parse_str(body, &e);
+    assert_non_null(c);
+    free(c);
+}
+
+static struct cluster *identity_cluster(const char *name, const char *arn)
+{
+    static struct cluster c;
+    memset(&c, 0, sizeof c);
+    c.name = name;
+    c.arn = arn;
+    return &c;
+}
+
+static void test_check_identity(void **state)
+{
+    (void)state;
+    struct err e;
+    const char *good = "arn:aws:eks:eu-west-1:111122223333:cluster/good";
+    assert_int_equal(
+        eks_check_identity(identity_cluster("good", good), "eu-west-1", "111122223333", "good", &e),
+        0);
+    assert_int_equal(
+        eks_check_identity(identity_cluster("good", good), "eu-west-1", NULL, "good", &e), 0);
+    /* another account's cluster, answered by 444455556666 */
+    assert_int_equal(
+        eks_check_identity(identity_cluster("good", good), "eu-west-1", "444455556666", "good", &e),
+        -1);
+    assert_string_equal(e.code, ERR_PARSE);
+    assert_non_null(
+        strstr(e.message, "expected \"arn:aws:eks:eu-west-1:444455556666:cluster/good"));
+    struct {
+        const char *name, *arn, *region, *needle;
+    } bad[] = {
+        {"other", good, "eu-west-1", "the answer names \"good\""},
+        {"good", NULL, "eu-west-1", "has no arn"},
+        {"good", "arn:aws:eks:eu-west-2:111122223333:cluster/good", "eu-west-1", "expected"},
+        {"good", "arn:aws:eks:eu-west-1:111122223333:cluster/good2", "eu-west-1", "expected"},
+        {"good", "arn:aws:eks:eu-west-1:111122223333:cluster/goo", "eu-west-1", "expected"},
+        {"good", "arn:aws:eks:eu-west-1:111122223333:nodegroup/good", "eu-west-1", "expected"},
+        {"good", "arn:aws:eks:us-gov-west-1:111122223333:cluster/good", "us-gov-west-1",
+         "arn:aws-us-gov:eks:us-gov-west-1"},
+        {"good", "arn:aws:eks:eu-west-1:11112222333:cluster/good", "eu-west-1", "expected"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *want_name = i == 0 ? "other" : "good";
+        struct cluster *c = identity_cluster(i == 0 ? "good" : bad[i].name, bad[i].arn);
+        const char *acct = i == 7 ? NULL : "111122223333";
+        err_clear(&e);
+        assert_int_equal(eks_check_identity(c, bad[i].region, acct, want_name, &e), -1);
+        assert_string_equal(e.code, ERR_PARSE);
+        if (!strstr(e.message, bad[i].needle))
+            fail_msg("case %zu: \"%s\" lacks \"%s\"", i, e.message, bad[i].needle);
+    }
+    const char *gov = "arn:aws-us-gov:eks:us-gov-west-1:111122223333:cluster/good";
+    assert_int_equal(eks_check_identity(identity_cluster("good", gov), "us-gov-west-1",
+                                        "111122223333", "good", &e),
+                     0);
+}
+
+static void test_list_validates_names(void **state)
+{
+    (void)state;
+    expect_list_error_naming("{\"clusters\":[\"ok\",\"a b\"]}", 0,
+                             "clusters[1] \"a b\" (3 bytes) is not an EKS cluster name");
+    expect_list_error_naming("{\"clusters\":[\"\"]}", 0, "not an EKS cluster name");
+    char body[16384];
+    char name[128];
+    memset(name, 'n', 101);
+    name[101] = '\0';
+    snprintf(body, sizeof body, "{\"clusters\":[\"%s\"]}", name);
+    expect_list_error_naming(body, 0, "(101 bytes) is not an EKS cluster name");
+    size_t off = (size_t)snprintf(body, sizeof body, "{\"clusters\":[");
+    for (int i = 0; i < 101; i++)
+        off += (size_t)snprintf(body + off, sizeof body - off, "%s\"c%d\"", i ? "," : "", i);
+    snprintf(body + off, sizeof body - off, "]}");
+    expect_list_error_naming(body, 0, "101 names on one page");
+    off = (size_t)snprintf(body, sizeof body, "{\"clusters\":[],\"nextToken\":\"");
+    memset(body + off, 't', 5000);
+    snprintf(body + off + 5000, sizeof body - off - 5000, "\"}");
+    expect_list_error_naming(body, 0, "nextToken of 5000 bytes");
+}
+
 /* ---- requests against a fake EKS ---- */
 
 #define EKS_TEST_MAX_BODY (64 * 1024) /* the engine's body cap in these tests */
@@ -481,6 +619,9 @@ static void eks_handler(void *ud, const struct fakehttp_req *req, struct fakehtt
         fakehttp_respond(resp, 200, "Transfer-Encoding: chunked\r\n", huge);
         free(huge);
         return;
+    } else if (strcmp(req->target, "/clusters/forged") == 0) {
+        /* a member answering for another cluster: the fixture names payments-prod */
+        body = fixture("eks-describe-cluster.json", NULL);
     } else if (strcmp(req->target, "/clusters/bad-answer") == 0) {
         fakehttp_respond(resp, 200, "Content-Type: application/json\r\n",
                          "{\"cluster\":{\"name\":42}}");
@@ -660,7 +801,27 @@ static void test_describe_request(void **state)
     assert_int_equal(eks_describe_cluster_submit(fx->engine, fx->creds, "eu-west-1", "bad-answer",
                                                  "111122223333", on_describe, &bad, &e),
                      0);
+    /* payments-prod asked as another account's: its arn names 111122223333 */
+    struct describe_run other, forged;
+    memset(&other, 0, sizeof other);
+    memset(&forged, 0, sizeof forged);
+    assert_int_equal(eks_describe_cluster_submit(fx->engine, fx->creds, "eu-west-1",
+                                                 "payments-prod", "444455556666", on_describe,
+                                                 &other, &e),
+                     0);
+    assert_int_equal(eks_describe_cluster_submit(fx->engine, fx->creds, "eu-west-1", "forged",
+                                                 "111122223333", on_describe, &forged, &e),
+                     0);
     assert_int_equal(http_engine_run(fx->engine, &e), 0);
+
+    assert_int_equal(other.calls, 1);
+    assert_null(other.c);
+    assert_string_equal(other.e.code, ERR_PARSE);
+    assert_non_null(strstr(other.e.message, "arn:aws:eks:eu-west-1:444455556666:cluster/"));
+    assert_int_equal(forged.calls, 1);
+    assert_null(forged.c);
+    assert_string_equal(forged.e.code, ERR_PARSE);
+    assert_non_null(strstr(forged.e.message, "asked for cluster \"forged\""));
 
     assert_int_equal(ok.calls, 1);
     assert_non_null(ok.c);
@@ -718,6 +879,9 @@ int main(void)
         cmocka_unit_test(test_describe_wrong_types),
         cmocka_unit_test(test_describe_hostile),
         cmocka_unit_test(test_describe_truncations),
+        cmocka_unit_test(test_describe_validates_fields),
+        cmocka_unit_test(test_check_identity),
+        cmocka_unit_test(test_list_validates_names),
         cmocka_unit_test_setup_teardown(test_list_paginated_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describe_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describe_huge_answer, setup, teardown),

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/model.h"
 #include "scanner/creds.h"
+#include "scanner/endpoint.h"
 #include "scanner/http.h"
 #include "scanner/scheduler.h"
 #include "tests/support/fakehttp.h"
@@ -117,6 +118,10 @@ struct fake {
     const char *expire_cluster;
     char first_session[48];
     int sessions_issued;
+    /* endless listings: ListClusters of loop_account answers, per loop_mode, 1: always
+     * nextToken "same"; 2: "x1", "x2", "x1", ... (a cycle); 3: a new token on every page */
+    const char *loop_account;
+    int loop_mode;
     /* concurrency: ListClusters is held this long; accounts with a request in the handler */
     int hold_list_ms;
     char acct_ids[MAX_ACCTS][16];
@@ -389,6 +394,19 @@ static void answer_regions(const struct fake *f, struct fakehttp_resp *resp)
 static void answer_list(const struct fake *f, const char *acct, const char *region, int max,
                         const char *token, struct fakehttp_resp *resp)
 {
+    if (f->loop_account && strcmp(acct, f->loop_account) == 0) {
+        char body[128];
+        long n = token[0] == 'x' || token[0] == 'n' ? strtol(token + 1, NULL, 10) : 0;
+        snprintf(body, sizeof body, "{\"clusters\":[\"loop%ld\"],\"nextToken\":\"%s%ld\"}", n,
+                 f->loop_mode == 3 ? "n" : "x",
+                 f->loop_mode == 1   ? 0
+                 : f->loop_mode == 2 ? n % 2 + 1
+                                     : n + 1);
+        if (f->loop_mode == 3) /* distinct tokens, no names: only the page cap ends it */
+            snprintf(body, sizeof body, "{\"clusters\":[],\"nextToken\":\"n%ld\"}", n + 1);
+        fakehttp_respond(resp, 200, "Content-Type: application/json\r\n", body);
+        return;
+    }
     size_t start = 0;
     if (token[0])
         start = (size_t)strtoul(token + 3, NULL, 10); /* "pg.N" */
@@ -440,12 +458,12 @@ static void answer_describe(const struct fake *f, const char *acct, const char *
     if (c->mode)
         snprintf(mode, sizeof mode, ",\"controlPlaneEgressMode\":\"%s\"", c->mode);
     snprintf(body, sizeof body,
-             "{\"cluster\":{\"name\":\"%s\",\"arn\":\"arn:aws:eks:%s:%s:cluster/%s\","
+             "{\"cluster\":{\"name\":\"%s\",\"arn\":\"arn:%s:eks:%s:%s:cluster/%s\","
              "\"createdAt\":1795703460.452,\"version\":\"1.31\",\"platformVersion\":\"eks.9\","
              "\"status\":\"ACTIVE\",\"resourcesVpcConfig\":{\"vpcId\":\"vpc-%s\","
              "\"endpointPublicAccess\":true,\"endpointPrivateAccess\":false%s},"
              "\"tags\":{\"account\":\"%s\"}}}",
-             c->name, region, acct, c->name, acct, mode, acct);
+             c->name, endpoint_partition(region), region, acct, c->name, acct, mode, acct);
     fakehttp_respond(resp, 200, "Content-Type: application/json\r\n", body);
 }
 
@@ -904,7 +922,8 @@ static void expect_cluster(const struct target_result *r, const char *name, cons
         else
             assert_null(c->egress_mode);
         char arn[160];
-        snprintf(arn, sizeof arn, "arn:aws:eks:%s:%s:cluster/%s", r->region, r->account_id, name);
+        snprintf(arn, sizeof arn, "arn:%s:eks:%s:%s:cluster/%s", endpoint_partition(r->region),
+                 r->region, r->account_id, name);
         assert_string_equal(c->arn, arn);
         assert_string_equal(c->status, "ACTIVE");
         assert_non_null(c->raw_json);
@@ -2259,10 +2278,57 @@ static void test_region_deny_decided_before_full_access_listed(void **state)
     assert_int_equal(res.progress.targets_failed, 2);
 }
 
+/* ---- endless listings (SPEC section 4) ---- */
+
+/* A ListClusters answer that repeats a token, or pages without end, fails that target alone. */
+static void test_list_repeated_token_and_page_cap(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake *f = fx->f;
+    f->clusters = fleet1;
+    f->n_clusters = sizeof fleet1 / sizeof fleet1[0];
+    const char *accounts[] = {A1, A2};
+    const char *regions[] = {"us-east-1", "eu-west-1"};
+    struct scheduler_options o = {.accounts = accounts,
+                                  .n_accounts = 2,
+                                  .regions = regions,
+                                  .n_regions = 2,
+                                  .page_size = 2,
+                                  .as_of = 1800000000.0};
+    for (int mode = 1; mode <= 3; mode++) {
+        seen_free(&fx->s);
+        memset(&fx->s, 0, sizeof fx->s);
+        f->n_events = 0;
+        f->loop_account = A2;
+        f->loop_mode = mode;
+        struct scheduler_result res;
+        struct err e;
+        int rc = run_scan(f, &o, "1", &fx->s, &res, &e);
+        if (rc != 0)
+            fail_msg("scheduler_run: %s: %s", e.code, e.message);
+        /* the honest account is whole */
+        expect_ok(result_for(&fx->s, A1, "us-east-1"), 5);
+        expect_ok(result_for(&fx->s, A1, "eu-west-1"), 0);
+        for (int r = 0; r < 2; r++) {
+            expect_failure(&fx->s, A2, regions[r], TARGET_ERROR, "MalformedResponse");
+            const char *m = result_for(&fx->s, A2, regions[r])->error_message;
+            const char *needle = mode == 3 ? "more than 1000 pages" : "repeats the nextToken";
+            if (!strstr(m, needle))
+                fail_msg("mode %d: \"%s\" lacks \"%s\"", mode, m, needle);
+        }
+        int lists = count(f, OP_LIST, A2, "us-east-1", NULL);
+        int want = mode == 1 ? 2 : mode == 2 ? 3 : SCHED_LIST_PAGES_MAX;
+        if (lists != want)
+            fail_msg("mode %d: %d ListClusters requests, expected %d", mode, lists, want);
+        assert_int_equal(count(f, OP_DESCRIBE, A2, NULL, NULL), 0);
+    }
+}
+
 int main(void)
 {
     log_setup(LOG_OFF, LOG_TEXT, NULL); /* the expected failures log warnings */
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_list_repeated_token_and_page_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fixed_accounts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_organizations_discovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_organizations_unreachable, setup, teardown),
