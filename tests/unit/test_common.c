@@ -107,6 +107,60 @@ static void test_log_levels_and_json(void **state)
     free(text);
 }
 
+/* Issue 13, points 6 and 7: a value from AWS with terminal escapes or invalid UTF-8 gives a text
+ * line without control characters, and a JSON line that is valid UTF-8 (U+FFFD). */
+static void test_log_lines_are_safe_text_and_valid_json(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    const char *hostile = "x\x1b]0;pwned\x07 \x1b[2J \xc2\x9b forged\nline \xff\xc3 caf\xc3\xa9";
+    log_setup(LOG_INFO, LOG_TEXT, f);
+    log_warn("eks", "cluster %s", hostile);
+    fflush(f);
+    assert_non_null(
+        strstr(text, "warn  eks: cluster x?]0;pwned? ?[2J ? forged?line ?? caf\xc3\xa9\n"));
+    for (const char *p = text; *p; p++)
+        assert_true(*p == '\n' || (unsigned char)*p >= 0x20);
+    assert_int_equal(strchr(text, '\n') - text + 1, (long)len); /* one line */
+
+    size_t before = len;
+    log_setup(LOG_INFO, LOG_JSON, f);
+    log_warn("eks", "cluster %s", hostile);
+    log_command_error("scan", "scan %d failed: %s", 7, hostile);
+    fflush(f);
+    int lines = 0;
+    for (char *line = text + before, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        assert_non_null(nl);
+        json_error_t je;
+        json_t *j = json_loadb(line, (size_t)(nl - line), 0, &je);
+        if (!j)
+            fail_msg("not a JSON line (%s): %.*s", je.text, (int)(nl - line), line);
+        const char *msg = json_string_value(json_object_get(j, "msg"));
+        assert_non_null(strstr(msg, "\xef\xbf\xbd\xef\xbf\xbd caf\xc3\xa9"));
+        if (lines == 1) {
+            assert_string_equal(json_string_value(json_object_get(j, "level")), "error");
+            assert_string_equal(json_string_value(json_object_get(j, "component")), "scan");
+            assert_non_null(strstr(msg, "scan 7 failed: x\x1b]0;pwned\x07"));
+        }
+        json_decref(j);
+        lines++;
+    }
+    assert_int_equal(lines, 2);
+
+    /* in text mode a command's message keeps its form, and is printed even with logs off */
+    before = len;
+    log_setup(LOG_OFF, LOG_TEXT, f);
+    log_command_error("scan", "scan %d failed: %s", 7, "a\x1b[2Jb");
+    fflush(f);
+    assert_string_equal(text + before, "egressscan scan: scan 7 failed: a?[2Jb\n");
+    log_setup(LOG_INFO, LOG_TEXT, NULL);
+    fclose(f);
+    free(text);
+}
+
 static void test_log_level_parse(void **state)
 {
     (void)state;
@@ -216,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_err_prefix_truncates_safely),
         cmocka_unit_test(test_buf_grows_and_steals),
         cmocka_unit_test(test_log_levels_and_json),
+        cmocka_unit_test(test_log_lines_are_safe_text_and_valid_json),
         cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_iso8601_parse),
         cmocka_unit_test(test_scan_status_for_each_scp_outcome),
