@@ -191,22 +191,22 @@ struct db *scan_db_open(const char *url, const char *cmd, int *exit_code)
     err_clear(&e);
     double bound;
     if (retry_bound_from_env(&bound, &e) < 0) {
-        fprintf(stderr, "egressscan %s: %s\n", cmd, e.message);
+        log_command_error(cmd, "%s", e.message);
         *exit_code = EXIT_USAGE;
         return NULL;
     }
     *exit_code = EXIT_FAILED;
     struct db *db = db_connect(url, &e);
     if (!db) {
-        fprintf(stderr, "egressscan %s: cannot connect to the database: %s\n", cmd, e.message);
+        log_command_error(cmd, "cannot connect to the database: %s", e.message);
         return NULL;
     }
     db_set_retry_bound(db, bound);
     if (db_schema_current(db, &e) <= 0) {
-        fprintf(stderr,
-                "egressscan %s: the database schema is not current (%s); "
-                "run 'egressscan migrate' first\n",
-                cmd, err_isset(&e) ? e.message : "pending migrations");
+        log_command_error(cmd,
+                          "the database schema is not current (%s); "
+                          "run 'egressscan migrate' first",
+                          err_isset(&e) ? e.message : "pending migrations");
         db_close(db);
         return NULL;
     }

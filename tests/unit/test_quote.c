@@ -135,8 +135,12 @@ static void test_term_replaces_controls(void **state)
     EXPECT(term, "x\x1b]0;pwned\x07y", "x?]0;pwned?y");
     EXPECT(term, "\x1b[2J", "?[2J");
     EXPECT(term, "a\r\nb\tc\x7f", "a??b?c?");
-    EXPECT(term, "c1 \xc2\x9b" "31m \xc2\x80", "c1 ?31m ?"); /* U+009B is CSI on some terminals */
-    EXPECT(term, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    EXPECT(term,
+           "c1 \xc2\x9b"
+           "31m \xc2\x80",
+           "c1 ?31m ?"); /* U+009B is CSI on some terminals */
+    EXPECT(term, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+           "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
     EXPECT(term, "\xc2\xa0nbsp", "\xc2\xa0nbsp");
     EXPECT(term, "bad \xff\xfe \xc3", "bad ?? ?");
     EXPECT(term, "overlong \xc0\xaf surrogate \xed\xa0\x80", "overlong ?? surrogate ???");
@@ -147,7 +151,10 @@ static void test_term_to_cuts_on_a_character(void **state)
 {
     (void)state;
     char out[8];
-    assert_string_equal(quote_term_to(out, sizeof out, "ab\x1b" "cd"), "ab?cd");
+    assert_string_equal(quote_term_to(out, sizeof out,
+                                      "ab\x1b"
+                                      "cd"),
+                        "ab?cd");
     assert_string_equal(quote_term_to(out, sizeof out, "abcdef\xc3\xa9z"), "abcdef"); /* not half */
     assert_string_equal(quote_term_to(out, sizeof out, "abcde\xc3\xa9z"), "abcde\xc3\xa9");
     assert_string_equal(quote_term_to(out, sizeof out, "0123456789"), "0123456");
