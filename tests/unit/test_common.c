@@ -6,11 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "common/atomicfile.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/isotime.h"
@@ -161,6 +164,70 @@ static void test_log_lines_are_safe_text_and_valid_json(void **state)
     free(text);
 }
 
+static int fill_new(FILE *out, void *ud, struct err *err)
+{
+    (void)err;
+    fputs(ud, out);
+    return 0;
+}
+
+static int fill_fails(FILE *out, void *ud, struct err *err)
+{
+    (void)ud;
+    fputs("half", out);
+    return err_set(err, ERR_IO, "no more");
+}
+
+static char *slurp(const char *path)
+{
+    static char text[256];
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+/* Issue 13, point 8: a symlink planted at PATH.tmp (the metrics file's old fixed temporary name)
+ * or at PATH itself is never written through; a failed write leaves PATH as it was. */
+static void test_atomicfile_does_not_follow_symlinks(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/egressscan-atomic-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], tmp[160], victim[128];
+    snprintf(path, sizeof path, "%s/metrics.prom", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    FILE *v = fopen(victim, "w");
+    fputs("precious", v);
+    fclose(v);
+    assert_int_equal(symlink(victim, tmp), 0);
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(atomicfile_write(path, fill_new, "metrics 1\n", &e), 0);
+    assert_string_equal(slurp(path), "metrics 1\n");
+    assert_string_equal(slurp(victim), "precious");
+
+    unlink(path);
+    assert_int_equal(symlink(victim, path), 0);
+    assert_int_equal(atomicfile_write(path, fill_new, "metrics 2\n", &e), 0);
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_string_equal(slurp(path), "metrics 2\n");
+    assert_string_equal(slurp(victim), "precious");
+
+    assert_int_equal(atomicfile_write(path, fill_fails, NULL, &e), -1);
+    assert_string_equal(e.message, "no more");
+    assert_string_equal(slurp(path), "metrics 2\n");
+    unlink(path);
+    unlink(tmp);
+    unlink(victim);
+    assert_int_equal(rmdir(dir), 0); /* no temporary file left behind */
+}
+
 static void test_log_level_parse(void **state)
 {
     (void)state;
@@ -271,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_buf_grows_and_steals),
         cmocka_unit_test(test_log_levels_and_json),
         cmocka_unit_test(test_log_lines_are_safe_text_and_valid_json),
+        cmocka_unit_test(test_atomicfile_does_not_follow_symlinks),
         cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_iso8601_parse),
         cmocka_unit_test(test_scan_status_for_each_scp_outcome),
