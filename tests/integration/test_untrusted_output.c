@@ -32,8 +32,15 @@
 #define ROOT "r-ab12"
 #define SHELL_NAME "a$(touch pwned)"
 #define FORMULA_A "=cmd|' /C calc'!A0"
-#define FORMULA_B "@SUM(1+1)*cmd|' /C calc'!A0"
-#define ESC_NAME "x\x1b]0;pwned\x07\x1b[2J\xc2\x9b" "31m"
+/* starts as a formula, and holds a screen-clearing escape and a C1 CSI within the 18 bytes the
+ * scps table shows of a name */
+#define FORMULA_B                                                                                  \
+    "@SUM(\x1b[2J\xc2\x9b"                                                                         \
+    "1+1)*cmd|' /C calc'!A0"
+#define FORMULA_MODE "=HYPERLINK(\"http://evil.example/\",\"x\")"
+#define ESC_NAME                                                                                   \
+    "x\x1b]0;pwned\x07\x1b[2J\xc2\x9b"                                                             \
+    "31m"
 
 static const char full_access[] =
     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\","
@@ -94,16 +101,15 @@ static void write_hostile_scan(void)
                                 .ou_id_path = ROOT,
                                 .parent_id = ROOT},
                                {.id = ACC_B,
-                                .name = FORMULA_B "\x1b[2J",
+                                .name = FORMULA_B,
                                 .status = "ACTIVE",
                                 .ou_path = "Root",
                                 .ou_id_path = ROOT,
                                 .parent_id = ROOT}};
     must(db_write_accounts(db, scan, accts, 2, &e), &e, "accounts");
     const char *targets[] = {ROOT, ACC_A, ACC_B};
-    struct scp_policy scps[2] = {
-        {"p-FullAWSAccess", "FullAWSAccess", full_access, targets, 3, 1},
-        {"p-enforce1", "enforce", enforce_routed, targets, 1, 0}};
+    struct scp_policy scps[2] = {{"p-FullAWSAccess", "FullAWSAccess", full_access, targets, 3, 1},
+                                 {"p-enforce1", "enforce", enforce_routed, targets, 1, 0}};
     must(db_write_scps(db, scan, scps, 2, &e), &e, "scps");
     struct cluster ca = {.name = SHELL_NAME,
                          .arn = "arn:aws:eks:eu-west-1:" ACC_A ":cluster/" SHELL_NAME,
@@ -118,7 +124,15 @@ static void write_hostile_scan(void)
                          .endpoint_private_access = -1,
                          .raw_json = "{}"};
     struct target_result ra = {ACC_A, "eu-west-1", TARGET_OK, NULL, NULL, &ca, 1, T0 + 1};
-    struct target_result rb = {ACC_B, "eu-west-1", TARGET_OK, NULL, NULL, &cb, 1, T0 + 1};
+    /* a mode is verbatim what AWS answered: drift csv prints it as observed_mode */
+    struct cluster cm[2] = {cb,
+                            {.name = "m",
+                             .arn = "arn:aws:eks:eu-west-1:" ACC_B ":cluster/m",
+                             .egress_mode = FORMULA_MODE,
+                             .endpoint_public_access = -1,
+                             .endpoint_private_access = -1,
+                             .raw_json = "{}"}};
+    struct target_result rb = {ACC_B, "eu-west-1", TARGET_OK, NULL, NULL, cm, 2, T0 + 1};
     const struct target_result *rs[2] = {&ra, &rb};
     must(db_write_targets(db, scan, rs, 2, &e), &e, "targets");
     must(db_set_scps_state(db, scan, ORG_SCPS_READ, &e), &e, "scps state");
@@ -194,9 +208,11 @@ static int teardown(void **state)
  * independent of the encoders under test. */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
-    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-                                 : s[0] >= 0xf0 && s[0] <= 0xf4                                   ? 4
-                                                                                                  : 0;
+    size_t len = s[0] < 0x80                    ? 1
+                 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+                 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+                 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                                : 0;
     if (len == 0 || len > n)
         return 0;
     for (size_t i = 1; i < len; i++)
@@ -314,24 +330,25 @@ static void test_csv_cells_are_not_formulas(void **state)
 {
     (void)state;
     char *out = NULL;
-    assert_int_equal(cli_run(&fx.cli, &out, NULL, "report", "--week", "2026-W05", "--format",
-                             "csv", "--as-of", "2026-02-04T12:00:00Z", NULL),
-                     0);
-    assert_non_null(strstr(out, ",\"'" FORMULA_A "\","));
-    assert_int_equal(expect_no_formula_cells("report csv", out) >= 2, 1);
+    assert_int_equal(cli_run(&fx.cli, &out, NULL, "drift", "--format", "csv", NULL), 0);
+    /* drift csv: the observed mode is the member account's text */
+    assert_non_null(strstr(out, ",\"'=HYPERLINK(\"\"http://evil.example/\"\",\"\"x\"\")\","));
+    assert_true(expect_no_formula_cells("drift csv", out) >= 1);
     free(out);
 
     out = NULL;
-    assert_int_equal(cli_run(&fx.cli, &out, NULL, "drift", "--format", "csv", NULL), 0);
-    /* drift csv has no account name column: its cells are the ids, names and details; a
-     * formula-looking cell there would be neutralised the same way */
-    expect_no_formula_cells("drift csv", out);
+    assert_int_equal(cli_run(&fx.cli, &out, NULL, "report", "--week", "2026-W05", "--format", "csv",
+                             "--as-of", "2026-02-04T12:00:00Z", NULL),
+                     0);
+    assert_non_null(strstr(out, ",\"'" FORMULA_A "\","));
+    assert_non_null(strstr(out, ",\"'" FORMULA_B "\","));
+    assert_int_equal(expect_no_formula_cells("report csv", out) >= 2, 1);
     free(out);
 }
 
 /* ---- 6. terminal escapes ---- */
 
-static void test_tables_carry_no_terminal_escapes(void **state)
+static void test_drift_table_carries_no_terminal_escapes(void **state)
 {
     (void)state;
     char *out = NULL, *err = NULL;
@@ -341,11 +358,15 @@ static void test_tables_carry_no_terminal_escapes(void **state)
     expect_terminal_safe("drift stderr", err);
     free(out);
     free(err);
+}
 
-    out = err = NULL;
+static void test_scps_table_carries_no_terminal_escapes(void **state)
+{
+    (void)state;
+    char *out = NULL, *err = NULL;
     assert_int_equal(cli_run(&fx.cli, &out, &err, "scps", NULL), 0);
     assert_non_null(strstr(out, ACC_B));
-    assert_non_null(strstr(out, "@SUM(1+1)*cmd|' /"));
+    assert_non_null(strstr(out, "@SUM(?[2J?1+1)*cmd ")); /* replaced, cut to 18 */
     expect_terminal_safe("scps table", out);
     expect_terminal_safe("scps stderr", err);
     free(out);
@@ -439,7 +460,8 @@ static void test_json_logs_are_json_lines_of_valid_utf8(void **state)
         if (strstr(msg, "failed: ")) {
             failed_line = 1;
             assert_string_equal(json_string_value(json_object_get(j, "level")), "error");
-            assert_non_null(strstr(msg, "denied \xc2\x9b" "2J")); /* JSON may carry it escaped */
+            assert_non_null(strstr(msg, "denied \xc2\x9b"
+                                        "2J")); /* JSON may carry it escaped */
         }
         json_decref(j);
         lines++;
@@ -485,7 +507,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_remediation_is_quoted_in_drift_and_reports),
         cmocka_unit_test(test_csv_cells_are_not_formulas),
-        cmocka_unit_test(test_tables_carry_no_terminal_escapes),
+        cmocka_unit_test(test_drift_table_carries_no_terminal_escapes),
+        cmocka_unit_test(test_scps_table_carries_no_terminal_escapes),
         cmocka_unit_test(test_json_logs_are_json_lines_of_valid_utf8),
         cmocka_unit_test(test_text_logs_carry_no_terminal_escapes),
         cmocka_unit_test(test_password_in_database_url_is_warned),
