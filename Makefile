@@ -149,7 +149,7 @@ valgrind: check-deps $(BIN) $(BUILD)/fakeaws $(UNIT_BINS)
 # `make fuzz FUZZ_SECONDS=300` runs longer.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-# `make test` runs every target this long: 8 targets x 15 s, the fuzz step took 2 min 20 s with
+# `make test` runs every target this long: 8 targets x 15 s (before the 4 output encoders' ones), the fuzz step took 2 min 20 s with
 # its build from scratch on 2 cores. It starts from the seeds alone (a fresh corpus under
 # $(FUZZ_DIR)/ci-corpus) with a fixed random seed, so that a run is the same on every machine
 # (a slower one explores a prefix of what a faster one does) and a finding reproduces; `make fuzz`
@@ -192,6 +192,10 @@ $(eval $(call FUZZ_RULE,eks,scanner/eks.c $(FUZZ_ENGINE_SRCS),$(FUZZ_ENGINE_PKGS
 $(eval $(call FUZZ_RULE,org,scanner/org.c $(FUZZ_ENGINE_SRCS),$(FUZZ_ENGINE_PKGS)))
 $(eval $(call FUZZ_RULE,awserr,scanner/awserr.c scanner/xmldoc.c,jansson libxml-2.0))
 $(eval $(call FUZZ_RULE,config,,jansson))
+$(eval $(call FUZZ_RULE,quote_shell,,jansson))
+$(eval $(call FUZZ_RULE,quote_csv,,jansson))
+$(eval $(call FUZZ_RULE,quote_term,,jansson))
+$(eval $(call FUZZ_RULE,quote_json,,jansson))
 FUZZ_SEEDS_scp := tests/fuzz/corpus/scp
 FUZZ_SEEDS_policy := tests/data/policies
 FUZZ_SEEDS_sts := tests/fuzz/corpus/sts
@@ -200,8 +204,12 @@ FUZZ_SEEDS_eks := tests/fuzz/corpus/eks
 FUZZ_SEEDS_org := tests/fuzz/corpus/org
 FUZZ_SEEDS_awserr := tests/fuzz/corpus/awserr
 FUZZ_SEEDS_config := tests/fuzz/corpus/config
+FUZZ_SEEDS_quote_shell := tests/fuzz/corpus/quote
+FUZZ_SEEDS_quote_csv := tests/fuzz/corpus/quote
+FUZZ_SEEDS_quote_term := tests/fuzz/corpus/quote
+FUZZ_SEEDS_quote_json := tests/fuzz/corpus/quote
 # `make fuzz FUZZ_TARGETS="sts ec2"` runs some of them.
-FUZZ_TARGETS ?= scp policy sts ec2 eks org awserr config
+FUZZ_TARGETS ?= scp policy sts ec2 eks org awserr config quote_shell quote_csv quote_term quote_json
 
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
