@@ -149,7 +149,7 @@ valgrind: check-deps $(BIN) $(BUILD)/fakeaws $(UNIT_BINS)
 # `make fuzz FUZZ_SECONDS=300` runs longer.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-# `make test` runs every target this long: 10 targets x 15 s (8 took 2 min 20 s with
+# `make test` runs every target this long: 14 targets x 15 s (8 took 2 min 20 s with
 # its build from scratch on 2 cores). It starts from the seeds alone (a fresh corpus under
 # $(FUZZ_DIR)/ci-corpus) with a fixed random seed, so that a run is the same on every machine
 # (a slower one explores a prefix of what a faster one does) and a finding reproduces; `make fuzz`
@@ -194,6 +194,10 @@ $(eval $(call FUZZ_RULE,awserr,scanner/awserr.c scanner/xmldoc.c,jansson libxml-
 $(eval $(call FUZZ_RULE,config,,jansson))
 $(eval $(call FUZZ_RULE,target_check,storage/target_check.c,jansson))
 $(eval $(call FUZZ_RULE,utf8,,jansson))
+$(eval $(call FUZZ_RULE,quote_shell,,jansson))
+$(eval $(call FUZZ_RULE,quote_csv,,jansson))
+$(eval $(call FUZZ_RULE,quote_term,,jansson))
+$(eval $(call FUZZ_RULE,quote_json,,jansson))
 FUZZ_SEEDS_scp := tests/fuzz/corpus/scp
 FUZZ_SEEDS_policy := tests/data/policies
 FUZZ_SEEDS_sts := tests/fuzz/corpus/sts
@@ -204,8 +208,13 @@ FUZZ_SEEDS_awserr := tests/fuzz/corpus/awserr
 FUZZ_SEEDS_config := tests/fuzz/corpus/config
 FUZZ_SEEDS_target_check := tests/fuzz/corpus/target_check
 FUZZ_SEEDS_utf8 := tests/fuzz/corpus/utf8
+FUZZ_SEEDS_quote_shell := tests/fuzz/corpus/quote
+FUZZ_SEEDS_quote_csv := tests/fuzz/corpus/quote
+FUZZ_SEEDS_quote_term := tests/fuzz/corpus/quote
+FUZZ_SEEDS_quote_json := tests/fuzz/corpus/quote
 # `make fuzz FUZZ_TARGETS="sts ec2"` runs some of them.
-FUZZ_TARGETS ?= scp policy sts ec2 eks org awserr config target_check utf8
+FUZZ_TARGETS ?= scp policy sts ec2 eks org awserr config target_check utf8 quote_shell quote_csv \
+                quote_term quote_json
 
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)

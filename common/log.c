@@ -7,6 +7,9 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "common/buf.h"
+#include "common/quote.h"
+
 static enum log_level g_level = LOG_INFO;
 static enum log_format g_format = LOG_TEXT;
 static FILE *g_out;
@@ -35,59 +38,81 @@ int log_enabled(enum log_level level)
     return level >= g_level && level != LOG_OFF;
 }
 
-/* Appends s to out as the inside of a JSON string. Returns the new length. */
-static size_t json_escape(char *out, size_t len, size_t cap, const char *s)
+/* Formats one line into b: text (every value passed through quote_term, so that no control
+ * character from AWS reaches a terminal or splits a log line) or one JSON object whose strings
+ * are valid UTF-8 (quote_json). A text line is "TS LEVEL COMPONENT: MSG", or, for a command's
+ * own message (ts NULL), "egressscan COMPONENT: MSG" as the commands have always printed it. */
+static int format_line(struct buf *b, const char *ts, const char *level, const char *component,
+                       const char *msg)
 {
-    for (; *s && len + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[len++] = '\\';
-            out[len++] = (char)c;
-        } else if (c < 0x20) {
-            len += (size_t)snprintf(out + len, cap - len, "\\u%04x", c);
-        } else {
-            out[len++] = (char)c;
-        }
+    component = component ? component : "";
+    if (g_format == LOG_JSON) {
+        char head[96];
+        snprintf(head, sizeof head, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"",
+                 ts ? ts : "", level);
+        return buf_puts(b, head) < 0 || quote_json(b, component, strlen(component)) < 0 ||
+                       buf_puts(b, "\",\"msg\":\"") < 0 || quote_json(b, msg, strlen(msg)) < 0 ||
+                       buf_puts(b, "\"}\n") < 0
+                   ? -1
+                   : 0;
     }
-    out[len] = '\0';
-    return len;
+    if (ts) {
+        char head[64];
+        snprintf(head, sizeof head, "%s %-5s ", ts, level);
+        if (buf_puts(b, head) < 0)
+            return -1;
+    } else if (buf_puts(b, "egressscan ") < 0) {
+        return -1;
+    }
+    return quote_term(b, component) < 0 || buf_puts(b, ": ") < 0 || quote_term(b, msg) < 0 ||
+                   buf_putc(b, '\n') < 0
+               ? -1
+               : 0;
+}
+
+static void now_text(char ts[40])
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t n = strftime(ts, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, 40 - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
+}
+
+static void write_line(enum log_level level, const char *component, int command, const char *fmt,
+                       va_list ap)
+{
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    char ts[40];
+    now_text(ts);
+    struct buf line;
+    buf_init(&line);
+    /* a JSON line always has its time stamp; a command's text message keeps its old form */
+    const char *stamp = command && g_format == LOG_TEXT ? NULL : ts;
+    if (format_line(&line, stamp, level_names[level], component, msg) == 0) {
+        FILE *out = g_out ? g_out : stderr;
+        fwrite(line.data, 1, line.len, out);
+        fflush(out);
+    }
+    buf_cleanup(&line);
 }
 
 void log_msg(enum log_level level, const char *component, const char *fmt, ...)
 {
     if (!log_enabled(level))
         return;
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    write_line(level, component, 0, fmt, ap);
     va_end(ap);
+}
 
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char ts[40];
-    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof ts - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
-
-    char line[4096];
-    size_t len;
-    if (g_format == LOG_JSON) {
-        len =
-            (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"",
-                             ts, level_names[level]);
-        len = json_escape(line, len, sizeof line, component ? component : "");
-        len += (size_t)snprintf(line + len, sizeof line - len, "\",\"msg\":\"");
-        len = json_escape(line, len, sizeof line - 3, msg);
-        len += (size_t)snprintf(line + len, sizeof line - len, "\"}\n");
-    } else {
-        len = (size_t)snprintf(line, sizeof line, "%s %-5s %s: %s\n", ts, level_names[level],
-                               component ? component : "", msg);
-    }
-    if (len >= sizeof line)
-        len = sizeof line - 1;
-    FILE *out = g_out ? g_out : stderr;
-    fwrite(line, 1, len, out);
-    fflush(out);
+void log_command_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    write_line(LOG_ERROR, cmd, 1, fmt, ap);
+    va_end(ap);
 }

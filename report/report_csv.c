@@ -1,27 +1,19 @@
 /* report_csv.c - the week's findings table as CSV (RFC 4180: CRLF line ends, a field quoted when
  * it holds a comma, a quote, CR or LF, quotes doubled): every finding open at the end of the week,
  * first seen in it, or resolved in it, in the order of the report (first_seen, finding_id). A week
- * without findings is the header alone. */
+ * without findings is the header alone. A cell starting with = + - @, tab or CR (an account may
+ * name itself so) gets a leading ' and quotes (quote_csv_cell), so no spreadsheet runs it. */
 #include <stdio.h>
 #include <string.h>
 
+#include "common/quote.h"
 #include "report/report.h"
 #include "report/report_internal.h"
 
+/* Every cell through quote_csv_cell: RFC 4180, and no cell a spreadsheet runs as a formula. */
 static void field(FILE *out, const char *s, int last)
 {
-    s = s ? s : "";
-    if (strpbrk(s, ",\"\r\n")) {
-        fputc('"', out);
-        for (; *s; s++) {
-            if (*s == '"')
-                fputc('"', out);
-            fputc(*s, out);
-        }
-        fputc('"', out);
-    } else {
-        fputs(s, out);
-    }
+    quote_csv_cell_write(out, s);
     fputs(last ? "\r\n" : ",", out);
 }
 

@@ -41,6 +41,29 @@ static void wipe_free(char *s)
     free(s);
 }
 
+static int header_safe(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return 0;
+    return 1;
+}
+
+int creds_check_values(const char *access_key_id, const char *secret_access_key,
+                       const char *session_token, const char *what, struct err *err)
+{
+    const char *bad = !header_safe(access_key_id)       ? "the access key id"
+                      : !header_safe(secret_access_key) ? "the secret access key"
+                      : !header_safe(session_token)     ? "the session token"
+                                                        : NULL;
+    if (!bad)
+        return 0;
+    return err_set(err, ERR_PARSE,
+                   "%s: %s holds a control character, a space or a non-ASCII byte (refused: "
+                   "credentials become HTTP header values)",
+                   what, bad);
+}
+
 struct aws_credentials *creds_new(const char *access_key_id, const char *secret_access_key,
                                   const char *session_token, time_t expiration, const char *source)
 {
@@ -539,6 +562,8 @@ static int static_creds(const char *akid, const char *secret, const char *token,
     if (!akid || !secret)
         return err_set(err, ERR_CONFIG, "%s: %s is set but %s is not", where,
                        akid ? akid_name : secret_name, akid ? secret_name : akid_name);
+    if (creds_check_values(akid, secret, token, where, err) < 0)
+        return -1;
     *out = creds_new(akid, secret, token, expiration, source);
     return *out ? 1 : set_nomem(err, where);
 }
@@ -689,7 +714,9 @@ static int parse_json_creds(const char *body, size_t len, const char *what, cons
     } else if (exp && !json_is_null(exp) &&
                (!json_is_string(exp) || iso8601_parse(json_string_value(exp), &expiration) < 0)) {
         err_set(err, ERR_PARSE, "%s: Expiration is not an ISO 8601 time", what);
-    } else {
+    } else if (creds_check_values(json_string_value(akid), json_string_value(secret),
+                                  json_is_string(token) ? json_string_value(token) : NULL, what,
+                                  err) == 0) {
         *out =
             creds_new(json_string_value(akid), json_string_value(secret),
                       json_is_string(token) ? json_string_value(token) : NULL, expiration, source);
@@ -944,6 +971,12 @@ static int prov_imds_impl(struct resolve *r, int required, struct aws_credential
         }
     } else if (!token.data || trim_inplace(token.data, token.len) == 0) {
         err_set(err, ERR_PARSE, "EC2 instance metadata: empty session token");
+        goto out;
+    } else if (!header_safe(token.data)) {
+        /* it is sent back as the X-aws-ec2-metadata-token header */
+        err_set(err, ERR_PARSE,
+                "EC2 instance metadata: the IMDSv2 token holds a control character, a space or a "
+                "non-ASCII byte (refused: it becomes an HTTP header value)");
         goto out;
     }
     struct sigv4_header th = {"X-aws-ec2-metadata-token", token.data};

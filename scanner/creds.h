@@ -23,6 +23,14 @@ struct aws_credentials {
 /* New credentials with one reference; copies the strings. token may be NULL. NULL on ENOMEM. */
 struct aws_credentials *creds_new(const char *access_key_id, const char *secret_access_key,
                                   const char *session_token, time_t expiration, const char *source);
+/* Checks credentials that came from an answer or a file before they are kept: the access key id
+ * and the session token become HTTP header values (Authorization, X-Amz-Security-Token), so each
+ * of the three must be printable ASCII without spaces (what AWS issues; no CR, LF or other
+ * control character that could end a header and inject another). token may be NULL. 0, or -1
+ * with err (ERR_PARSE "WHAT: FIELD holds a control character, a space or a non-ASCII byte"):
+ * the message names the field, never its value. */
+int creds_check_values(const char *access_key_id, const char *secret_access_key,
+                       const char *session_token, const char *what, struct err *err);
 /* Adds a reference; returns c. c may be NULL. */
 struct aws_credentials *creds_ref(struct aws_credentials *c);
 /* Drops a reference; wipes and frees at zero. c may be NULL. */

@@ -36,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+#include "common/quote.h"
 #include "scanner/policy.h"
 
 /* decisions[] of a region: the CreateCluster decision per mode, then UpdateClusterConfig with
@@ -536,10 +538,21 @@ static void remediation(const struct drift_cluster *c, unsigned allowed, char *o
     *in_place = 0;
     if (allowed & EGRESS_BIT(EGRESS_CUSTOMER_ROUTED)) {
         *in_place = 1;
-        snprintf(out, size,
-                 "aws eks update-cluster-config --region %s --name %s --resources-vpc-config "
-                 "controlPlaneEgressMode=CUSTOMER_ROUTED",
-                 nz(c->region), nz(c->name));
+        /* every value single-quoted: the name comes from a member account (and the record), and
+         * an operator pastes this into a shell with the organization's credentials */
+        struct buf cmd;
+        buf_init(&cmd);
+        int ok = buf_puts(&cmd, "aws eks update-cluster-config --region ") == 0 &&
+                 quote_shell(&cmd, nz(c->region)) == 0 && buf_puts(&cmd, " --name ") == 0 &&
+                 quote_shell(&cmd, nz(c->name)) == 0 &&
+                 buf_puts(&cmd, " --resources-vpc-config "
+                                "controlPlaneEgressMode=CUSTOMER_ROUTED") == 0;
+        /* a command cut short would be a different command: none rather than half of one */
+        snprintf(out, size, "%s",
+                 ok && cmd.len < size ? cmd.data
+                                      : "Switch the cluster to controlPlaneEgressMode="
+                                        "CUSTOMER_ROUTED (aws eks update-cluster-config).");
+        buf_cleanup(&cmd);
         return;
     }
     if (allowed == 0) {

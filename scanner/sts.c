@@ -369,6 +369,9 @@ struct aws_credentials *sts_parse_credentials(const char *xml, size_t len, const
                 (const char *)exp);
         goto out;
     }
+    if (creds_check_values((const char *)akid, (const char *)secret, (const char *)token,
+                           "STS answer", err) < 0)
+        goto out;
     c = creds_new((const char *)akid, (const char *)secret, (const char *)token, expiration,
                   source);
     if (!c)

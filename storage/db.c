@@ -215,6 +215,19 @@ cleanup:
     return db;
 }
 
+int db_url_has_password(const char *url)
+{
+    if (!url)
+        return 0;
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    int found = 0;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
+            found = 1;
+    PQconninfoFree(opts);
+    return found;
+}
+
 void db_close(struct db *db)
 {
     if (!db)

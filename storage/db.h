@@ -18,6 +18,11 @@ struct db;
 struct db *db_connect(const char *url, struct err *err);
 void db_close(struct db *db);
 
+/* Nonzero when url (a libpq URI or keyword/value conninfo) carries a password: the userinfo
+ * password of postgresql://user:PASSWORD@host, or a password= keyword or URI parameter. 0 for
+ * NULL and for text libpq cannot parse. */
+int db_url_has_password(const char *url);
+
 /* Nonzero when err, from a call on db, means the connection is gone rather than that the
  * statement was refused: SQLSTATE class 08, 57P01/57P02/57P03 (administrator or crash shutdown,
  * server starting), "ConnectionError", or libpq's connection-bad state. */

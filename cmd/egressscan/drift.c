@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmd/egressscan/commands.h"
+#include "common/quote.h"
 #include "common/report_model.h"
 #include "storage/db.h"
 #include "storage/findings.h"
@@ -46,21 +47,11 @@ static void allowed_text(unsigned bits, char *out, size_t cap)
                                     mode_names[m]);
 }
 
-/* RFC 4180: quote when needed, double the quotes. */
+/* RFC 4180 with formula starters neutralised (quote_csv_cell): names, modes and details come
+ * from member accounts. */
 static void csv_field(const char *s, int last)
 {
-    s = s ? s : "";
-    if (strpbrk(s, ",\"\r\n")) {
-        putchar('"');
-        for (; *s; s++) {
-            if (*s == '"')
-                putchar('"');
-            putchar(*s);
-        }
-        putchar('"');
-    } else {
-        fputs(s, stdout);
-    }
+    quote_csv_cell_write(stdout, s);
     putchar(last ? '\n' : ',');
 }
 
@@ -112,10 +103,20 @@ static int on_finding(void *ud, const struct stored_finding *sf)
         csv_field(sf->first_seen, 0);
         csv_field(f->details_json, 1);
     } else {
-        printf("%-8s  %-20s  %-12s  %-14s  %-24s  %-17s  %-34s  %-22s  %s\n", f->severity, f->kind,
-               f->account_id, f->region, cluster_name(f->cluster_arn),
-               f->observed_mode ? f->observed_mode : (f->cluster_arn ? "(absent)" : "-"),
-               allowed[0] ? allowed : "-", f->source, sf->first_seen ? sf->first_seen : "-");
+        /* every value through quote_term: a name or mode from a member account holding
+         * ESC ] ... BEL or ESC [ 2 J would retitle or clear the operator's terminal */
+        char sev_s[32], kind[48], acct[48], region[48], name[416], mode[96], source[512], seen[64];
+        printf("%-8s  %-20s  %-12s  %-14s  %-24s  %-17s  %-34s  %-22s  %s\n",
+               quote_term_to(sev_s, sizeof sev_s, f->severity),
+               quote_term_to(kind, sizeof kind, f->kind),
+               quote_term_to(acct, sizeof acct, f->account_id),
+               quote_term_to(region, sizeof region, f->region),
+               quote_term_to(name, sizeof name, cluster_name(f->cluster_arn)),
+               quote_term_to(mode, sizeof mode,
+                             f->observed_mode ? f->observed_mode
+                                              : (f->cluster_arn ? "(absent)" : "-")),
+               allowed[0] ? allowed : "-", quote_term_to(source, sizeof source, f->source),
+               quote_term_to(seen, sizeof seen, sf->first_seen ? sf->first_seen : "-"));
     }
     return 0;
 }

@@ -117,7 +117,7 @@ int scan_enqueue(const struct scan_config *cfg, int targeted)
 
     struct http_engine_options eo;
     if (http_engine_options_init(&eo, &e) < 0) {
-        fprintf(stderr, "egressscan scan: %s\n", e.message);
+        log_command_error("scan", "%s", e.message);
         exit_code = EXIT_USAGE;
         goto out;
     }
@@ -127,7 +127,7 @@ int scan_enqueue(const struct scan_config *cfg, int targeted)
         /* checked now: the worker that finalizes the scan reads it again */
         struct policy *policy = policy_load(cfg->policy, stderr, &e);
         if (!policy) {
-            fprintf(stderr, "egressscan scan: %s\n", e.message);
+            log_command_error("scan", "%s", e.message);
             exit_code = EXIT_USAGE;
             goto out;
         }
@@ -135,7 +135,7 @@ int scan_enqueue(const struct scan_config *cfg, int targeted)
     }
     options = work_options(cfg);
     if (!options) {
-        fprintf(stderr, "egressscan scan: out of memory\n");
+        log_command_error("scan", "out of memory");
         goto out;
     }
 
@@ -145,7 +145,7 @@ int scan_enqueue(const struct scan_config *cfg, int targeted)
     exit_code = EXIT_FAILED;
     int stale = 0;
     if (queue_abort_stale(db, &stale, &e) < 0) {
-        fprintf(stderr, "egressscan scan: %s\n", e.message);
+        log_command_error("scan", "%s", e.message);
         goto out;
     }
     if (stale)
@@ -158,8 +158,8 @@ int scan_enqueue(const struct scan_config *cfg, int targeted)
                 db_set_scan_scope(db, scan_id, targeted, &e) == 0;
     free(scan_options);
     if (!begun) {
-        fprintf(stderr, "egressscan scan: cannot start a scan run: %s\n",
-                err_isset(&e) ? e.message : "out of memory");
+        log_command_error("scan", "cannot start a scan run: %s",
+                          err_isset(&e) ? e.message : "out of memory");
         goto out;
     }
     if (aborted)
@@ -219,11 +219,10 @@ int scan_enqueue(const struct scan_config *cfg, int targeted)
          queue_create(db, scan_id, options, (const char *const *)q.ids, q.n, &totals, &qe) < 0))
         snprintf(error_text, sizeof error_text, "enqueuing: %s (%s)", qe.message, qe.code);
     if (error_text[0]) {
-        fprintf(stderr, "egressscan scan: scan %lld failed: %s\n", scan_id, error_text);
+        log_command_error("scan", "scan %lld failed: %s", scan_id, error_text);
         struct err fe;
         if (db_scan_finish(db, scan_id, scan_real_now(), "failed", &totals, error_text, &fe) < 0)
-            fprintf(stderr, "egressscan scan: cannot finalize scan %lld: %s\n", scan_id,
-                    fe.message);
+            log_command_error("scan", "cannot finalize scan %lld: %s", scan_id, fe.message);
         goto out;
     }
     log_info("scan", "scan %lld enqueued: %zu accounts for the workers (SCPs %s)", scan_id, q.n,

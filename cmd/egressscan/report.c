@@ -1,16 +1,14 @@
 /* report.c - `egressscan report`: the weekly compliance report (SPEC.md section 7) of an ISO week
  * (default: the last complete one), from the database alone, as html, md, json or csv, to
  * standard output or to a file replaced atomically (a cron job never leaves half a report). */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cmd/egressscan/commands.h"
+#include "common/atomicfile.h"
 #include "common/isotime.h"
 #include "common/report_model.h"
 #include "report/report.h"
@@ -39,42 +37,22 @@ static void usage(FILE *out)
             "Exit codes: 0 written; 2 usage error; 4 failed (database, writing).\n");
 }
 
-/* Writes the report to path through a temporary file in the same directory, renamed over path
- * once complete. */
+struct render {
+    const struct report *r;
+    enum report_format f;
+};
+
+static int render_into(FILE *out, void *ud, struct err *e)
+{
+    const struct render *x = ud;
+    return report_render(x->r, x->f, out, e);
+}
+
+/* Writes the report to path, replaced whole (common/atomicfile.h). */
 static int write_file(const char *path, const struct report *r, enum report_format f, struct err *e)
 {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
-    if (!tmp)
-        return err_set(e, ERR_NOMEM, "out of memory");
-    snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        err_set(e, ERR_IO, "%s: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) {
-        /* keep mkstemp's 0600: still a usable report */
-    }
-    FILE *out = fdopen(fd, "w");
-    int rc = -1;
-    if (!out) {
-        err_set(e, ERR_IO, "%s: %s", tmp, strerror(errno));
-        close(fd);
-    } else {
-        rc = report_render(r, f, out, e);
-        if (fclose(out) != 0 && rc == 0)
-            rc = err_set(e, ERR_IO, "%s: %s", tmp, strerror(errno));
-        if (rc == 0 && rename(tmp, path) != 0)
-            rc = err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
-    }
-    if (rc < 0)
-        unlink(tmp);
-    free(tmp);
-    return rc;
+    struct render x = {r, f};
+    return atomicfile_write(path, render_into, &x, e);
 }
 
 int cmd_report(int argc, char **argv)

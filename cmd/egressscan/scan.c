@@ -381,7 +381,7 @@ int cmd_scan(int argc, char **argv)
 
     struct http_engine_options eo;
     if (http_engine_options_init(&eo, &e) < 0) {
-        fprintf(stderr, "egressscan scan: %s\n", e.message);
+        log_command_error("scan", "%s", e.message);
         exit_code = EXIT_USAGE;
         goto out;
     }
@@ -390,7 +390,7 @@ int cmd_scan(int argc, char **argv)
     if (cfg.policy) {
         policy = policy_load(cfg.policy, stderr, &e);
         if (!policy) {
-            fprintf(stderr, "egressscan scan: %s\n", e.message);
+            log_command_error("scan", "%s", e.message);
             exit_code = EXIT_USAGE;
             goto out;
         }
@@ -408,8 +408,8 @@ int cmd_scan(int argc, char **argv)
                 db_set_scan_scope(p.db, p.scan_id, fl.targeted, &e) == 0;
     free(options_json);
     if (!begun) {
-        fprintf(stderr, "egressscan scan: cannot start a scan run: %s\n",
-                err_isset(&e) ? e.message : "out of memory");
+        log_command_error("scan", "cannot start a scan run: %s",
+                          err_isset(&e) ? e.message : "out of memory");
         goto out;
     }
     if (aborted)
@@ -518,12 +518,12 @@ int cmd_scan(int argc, char **argv)
     end.unwritten_targets = unwritten;
     end.unwritten_clusters = unwritten_clusters;
     if (end.finish_failed)
-        fprintf(stderr, "egressscan scan: cannot finalize scan %lld: %s%s\n", p.scan_id,
-                end.finish_err.message,
-                end.finish_lost ? " (it stays running until the next scan marks it aborted)" : "");
+        log_command_error(
+            "scan", "cannot finalize scan %lld: %s%s", p.scan_id, end.finish_err.message,
+            end.finish_lost ? " (it stays running until the next scan marks it aborted)" : "");
     if (strcmp(end.status, "failed") == 0)
-        fprintf(stderr, "egressscan scan: scan %lld failed: %s\n", p.scan_id,
-                error_text[0] ? error_text : end.finish_err.message);
+        log_command_error("scan", "scan %lld failed: %s", p.scan_id,
+                          error_text[0] ? error_text : end.finish_err.message);
     p.counts.accounts = res.progress.accounts_done;
     scan_summary_print(p.scan_id, &end, &p.counts, &totals, p.db_write_s, scps);
     if (cfg.metrics_file)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cmd/egressscan/commands.h"
+#include "common/atomicfile.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "scanner/http.h"
@@ -191,22 +192,22 @@ struct db *scan_db_open(const char *url, const char *cmd, int *exit_code)
     err_clear(&e);
     double bound;
     if (retry_bound_from_env(&bound, &e) < 0) {
-        fprintf(stderr, "egressscan %s: %s\n", cmd, e.message);
+        log_command_error(cmd, "%s", e.message);
         *exit_code = EXIT_USAGE;
         return NULL;
     }
     *exit_code = EXIT_FAILED;
     struct db *db = db_connect(url, &e);
     if (!db) {
-        fprintf(stderr, "egressscan %s: cannot connect to the database: %s\n", cmd, e.message);
+        log_command_error(cmd, "cannot connect to the database: %s", e.message);
         return NULL;
     }
     db_set_retry_bound(db, bound);
     if (db_schema_current(db, &e) <= 0) {
-        fprintf(stderr,
-                "egressscan %s: the database schema is not current (%s); "
-                "run 'egressscan migrate' first\n",
-                cmd, err_isset(&e) ? e.message : "pending migrations");
+        log_command_error(cmd,
+                          "the database schema is not current (%s); "
+                          "run 'egressscan migrate' first",
+                          err_isset(&e) ? e.message : "pending migrations");
         db_close(db);
         return NULL;
     }
@@ -299,17 +300,36 @@ void scan_summary_print(long long scan_id, const struct scan_end *end, const str
         drift_summary_print(&end->drift);
 }
 
+struct metrics {
+    const struct scan_end *end;
+    const struct scan_counts *c;
+    const struct scan_totals *totals;
+    const struct http_engine_stats *engine;
+    double db_write_s;
+};
+
+static int metrics_fill(FILE *f, void *ud, struct err *err);
+
 void scan_metrics_write(const char *path, const struct scan_end *end, const struct scan_counts *c,
                         const struct scan_totals *totals, const struct http_engine_stats *engine,
                         double db_write_s)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        log_error("scan", "metrics file %s: %s", tmp, strerror(errno));
-        return;
-    }
+    struct metrics what = {end, c, totals, engine, db_write_s};
+    struct err e;
+    err_clear(&e);
+    /* a fresh temporary name (never a symlink someone left at PATH.tmp), fsync, rename */
+    if (atomicfile_write(path, metrics_fill, &what, &e) < 0)
+        log_error("scan", "metrics file: %s", e.message);
+}
+
+static int metrics_fill(FILE *f, void *ud, struct err *err)
+{
+    const struct metrics *what = ud;
+    const struct scan_end *end = what->end;
+    const struct scan_counts *c = what->c;
+    const struct scan_totals *totals = what->totals;
+    const struct http_engine_stats *engine = what->engine;
+    double db_write_s = what->db_write_s;
     fprintf(f,
             "# HELP egressscan_scan_duration_seconds Duration of the last scan.\n"
             "# TYPE egressscan_scan_duration_seconds gauge\n"
@@ -390,8 +410,9 @@ void scan_metrics_write(const char *path, const struct scan_end *end, const stru
             drift->fleet.compliant, drift->fleet.noncompliant, drift->fleet.exempt,
             drift->fleet.unknown, drift->fleet.unverified);
     }
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
-        log_error("scan", "metrics file %s: %s", path, strerror(errno));
+    if (ferror(f))
+        return err_set(err, ERR_IO, "writing the metrics failed");
+    return 0;
 }
 
 int scan_end_fail_on(const char *severity)

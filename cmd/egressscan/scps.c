@@ -12,6 +12,7 @@
 #include "cmd/egressscan/commands.h"
 #include "cmd/egressscan/drift_stage.h"
 #include "common/buf.h"
+#include "common/quote.h"
 #include "scanner/drift.h"
 #include "storage/account_query.h"
 #include "storage/db.h"
@@ -40,10 +41,7 @@ static void usage(FILE *out)
 /* Text from AWS or the record, for a terminal: control characters replaced. */
 static void put_safe(struct buf *b, const char *s)
 {
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        buf_putc(b, c < 0x20 || c == 0x7f ? '?' : (char)c);
-    }
+    quote_term(b, s); /* C0, DEL, C1 controls and invalid UTF-8 replaced */
 }
 
 /* "REGION STATUS (CODE: MESSAGE)" */
@@ -383,12 +381,17 @@ int cmd_scps(int argc, char **argv)
         for (size_t r = 0; !json && r < (uniform ? 1 : nr); r++) {
             char decided[512];
             statements_text(dec[r], EGRESS_MODES + 1, decided, sizeof decided);
-            printf("%-12s  %-18.18s  %-14s", acct->id, acct->name ? acct->name : "-",
-                   uniform ? "*" : regions[r]);
+            /* the account name is the member account's own choice: no control character
+             * reaches the terminal, and the column is cut on a character boundary */
+            char id[32], name[19], region[32], safe_decided[512];
+            printf("%-12s  %-18s  %-14s", quote_term_to(id, sizeof id, acct->id),
+                   quote_term_to(name, sizeof name, acct->name ? acct->name : "-"),
+                   quote_term_to(region, sizeof region, uniform ? "*" : regions[r]));
             for (int m = 0; m <= EGRESS_MODES; m++)
                 printf("  %-19s", scp_verdict_name(dec[r][m].verdict));
             printf("  %s%s\n",
-                   acct->is_management ? "(management account: SCPs do not apply) " : "", decided);
+                   acct->is_management ? "(management account: SCPs do not apply) " : "",
+                   quote_term_to(safe_decided, sizeof safe_decided, decided));
         }
         free(dec);
     }

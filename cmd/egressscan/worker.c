@@ -650,12 +650,12 @@ static int try_finalize(struct worker *w, long long scan_id, struct err *err)
         queue_end_finalize(w->db, scan_id);
         if (strcmp(end.finish_err.code, "ScanNotRunning") == 0)
             return 0; /* finalized by someone else meanwhile: nothing of ours to say */
-        fprintf(stderr, "egressscan worker: cannot finalize scan %lld: %s\n", scan_id,
-                end.finish_err.message);
+        log_command_error("worker", "cannot finalize scan %lld: %s", scan_id,
+                          end.finish_err.message);
     }
     if (strcmp(end.status, "failed") == 0)
-        fprintf(stderr, "egressscan worker: scan %lld failed: %s\n", scan_id,
-                error_text[0] ? error_text : end.finish_err.message);
+        log_command_error("worker", "scan %lld failed: %s", scan_id,
+                          error_text[0] ? error_text : end.finish_err.message);
     if (w->progress_line)
         fputs("\r\033[K", stderr);
     log_info("worker", "scan %lld finalized by this worker: %s", scan_id, end.status);
@@ -736,10 +736,10 @@ static int work(struct worker *w, int wait)
         int known = !st.exists && db_scan_info(w->db, w->only_scan, &info, &ie) == 0;
         /* a scan of `egressscan scan` never gets work items; one not created yet may (--wait) */
         if (known || (!st.exists && !wait)) {
-            fprintf(stderr, "egressscan worker: %s %lld\n",
-                    known ? "not an enqueued scan (egressscan scan --enqueue):"
-                          : "there is no scan",
-                    w->only_scan);
+            log_command_error("worker", "%s %lld",
+                              known ? "not an enqueued scan (egressscan scan --enqueue):"
+                                    : "there is no scan",
+                              w->only_scan);
             return EXIT_USAGE;
         }
     }
@@ -812,7 +812,7 @@ failed:
         err_clear(&e);
         goto again;
     }
-    fprintf(stderr, "egressscan worker: %s (%s)\n", e.message, e.code);
+    log_command_error("worker", "%s (%s)", e.message, e.code);
     exit_code = EXIT_FAILED;
 release:;
     if (w->progress_line)
@@ -991,7 +991,7 @@ int cmd_worker(int argc, char **argv)
         return EXIT_OK;
     }
     if (rc < 0) {
-        fprintf(stderr, "egressscan worker: %s\n", e.message);
+        log_command_error("worker", "%s", e.message);
         config_cleanup(&cfg);
         return EXIT_USAGE;
     }
@@ -1011,7 +1011,7 @@ int cmd_worker(int argc, char **argv)
     w.progress_line = !cfg.no_progress && !json_logs && isatty(STDERR_FILENO);
     struct http_engine_options eo;
     if (http_engine_options_init(&eo, &e) < 0) {
-        fprintf(stderr, "egressscan worker: %s\n", e.message);
+        log_command_error("worker", "%s", e.message);
         exit_code = EXIT_USAGE;
         goto out;
     }
@@ -1022,7 +1022,7 @@ int cmd_worker(int argc, char **argv)
         goto out;
     }
     if (make_owner(w.owner, sizeof w.owner) < 0) {
-        fprintf(stderr, "egressscan worker: no random bytes for the worker's id\n");
+        log_command_error("worker", "no random bytes for the worker's id");
         goto out;
     }
     w.db = scan_db_open(cfg.database_url, "worker", &exit_code);
@@ -1031,7 +1031,7 @@ int cmd_worker(int argc, char **argv)
     exit_code = EXIT_FAILED;
     int stale = 0;
     if (queue_abort_stale(w.db, &stale, &e) < 0) {
-        fprintf(stderr, "egressscan worker: %s\n", e.message);
+        log_command_error("worker", "%s", e.message);
         goto out;
     }
     if (stale)
@@ -1041,7 +1041,7 @@ int cmd_worker(int argc, char **argv)
     if (w.engine)
         w.chain = creds_chain_new(NULL, &e);
     if (!w.chain) {
-        fprintf(stderr, "egressscan worker: %s\n", e.message);
+        log_command_error("worker", "%s", e.message);
         goto out;
     }
     struct sigaction sa;

@@ -275,6 +275,12 @@ def kustomize_builds_every_overlay():
     need([c["name"] for c in spec.get("initContainers", [])] == ["report"] and
          [c["name"] for c in spec["containers"]] == ["post"],
          "report-webhook: the report must run first, then the post")
+    post = spec["containers"][0]
+    script = " ".join(post.get("command", []) + post.get("args", []))
+    need("-K -" in script and "REPORT_WEBHOOK_URL" not in script and
+         not any("secretKeyRef" in str(e) for e in post.get("env", [])),
+         "report-webhook: the webhook URL must reach curl as a config on stdin (-K -), never as an "
+         "argument or through the environment")
     return ", ".join(kustomize_dirs())
 
 

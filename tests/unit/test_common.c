@@ -6,11 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "common/atomicfile.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/isotime.h"
@@ -106,6 +109,124 @@ static void test_log_levels_and_json(void **state)
     log_setup(LOG_INFO, LOG_TEXT, NULL);
     fclose(f);
     free(text);
+}
+
+/* Issue 13, points 6 and 7: a value from AWS with terminal escapes or invalid UTF-8 gives a text
+ * line without control characters, and a JSON line that is valid UTF-8 (U+FFFD). */
+static void test_log_lines_are_safe_text_and_valid_json(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    const char *hostile = "x\x1b]0;pwned\x07 \x1b[2J \xc2\x9b forged\nline \xff\xc3 caf\xc3\xa9";
+    log_setup(LOG_INFO, LOG_TEXT, f);
+    log_warn("eks", "cluster %s", hostile);
+    fflush(f);
+    assert_non_null(
+        strstr(text, "warn  eks: cluster x?]0;pwned? ?[2J ? forged?line ?? caf\xc3\xa9\n"));
+    for (const char *p = text; *p; p++)
+        assert_true(*p == '\n' || (unsigned char)*p >= 0x20);
+    assert_int_equal(strchr(text, '\n') - text + 1, (long)len); /* one line */
+
+    size_t before = len;
+    log_setup(LOG_INFO, LOG_JSON, f);
+    log_warn("eks", "cluster %s", hostile);
+    log_command_error("scan", "scan %d failed: %s", 7, hostile);
+    fflush(f);
+    int lines = 0;
+    for (char *line = text + before, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        assert_non_null(nl);
+        json_error_t je;
+        json_t *j = json_loadb(line, (size_t)(nl - line), 0, &je);
+        if (!j)
+            fail_msg("not a JSON line (%s): %.*s", je.text, (int)(nl - line), line);
+        const char *msg = json_string_value(json_object_get(j, "msg"));
+        assert_non_null(strstr(msg, "\xef\xbf\xbd\xef\xbf\xbd caf\xc3\xa9"));
+        if (lines == 1) {
+            assert_string_equal(json_string_value(json_object_get(j, "level")), "error");
+            assert_string_equal(json_string_value(json_object_get(j, "component")), "scan");
+            assert_non_null(strstr(msg, "scan 7 failed: x\x1b]0;pwned\x07"));
+        }
+        json_decref(j);
+        lines++;
+    }
+    assert_int_equal(lines, 2);
+
+    /* in text mode a command's message keeps its form, and is printed even with logs off */
+    before = len;
+    log_setup(LOG_OFF, LOG_TEXT, f);
+    log_command_error("scan", "scan %d failed: %s", 7, "a\x1b[2Jb");
+    fflush(f);
+    assert_string_equal(text + before, "egressscan scan: scan 7 failed: a?[2Jb\n");
+    log_setup(LOG_INFO, LOG_TEXT, NULL);
+    fclose(f);
+    free(text);
+}
+
+static int fill_new(FILE *out, void *ud, struct err *err)
+{
+    (void)err;
+    fputs(ud, out);
+    return 0;
+}
+
+static int fill_fails(FILE *out, void *ud, struct err *err)
+{
+    (void)ud;
+    fputs("half", out);
+    return err_set(err, ERR_IO, "no more");
+}
+
+static char *slurp(const char *path)
+{
+    static char text[256];
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+/* Issue 13, point 8: a symlink planted at PATH.tmp (the metrics file's old fixed temporary name)
+ * or at PATH itself is never written through; a failed write leaves PATH as it was. */
+static void test_atomicfile_does_not_follow_symlinks(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/egressscan-atomic-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], tmp[160], victim[128];
+    snprintf(path, sizeof path, "%s/metrics.prom", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    FILE *v = fopen(victim, "w");
+    fputs("precious", v);
+    fclose(v);
+    assert_int_equal(symlink(victim, tmp), 0);
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(atomicfile_write(path, fill_new, "metrics 1\n", &e), 0);
+    assert_string_equal(slurp(path), "metrics 1\n");
+    assert_string_equal(slurp(victim), "precious");
+
+    unlink(path);
+    assert_int_equal(symlink(victim, path), 0);
+    assert_int_equal(atomicfile_write(path, fill_new, "metrics 2\n", &e), 0);
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_string_equal(slurp(path), "metrics 2\n");
+    assert_string_equal(slurp(victim), "precious");
+
+    assert_int_equal(atomicfile_write(path, fill_fails, NULL, &e), -1);
+    assert_string_equal(e.message, "no more");
+    assert_string_equal(slurp(path), "metrics 2\n");
+    unlink(path);
+    unlink(tmp);
+    unlink(victim);
+    assert_int_equal(rmdir(dir), 0); /* no temporary file left behind */
 }
 
 static void test_log_level_parse(void **state)
@@ -322,6 +443,8 @@ int main(void)
         cmocka_unit_test(test_err_prefix_truncates_safely),
         cmocka_unit_test(test_buf_grows_and_steals),
         cmocka_unit_test(test_log_levels_and_json),
+        cmocka_unit_test(test_log_lines_are_safe_text_and_valid_json),
+        cmocka_unit_test(test_atomicfile_does_not_follow_symlinks),
         cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_iso8601_parse),
         cmocka_unit_test(test_scan_status_for_each_scp_outcome),

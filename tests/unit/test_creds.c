@@ -149,6 +149,12 @@ static void fake_handler(void *ud, const struct fakehttp_req *req, struct fakeht
         answer_json_creds(resp, "Container", n, off);
         return;
     }
+    if (strcmp(req->target, "/container/crlf") == 0) {
+        fakehttp_respond(resp, 200, NULL,
+                         "{\"AccessKeyId\": \"ASIACRLF\", \"SecretAccessKey\": \"S\", "
+                         "\"Token\": \"tok\\r\\nX-Injected: 1\"}");
+        return;
+    }
     if (strcmp(req->target, "/container/bad") == 0) {
         fakehttp_respond(resp, 200, NULL, "{\"AccessKeyId\": \"ASIABAD\", \"SecretAccessKey\": ");
         return;
@@ -870,6 +876,14 @@ static void test_container_full_uri(void **state)
     assert_null(resolve_once(NULL, &e));
     assert_string_equal(e.code, ERR_PARSE);
     assert_non_null(strstr(e.message, "container credentials"));
+
+    /* issue 13, point 8: a token with CR/LF would become a second header: refused */
+    snprintf(uri, sizeof uri, "%s/container/crlf", fx->url);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri, 1);
+    assert_null(resolve_once(NULL, &e));
+    assert_string_equal(e.code, ERR_PARSE);
+    assert_non_null(strstr(e.message, "the session token"));
+    assert_null(strstr(e.message, "X-Injected"));
 }
 
 static void test_container_uri_rules(void **state)

@@ -403,7 +403,7 @@ static void test_enforcing_scp_predates(void **state)
     expect_strings(g, "statements",
                    (const char *const[]){"p-enforce1#DenyUnlessCustomerRouted", NULL});
     assert_string_equal(dstr(g, "remediation"),
-                        "aws eks update-cluster-config --region eu-west-1 --name old "
+                        "aws eks update-cluster-config --region 'eu-west-1' --name 'old' "
                         "--resources-vpc-config controlPlaneEgressMode=CUSTOMER_ROUTED");
     assert_string_equal(dstr(g, "warning"), "Switching to CUSTOMER_ROUTED is irreversible: the "
                                             "cluster can never return to AWS_MANAGED.");
@@ -412,6 +412,27 @@ static void test_enforcing_scp_predates(void **state)
 
     g = find(x, "noncompliant_cluster", ACCT_REG, "iso");
     expect_modes_of(g, "scp", "CUSTOMER_ISOLATED", "denied");
+    fx_free(x);
+}
+
+/* Issue 13, point 4: the remediation command carries a stored name as one quoted shell word, so
+ * that `a$(touch pwned)` (or a quote) pasted into a shell runs nothing. */
+static void test_remediation_quotes_every_value(void **state)
+{
+    (void)state;
+    struct fx *x = fx_new();
+    fx_scp(x, "p-enforce1", enforce_routed, OU_REG, NULL);
+    fx_scanned(x, ACCT_REG, "eu-west-1");
+    fx_cluster(x, ACCT_REG, "eu-west-1", "a$(touch pwned)", "AWS_MANAGED", NULL);
+    fx_cluster(x, ACCT_REG, "eu-west-1", "it's", "AWS_MANAGED", NULL);
+    fx_run(x);
+    const struct got *g = find(x, "noncompliant_cluster", ACCT_REG, "a$(touch pwned)");
+    assert_string_equal(dstr(g, "remediation"),
+                        "aws eks update-cluster-config --region 'eu-west-1' --name "
+                        "'a$(touch pwned)' --resources-vpc-config "
+                        "controlPlaneEgressMode=CUSTOMER_ROUTED");
+    g = find(x, "noncompliant_cluster", ACCT_REG, "it's");
+    assert_non_null(strstr(dstr(g, "remediation"), " --name 'it'\\''s' "));
     fx_free(x);
 }
 
@@ -1168,6 +1189,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_enforcing_scp_predates),
+        cmocka_unit_test(test_remediation_quotes_every_value),
         cmocka_unit_test(test_gap_scp_with_require_scp),
         cmocka_unit_test(test_principal_exemption_is_a_gap),
         cmocka_unit_test(test_no_scp_on_the_path),

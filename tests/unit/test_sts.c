@@ -293,6 +293,43 @@ static void test_parse_no_entities(void **state)
                      NULL);
 }
 
+/* Issue 13, point 8: credentials become header values (Authorization, X-Amz-Security-Token): a
+ * CR/LF (or any control character) in them is refused, and the message never quotes the value. */
+static void test_parse_refuses_header_breaking_credentials(void **state)
+{
+    (void)state;
+    static const char *const fields[][2] = {
+        {"<AccessKeyId>ASIA&#13;&#10;X-Injected: "
+         "1</AccessKeyId><SecretAccessKey>S</SecretAccessKey>"
+         "<SessionToken>T</SessionToken>",
+         "the access key id"},
+        {"<AccessKeyId>ASIA</AccessKeyId><SecretAccessKey>S</SecretAccessKey>"
+         "<SessionToken>tok&#13;&#10;X-Injected: 1</SessionToken>",
+         "the session token"},
+        {"<AccessKeyId>ASIA</AccessKeyId><SecretAccessKey>S</SecretAccessKey>"
+         "<SessionToken>tok&#10;more</SessionToken>",
+         "the session token"},
+        {"<AccessKeyId>ASIA</AccessKeyId><SecretAccessKey>S&#9;x</SecretAccessKey>"
+         "<SessionToken>T</SessionToken>",
+         "the secret access key"},
+        {"<AccessKeyId>ASIA\xc3\xa9</AccessKeyId><SecretAccessKey>S</SecretAccessKey>"
+         "<SessionToken>T</SessionToken>",
+         "the access key id"}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char inner[512];
+        snprintf(inner, sizeof inner, "%s<Expiration>2026-11-26T15:30:00Z</Expiration>",
+                 fields[i][0]);
+        const char *xml = answer("AssumeRole", inner);
+        struct err e;
+        err_clear(&e);
+        assert_null(sts_parse_credentials(xml, strlen(xml), "x", &e));
+        assert_string_equal(e.code, ERR_PARSE);
+        if (!strstr(e.message, fields[i][1]))
+            fail_msg("message '%s' lacks '%s'", e.message, fields[i][1]);
+        assert_null(strstr(e.message, "X-Injected"));
+    }
+}
+
 static time_t parse_exp(const char *exp)
 {
     char inner[512];
@@ -859,6 +896,7 @@ int main(void)
         cmocka_unit_test(test_parse_hostile),
         cmocka_unit_test(test_parse_prints_nothing),
         cmocka_unit_test(test_parse_no_entities),
+        cmocka_unit_test(test_parse_refuses_header_breaking_credentials),
         cmocka_unit_test(test_parse_expiration),
         cmocka_unit_test_setup_teardown(test_assume_role_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assume_role_denied, setup, teardown),
