@@ -5,40 +5,7 @@
 #include <string.h>
 
 #include "common/buf.h"
-
-size_t quote_utf8_len(const unsigned char *s, size_t n)
-{
-    if (n == 0)
-        return 0;
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* no overlong forms */
-        else if (c == 0xed)
-            hi = 0x9f; /* no surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f; /* nothing over U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return len;
-}
+#include "common/utf8.h"
 
 int quote_shell(struct buf *b, const char *s)
 {
@@ -86,7 +53,7 @@ int quote_csv_cell_write(FILE *out, const char *s)
  * becomes the replacement (then 1 byte is skipped, or the whole C1 sequence when *skip says). */
 static size_t term_unit(const unsigned char *p, size_t n, size_t *skip)
 {
-    size_t len = quote_utf8_len(p, n);
+    size_t len = utf8_char_len((const char *)p, n);
     *skip = len ? len : 1;
     if (len == 0 || (len == 1 && (p[0] < 0x20 || p[0] == 0x7f)))
         return 0;
@@ -140,7 +107,7 @@ int quote_json(struct buf *b, const char *s, size_t len)
         return -1;
     while (len) {
         unsigned char c = *p;
-        size_t n = quote_utf8_len(p, len);
+        size_t n = utf8_char_len((const char *)p, len);
         int rc;
         if (n == 0) {
             rc = buf_puts(b, "\\ufffd");

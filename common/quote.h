@@ -45,9 +45,4 @@ char *quote_term_to(char *dst, size_t cap, const char *s);
  * always valid UTF-8 and valid JSON. Embedded NUL bytes become \u0000. */
 int quote_json(struct buf *b, const char *s, size_t len);
 
-/* Length (1-4) of the valid UTF-8 sequence at s (at most n bytes available), 0 when the byte at s
- * does not start one (a stray continuation byte, an overlong form, a surrogate, a code point over
- * U+10FFFF, a sequence cut short). */
-size_t quote_utf8_len(const unsigned char *s, size_t n);
-
 #endif

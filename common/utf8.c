@@ -4,12 +4,13 @@
 
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s[0..len), or 0 when it is invalid or truncated. A NUL
- * byte counts as invalid here: every user of these helpers stores or prints C strings. */
-static size_t seq_len(const unsigned char *s, size_t len)
+size_t utf8_char_len(const char *str, size_t len)
 {
+    const unsigned char *s = (const unsigned char *)str;
+    if (len == 0)
+        return 0;
     unsigned char c = s[0];
-    if (c >= 0x01 && c < 0x80)
+    if (c < 0x80)
         return 1;
     size_t n;
     unsigned char lo = 0x80, hi = 0xBF;
@@ -38,6 +39,13 @@ static size_t seq_len(const unsigned char *s, size_t len)
         if ((s[i] & 0xC0) != 0x80)
             return 0;
     return n;
+}
+
+/* utf8_char_len, with a NUL byte counted as invalid: every user of the helpers below stores or
+ * prints C strings. */
+static size_t seq_len(const unsigned char *s, size_t len)
+{
+    return len && s[0] == 0 ? 0 : utf8_char_len((const char *)s, len);
 }
 
 size_t utf8_valid_prefix(const char *s, size_t len, size_t max)

@@ -12,6 +12,11 @@
  * with "%.*s"). */
 size_t utf8_valid_prefix(const char *s, size_t len, size_t max);
 
+/* Length (1-4) of the valid UTF-8 character at s (at most len bytes available; a NUL byte is a
+ * character of 1), 0 when the byte at s does not start one: a stray continuation byte, an overlong
+ * form, a surrogate, a code point over U+10FFFF, a sequence cut short. */
+size_t utf8_char_len(const char *s, size_t len);
+
 /* The largest length <= max at which the NUL-terminated string s can be cut without splitting a
  * multi-byte character: if s[max] is a continuation byte, steps back to the start of that
  * character (at most 3 bytes). Does not validate; returns strlen(s) when it is <= max. Use as

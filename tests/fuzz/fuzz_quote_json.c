@@ -12,6 +12,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/quote.h"
+#include "common/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,7 +25,7 @@ static void check(int ok)
 static int valid_utf8(const char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
-        size_t len = quote_utf8_len((const unsigned char *)s + i, n - i);
+        size_t len = utf8_char_len(s + i, n - i);
         if (!len)
             return 0;
         i += len;

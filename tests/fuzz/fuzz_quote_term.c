@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "common/quote.h"
+#include "common/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -22,7 +23,7 @@ static void check_safe(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        size_t len = quote_utf8_len(p + i, n - i);
+        size_t len = utf8_char_len((const char *)p + i, n - i);
         check(len > 0);
         check(len > 1 || (p[i] >= 0x20 && p[i] != 0x7f));
         check(len != 2 || p[i] != 0xc2 || p[i + 1] > 0x9f);

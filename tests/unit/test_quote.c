@@ -15,6 +15,7 @@
 
 #include "common/buf.h"
 #include "common/quote.h"
+#include "common/utf8.h"
 
 static char *shell(const char *s)
 {
@@ -187,16 +188,16 @@ static void test_json_is_valid_utf8(void **state)
 static void test_utf8_len(void **state)
 {
     (void)state;
-    assert_int_equal(quote_utf8_len((const unsigned char *)"a", 1), 1);
-    assert_int_equal(quote_utf8_len((const unsigned char *)"\xc3\xa9", 2), 2);
-    assert_int_equal(quote_utf8_len((const unsigned char *)"\xc3\xa9", 1), 0);
-    assert_int_equal(quote_utf8_len((const unsigned char *)"\xe2\x82\xac", 3), 3);
-    assert_int_equal(quote_utf8_len((const unsigned char *)"\xe0\x80\x80", 3), 0);
-    assert_int_equal(quote_utf8_len((const unsigned char *)"\xed\xbf\xbf", 3), 0);
-    assert_int_equal(quote_utf8_len((const unsigned char *)"\xf4\x8f\xbf\xbf", 4), 4);
-    assert_int_equal(quote_utf8_len((const unsigned char *)"\xf4\x90\x80\x80", 4), 0);
-    assert_int_equal(quote_utf8_len((const unsigned char *)"\x80", 1), 0);
-    assert_int_equal(quote_utf8_len((const unsigned char *)"\xf5\x80\x80\x80", 4), 0);
+    assert_int_equal(utf8_char_len("a", 1), 1);
+    assert_int_equal(utf8_char_len("\xc3\xa9", 2), 2);
+    assert_int_equal(utf8_char_len("\xc3\xa9", 1), 0);
+    assert_int_equal(utf8_char_len("\xe2\x82\xac", 3), 3);
+    assert_int_equal(utf8_char_len("\xe0\x80\x80", 3), 0);
+    assert_int_equal(utf8_char_len("\xed\xbf\xbf", 3), 0);
+    assert_int_equal(utf8_char_len("\xf4\x8f\xbf\xbf", 4), 4);
+    assert_int_equal(utf8_char_len("\xf4\x90\x80\x80", 4), 0);
+    assert_int_equal(utf8_char_len("\x80", 1), 0);
+    assert_int_equal(utf8_char_len("\xf5\x80\x80\x80", 4), 0);
 }
 
 int main(void)
