@@ -83,6 +83,27 @@ static void must(int rc, const struct err *e, const char *what)
         fail_msg("%s: %s (%s)", what, e->message, e->code);
 }
 
+#define ARN_SHELL "arn:aws:eks:eu-west-1:" ACC_A ":cluster/shell"
+#define ARN_ESC "arn:aws:eks:eu-west-1:" ACC_B ":cluster/esc"
+
+/* Runs an UPDATE of exactly one row with two parameters: stored values the writer would refuse
+ * today, as rows an older version stored would hold them. */
+static void sql_ok(const char *sql, const char *p1, const char *p2)
+{
+    PGconn *c = PQconnectdb(fx.url);
+    const char *p[2] = {p1, p2};
+    PGresult *r = PQexecParams(c, sql, 2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK || strcmp(PQcmdTuples(r), "1") != 0)
+        fail_msg("%s (%s): %s", sql, p1, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void rename_cluster(const char *arn, const char *name)
+{
+    sql_ok("UPDATE egressscan.cluster SET cluster_name = $2 WHERE cluster_arn = $1", arn, name);
+}
+
 static void write_hostile_scan(void)
 {
     struct err e;
@@ -111,14 +132,16 @@ static void write_hostile_scan(void)
     struct scp_policy scps[2] = {{"p-FullAWSAccess", "FullAWSAccess", full_access, targets, 3, 1},
                                  {"p-enforce1", "enforce", enforce_routed, targets, 1, 0}};
     must(db_write_scps(db, scan, scps, 2, &e), &e, "scps");
-    struct cluster ca = {.name = SHELL_NAME,
-                         .arn = "arn:aws:eks:eu-west-1:" ACC_A ":cluster/" SHELL_NAME,
+    /* the writer refuses names AWS would never give (issue 13, point 1): the clusters are
+     * stored with plain names and renamed below, as rows an older version stored would be */
+    struct cluster ca = {.name = "shell",
+                         .arn = ARN_SHELL,
                          .egress_mode = "AWS_MANAGED",
                          .endpoint_public_access = -1,
                          .endpoint_private_access = -1,
                          .raw_json = "{}"};
-    struct cluster cb = {.name = ESC_NAME,
-                         .arn = "arn:aws:eks:eu-west-1:" ACC_B ":cluster/" ESC_NAME,
+    struct cluster cb = {.name = "esc",
+                         .arn = ARN_ESC,
                          .egress_mode = "AWS_MANAGED",
                          .endpoint_public_access = -1,
                          .endpoint_private_access = -1,
@@ -136,6 +159,8 @@ static void write_hostile_scan(void)
     const struct target_result *rs[2] = {&ra, &rb};
     must(db_write_targets(db, scan, rs, 2, &e), &e, "targets");
     must(db_set_scps_state(db, scan, ORG_SCPS_READ, &e), &e, "scps state");
+    rename_cluster(ARN_SHELL, SHELL_NAME);
+    rename_cluster(ARN_ESC, ESC_NAME);
 
     /* the drift stage of the scan: evaluate its snapshot, store the findings */
     struct drift_snapshot snap;
@@ -167,6 +192,9 @@ static void write_hostile_scan(void)
         flat[i] = *c.items[i];
     struct findings_context ctx = {.scps_read = 1, .intent_scan_id = scan};
     must(db_write_findings_ctx(db, scan, flat, c.n, &ctx, NULL, &e), &e, "findings");
+    /* the drift table names a finding's cluster by its ARN: as an older version stored it */
+    sql_ok("UPDATE egressscan.finding SET cluster_arn = $2 WHERE cluster_arn = $1", ARN_ESC,
+           "arn:aws:eks:eu-west-1:" ACC_B ":cluster/" ESC_NAME);
     struct scan_totals totals = {0};
     must(db_scan_finish(db, scan, T0 + 60, "succeeded", &totals, NULL, &e), &e, "finish");
     free(flat);
