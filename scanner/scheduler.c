@@ -443,6 +443,7 @@ static void on_list(void *ud, const struct eks_cluster_page *page, const struct 
         return;
     }
     struct err be;
+    err_clear(&be); /* err_set keeps http_status: target_fail reads it */
     if (list_bounds(t, page, &be) < 0) {
         target_fail(t, "clusters", &be);
         target_finish(t);
@@ -472,6 +473,7 @@ static void on_list(void *ud, const struct eks_cluster_page *page, const struct 
     return;
 nomem : {
     struct err ne;
+    err_clear(&ne);
     err_set(&ne, ERR_NOMEM, "out of memory listing clusters");
     target_fail(t, "clusters", &ne);
     target_finish(t);
