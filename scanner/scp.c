@@ -11,11 +11,14 @@
  * - Action: "service:Action" globs with * and ?, case-insensitive. Resource: globs with * and ?,
  *   case-sensitive, matched against the whole ARN ("a * at the end of a segment can expand beyond
  *   the colon": a whole-string glob does exactly that). An absent Resource means "*".
- * - The request's resource is "arn:PART:eks:REGION:ACCOUNT:cluster/NAME" for any valid cluster
- *   name (1-100 of [A-Za-z0-9_-], starting alphanumeric). A pattern covers every name, some names
- *   or none; a Deny counts only when it covers every name, an Allow when it covers some.
- *   Actions without a resource type (eks:ListClusters) act on "*": a pattern covers it whole
- *   when it matches the string "*", else not at all.
+ * - The request's resource is what the Service Authorization Reference lists for the action
+ *   (the table by action_resource below). Actions without a resource type (eks:CreateCluster,
+ *   eks:ListClusters) act on "*": a pattern covers it whole when it matches the string "*", else
+ *   not at all, so "arn:aws:eks:*:*:cluster/NAME" does not apply to them. A cluster action
+ *   (eks:UpdateClusterConfig) acts on "arn:PART:eks:REGION:ACCOUNT:cluster/NAME" for any valid
+ *   cluster name (1-100 of [A-Za-z0-9_-], starting alphanumeric): a pattern covers every name,
+ *   some names or none; a Deny counts only when it covers every name, an Allow when it covers
+ *   some. An action the table does not know cannot be evaluated.
  * - Conditions: operators ANDed, keys ANDed, values ORed (NOR for negated operators); on an absent
  *   key a positive operator is false, a negated one true, ...IfExists true, ForAnyValue: false,
  *   ForAllValues: true; Null "true" tests absence.
@@ -1272,16 +1275,36 @@ static void list_statements(const struct scp_level *levels, size_t n_levels, con
     }
 }
 
-/* Actions the scanner evaluates that have no resource type (Service Authorization Reference):
- * IAM matches their requests against Resource "*". Every other action is taken to act on a
- * cluster (eks:CreateCluster keeps its cluster ARN here; see scp.h). */
-static int action_without_resource(const char *action)
+/* The resource a request of each action the scanner evaluates acts on, as IAM builds it: the
+ * resource types the Service Authorization Reference lists for the action ("Actions, resources,
+ * and condition keys for Amazon Elastic Kubernetes Service" and "... for Amazon EC2",
+ * https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelastickubernetesservice.html
+ * and .../list_amazonec2.html; the same table is in the iam-data package the differential test's
+ * oracle uses). "If there is no value for this column, you must specify all resources ("*")":
+ * such a request is on "*", and a statement whose Resource names cluster ARNs does not apply to
+ * it. eks:CreateCluster has no resource type (the cluster does not exist yet). */
+enum request_resource { RR_STAR, RR_CLUSTER };
+
+static const struct {
+    const char *action;
+    enum request_resource resource;
+} action_resources[] = {
+    {"eks:CreateCluster", RR_STAR},          /* resource types: none */
+    {"eks:UpdateClusterConfig", RR_CLUSTER}, /* cluster* (required) */
+    {"eks:DescribeCluster", RR_CLUSTER},     /* cluster* (required) */
+    {"eks:ListClusters", RR_STAR},           /* resource types: none */
+    {"ec2:DescribeRegions", RR_STAR},        /* resource types: none */
+};
+
+/* 0 with *res, or -1 for an action the table does not know (its request cannot be built). */
+static int action_resource(const char *action, enum request_resource *res)
 {
-    static const char *const actions[] = {"eks:ListClusters", "ec2:DescribeRegions"};
-    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
-        if (strcasecmp(action, actions[i]) == 0)
-            return 1;
-    return 0;
+    for (size_t i = 0; i < sizeof action_resources / sizeof action_resources[0]; i++)
+        if (strcasecmp(action, action_resources[i].action) == 0) {
+            *res = action_resources[i].resource;
+            return 0;
+        }
+    return -1;
 }
 
 static void refuse(struct scp_decision *out, const char *why)
@@ -1308,6 +1331,14 @@ void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct 
         refuse(out, "no SCP levels on the path");
         return;
     }
+    enum request_resource rr;
+    if (action_resource(req->action, &rr) != 0) {
+        snprintf(out->reason, sizeof out->reason,
+                 "action %.80s is not in the evaluator's action -> resource type table",
+                 req->action);
+        out->verdict = SCP_UNEVALUABLE;
+        return;
+    }
     struct reqctx x = {
         .action = req->action,
         .partition = partition ? partition : "aws",
@@ -1315,7 +1346,7 @@ void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct 
         .account = req->account_id,
         .mode = req->mode == EGRESS_OMITTED ? NULL : egress_mode_name(req->mode),
         .principal = req->principal_arn,
-        .star_resource = action_without_resource(req->action),
+        .star_resource = rr == RR_STAR,
     };
 
     /* Explicit Denies, anywhere on the path. A malformed document could hold one. */

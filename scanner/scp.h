@@ -78,11 +78,14 @@ struct scp_decision {
 
 /* Evaluates req against the levels (root first, then OUs top-down, then the account), IAM's way:
  * an explicit Deny that matches anywhere wins; otherwise every level needs an Allow that
- * matches. Resources are matched against "arn:PARTITION:eks:REGION:ACCOUNT:cluster/<any name>": a
- * Deny counts only when its Resource covers every cluster name, an Allow when it covers some.
- * Actions without a resource type (eks:ListClusters, ec2:DescribeRegions) act on "*": only a
- * Resource pattern matching "*" (or a NotResource that does not) applies to them. Arn* operators
- * compare the six components of an ARN separately, each with * and ? wildcards.
+ * matches. The request's resource is built as IAM builds it, from the action's resource types in
+ * the Service Authorization Reference (scp.c names them): actions without a resource type
+ * (eks:CreateCluster, eks:ListClusters, ec2:DescribeRegions) act on "*", and only a Resource
+ * pattern matching "*" (or a NotResource that does not) applies to them; cluster actions
+ * (eks:UpdateClusterConfig, eks:DescribeCluster) act on
+ * "arn:PARTITION:eks:REGION:ACCOUNT:cluster/<any name>": a Deny counts only when its Resource
+ * covers every cluster name, an Allow when it covers some. Any other action is unevaluable. Arn*
+ * operators compare the six components of an ARN separately, each with * and ? wildcards.
  * Conditions: String*, Arn*, Bool, Null, ...IfExists, ForAnyValue:/ForAllValues:; keys
  * eks:controlPlaneEgressMode and aws:RequestedRegion are evaluated; principal keys
  * (aws:Principal*, aws:userid, aws:username, aws:SourceIdentity, ...) make a statement
