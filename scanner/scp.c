@@ -1313,6 +1313,11 @@ static void refuse(struct scp_decision *out, const char *why)
     snprintf(out->reason, sizeof out->reason, "%s", why);
 }
 
+static void evaluate_path(const struct scp_level *levels, size_t n_levels, const struct reqctx *x,
+                          struct scp_decision *out);
+static void principal_classes(const struct scp_level *levels, size_t n_levels,
+                              const struct reqctx *x, struct scp_decision *out);
+
 void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct scp_request *req,
                   const char *partition, struct scp_decision *out)
 {
@@ -1348,6 +1353,20 @@ void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct 
         .principal = req->principal_arn,
         .star_resource = rr == RR_STAR,
     };
+    evaluate_path(levels, n_levels, &x, out);
+    /* Any principal: what depends on aws:PrincipalArn is decided per kind of principal. */
+    if (!x.principal &&
+        (out->verdict == SCP_PRINCIPAL_DEPENDENT || out->verdict == SCP_UNEVALUABLE))
+        principal_classes(levels, n_levels, &x, out);
+}
+
+/* The decision for one request context (x->principal NULL: any principal, every condition on
+ * it "principal"). */
+static void evaluate_path(const struct scp_level *levels, size_t n_levels, const struct reqctx *xp,
+                          struct scp_decision *out)
+{
+    const struct reqctx x = *xp;
+    memset(out, 0, sizeof *out);
 
     /* Explicit Denies, anywhere on the path. A malformed document could hold one. */
     int deny_true = 0, deny_unknown = 0, deny_principal = 0;
@@ -1428,6 +1447,439 @@ void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct 
     if (limited)
         snprintf(out->reason, sizeof out->reason,
                  "%s would deny it but its Resource covers only some cluster names", limited->ref);
+}
+
+/* ---- principal classes ----
+ *
+ * With no principal named, a condition on aws:PrincipalArn is true for some principals and false
+ * for others. Which ones matters: two Denies exempting different roles deny every principal (no
+ * role is both), the same exemption twice denies all but that role. The principals that can make
+ * the request are those of the account ("arn:PART:iam::ACCOUNT:" followed by "root", "user/..."
+ * or "role/...": SCPs govern the account's own principals, and a role session's aws:PrincipalArn
+ * is the role's ARN). Every condition on aws:PrincipalArn compares it with patterns (String* on
+ * the whole ARN, Arn* component by component), so a principal's outcome depends only on which
+ * patterns it matches. The patterns' automata are run together over the principal names, one
+ * character of each class the patterns tell apart (each literal, both cases for the IgnoreCase
+ * ones, and one character none names) standing for all of them: the product states reached are
+ * every combination of matches a principal can have (exactly, not a sample), and one principal
+ * of each is evaluated. Every such principal denied: denied; some allowed and some denied:
+ * principal-dependent, with an example of each. Too many patterns, states or combinations to
+ * explore: the verdict stays principal-dependent with that reason, never guessed. */
+
+#define PC_MAX_PATTERNS 27 /* 24 from the SCPs and the three principal shapes */
+#define PC_MAX_TOKENS 191  /* positions 0..n fit in PC_WORDS words */
+#define PC_WORDS 3
+#define PC_MAX_STATES 2048
+#define PC_HASH_SLOTS 4096
+#define PC_MAX_CLASSES 32
+#define PC_MAX_NAME 160
+
+struct pc_pattern {
+    const unsigned short *tok;
+    size_t n;
+    int fold;
+    int shape; /* one of the shapes of a principal ARN (not a class of its own) */
+};
+
+struct pc_set {
+    uint64_t w[PC_WORDS];
+};
+
+static int pc_has(const struct pc_set *s, size_t i)
+{
+    return (int)((s->w[i / 64] >> (i % 64)) & 1);
+}
+
+static void pc_add(struct pc_set *s, size_t i)
+{
+    s->w[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+static void pc_closure(const struct pc_pattern *p, struct pc_set *s)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (pc_has(s, i) && p->tok[i] == TOK_STAR)
+            pc_add(s, i + 1);
+}
+
+static void pc_step(const struct pc_pattern *p, const struct pc_set *in, unsigned c,
+                    struct pc_set *out)
+{
+    memset(out, 0, sizeof *out);
+    if (p->fold)
+        c = ascii_lower(c);
+    for (size_t i = 0; i < p->n; i++) {
+        if (!pc_has(in, i))
+            continue;
+        if (p->tok[i] == TOK_STAR)
+            pc_add(out, i);
+        else if (p->tok[i] == TOK_QMARK || p->tok[i] == c)
+            pc_add(out, i + 1);
+    }
+    pc_closure(p, out);
+}
+
+static int pc_empty(const struct pc_set *s)
+{
+    for (int k = 0; k < PC_WORDS; k++)
+        if (s->w[k])
+            return 0;
+    return 1;
+}
+
+struct pc_run {
+    struct pc_pattern pat[PC_MAX_PATTERNS];
+    struct pc_set start[PC_MAX_PATTERNS];
+    size_t n_pat;
+    const char *overflow; /* why the principals were not told apart */
+};
+
+/* Adds a pattern whose run starts at start (a copy is kept). */
+static void pc_push(struct pc_run *r, const unsigned short *tok, size_t n, int fold, int shape,
+                    const struct pc_set *start)
+{
+    if (r->n_pat == PC_MAX_PATTERNS - (shape ? 0 : 3)) {
+        r->overflow = "too many aws:PrincipalArn patterns to tell the principals apart";
+        return;
+    }
+    if (n > PC_MAX_TOKENS) {
+        r->overflow = "an aws:PrincipalArn pattern too long to tell the principals apart";
+        return;
+    }
+    r->pat[r->n_pat] = (struct pc_pattern){tok, n, fold, shape};
+    r->start[r->n_pat++] = *start;
+}
+
+/* One condition value compared with aws:PrincipalArn, as a pattern over the part of the ARN after
+ * the prefix "arn:PART:iam::ACCOUNT:". */
+static void pc_value(struct pc_run *r, const struct cond *c, const struct pattern *v,
+                     const struct reqctx *x)
+{
+    struct pc_set start;
+    memset(&start, 0, sizeof start);
+    if (c->fam == OPF_ARN) {
+        /* components 0-4 against the fixed ones, component 5 over the rest */
+        const char *fixed[5] = {"arn", x->partition, "iam", "", x->account};
+        size_t at = 0;
+        for (int k = 0; k < 5; k++) {
+            size_t e = at;
+            while (e < v->n && v->tok[e] != ':')
+                e++;
+            if (e == v->n)
+                return; /* not an ARN pattern: unknown for every principal, no class */
+            struct pattern part = {v->tok + at, e - at};
+            if (!glob_match(&part, fixed[k], 0))
+                return; /* matches no principal of the account */
+            at = e + 1;
+        }
+        struct pc_pattern p = {v->tok + at, v->n - at, 0, 0};
+        if (p.n > PC_MAX_TOKENS) {
+            r->overflow = "an aws:PrincipalArn pattern too long to tell the principals apart";
+            return;
+        }
+        pc_add(&start, 0);
+        pc_closure(&p, &start);
+        pc_push(r, p.tok, p.n, 0, 0, &start);
+        return;
+    }
+    struct pc_pattern p = {v->tok, v->n, c->fold, 0};
+    if (p.n > PC_MAX_TOKENS) {
+        r->overflow = "an aws:PrincipalArn pattern too long to tell the principals apart";
+        return;
+    }
+    pc_add(&start, 0);
+    pc_closure(&p, &start);
+    const char *parts[] = {"arn:", x->partition, ":iam::", x->account, ":"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        for (const char *q = parts[i]; *q; q++) {
+            struct pc_set next;
+            pc_step(&p, &start, (unsigned char)*q, &next);
+            start = next;
+        }
+    if (!pc_empty(&start))
+        pc_push(r, p.tok, p.n, c->fold, 0, &start);
+}
+
+static uint32_t pc_hash(const struct pc_set *st, size_t n)
+{
+    uint32_t h = 2166136261u;
+    const unsigned char *b = (const unsigned char *)st;
+    for (size_t i = 0; i < n * sizeof *st; i++)
+        h = (h ^ b[i]) * 16777619u;
+    return h;
+}
+
+static const unsigned short shape_root[] = {'r', 'o', 'o', 't'};
+static const unsigned short shape_user[] = {'u', 's', 'e', 'r', '/', TOK_QMARK, TOK_STAR};
+static const unsigned short shape_role[] = {'r', 'o', 'l', 'e', '/', TOK_QMARK, TOK_STAR};
+
+/* Characters of IAM user and role names and paths. */
+static const char pc_name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                    "0123456789+=,.@_-/";
+
+struct pc_class {
+    uint32_t matches; /* bit i: matches pattern i */
+    uint32_t state;
+    struct scp_decision dec;
+    char principal[PC_MAX_NAME];
+};
+
+/* Explores the principals; fills classes (one principal each). -1 with r->overflow. */
+static int pc_explore(struct pc_run *r, const struct reqctx *x, struct pc_class *classes,
+                      size_t *n_classes)
+{
+    size_t np = r->n_pat, cap = 64, count = 0;
+    struct pc_set *states = malloc(cap * np * sizeof *states);
+    uint32_t *parent = malloc(cap * sizeof *parent);
+    unsigned char *via = malloc(cap);
+    int32_t *slots = malloc(PC_HASH_SLOTS * sizeof *slots);
+    int rc = -1;
+    if (!states || !parent || !via || !slots) {
+        r->overflow = "out of memory telling the principals apart";
+        goto out;
+    }
+    for (size_t i = 0; i < PC_HASH_SLOTS; i++)
+        slots[i] = -1;
+    /* the alphabet: each literal (both cases of a letter) and one character no pattern names */
+    char alpha[sizeof pc_name_chars];
+    size_t na = 0;
+    for (const char *c = pc_name_chars; *c; c++) {
+        unsigned lc = ascii_lower((unsigned char)*c);
+        int named = 0;
+        for (size_t i = 0; i < np && !named; i++)
+            for (size_t k = 0; k < r->pat[i].n && !named; k++)
+                named = r->pat[i].tok[k] < 256 && ascii_lower(r->pat[i].tok[k]) == lc;
+        if (named)
+            alpha[na++] = *c;
+    }
+    for (const char *c = pc_name_chars; *c; c++)
+        if (!memchr(alpha, ascii_lower((unsigned char)*c), na) && !memchr(alpha, *c, na)) {
+            alpha[na++] = *c;
+            break;
+        }
+    memcpy(states, r->start, np * sizeof *states);
+    parent[0] = 0;
+    count = 1;
+    slots[pc_hash(states, np) % PC_HASH_SLOTS] = 0;
+    *n_classes = 0;
+    for (size_t q = 0; q < count; q++) {
+        const struct pc_set *cur = &states[q * np];
+        int shaped = 0;
+        uint32_t m = 0;
+        for (size_t i = 0; i < np; i++) {
+            int acc = pc_has(&cur[i], r->pat[i].n);
+            if (r->pat[i].shape)
+                shaped |= acc;
+            else if (acc)
+                m |= (uint32_t)1 << i;
+        }
+        if (shaped) {
+            size_t k = 0;
+            while (k < *n_classes && classes[k].matches != m)
+                k++;
+            if (k == *n_classes) {
+                if (k == PC_MAX_CLASSES) {
+                    r->overflow = "too many kinds of principal to tell apart";
+                    goto out;
+                }
+                classes[k].matches = m;
+                classes[k].state = (uint32_t)q;
+                (*n_classes)++;
+            }
+        }
+        for (size_t a = 0; a < na; a++) {
+            if (count == cap) {
+                if (cap == PC_MAX_STATES) {
+                    r->overflow = "the aws:PrincipalArn patterns overlap in too many ways to tell "
+                                  "the principals apart";
+                    goto out;
+                }
+                cap *= 2;
+                struct pc_set *ns = realloc(states, cap * np * sizeof *states);
+                if (ns)
+                    states = ns;
+                uint32_t *npar = realloc(parent, cap * sizeof *parent);
+                if (npar)
+                    parent = npar;
+                unsigned char *nv = realloc(via, cap);
+                if (nv)
+                    via = nv;
+                if (!ns || !npar || !nv) {
+                    r->overflow = "out of memory telling the principals apart";
+                    goto out;
+                }
+                cur = &states[q * np];
+            }
+            struct pc_set *next = &states[count * np];
+            int alive = 0;
+            for (size_t i = 0; i < np; i++) {
+                pc_step(&r->pat[i], &cur[i], (unsigned char)alpha[a], &next[i]);
+                if (r->pat[i].shape && !pc_empty(&next[i]))
+                    alive = 1;
+            }
+            if (!alive)
+                continue; /* no principal name goes on from here */
+            uint32_t h = pc_hash(next, np) % PC_HASH_SLOTS;
+            int seen = 0;
+            while (slots[h] >= 0) {
+                if (memcmp(&states[(size_t)slots[h] * np], next, np * sizeof *next) == 0) {
+                    seen = 1;
+                    break;
+                }
+                h = (h + 1) % PC_HASH_SLOTS;
+            }
+            if (seen)
+                continue;
+            slots[h] = (int32_t)count;
+            parent[count] = (uint32_t)q;
+            via[count] = (unsigned char)alpha[a];
+            count++;
+        }
+    }
+    /* one principal per class: the prefix, then the characters that lead to its state */
+    for (size_t k = 0; k < *n_classes; k++) {
+        char rest[PC_MAX_NAME];
+        size_t len = 0;
+        for (uint32_t q = classes[k].state; q != 0; q = parent[q]) {
+            if (len == sizeof rest - 1) {
+                r->overflow = "a principal name too long to tell the principals apart";
+                goto out;
+            }
+            rest[len++] = (char)via[q];
+        }
+        for (size_t i = 0; i < len / 2; i++) {
+            char t = rest[i];
+            rest[i] = rest[len - 1 - i];
+            rest[len - 1 - i] = t;
+        }
+        rest[len] = '\0';
+        int w = snprintf(classes[k].principal, sizeof classes[k].principal, "arn:%s:iam::%s:%s",
+                         x->partition, x->account, rest);
+        if (w < 0 || (size_t)w >= sizeof classes[k].principal) {
+            r->overflow = "a principal name too long to tell the principals apart";
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(states);
+    free(parent);
+    free(via);
+    free(slots);
+    return rc;
+}
+
+static void add_statement_once(struct scp_decision *out, const char *text)
+{
+    for (size_t i = 0; i < out->n_statements; i++)
+        if (strcmp(out->statements[i], text) == 0)
+            return;
+    add_statement(out, "", text);
+}
+
+static void principal_classes(const struct scp_level *levels, size_t n_levels,
+                              const struct reqctx *x, struct scp_decision *out)
+{
+    struct pc_run r;
+    memset(&r, 0, sizeof r);
+    struct pc_set start;
+    memset(&start, 0, sizeof start);
+    pc_add(&start, 0);
+    pc_push(&r, shape_root, sizeof shape_root / sizeof shape_root[0], 0, 1, &start);
+    pc_push(&r, shape_user, sizeof shape_user / sizeof shape_user[0], 0, 1, &start);
+    pc_push(&r, shape_role, sizeof shape_role / sizeof shape_role[0], 0, 1, &start);
+    int any_principal_arn = 0;
+    for (size_t i = 0; i < n_levels && !r.overflow; i++) {
+        const struct scp_level *lv = &levels[i];
+        for (size_t j = 0; lv->docs && j < lv->n_docs && !r.overflow; j++) {
+            const struct scp_doc *d = lv->docs[j];
+            for (size_t k = 0; doc_usable(d) && k < d->n_stmts && !r.overflow; k++) {
+                const struct stmt *st = &d->stmts[k];
+                if (!action_applies(st, x->action) || stmt_coverage(st, x) == COV_NONE)
+                    continue;
+                for (size_t c = 0; c < st->n_conds && !r.overflow; c++) {
+                    const struct cond *cd = &st->conds[c];
+                    if (cd->key != KEY_PRINCIPAL_ARN)
+                        continue;
+                    any_principal_arn = 1;
+                    if (cd->fam != OPF_STRING && cd->fam != OPF_ARN)
+                        continue;
+                    for (size_t v = 0; v < cd->n_values && !r.overflow; v++)
+                        if (cd->values[v].var == VAR_NONE)
+                            pc_value(&r, cd, &cd->values[v].p, x);
+                }
+            }
+        }
+    }
+    if (!any_principal_arn)
+        return; /* other principal keys: nothing to tell apart here */
+    struct pc_class *classes = NULL;
+    size_t n_classes = 0;
+    if (!r.overflow) {
+        classes = calloc(PC_MAX_CLASSES, sizeof *classes);
+        if (!classes)
+            r.overflow = "out of memory telling the principals apart";
+    }
+    if (!r.overflow && pc_explore(&r, x, classes, &n_classes) == 0 && n_classes == 0)
+        r.overflow = "no principal of the account found";
+    if (r.overflow) {
+        if (out->verdict == SCP_PRINCIPAL_DEPENDENT) {
+            size_t len = strlen(out->reason);
+            snprintf(out->reason + len, sizeof out->reason - len,
+                     " (not decided per principal: %s)", r.overflow);
+        }
+        free(classes);
+        return;
+    }
+    size_t n_denied = 0, n_allowed = 0, first_unevaluable = SIZE_MAX, first_allowed = SIZE_MAX,
+           first_denied = SIZE_MAX;
+    for (size_t k = 0; k < n_classes; k++) {
+        struct reqctx xk = *x;
+        xk.principal = classes[k].principal;
+        evaluate_path(levels, n_levels, &xk, &classes[k].dec);
+        enum scp_verdict v = classes[k].dec.verdict;
+        if (v == SCP_DENIED) {
+            n_denied++;
+            if (first_denied == SIZE_MAX)
+                first_denied = k;
+        } else if (v == SCP_ALLOWED) {
+            n_allowed++;
+            if (first_allowed == SIZE_MAX)
+                first_allowed = k;
+        } else if (v == SCP_UNEVALUABLE && first_unevaluable == SIZE_MAX) {
+            first_unevaluable = k;
+        }
+    }
+    int restricts = out->restricts_mode;
+    if (n_denied == n_classes) {
+        memset(out, 0, sizeof *out);
+        out->verdict = SCP_DENIED;
+        for (size_t k = 0; k < n_classes; k++)
+            for (size_t i = 0; i < classes[k].dec.n_statements; i++)
+                add_statement_once(out, classes[k].dec.statements[i]);
+        snprintf(out->reason, sizeof out->reason,
+                 "denied to every principal: each of the %zu kinds of principal the "
+                 "aws:PrincipalArn conditions tell apart is denied by a statement listed",
+                 n_classes);
+    } else if (first_unevaluable != SIZE_MAX) {
+        *out = classes[first_unevaluable].dec;
+    } else if (n_allowed == n_classes) {
+        *out = classes[0].dec;
+    } else {
+        if (out->verdict != SCP_PRINCIPAL_DEPENDENT) {
+            size_t k = first_denied != SIZE_MAX ? first_denied : 0;
+            *out = classes[k].dec;
+            out->verdict = SCP_PRINCIPAL_DEPENDENT;
+        }
+        _Static_assert(sizeof out->allowed_principal == PC_MAX_NAME, "principal buffer");
+        _Static_assert(sizeof out->denied_principal == PC_MAX_NAME, "principal buffer");
+        if (first_allowed != SIZE_MAX)
+            memcpy(out->allowed_principal, classes[first_allowed].principal, PC_MAX_NAME);
+        if (first_denied != SIZE_MAX)
+            memcpy(out->denied_principal, classes[first_denied].principal, PC_MAX_NAME);
+    }
+    out->restricts_mode = restricts;
+    free(classes);
 }
 
 int scp_doc_may_deny(const struct scp_doc *d, const char *action)

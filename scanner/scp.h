@@ -71,6 +71,11 @@ struct scp_decision {
      * "ArnNotLike aws:PrincipalArn arn:aws:iam::*:role/Admin" or "unknown operator
      * NumericFoo in p-1#S1". */
     char reason[256];
+    /* For a principal-dependent verdict on a request naming no principal, when conditions on
+     * aws:PrincipalArn make it so: one principal of the account that may make the request and
+     * one that may not (empty when the verdict comes from other principal keys). */
+    char allowed_principal[160];
+    char denied_principal[160];
     /* 1 when some statement on the path that matches the action conditions on
      * eks:controlPlaneEgressMode (the path restricts the egress mode at all). */
     int restricts_mode;

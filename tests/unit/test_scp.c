@@ -1104,6 +1104,105 @@ static void test_list_clusters(void **state)
     scp_doc_free(allow);
 }
 
+/* CreateCluster verdicts for the four modes ("DADD"), any principal, region eu-west-1 unless
+ * given, policy on the account next to FullAWSAccess; d gets the AWS_MANAGED decision. */
+static void create_verdicts(const char *policy, const char *region, char out[5],
+                            struct scp_decision *d)
+{
+    struct scp_doc *full = parse_sq("p-full", FULL);
+    struct scp_doc *x = parse_sq("p-x", policy);
+    if (scp_doc_error(x))
+        fail_msg("%s: %s", policy, scp_doc_error(x));
+    const struct scp_doc *root_docs[] = {full};
+    const struct scp_doc *acct_docs[] = {full, x};
+    struct scp_level levels[] = {
+        {.target_id = ROOT_ID, .docs = root_docs, .n_docs = 1},
+        {.target_id = ACCOUNT, .docs = acct_docs, .n_docs = 2},
+    };
+    for (int m = EGRESS_MODES - 1; m >= 0; m--) {
+        struct scp_request req = {"eks:CreateCluster", ACCOUNT, region ? region : "eu-west-1",
+                                  (enum egress_mode)m, NULL};
+        scp_evaluate(levels, 2, &req, NULL, d);
+        out[m] = "ADPU"[d->verdict];
+    }
+    out[EGRESS_MODES] = '\0';
+    scp_doc_free(full);
+    scp_doc_free(x);
+}
+
+/* An egress guard (only CUSTOMER_ROUTED) exempting the principals of cond. */
+#define GUARD(sid, cond)                                                                           \
+    "{'Sid':'" sid "','Effect':'Deny','Action':'eks:CreateCluster','Resource':'*','Condition':"    \
+    "{'StringNotEquals':{'eks:controlPlaneEgressMode':'CUSTOMER_ROUTED'}," cond "}}"
+#define NOT_ARN(op, arn) "'" op "':{'aws:PrincipalArn':'" arn "'}"
+#define ORGADMIN "arn:aws:iam::*:role/OrgAdmin"
+
+/* Principal exemptions are combined per principal, not per statement (issue 14, class 2): a
+ * verdict is principal-dependent only when some principal of the account is allowed and another
+ * denied; the example principals say which. */
+static void test_principal_classes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rule, *s1, *s2, *region;
+        const char *want;
+        const char *allowed; /* the allowed example for AWS_MANAGED, NULL: none expected */
+    } ccases[] = {
+        {"two Denies exempting different roles deny every principal (was PAPP)",
+         GUARD("Egress", NOT_ARN("ArnNotLike", ORGADMIN)),
+         GUARD("Guard2", NOT_ARN("ArnNotLike", "arn:aws:iam::*:role/break-glass-*")), NULL, "DADD",
+         NULL},
+        {"the same exemption written twice: only that role may",
+         GUARD("Egress", NOT_ARN("ArnNotLike", ORGADMIN)),
+         GUARD("Guard2", NOT_ARN("ArnNotLike", ORGADMIN)), NULL, "PAPP",
+         "arn:aws:iam::111122223333:role/OrgAdmin"},
+        {"Control Tower region deny (break-glass exempt) next to an egress guard (OrgAdmin "
+         "exempt), in a denied region: no role is exempt from both",
+         GUARD("Egress", NOT_ARN("ArnNotLike", ORGADMIN)),
+         "{'Sid':'Region','Effect':'Deny','NotAction':['iam:*','sts:*'],'Resource':'*',"
+         "'Condition':{'StringNotEquals':{'aws:RequestedRegion':['eu-west-1']},"
+         "'ArnNotLike':{'aws:PrincipalArn':'arn:aws:iam::*:role/break-glass-*'}}}",
+         "us-east-1", "DPDD", NULL},
+        {"overlapping wildcards: role/a* and role/*b are both exempted by role/ab",
+         GUARD("A", NOT_ARN("ArnNotLike", "arn:aws:iam::*:role/a*")),
+         GUARD("B", NOT_ARN("StringNotLike", "arn:aws:iam::*:role/*b")), NULL, "PAPP",
+         "arn:aws:iam::111122223333:role/ab"},
+        {"an exemption for another account's roles exempts no principal of this one",
+         GUARD("Egress", NOT_ARN("ArnNotLike", "arn:aws:iam::999999999999:role/*")), NULL, NULL,
+         "DADD", NULL},
+        {"IgnoreCase and case-sensitive exemptions meet in one spelling",
+         GUARD("A",
+               NOT_ARN("StringNotEqualsIgnoreCase", "arn:aws:iam::111122223333:role/ORGADMIN")),
+         GUARD("B", NOT_ARN("ArnNotEquals", ORGADMIN)), NULL, "PAPP",
+         "arn:aws:iam::111122223333:role/OrgAdmin"},
+        {"a Deny for all but OrgAdmin and one for OrgAdmin: every principal",
+         GUARD("A", NOT_ARN("ArnNotLike", ORGADMIN)), GUARD("B", NOT_ARN("ArnLike", ORGADMIN)),
+         NULL, "DADD", NULL},
+    };
+    int failures = 0;
+    for (size_t i = 0; i < sizeof ccases / sizeof ccases[0]; i++) {
+        char got[5];
+        struct scp_decision d;
+        char policy[1024];
+        snprintf(policy, sizeof policy, "{" V "'Statement':[%s%s%s]}", ccases[i].s1,
+                 ccases[i].s2 ? "," : "", ccases[i].s2 ? ccases[i].s2 : "");
+        create_verdicts(policy, ccases[i].region, got, &d);
+        int bad = strcmp(got, ccases[i].want) != 0;
+        if (!bad && ccases[i].allowed)
+            bad = strcmp(d.allowed_principal, ccases[i].allowed) != 0 || !d.denied_principal[0];
+        if (!bad && !ccases[i].allowed)
+            bad = d.allowed_principal[0] != '\0';
+        if (bad) {
+            print_message("case %zu (%s): %s, want %s; allowed \"%s\", denied \"%s\"\n", i,
+                          ccases[i].rule, got, ccases[i].want, d.allowed_principal,
+                          d.denied_principal);
+            print_decision(&d);
+            failures++;
+        }
+    }
+    assert_int_equal(failures, 0);
+}
+
 /* The index finds each target's documents in policy order; scp_levels_for builds root, OUs and
  * account from an OU id path and names the first level without an SCP. */
 static void test_index_and_levels(void **state)
@@ -1209,6 +1308,7 @@ int main(void)
         cmocka_unit_test(test_partition),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_principal_arn),
+        cmocka_unit_test(test_principal_classes),
         cmocka_unit_test(test_list_clusters),
         cmocka_unit_test(test_index_and_levels),
     };
