@@ -45,6 +45,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +166,7 @@ struct arena_chunk {
 };
 
 struct scp_doc {
+    unsigned long long serial; /* unique per parse: names the document in caches */
     char *id;
     char *error; /* NULL when the document is well-formed */
     struct stmt *stmts;
@@ -829,6 +831,8 @@ struct scp_doc *scp_doc_parse(const char *policy_id, const char *content, size_t
     struct scp_doc *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
+    static _Atomic unsigned long long next_serial = 1;
+    d->serial = atomic_fetch_add(&next_serial, 1);
     struct parse ps = {.d = d};
     if (!(d->id = arena_strdup(d, policy_id ? policy_id : "(unnamed)")))
         goto nomem;
@@ -1457,32 +1461,46 @@ static void evaluate_path(const struct scp_level *levels, size_t n_levels, const
  * the request are those of the account ("arn:PART:iam::ACCOUNT:" followed by "root", "user/..."
  * or "role/...": SCPs govern the account's own principals, and a role session's aws:PrincipalArn
  * is the role's ARN). Every condition on aws:PrincipalArn compares it with patterns (String* on
- * the whole ARN, Arn* component by component), so a principal's outcome depends only on which
- * patterns it matches. The patterns' automata are run together over the principal names, one
- * character of each class the patterns tell apart (each literal, both cases for the IgnoreCase
- * ones, and one character none names) standing for all of them: the product states reached are
- * every combination of matches a principal can have (exactly, not a sample), and one principal
- * of each is evaluated. Every such principal denied: denied; some allowed and some denied:
- * principal-dependent, with an example of each. Too many patterns, states or combinations to
- * explore: the verdict stays principal-dependent with that reason, never guessed. */
+ * the whole ARN, Arn* component by component), so a principal's outcome depends only on which of
+ * the path's patterns it matches. Each pattern becomes a small automaton (a DFA built on demand
+ * from its wildcard NFA); they are run together over the principal names, one character of each
+ * class the patterns tell apart (each literal, both cases of a letter, and one character none
+ * names) standing for all of them. The product states reached are every combination of matches a
+ * principal can have (exactly, not a sample), and one principal of each is evaluated. Every such
+ * principal denied: denied; some allowed and some denied: principal-dependent, with an example of
+ * each. Too many patterns, states or combinations to explore: the verdict stays
+ * principal-dependent with that reason, never guessed as denied.
+ *
+ * The kinds of principal depend only on the documents on the path, the partition and the account
+ * (the patterns are taken from every statement, whatever its action, resource or other
+ * conditions: a finer partition is as exact), so the last ones found are kept per thread and
+ * reused for the path's other regions, modes and actions. */
 
 #define PC_MAX_PATTERNS 27 /* 24 from the SCPs and the three principal shapes */
 #define PC_MAX_TOKENS 191  /* positions 0..n fit in PC_WORDS words */
 #define PC_WORDS 3
-#define PC_MAX_STATES 2048
-#define PC_HASH_SLOTS 4096
+#define PC_MAX_DFA 128 /* DFA states per pattern */
+#define PC_MAX_STATES 4096
+#define PC_HASH_SLOTS 8192
 #define PC_MAX_CLASSES 32
 #define PC_MAX_NAME 160
+#define PC_MAX_ALPHA 72
+#define PC_MAX_DOCS 64
+
+struct pc_set {
+    uint64_t w[PC_WORDS];
+};
 
 struct pc_pattern {
     const unsigned short *tok;
     size_t n;
     int fold;
     int shape; /* one of the shapes of a principal ARN (not a class of its own) */
-};
-
-struct pc_set {
-    uint64_t w[PC_WORDS];
+    struct pc_set start;
+    /* the DFA: its states (NFA position sets) and transitions (-1: not computed yet) */
+    struct pc_set *dfa;
+    size_t n_dfa;
+    int16_t (*trans)[PC_MAX_ALPHA];
 };
 
 static int pc_has(const struct pc_set *s, size_t i)
@@ -1495,28 +1513,28 @@ static void pc_add(struct pc_set *s, size_t i)
     s->w[i / 64] |= (uint64_t)1 << (i % 64);
 }
 
-static void pc_closure(const struct pc_pattern *p, struct pc_set *s)
+static void pc_closure(const unsigned short *tok, size_t n, struct pc_set *s)
 {
-    for (size_t i = 0; i < p->n; i++)
-        if (pc_has(s, i) && p->tok[i] == TOK_STAR)
+    for (size_t i = 0; i < n; i++)
+        if (pc_has(s, i) && tok[i] == TOK_STAR)
             pc_add(s, i + 1);
 }
 
-static void pc_step(const struct pc_pattern *p, const struct pc_set *in, unsigned c,
-                    struct pc_set *out)
+static void pc_step(const unsigned short *tok, size_t n, int fold, const struct pc_set *in,
+                    unsigned c, struct pc_set *out)
 {
     memset(out, 0, sizeof *out);
-    if (p->fold)
+    if (fold)
         c = ascii_lower(c);
-    for (size_t i = 0; i < p->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (!pc_has(in, i))
             continue;
-        if (p->tok[i] == TOK_STAR)
+        if (tok[i] == TOK_STAR)
             pc_add(out, i);
-        else if (p->tok[i] == TOK_QMARK || p->tok[i] == c)
+        else if (tok[i] == TOK_QMARK || tok[i] == c)
             pc_add(out, i + 1);
     }
-    pc_closure(p, out);
+    pc_closure(tok, n, out);
 }
 
 static int pc_empty(const struct pc_set *s)
@@ -1527,18 +1545,31 @@ static int pc_empty(const struct pc_set *s)
     return 1;
 }
 
-struct pc_run {
-    struct pc_pattern pat[PC_MAX_PATTERNS];
-    struct pc_set start[PC_MAX_PATTERNS];
-    size_t n_pat;
-    const char *overflow; /* why the principals were not told apart */
+/* What the last exploration found, for one path, partition and account. */
+struct pc_classes {
+    unsigned long long serials[PC_MAX_DOCS];
+    size_t n_serials;
+    char partition[32], account[32];
+    int valid;
+    int any;              /* some statement on the path conditions on aws:PrincipalArn */
+    const char *overflow; /* why the principals were not told apart (a static string) */
+    size_t n;
+    char principal[PC_MAX_CLASSES][PC_MAX_NAME];
 };
 
-/* Adds a pattern whose run starts at start (a copy is kept). */
+struct pc_run {
+    struct pc_pattern pat[PC_MAX_PATTERNS];
+    size_t n_pat;
+    const char *overflow;
+};
+
+/* Adds a pattern whose run starts at start. */
 static void pc_push(struct pc_run *r, const unsigned short *tok, size_t n, int fold, int shape,
                     const struct pc_set *start)
 {
-    if (r->n_pat == PC_MAX_PATTERNS - (shape ? 0 : 3)) {
+    if (r->overflow)
+        return;
+    if (r->n_pat == PC_MAX_PATTERNS) {
         r->overflow = "too many aws:PrincipalArn patterns to tell the principals apart";
         return;
     }
@@ -1546,20 +1577,20 @@ static void pc_push(struct pc_run *r, const unsigned short *tok, size_t n, int f
         r->overflow = "an aws:PrincipalArn pattern too long to tell the principals apart";
         return;
     }
-    r->pat[r->n_pat] = (struct pc_pattern){tok, n, fold, shape};
-    r->start[r->n_pat++] = *start;
+    r->pat[r->n_pat++] =
+        (struct pc_pattern){.tok = tok, .n = n, .fold = fold, .shape = shape, .start = *start};
 }
 
 /* One condition value compared with aws:PrincipalArn, as a pattern over the part of the ARN after
  * the prefix "arn:PART:iam::ACCOUNT:". */
 static void pc_value(struct pc_run *r, const struct cond *c, const struct pattern *v,
-                     const struct reqctx *x)
+                     const char *partition, const char *account)
 {
     struct pc_set start;
     memset(&start, 0, sizeof start);
     if (c->fam == OPF_ARN) {
         /* components 0-4 against the fixed ones, component 5 over the rest */
-        const char *fixed[5] = {"arn", x->partition, "iam", "", x->account};
+        const char *fixed[5] = {"arn", partition, "iam", "", account};
         size_t at = 0;
         for (int k = 0; k < 5; k++) {
             size_t e = at;
@@ -1572,41 +1603,30 @@ static void pc_value(struct pc_run *r, const struct cond *c, const struct patter
                 return; /* matches no principal of the account */
             at = e + 1;
         }
-        struct pc_pattern p = {v->tok + at, v->n - at, 0, 0};
-        if (p.n > PC_MAX_TOKENS) {
+        if (v->n - at > PC_MAX_TOKENS) {
             r->overflow = "an aws:PrincipalArn pattern too long to tell the principals apart";
             return;
         }
         pc_add(&start, 0);
-        pc_closure(&p, &start);
-        pc_push(r, p.tok, p.n, 0, 0, &start);
+        pc_closure(v->tok + at, v->n - at, &start);
+        pc_push(r, v->tok + at, v->n - at, 0, 0, &start);
         return;
     }
-    struct pc_pattern p = {v->tok, v->n, c->fold, 0};
-    if (p.n > PC_MAX_TOKENS) {
+    if (v->n > PC_MAX_TOKENS) {
         r->overflow = "an aws:PrincipalArn pattern too long to tell the principals apart";
         return;
     }
     pc_add(&start, 0);
-    pc_closure(&p, &start);
-    const char *parts[] = {"arn:", x->partition, ":iam::", x->account, ":"};
+    pc_closure(v->tok, v->n, &start);
+    const char *parts[] = {"arn:", partition, ":iam::", account, ":"};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         for (const char *q = parts[i]; *q; q++) {
             struct pc_set next;
-            pc_step(&p, &start, (unsigned char)*q, &next);
+            pc_step(v->tok, v->n, c->fold, &start, (unsigned char)*q, &next);
             start = next;
         }
     if (!pc_empty(&start))
-        pc_push(r, p.tok, p.n, c->fold, 0, &start);
-}
-
-static uint32_t pc_hash(const struct pc_set *st, size_t n)
-{
-    uint32_t h = 2166136261u;
-    const unsigned char *b = (const unsigned char *)st;
-    for (size_t i = 0; i < n * sizeof *st; i++)
-        h = (h ^ b[i]) * 16777619u;
-    return h;
+        pc_push(r, v->tok, v->n, c->fold, 0, &start);
 }
 
 static const unsigned short shape_root[] = {'r', 'o', 'o', 't'};
@@ -1617,31 +1637,54 @@ static const unsigned short shape_role[] = {'r', 'o', 'l', 'e', '/', TOK_QMARK, 
 static const char pc_name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                     "0123456789+=,.@_-/";
 
-struct pc_class {
-    uint32_t matches; /* bit i: matches pattern i */
-    uint32_t state;
-    struct scp_decision dec;
-    char principal[PC_MAX_NAME];
+/* The DFA state of pattern p after state s on alphabet character a (index ai); -1 on overflow. */
+static int pc_dfa_next(struct pc_pattern *p, int s, unsigned char a, size_t ai)
+{
+    if (p->trans[s][ai] >= 0)
+        return p->trans[s][ai];
+    struct pc_set next;
+    pc_step(p->tok, p->n, p->fold, &p->dfa[s], a, &next);
+    size_t k = 0;
+    while (k < p->n_dfa && memcmp(&p->dfa[k], &next, sizeof next) != 0)
+        k++;
+    if (k == p->n_dfa) {
+        if (k == PC_MAX_DFA)
+            return -1;
+        p->dfa[k] = next;
+        for (size_t j = 0; j < PC_MAX_ALPHA; j++)
+            p->trans[k][j] = -1;
+        p->n_dfa++;
+    }
+    p->trans[s][ai] = (int16_t)k;
+    return (int)k;
+}
+
+static uint32_t pc_hash(const uint8_t *st, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ st[i]) * 16777619u;
+    return h;
+}
+
+struct pc_work {
+    uint8_t states[PC_MAX_STATES][PC_MAX_PATTERNS]; /* product states: a DFA state per pattern */
+    uint16_t parent[PC_MAX_STATES];
+    unsigned char via[PC_MAX_STATES];
+    int16_t slots[PC_HASH_SLOTS];
+    struct pc_set dfa[PC_MAX_PATTERNS][PC_MAX_DFA];
+    int16_t trans[PC_MAX_PATTERNS][PC_MAX_DFA][PC_MAX_ALPHA];
+    uint32_t class_matches[PC_MAX_CLASSES];
+    uint16_t class_state[PC_MAX_CLASSES];
 };
 
-/* Explores the principals; fills classes (one principal each). -1 with r->overflow. */
-static int pc_explore(struct pc_run *r, const struct reqctx *x, struct pc_class *classes,
-                      size_t *n_classes)
+/* Explores the principals of r's patterns into out (one principal per kind). -1 with
+ * r->overflow. */
+static int pc_explore(struct pc_run *r, struct pc_work *w, struct pc_classes *out)
 {
-    size_t np = r->n_pat, cap = 64, count = 0;
-    struct pc_set *states = malloc(cap * np * sizeof *states);
-    uint32_t *parent = malloc(cap * sizeof *parent);
-    unsigned char *via = malloc(cap);
-    int32_t *slots = malloc(PC_HASH_SLOTS * sizeof *slots);
-    int rc = -1;
-    if (!states || !parent || !via || !slots) {
-        r->overflow = "out of memory telling the principals apart";
-        goto out;
-    }
-    for (size_t i = 0; i < PC_HASH_SLOTS; i++)
-        slots[i] = -1;
+    size_t np = r->n_pat;
     /* the alphabet: each literal (both cases of a letter) and one character no pattern names */
-    char alpha[sizeof pc_name_chars];
+    char alpha[PC_MAX_ALPHA];
     size_t na = 0;
     for (const char *c = pc_name_chars; *c; c++) {
         unsigned lc = ascii_lower((unsigned char)*c);
@@ -1653,76 +1696,71 @@ static int pc_explore(struct pc_run *r, const struct reqctx *x, struct pc_class 
             alpha[na++] = *c;
     }
     for (const char *c = pc_name_chars; *c; c++)
-        if (!memchr(alpha, ascii_lower((unsigned char)*c), na) && !memchr(alpha, *c, na)) {
+        if (!memchr(alpha, *c, na) && !memchr(alpha, (int)ascii_lower((unsigned char)*c), na)) {
             alpha[na++] = *c;
             break;
         }
-    memcpy(states, r->start, np * sizeof *states);
-    parent[0] = 0;
-    count = 1;
-    slots[pc_hash(states, np) % PC_HASH_SLOTS] = 0;
-    *n_classes = 0;
+    for (size_t i = 0; i < np; i++) {
+        struct pc_pattern *p = &r->pat[i];
+        p->dfa = w->dfa[i];
+        p->trans = w->trans[i];
+        p->dfa[0] = p->start;
+        p->n_dfa = 1;
+        for (size_t j = 0; j < PC_MAX_ALPHA; j++)
+            p->trans[0][j] = -1;
+    }
+    for (size_t i = 0; i < PC_HASH_SLOTS; i++)
+        w->slots[i] = -1;
+    memset(w->states[0], 0, sizeof w->states[0]);
+    w->parent[0] = 0;
+    size_t count = 1, n_classes = 0;
+    w->slots[pc_hash(w->states[0], np) % PC_HASH_SLOTS] = 0;
     for (size_t q = 0; q < count; q++) {
-        const struct pc_set *cur = &states[q * np];
         int shaped = 0;
         uint32_t m = 0;
-        for (size_t i = 0; i < np; i++) {
-            int acc = pc_has(&cur[i], r->pat[i].n);
-            if (r->pat[i].shape)
+        for (size_t i = 0, bit = 0; i < np; i++) {
+            const struct pc_pattern *p = &r->pat[i];
+            int acc = pc_has(&p->dfa[w->states[q][i]], p->n);
+            if (p->shape)
                 shaped |= acc;
             else if (acc)
-                m |= (uint32_t)1 << i;
+                m |= (uint32_t)1 << bit;
+            bit += !p->shape;
         }
         if (shaped) {
             size_t k = 0;
-            while (k < *n_classes && classes[k].matches != m)
+            while (k < n_classes && w->class_matches[k] != m)
                 k++;
-            if (k == *n_classes) {
+            if (k == n_classes) {
                 if (k == PC_MAX_CLASSES) {
                     r->overflow = "too many kinds of principal to tell apart";
-                    goto out;
+                    return -1;
                 }
-                classes[k].matches = m;
-                classes[k].state = (uint32_t)q;
-                (*n_classes)++;
+                w->class_matches[k] = m;
+                w->class_state[k] = (uint16_t)q;
+                n_classes++;
             }
         }
         for (size_t a = 0; a < na; a++) {
-            if (count == cap) {
-                if (cap == PC_MAX_STATES) {
-                    r->overflow = "the aws:PrincipalArn patterns overlap in too many ways to tell "
-                                  "the principals apart";
-                    goto out;
-                }
-                cap *= 2;
-                struct pc_set *ns = realloc(states, cap * np * sizeof *states);
-                if (ns)
-                    states = ns;
-                uint32_t *npar = realloc(parent, cap * sizeof *parent);
-                if (npar)
-                    parent = npar;
-                unsigned char *nv = realloc(via, cap);
-                if (nv)
-                    via = nv;
-                if (!ns || !npar || !nv) {
-                    r->overflow = "out of memory telling the principals apart";
-                    goto out;
-                }
-                cur = &states[q * np];
-            }
-            struct pc_set *next = &states[count * np];
+            uint8_t next[PC_MAX_PATTERNS];
             int alive = 0;
             for (size_t i = 0; i < np; i++) {
-                pc_step(&r->pat[i], &cur[i], (unsigned char)alpha[a], &next[i]);
-                if (r->pat[i].shape && !pc_empty(&next[i]))
+                int d = pc_dfa_next(&r->pat[i], w->states[q][i], (unsigned char)alpha[a], a);
+                if (d < 0) {
+                    r->overflow = "an aws:PrincipalArn pattern with too many states to tell the "
+                                  "principals apart";
+                    return -1;
+                }
+                next[i] = (uint8_t)d;
+                if (r->pat[i].shape && !pc_empty(&r->pat[i].dfa[d]))
                     alive = 1;
             }
             if (!alive)
                 continue; /* no principal name goes on from here */
             uint32_t h = pc_hash(next, np) % PC_HASH_SLOTS;
             int seen = 0;
-            while (slots[h] >= 0) {
-                if (memcmp(&states[(size_t)slots[h] * np], next, np * sizeof *next) == 0) {
+            while (w->slots[h] >= 0) {
+                if (memcmp(w->states[w->slots[h]], next, np) == 0) {
                     seen = 1;
                     break;
                 }
@@ -1730,22 +1768,28 @@ static int pc_explore(struct pc_run *r, const struct reqctx *x, struct pc_class 
             }
             if (seen)
                 continue;
-            slots[h] = (int32_t)count;
-            parent[count] = (uint32_t)q;
-            via[count] = (unsigned char)alpha[a];
+            if (count == PC_MAX_STATES) {
+                r->overflow = "the aws:PrincipalArn patterns overlap in too many ways to tell the "
+                              "principals apart";
+                return -1;
+            }
+            memcpy(w->states[count], next, np);
+            w->slots[h] = (int16_t)count;
+            w->parent[count] = (uint16_t)q;
+            w->via[count] = (unsigned char)alpha[a];
             count++;
         }
     }
-    /* one principal per class: the prefix, then the characters that lead to its state */
-    for (size_t k = 0; k < *n_classes; k++) {
+    /* one principal per kind: the prefix, then the characters that lead to its state */
+    for (size_t k = 0; k < n_classes; k++) {
         char rest[PC_MAX_NAME];
         size_t len = 0;
-        for (uint32_t q = classes[k].state; q != 0; q = parent[q]) {
+        for (uint16_t q = w->class_state[k]; q != 0; q = w->parent[q]) {
             if (len == sizeof rest - 1) {
                 r->overflow = "a principal name too long to tell the principals apart";
-                goto out;
+                return -1;
             }
-            rest[len++] = (char)via[q];
+            rest[len++] = (char)w->via[q];
         }
         for (size_t i = 0; i < len / 2; i++) {
             char t = rest[i];
@@ -1753,20 +1797,92 @@ static int pc_explore(struct pc_run *r, const struct reqctx *x, struct pc_class 
             rest[len - 1 - i] = t;
         }
         rest[len] = '\0';
-        int w = snprintf(classes[k].principal, sizeof classes[k].principal, "arn:%s:iam::%s:%s",
-                         x->partition, x->account, rest);
-        if (w < 0 || (size_t)w >= sizeof classes[k].principal) {
+        int wr = snprintf(out->principal[k], sizeof out->principal[k], "arn:%s:iam::%s:%s",
+                          out->partition, out->account, rest);
+        if (wr < 0 || (size_t)wr >= sizeof out->principal[k]) {
             r->overflow = "a principal name too long to tell the principals apart";
-            goto out;
+            return -1;
         }
     }
-    rc = 0;
-out:
-    free(states);
-    free(parent);
-    free(via);
-    free(slots);
-    return rc;
+    out->n = n_classes;
+    if (n_classes == 0) {
+        r->overflow = "no principal of the account found";
+        return -1;
+    }
+    return 0;
+}
+
+/* The kinds of principal of the path for x's partition and account: the thread's cache when it
+ * holds them, else explored. NULL on ENOMEM. */
+static const struct pc_classes *pc_classes_for(const struct scp_level *levels, size_t n_levels,
+                                               const struct reqctx *x)
+{
+    static _Thread_local struct pc_classes cache;
+    unsigned long long serials[PC_MAX_DOCS];
+    size_t n_serials = 0;
+    int cacheable =
+        strlen(x->partition) < sizeof cache.partition && strlen(x->account) < sizeof cache.account;
+    for (size_t i = 0; i < n_levels; i++)
+        for (size_t j = 0; levels[i].docs && j < levels[i].n_docs; j++) {
+            if (n_serials == PC_MAX_DOCS) {
+                cacheable = 0;
+                break;
+            }
+            /* 0 for a missing document (the levels do not matter: the patterns are the docs') */
+            serials[n_serials++] = levels[i].docs[j] ? levels[i].docs[j]->serial : 0;
+        }
+    if (cacheable && cache.valid && cache.n_serials == n_serials &&
+        memcmp(cache.serials, serials, n_serials * sizeof serials[0]) == 0 &&
+        strcmp(cache.partition, x->partition) == 0 && strcmp(cache.account, x->account) == 0)
+        return &cache;
+    cache.valid = 0;
+    if (!cacheable)
+        return NULL; /* (rare) too many documents: explored each time by the caller's fallback */
+
+    struct pc_run r;
+    memset(&r, 0, sizeof r);
+    struct pc_set start;
+    memset(&start, 0, sizeof start);
+    pc_add(&start, 0);
+    pc_push(&r, shape_root, sizeof shape_root / sizeof shape_root[0], 0, 1, &start);
+    pc_push(&r, shape_user, sizeof shape_user / sizeof shape_user[0], 0, 1, &start);
+    pc_push(&r, shape_role, sizeof shape_role / sizeof shape_role[0], 0, 1, &start);
+    snprintf(cache.partition, sizeof cache.partition, "%s", x->partition);
+    snprintf(cache.account, sizeof cache.account, "%s", x->account);
+    cache.any = 0;
+    for (size_t i = 0; i < n_levels; i++) {
+        const struct scp_level *lv = &levels[i];
+        for (size_t j = 0; lv->docs && j < lv->n_docs; j++) {
+            const struct scp_doc *d = lv->docs[j];
+            for (size_t k = 0; doc_usable(d) && k < d->n_stmts; k++) {
+                const struct stmt *st = &d->stmts[k];
+                for (size_t c = 0; c < st->n_conds; c++) {
+                    const struct cond *cd = &st->conds[c];
+                    if (cd->key != KEY_PRINCIPAL_ARN)
+                        continue;
+                    cache.any = 1;
+                    if (cd->fam != OPF_STRING && cd->fam != OPF_ARN)
+                        continue;
+                    for (size_t v = 0; v < cd->n_values; v++)
+                        if (cd->values[v].var == VAR_NONE)
+                            pc_value(&r, cd, &cd->values[v].p, x->partition, x->account);
+                }
+            }
+        }
+    }
+    cache.n = 0;
+    if (cache.any && !r.overflow) {
+        struct pc_work *w = malloc(sizeof *w);
+        if (!w)
+            return NULL;
+        pc_explore(&r, w, &cache);
+        free(w);
+    }
+    cache.overflow = r.overflow;
+    memcpy(cache.serials, serials, n_serials * sizeof serials[0]);
+    cache.n_serials = n_serials;
+    cache.valid = 1;
+    return &cache;
 }
 
 static void add_statement_once(struct scp_decision *out, const char *text)
@@ -1780,106 +1896,80 @@ static void add_statement_once(struct scp_decision *out, const char *text)
 static void principal_classes(const struct scp_level *levels, size_t n_levels,
                               const struct reqctx *x, struct scp_decision *out)
 {
-    struct pc_run r;
-    memset(&r, 0, sizeof r);
-    struct pc_set start;
-    memset(&start, 0, sizeof start);
-    pc_add(&start, 0);
-    pc_push(&r, shape_root, sizeof shape_root / sizeof shape_root[0], 0, 1, &start);
-    pc_push(&r, shape_user, sizeof shape_user / sizeof shape_user[0], 0, 1, &start);
-    pc_push(&r, shape_role, sizeof shape_role / sizeof shape_role[0], 0, 1, &start);
-    int any_principal_arn = 0;
-    for (size_t i = 0; i < n_levels && !r.overflow; i++) {
-        const struct scp_level *lv = &levels[i];
-        for (size_t j = 0; lv->docs && j < lv->n_docs && !r.overflow; j++) {
-            const struct scp_doc *d = lv->docs[j];
-            for (size_t k = 0; doc_usable(d) && k < d->n_stmts && !r.overflow; k++) {
-                const struct stmt *st = &d->stmts[k];
-                if (!action_applies(st, x->action) || stmt_coverage(st, x) == COV_NONE)
-                    continue;
-                for (size_t c = 0; c < st->n_conds && !r.overflow; c++) {
-                    const struct cond *cd = &st->conds[c];
-                    if (cd->key != KEY_PRINCIPAL_ARN)
-                        continue;
-                    any_principal_arn = 1;
-                    if (cd->fam != OPF_STRING && cd->fam != OPF_ARN)
-                        continue;
-                    for (size_t v = 0; v < cd->n_values && !r.overflow; v++)
-                        if (cd->values[v].var == VAR_NONE)
-                            pc_value(&r, cd, &cd->values[v].p, x);
-                }
-            }
-        }
-    }
-    if (!any_principal_arn)
+    const struct pc_classes *pc = pc_classes_for(levels, n_levels, x);
+    const char *overflow = pc ? pc->overflow
+                              : "too many documents or no memory to tell the "
+                                "principals apart";
+    if (pc && !pc->any)
         return; /* other principal keys: nothing to tell apart here */
-    struct pc_class *classes = NULL;
-    size_t n_classes = 0;
-    if (!r.overflow) {
-        classes = calloc(PC_MAX_CLASSES, sizeof *classes);
-        if (!classes)
-            r.overflow = "out of memory telling the principals apart";
-    }
-    if (!r.overflow && pc_explore(&r, x, classes, &n_classes) == 0 && n_classes == 0)
-        r.overflow = "no principal of the account found";
-    if (r.overflow) {
+    if (overflow) {
         if (out->verdict == SCP_PRINCIPAL_DEPENDENT) {
             size_t len = strlen(out->reason);
             snprintf(out->reason + len, sizeof out->reason - len,
-                     " (not decided per principal: %s)", r.overflow);
+                     " (not decided per principal: %s)", overflow);
         }
-        free(classes);
         return;
     }
     size_t n_denied = 0, n_allowed = 0, first_unevaluable = SIZE_MAX, first_allowed = SIZE_MAX,
            first_denied = SIZE_MAX;
-    for (size_t k = 0; k < n_classes; k++) {
+    struct scp_decision dec, unevaluable;
+    struct scp_decision denied_all;
+    memset(&denied_all, 0, sizeof denied_all);
+    memset(&unevaluable, 0, sizeof unevaluable);
+    struct scp_decision first;
+    memset(&first, 0, sizeof first);
+    for (size_t k = 0; k < pc->n; k++) {
         struct reqctx xk = *x;
-        xk.principal = classes[k].principal;
-        evaluate_path(levels, n_levels, &xk, &classes[k].dec);
-        enum scp_verdict v = classes[k].dec.verdict;
-        if (v == SCP_DENIED) {
+        xk.principal = pc->principal[k];
+        evaluate_path(levels, n_levels, &xk, &dec);
+        if (k == 0)
+            first = dec;
+        if (dec.verdict == SCP_DENIED) {
             n_denied++;
             if (first_denied == SIZE_MAX)
                 first_denied = k;
-        } else if (v == SCP_ALLOWED) {
+            for (size_t i = 0; i < dec.n_statements; i++)
+                add_statement_once(&denied_all, dec.statements[i]);
+        } else if (dec.verdict == SCP_ALLOWED) {
             n_allowed++;
             if (first_allowed == SIZE_MAX)
                 first_allowed = k;
-        } else if (v == SCP_UNEVALUABLE && first_unevaluable == SIZE_MAX) {
+        } else if (dec.verdict == SCP_UNEVALUABLE && first_unevaluable == SIZE_MAX) {
             first_unevaluable = k;
+            unevaluable = dec;
         }
     }
     int restricts = out->restricts_mode;
-    if (n_denied == n_classes) {
-        memset(out, 0, sizeof *out);
+    if (n_denied == pc->n) {
+        *out = denied_all;
         out->verdict = SCP_DENIED;
-        for (size_t k = 0; k < n_classes; k++)
-            for (size_t i = 0; i < classes[k].dec.n_statements; i++)
-                add_statement_once(out, classes[k].dec.statements[i]);
         snprintf(out->reason, sizeof out->reason,
                  "denied to every principal: each of the %zu kinds of principal the "
                  "aws:PrincipalArn conditions tell apart is denied by a statement listed",
-                 n_classes);
+                 pc->n);
     } else if (first_unevaluable != SIZE_MAX) {
-        *out = classes[first_unevaluable].dec;
-    } else if (n_allowed == n_classes) {
-        *out = classes[0].dec;
+        *out = unevaluable;
+    } else if (n_allowed == pc->n) {
+        *out = first;
     } else {
         if (out->verdict != SCP_PRINCIPAL_DEPENDENT) {
-            size_t k = first_denied != SIZE_MAX ? first_denied : 0;
-            *out = classes[k].dec;
+            /* unevaluable with no principal named, yet no kind of principal is: the statements
+             * that deny some */
+            memset(out, 0, sizeof *out);
             out->verdict = SCP_PRINCIPAL_DEPENDENT;
+            for (size_t i = 0; i < denied_all.n_statements; i++)
+                add_statement(out, "", denied_all.statements[i]);
+            snprintf(out->reason, sizeof out->reason,
+                     "allowed to some principals, denied to others by the statements listed");
         }
         _Static_assert(sizeof out->allowed_principal == PC_MAX_NAME, "principal buffer");
         _Static_assert(sizeof out->denied_principal == PC_MAX_NAME, "principal buffer");
         if (first_allowed != SIZE_MAX)
-            memcpy(out->allowed_principal, classes[first_allowed].principal, PC_MAX_NAME);
+            memcpy(out->allowed_principal, pc->principal[first_allowed], PC_MAX_NAME);
         if (first_denied != SIZE_MAX)
-            memcpy(out->denied_principal, classes[first_denied].principal, PC_MAX_NAME);
+            memcpy(out->denied_principal, pc->principal[first_denied], PC_MAX_NAME);
     }
     out->restricts_mode = restricts;
-    free(classes);
 }
 
 int scp_doc_may_deny(const struct scp_doc *d, const char *action)
