@@ -50,15 +50,20 @@ check-deps:
 	if [ -n "$$missing" ]; then echo "missing development packages:$$missing"; \
 	  echo "run 'make deps' (installs: $(DEB_PKGS))"; exit 1; fi
 
+# Node.js and npm (for the SCP differential test's oracle only) come from Debian when the machine
+# has none; a machine with another Node.js (NodeSource's includes npm) keeps it.
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	export DEBIAN_FRONTEND=noninteractive; \
-	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PKGS)
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PKGS) && \
+	{ command -v node >/dev/null && command -v npm >/dev/null || \
+	  $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }
 
 # Installs the packages only when something is missing (used by test and demo).
 ensure-deps:
 	@ok=1; for p in $(PKGS) cmocka; do pkg-config --exists $$p 2>/dev/null || ok=0; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ok=0; \
+	command -v node >/dev/null && command -v npm >/dev/null || ok=0; \
 	if [ $$ok = 0 ]; then $(MAKE) --no-print-directory deps; fi
 
 # Embedded migrations: migrations/NNNN_name.sql become byte arrays in $(BUILD)/gen/migrations.c
@@ -104,6 +109,32 @@ fakeaws: $(BUILD)/fakeaws
 $(BUILD)/fakeaws: $(FAKEAWS_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(FAKEAWS_OBJS) $(LIB) $(LDLIBS)
 
+# The SCP differential test (tests/oracle/scp_diff.js): egressscan's evaluator, driven in-process by
+# $(BUILD)/tests/scp_eval_driver, against the npm @cloud-copilot/iam-simulate (AGPL, test-only,
+# pinned by tests/oracle/package-lock.json, installed into tests/oracle/node_modules by
+# `make oracle-deps`). `make test` runs SCP_DIFF_CASES verdicts with the fixed seed;
+# `make scp-diff SCP_DIFF_CASES=100000 SCP_DIFF_SEED=7` explores.
+SCP_DIFF_CASES ?= 5000
+SCP_DIFF_SEED ?= 1
+ORACLE_DIR := tests/oracle
+ORACLE_STAMP := $(ORACLE_DIR)/node_modules/.package-lock.json
+.PHONY: scp-diff oracle-deps
+
+$(BUILD)/tests/scp_eval_driver: $(BUILD)/obj/tests/oracle/scp_eval_driver.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+oracle-deps: $(ORACLE_STAMP)
+
+$(ORACLE_STAMP): $(ORACLE_DIR)/package.json $(ORACLE_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: run 'make deps'"; exit 1; }
+	cd $(ORACLE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+scp-diff: check-deps $(BUILD)/tests/scp_eval_driver $(ORACLE_STAMP)
+	node $(ORACLE_DIR)/scp_diff.js --driver $(BUILD)/tests/scp_eval_driver \
+	  --cases $(SCP_DIFF_CASES) --seed $(SCP_DIFF_SEED) --out $(BUILD)/scp-diff-disagreements.jsonl
+
 # Each test binary runs from the repository root (tests find tests/data/ relative to it).
 unit: check-deps $(BIN) $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
@@ -117,6 +148,7 @@ itest: check-deps $(BIN) $(BUILD)/fakeaws $(ITEST_BINS)
 test: ensure-deps
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory unit itest
+	@$(MAKE) --no-print-directory scp-diff SCP_DIFF_CASES=5000 SCP_DIFF_SEED=1
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory valgrind
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS) FUZZ_SEED=$(CI_FUZZ_SEED) \

@@ -11,11 +11,14 @@
  * - Action: "service:Action" globs with * and ?, case-insensitive. Resource: globs with * and ?,
  *   case-sensitive, matched against the whole ARN ("a * at the end of a segment can expand beyond
  *   the colon": a whole-string glob does exactly that). An absent Resource means "*".
- * - The request's resource is "arn:PART:eks:REGION:ACCOUNT:cluster/NAME" for any valid cluster
- *   name (1-100 of [A-Za-z0-9_-], starting alphanumeric). A pattern covers every name, some names
- *   or none; a Deny counts only when it covers every name, an Allow when it covers some.
- *   Actions without a resource type (eks:ListClusters) act on "*": a pattern covers it whole
- *   when it matches the string "*", else not at all.
+ * - The request's resource is what the Service Authorization Reference lists for the action
+ *   (the table by action_resource below). Actions without a resource type (eks:CreateCluster,
+ *   eks:ListClusters) act on "*": a pattern covers it whole when it matches the string "*", else
+ *   not at all, so "arn:aws:eks:*:*:cluster/NAME" does not apply to them. A cluster action
+ *   (eks:UpdateClusterConfig) acts on "arn:PART:eks:REGION:ACCOUNT:cluster/NAME" for any valid
+ *   cluster name (1-100 of [A-Za-z0-9_-], starting alphanumeric): a pattern covers every name,
+ *   some names or none; a Deny counts only when it covers every name, an Allow when it covers
+ *   some. An action the table does not know cannot be evaluated.
  * - Conditions: operators ANDed, keys ANDed, values ORed (NOR for negated operators); on an absent
  *   key a positive operator is false, a negated one true, ...IfExists true, ForAnyValue: false,
  *   ForAllValues: true; Null "true" tests absence.
@@ -42,6 +45,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +168,7 @@ struct arena_chunk {
 };
 
 struct scp_doc {
+    unsigned long long serial; /* unique per parse: names the document in caches */
     char *id;
     char *error; /* NULL when the document is well-formed */
     struct stmt *stmts;
@@ -830,6 +835,8 @@ struct scp_doc *scp_doc_parse(const char *policy_id, const char *content, size_t
     struct scp_doc *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
+    static _Atomic unsigned long long next_serial = 1;
+    d->serial = atomic_fetch_add(&next_serial, 1);
     struct parse ps = {.d = d};
     if (!(d->id = arena_strdup(d, policy_id ? policy_id : "(unnamed)")))
         goto nomem;
@@ -1276,16 +1283,36 @@ static void list_statements(const struct scp_level *levels, size_t n_levels, con
     }
 }
 
-/* Actions the scanner evaluates that have no resource type (Service Authorization Reference):
- * IAM matches their requests against Resource "*". Every other action is taken to act on a
- * cluster (eks:CreateCluster keeps its cluster ARN here; see scp.h). */
-static int action_without_resource(const char *action)
+/* The resource a request of each action the scanner evaluates acts on, as IAM builds it: the
+ * resource types the Service Authorization Reference lists for the action ("Actions, resources,
+ * and condition keys for Amazon Elastic Kubernetes Service" and "... for Amazon EC2",
+ * https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelastickubernetesservice.html
+ * and .../list_amazonec2.html; the same table is in the iam-data package the differential test's
+ * oracle uses). "If there is no value for this column, you must specify all resources ("*")":
+ * such a request is on "*", and a statement whose Resource names cluster ARNs does not apply to
+ * it. eks:CreateCluster has no resource type (the cluster does not exist yet). */
+enum request_resource { RR_STAR, RR_CLUSTER };
+
+static const struct {
+    const char *action;
+    enum request_resource resource;
+} action_resources[] = {
+    {"eks:CreateCluster", RR_STAR},          /* resource types: none */
+    {"eks:UpdateClusterConfig", RR_CLUSTER}, /* cluster* (required) */
+    {"eks:DescribeCluster", RR_CLUSTER},     /* cluster* (required) */
+    {"eks:ListClusters", RR_STAR},           /* resource types: none */
+    {"ec2:DescribeRegions", RR_STAR},        /* resource types: none */
+};
+
+/* 0 with *res, or -1 for an action the table does not know (its request cannot be built). */
+static int action_resource(const char *action, enum request_resource *res)
 {
-    static const char *const actions[] = {"eks:ListClusters", "ec2:DescribeRegions"};
-    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
-        if (strcasecmp(action, actions[i]) == 0)
-            return 1;
-    return 0;
+    for (size_t i = 0; i < sizeof action_resources / sizeof action_resources[0]; i++)
+        if (strcasecmp(action, action_resources[i].action) == 0) {
+            *res = action_resources[i].resource;
+            return 0;
+        }
+    return -1;
 }
 
 static void refuse(struct scp_decision *out, const char *why)
@@ -1293,6 +1320,11 @@ static void refuse(struct scp_decision *out, const char *why)
     out->verdict = SCP_UNEVALUABLE;
     snprintf(out->reason, sizeof out->reason, "%s", why);
 }
+
+static void evaluate_path(const struct scp_level *levels, size_t n_levels, const struct reqctx *x,
+                          struct scp_decision *out);
+static void principal_classes(const struct scp_level *levels, size_t n_levels,
+                              const struct reqctx *x, struct scp_decision *out);
 
 void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct scp_request *req,
                   const char *partition, struct scp_decision *out)
@@ -1312,6 +1344,14 @@ void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct 
         refuse(out, "no SCP levels on the path");
         return;
     }
+    enum request_resource rr;
+    if (action_resource(req->action, &rr) != 0) {
+        snprintf(out->reason, sizeof out->reason,
+                 "action %.80s is not in the evaluator's action -> resource type table",
+                 req->action);
+        out->verdict = SCP_UNEVALUABLE;
+        return;
+    }
     struct reqctx x = {
         .action = req->action,
         .partition = partition ? partition : "aws",
@@ -1319,8 +1359,22 @@ void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct 
         .account = req->account_id,
         .mode = req->mode == EGRESS_OMITTED ? NULL : egress_mode_name(req->mode),
         .principal = req->principal_arn,
-        .star_resource = action_without_resource(req->action),
+        .star_resource = rr == RR_STAR,
     };
+    evaluate_path(levels, n_levels, &x, out);
+    /* Any principal: what depends on aws:PrincipalArn is decided per kind of principal. */
+    if (!x.principal &&
+        (out->verdict == SCP_PRINCIPAL_DEPENDENT || out->verdict == SCP_UNEVALUABLE))
+        principal_classes(levels, n_levels, &x, out);
+}
+
+/* The decision for one request context (x->principal NULL: any principal, every condition on
+ * it "principal"). */
+static void evaluate_path(const struct scp_level *levels, size_t n_levels, const struct reqctx *xp,
+                          struct scp_decision *out)
+{
+    const struct reqctx x = *xp;
+    memset(out, 0, sizeof *out);
 
     /* Explicit Denies, anywhere on the path. A malformed document could hold one. */
     int deny_true = 0, deny_unknown = 0, deny_principal = 0;
@@ -1401,6 +1455,525 @@ void scp_evaluate(const struct scp_level *levels, size_t n_levels, const struct 
     if (limited)
         snprintf(out->reason, sizeof out->reason,
                  "%s would deny it but its Resource covers only some cluster names", limited->ref);
+}
+
+/* ---- principal classes ----
+ *
+ * With no principal named, a condition on aws:PrincipalArn is true for some principals and false
+ * for others. Which ones matters: two Denies exempting different roles deny every principal (no
+ * role is both), the same exemption twice denies all but that role. The principals that can make
+ * the request are those of the account ("arn:PART:iam::ACCOUNT:" followed by "root", "user/..."
+ * or "role/...": SCPs govern the account's own principals, and a role session's aws:PrincipalArn
+ * is the role's ARN). Every condition on aws:PrincipalArn compares it with patterns (String* on
+ * the whole ARN, Arn* component by component), so a principal's outcome depends only on which of
+ * the path's patterns it matches. Each pattern becomes a small automaton (a DFA built on demand
+ * from its wildcard NFA); they are run together over the principal names, one character of each
+ * class the patterns tell apart (each literal, both cases of a letter, and one character none
+ * names) standing for all of them. The product states reached are every combination of matches a
+ * principal can have (exactly, not a sample), and one principal of each is evaluated. Every such
+ * principal denied: denied; some allowed and some denied: principal-dependent, with an example of
+ * each. Too many patterns, states or combinations to explore: the verdict stays
+ * principal-dependent with that reason, never guessed as denied.
+ *
+ * The kinds of principal depend only on the documents on the path, the partition and the account
+ * (the patterns are taken from every statement, whatever its action, resource or other
+ * conditions: a finer partition is as exact), so the last ones found are kept per thread and
+ * reused for the path's other regions, modes and actions. */
+
+#define PC_MAX_PATTERNS 27 /* 24 from the SCPs and the three principal shapes */
+#define PC_MAX_TOKENS 191  /* positions 0..n fit in PC_WORDS words */
+#define PC_WORDS 3
+#define PC_MAX_DFA 128 /* DFA states per pattern */
+#define PC_MAX_STATES 4096
+#define PC_HASH_SLOTS 8192
+#define PC_MAX_CLASSES 32
+#define PC_MAX_NAME 160
+#define PC_MAX_ALPHA 72
+#define PC_MAX_DOCS 64
+
+struct pc_set {
+    uint64_t w[PC_WORDS];
+};
+
+struct pc_pattern {
+    const unsigned short *tok;
+    size_t n;
+    int fold;
+    int shape; /* one of the shapes of a principal ARN (not a class of its own) */
+    struct pc_set start;
+    /* the DFA: its states (NFA position sets) and transitions (-1: not computed yet) */
+    struct pc_set *dfa;
+    size_t n_dfa;
+    int16_t (*trans)[PC_MAX_ALPHA];
+};
+
+static int pc_has(const struct pc_set *s, size_t i)
+{
+    return (int)((s->w[i / 64] >> (i % 64)) & 1);
+}
+
+static void pc_add(struct pc_set *s, size_t i)
+{
+    s->w[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+static void pc_closure(const unsigned short *tok, size_t n, struct pc_set *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (pc_has(s, i) && tok[i] == TOK_STAR)
+            pc_add(s, i + 1);
+}
+
+static void pc_step(const unsigned short *tok, size_t n, int fold, const struct pc_set *in,
+                    unsigned c, struct pc_set *out)
+{
+    memset(out, 0, sizeof *out);
+    if (fold)
+        c = ascii_lower(c);
+    for (size_t i = 0; i < n; i++) {
+        if (!pc_has(in, i))
+            continue;
+        if (tok[i] == TOK_STAR)
+            pc_add(out, i);
+        else if (tok[i] == TOK_QMARK || tok[i] == c)
+            pc_add(out, i + 1);
+    }
+    pc_closure(tok, n, out);
+}
+
+static int pc_empty(const struct pc_set *s)
+{
+    for (int k = 0; k < PC_WORDS; k++)
+        if (s->w[k])
+            return 0;
+    return 1;
+}
+
+/* What the last exploration found, for one path, partition and account. */
+struct pc_classes {
+    unsigned long long serials[PC_MAX_DOCS];
+    size_t n_serials;
+    char partition[32], account[32];
+    int valid;
+    int any;              /* some statement on the path conditions on aws:PrincipalArn */
+    const char *overflow; /* why the principals were not told apart (a static string) */
+    size_t n;
+    char principal[PC_MAX_CLASSES][PC_MAX_NAME];
+};
+
+struct pc_run {
+    struct pc_pattern pat[PC_MAX_PATTERNS];
+    size_t n_pat;
+    const char *overflow;
+};
+
+/* Adds a pattern whose run starts at start. */
+static void pc_push(struct pc_run *r, const unsigned short *tok, size_t n, int fold, int shape,
+                    const struct pc_set *start)
+{
+    if (r->overflow)
+        return;
+    if (r->n_pat == PC_MAX_PATTERNS) {
+        r->overflow = "too many aws:PrincipalArn patterns to tell the principals apart";
+        return;
+    }
+    if (n > PC_MAX_TOKENS) {
+        r->overflow = "an aws:PrincipalArn pattern too long to tell the principals apart";
+        return;
+    }
+    r->pat[r->n_pat++] =
+        (struct pc_pattern){.tok = tok, .n = n, .fold = fold, .shape = shape, .start = *start};
+}
+
+/* One condition value compared with aws:PrincipalArn, as a pattern over the part of the ARN after
+ * the prefix "arn:PART:iam::ACCOUNT:". */
+static void pc_value(struct pc_run *r, const struct cond *c, const struct pattern *v,
+                     const char *partition, const char *account)
+{
+    struct pc_set start;
+    memset(&start, 0, sizeof start);
+    if (c->fam == OPF_ARN) {
+        /* components 0-4 against the fixed ones, component 5 over the rest */
+        const char *fixed[5] = {"arn", partition, "iam", "", account};
+        size_t at = 0;
+        for (int k = 0; k < 5; k++) {
+            size_t e = at;
+            while (e < v->n && v->tok[e] != ':')
+                e++;
+            if (e == v->n)
+                return; /* not an ARN pattern: unknown for every principal, no class */
+            struct pattern part = {v->tok + at, e - at};
+            if (!glob_match(&part, fixed[k], 0))
+                return; /* matches no principal of the account */
+            at = e + 1;
+        }
+        if (v->n - at > PC_MAX_TOKENS) {
+            r->overflow = "an aws:PrincipalArn pattern too long to tell the principals apart";
+            return;
+        }
+        pc_add(&start, 0);
+        pc_closure(v->tok + at, v->n - at, &start);
+        pc_push(r, v->tok + at, v->n - at, 0, 0, &start);
+        return;
+    }
+    if (v->n > PC_MAX_TOKENS) {
+        r->overflow = "an aws:PrincipalArn pattern too long to tell the principals apart";
+        return;
+    }
+    pc_add(&start, 0);
+    pc_closure(v->tok, v->n, &start);
+    const char *parts[] = {"arn:", partition, ":iam::", account, ":"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        for (const char *q = parts[i]; *q; q++) {
+            struct pc_set next;
+            pc_step(v->tok, v->n, c->fold, &start, (unsigned char)*q, &next);
+            start = next;
+        }
+    if (!pc_empty(&start))
+        pc_push(r, v->tok, v->n, c->fold, 0, &start);
+}
+
+static const unsigned short shape_root[] = {'r', 'o', 'o', 't'};
+static const unsigned short shape_user[] = {'u', 's', 'e', 'r', '/', TOK_QMARK, TOK_STAR};
+static const unsigned short shape_role[] = {'r', 'o', 'l', 'e', '/', TOK_QMARK, TOK_STAR};
+
+/* Characters of IAM user and role names and paths. */
+static const char pc_name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                    "0123456789+=,.@_-/";
+
+/* The DFA state of pattern p after state s on alphabet character a (index ai); -1 on overflow. */
+static int pc_dfa_next(struct pc_pattern *p, int s, unsigned char a, size_t ai)
+{
+    if (p->trans[s][ai] >= 0)
+        return p->trans[s][ai];
+    struct pc_set next;
+    pc_step(p->tok, p->n, p->fold, &p->dfa[s], a, &next);
+    size_t k = 0;
+    while (k < p->n_dfa && memcmp(&p->dfa[k], &next, sizeof next) != 0)
+        k++;
+    if (k == p->n_dfa) {
+        if (k == PC_MAX_DFA)
+            return -1;
+        p->dfa[k] = next;
+        for (size_t j = 0; j < PC_MAX_ALPHA; j++)
+            p->trans[k][j] = -1;
+        p->n_dfa++;
+    }
+    p->trans[s][ai] = (int16_t)k;
+    return (int)k;
+}
+
+static uint32_t pc_hash(const uint8_t *st, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ st[i]) * 16777619u;
+    return h;
+}
+
+struct pc_work {
+    uint8_t states[PC_MAX_STATES][PC_MAX_PATTERNS]; /* product states: a DFA state per pattern */
+    uint16_t parent[PC_MAX_STATES];
+    unsigned char via[PC_MAX_STATES];
+    int16_t slots[PC_HASH_SLOTS];
+    struct pc_set dfa[PC_MAX_PATTERNS][PC_MAX_DFA];
+    int16_t trans[PC_MAX_PATTERNS][PC_MAX_DFA][PC_MAX_ALPHA];
+    uint32_t class_matches[PC_MAX_CLASSES];
+    uint16_t class_state[PC_MAX_CLASSES];
+};
+
+/* Explores the principals of r's patterns into out (one principal per kind). -1 with
+ * r->overflow. */
+static int pc_explore(struct pc_run *r, struct pc_work *w, struct pc_classes *out)
+{
+    size_t np = r->n_pat;
+    /* the alphabet: each literal (both cases of a letter) and one character no pattern names */
+    char alpha[PC_MAX_ALPHA];
+    size_t na = 0;
+    for (const char *c = pc_name_chars; *c; c++) {
+        unsigned lc = ascii_lower((unsigned char)*c);
+        int named = 0;
+        for (size_t i = 0; i < np && !named; i++)
+            for (size_t k = 0; k < r->pat[i].n && !named; k++)
+                named = r->pat[i].tok[k] < 256 && ascii_lower(r->pat[i].tok[k]) == lc;
+        if (named)
+            alpha[na++] = *c;
+    }
+    for (const char *c = pc_name_chars; *c; c++)
+        if (!memchr(alpha, *c, na) && !memchr(alpha, (int)ascii_lower((unsigned char)*c), na)) {
+            alpha[na++] = *c;
+            break;
+        }
+    for (size_t i = 0; i < np; i++) {
+        struct pc_pattern *p = &r->pat[i];
+        p->dfa = w->dfa[i];
+        p->trans = w->trans[i];
+        p->dfa[0] = p->start;
+        p->n_dfa = 1;
+        for (size_t j = 0; j < PC_MAX_ALPHA; j++)
+            p->trans[0][j] = -1;
+    }
+    for (size_t i = 0; i < PC_HASH_SLOTS; i++)
+        w->slots[i] = -1;
+    memset(w->states[0], 0, sizeof w->states[0]);
+    w->parent[0] = 0;
+    size_t count = 1, n_classes = 0;
+    w->slots[pc_hash(w->states[0], np) % PC_HASH_SLOTS] = 0;
+    for (size_t q = 0; q < count; q++) {
+        int shaped = 0;
+        uint32_t m = 0;
+        for (size_t i = 0, bit = 0; i < np; i++) {
+            const struct pc_pattern *p = &r->pat[i];
+            int acc = pc_has(&p->dfa[w->states[q][i]], p->n);
+            if (p->shape)
+                shaped |= acc;
+            else if (acc)
+                m |= (uint32_t)1 << bit;
+            bit += !p->shape;
+        }
+        if (shaped) {
+            size_t k = 0;
+            while (k < n_classes && w->class_matches[k] != m)
+                k++;
+            if (k == n_classes) {
+                if (k == PC_MAX_CLASSES) {
+                    r->overflow = "too many kinds of principal to tell apart";
+                    return -1;
+                }
+                w->class_matches[k] = m;
+                w->class_state[k] = (uint16_t)q;
+                n_classes++;
+            }
+        }
+        for (size_t a = 0; a < na; a++) {
+            uint8_t next[PC_MAX_PATTERNS];
+            int alive = 0;
+            for (size_t i = 0; i < np; i++) {
+                int d = pc_dfa_next(&r->pat[i], w->states[q][i], (unsigned char)alpha[a], a);
+                if (d < 0) {
+                    r->overflow = "an aws:PrincipalArn pattern with too many states to tell the "
+                                  "principals apart";
+                    return -1;
+                }
+                next[i] = (uint8_t)d;
+                if (r->pat[i].shape && !pc_empty(&r->pat[i].dfa[d]))
+                    alive = 1;
+            }
+            if (!alive)
+                continue; /* no principal name goes on from here */
+            uint32_t h = pc_hash(next, np) % PC_HASH_SLOTS;
+            int seen = 0;
+            while (w->slots[h] >= 0) {
+                if (memcmp(w->states[w->slots[h]], next, np) == 0) {
+                    seen = 1;
+                    break;
+                }
+                h = (h + 1) % PC_HASH_SLOTS;
+            }
+            if (seen)
+                continue;
+            if (count == PC_MAX_STATES) {
+                r->overflow = "the aws:PrincipalArn patterns overlap in too many ways to tell the "
+                              "principals apart";
+                return -1;
+            }
+            memcpy(w->states[count], next, np);
+            w->slots[h] = (int16_t)count;
+            w->parent[count] = (uint16_t)q;
+            w->via[count] = (unsigned char)alpha[a];
+            count++;
+        }
+    }
+    /* one principal per kind: the prefix, then the characters that lead to its state */
+    for (size_t k = 0; k < n_classes; k++) {
+        char rest[PC_MAX_NAME];
+        size_t len = 0;
+        for (uint16_t q = w->class_state[k]; q != 0; q = w->parent[q]) {
+            if (len == sizeof rest - 1) {
+                r->overflow = "a principal name too long to tell the principals apart";
+                return -1;
+            }
+            rest[len++] = (char)w->via[q];
+        }
+        for (size_t i = 0; i < len / 2; i++) {
+            char t = rest[i];
+            rest[i] = rest[len - 1 - i];
+            rest[len - 1 - i] = t;
+        }
+        rest[len] = '\0';
+        int wr = snprintf(out->principal[k], sizeof out->principal[k], "arn:%s:iam::%s:%s",
+                          out->partition, out->account, rest);
+        if (wr < 0 || (size_t)wr >= sizeof out->principal[k]) {
+            r->overflow = "a principal name too long to tell the principals apart";
+            return -1;
+        }
+    }
+    out->n = n_classes;
+    if (n_classes == 0) {
+        r->overflow = "no principal of the account found";
+        return -1;
+    }
+    return 0;
+}
+
+/* The kinds of principal of the path for x's partition and account: the thread's cache when it
+ * holds them, else explored. NULL on ENOMEM. */
+static const struct pc_classes *pc_classes_for(const struct scp_level *levels, size_t n_levels,
+                                               const struct reqctx *x)
+{
+    static _Thread_local struct pc_classes cache;
+    unsigned long long serials[PC_MAX_DOCS];
+    size_t n_serials = 0;
+    int cacheable =
+        strlen(x->partition) < sizeof cache.partition && strlen(x->account) < sizeof cache.account;
+    for (size_t i = 0; i < n_levels; i++)
+        for (size_t j = 0; levels[i].docs && j < levels[i].n_docs; j++) {
+            if (n_serials == PC_MAX_DOCS) {
+                cacheable = 0;
+                break;
+            }
+            /* 0 for a missing document (the levels do not matter: the patterns are the docs') */
+            serials[n_serials++] = levels[i].docs[j] ? levels[i].docs[j]->serial : 0;
+        }
+    if (cacheable && cache.valid && cache.n_serials == n_serials &&
+        memcmp(cache.serials, serials, n_serials * sizeof serials[0]) == 0 &&
+        strcmp(cache.partition, x->partition) == 0 && strcmp(cache.account, x->account) == 0)
+        return &cache;
+    cache.valid = 0;
+    if (!cacheable)
+        return NULL; /* (rare) too many documents: explored each time by the caller's fallback */
+
+    struct pc_run r;
+    memset(&r, 0, sizeof r);
+    struct pc_set start;
+    memset(&start, 0, sizeof start);
+    pc_add(&start, 0);
+    pc_push(&r, shape_root, sizeof shape_root / sizeof shape_root[0], 0, 1, &start);
+    pc_push(&r, shape_user, sizeof shape_user / sizeof shape_user[0], 0, 1, &start);
+    pc_push(&r, shape_role, sizeof shape_role / sizeof shape_role[0], 0, 1, &start);
+    snprintf(cache.partition, sizeof cache.partition, "%s", x->partition);
+    snprintf(cache.account, sizeof cache.account, "%s", x->account);
+    cache.any = 0;
+    for (size_t i = 0; i < n_levels; i++) {
+        const struct scp_level *lv = &levels[i];
+        for (size_t j = 0; lv->docs && j < lv->n_docs; j++) {
+            const struct scp_doc *d = lv->docs[j];
+            for (size_t k = 0; doc_usable(d) && k < d->n_stmts; k++) {
+                const struct stmt *st = &d->stmts[k];
+                for (size_t c = 0; c < st->n_conds; c++) {
+                    const struct cond *cd = &st->conds[c];
+                    if (cd->key != KEY_PRINCIPAL_ARN)
+                        continue;
+                    cache.any = 1;
+                    if (cd->fam != OPF_STRING && cd->fam != OPF_ARN)
+                        continue;
+                    for (size_t v = 0; v < cd->n_values; v++)
+                        if (cd->values[v].var == VAR_NONE)
+                            pc_value(&r, cd, &cd->values[v].p, x->partition, x->account);
+                }
+            }
+        }
+    }
+    cache.n = 0;
+    if (cache.any && !r.overflow) {
+        struct pc_work *w = malloc(sizeof *w);
+        if (!w)
+            return NULL;
+        pc_explore(&r, w, &cache);
+        free(w);
+    }
+    cache.overflow = r.overflow;
+    memcpy(cache.serials, serials, n_serials * sizeof serials[0]);
+    cache.n_serials = n_serials;
+    cache.valid = 1;
+    return &cache;
+}
+
+static void add_statement_once(struct scp_decision *out, const char *text)
+{
+    for (size_t i = 0; i < out->n_statements; i++)
+        if (strcmp(out->statements[i], text) == 0)
+            return;
+    add_statement(out, "", text);
+}
+
+static void principal_classes(const struct scp_level *levels, size_t n_levels,
+                              const struct reqctx *x, struct scp_decision *out)
+{
+    const struct pc_classes *pc = pc_classes_for(levels, n_levels, x);
+    const char *overflow = pc ? pc->overflow
+                              : "too many documents or no memory to tell the "
+                                "principals apart";
+    if (pc && !pc->any)
+        return; /* other principal keys: nothing to tell apart here */
+    if (overflow) {
+        if (out->verdict == SCP_PRINCIPAL_DEPENDENT) {
+            size_t len = strlen(out->reason);
+            snprintf(out->reason + len, sizeof out->reason - len,
+                     " (not decided per principal: %s)", overflow);
+        }
+        return;
+    }
+    size_t n_denied = 0, n_allowed = 0, first_unevaluable = SIZE_MAX, first_allowed = SIZE_MAX,
+           first_denied = SIZE_MAX;
+    struct scp_decision dec, unevaluable;
+    struct scp_decision denied_all;
+    memset(&denied_all, 0, sizeof denied_all);
+    memset(&unevaluable, 0, sizeof unevaluable);
+    struct scp_decision first;
+    memset(&first, 0, sizeof first);
+    for (size_t k = 0; k < pc->n; k++) {
+        struct reqctx xk = *x;
+        xk.principal = pc->principal[k];
+        evaluate_path(levels, n_levels, &xk, &dec);
+        if (k == 0)
+            first = dec;
+        if (dec.verdict == SCP_DENIED) {
+            n_denied++;
+            if (first_denied == SIZE_MAX)
+                first_denied = k;
+            for (size_t i = 0; i < dec.n_statements; i++)
+                add_statement_once(&denied_all, dec.statements[i]);
+        } else if (dec.verdict == SCP_ALLOWED) {
+            n_allowed++;
+            if (first_allowed == SIZE_MAX)
+                first_allowed = k;
+        } else if (dec.verdict == SCP_UNEVALUABLE && first_unevaluable == SIZE_MAX) {
+            first_unevaluable = k;
+            unevaluable = dec;
+        }
+    }
+    int restricts = out->restricts_mode;
+    if (n_denied == pc->n) {
+        *out = denied_all;
+        out->verdict = SCP_DENIED;
+        snprintf(out->reason, sizeof out->reason,
+                 "denied to every principal: each of the %zu kinds of principal the "
+                 "aws:PrincipalArn conditions tell apart is denied by a statement listed",
+                 pc->n);
+    } else if (first_unevaluable != SIZE_MAX) {
+        *out = unevaluable;
+    } else if (n_allowed == pc->n) {
+        *out = first;
+    } else {
+        if (out->verdict != SCP_PRINCIPAL_DEPENDENT) {
+            /* unevaluable with no principal named, yet no kind of principal is: the statements
+             * that deny some */
+            memset(out, 0, sizeof *out);
+            out->verdict = SCP_PRINCIPAL_DEPENDENT;
+            for (size_t i = 0; i < denied_all.n_statements; i++)
+                add_statement(out, "", denied_all.statements[i]);
+            snprintf(out->reason, sizeof out->reason,
+                     "allowed to some principals, denied to others by the statements listed");
+        }
+        _Static_assert(sizeof out->allowed_principal == PC_MAX_NAME, "principal buffer");
+        _Static_assert(sizeof out->denied_principal == PC_MAX_NAME, "principal buffer");
+        if (first_allowed != SIZE_MAX)
+            memcpy(out->allowed_principal, pc->principal[first_allowed], PC_MAX_NAME);
+        if (first_denied != SIZE_MAX)
+            memcpy(out->denied_principal, pc->principal[first_denied], PC_MAX_NAME);
+    }
+    out->restricts_mode = restricts;
 }
 
 int scp_doc_may_deny(const struct scp_doc *d, const char *action)

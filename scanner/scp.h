@@ -71,6 +71,11 @@ struct scp_decision {
      * "ArnNotLike aws:PrincipalArn arn:aws:iam::*:role/Admin" or "unknown operator
      * NumericFoo in p-1#S1". */
     char reason[256];
+    /* For a principal-dependent verdict on a request naming no principal, when conditions on
+     * aws:PrincipalArn make it so: one principal of the account that may make the request and
+     * one that may not (empty when the verdict comes from other principal keys). */
+    char allowed_principal[160];
+    char denied_principal[160];
     /* 1 when some statement on the path that matches the action conditions on
      * eks:controlPlaneEgressMode (the path restricts the egress mode at all). */
     int restricts_mode;
@@ -78,11 +83,14 @@ struct scp_decision {
 
 /* Evaluates req against the levels (root first, then OUs top-down, then the account), IAM's way:
  * an explicit Deny that matches anywhere wins; otherwise every level needs an Allow that
- * matches. Resources are matched against "arn:PARTITION:eks:REGION:ACCOUNT:cluster/<any name>": a
- * Deny counts only when its Resource covers every cluster name, an Allow when it covers some.
- * Actions without a resource type (eks:ListClusters, ec2:DescribeRegions) act on "*": only a
- * Resource pattern matching "*" (or a NotResource that does not) applies to them. Arn* operators
- * compare the six components of an ARN separately, each with * and ? wildcards.
+ * matches. The request's resource is built as IAM builds it, from the action's resource types in
+ * the Service Authorization Reference (scp.c names them): actions without a resource type
+ * (eks:CreateCluster, eks:ListClusters, ec2:DescribeRegions) act on "*", and only a Resource
+ * pattern matching "*" (or a NotResource that does not) applies to them; cluster actions
+ * (eks:UpdateClusterConfig, eks:DescribeCluster) act on
+ * "arn:PARTITION:eks:REGION:ACCOUNT:cluster/<any name>": a Deny counts only when its Resource
+ * covers every cluster name, an Allow when it covers some. Any other action is unevaluable. Arn*
+ * operators compare the six components of an ARN separately, each with * and ? wildcards.
  * Conditions: String*, Arn*, Bool, Null, ...IfExists, ForAnyValue:/ForAllValues:; keys
  * eks:controlPlaneEgressMode and aws:RequestedRegion are evaluated; principal keys
  * (aws:Principal*, aws:userid, aws:username, aws:SourceIdentity, ...) make a statement

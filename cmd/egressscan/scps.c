@@ -26,7 +26,12 @@ static void usage(FILE *out)
                  "ID): whether a new cluster may be created with each egress mode (allowed,\n"
                  "denied, principal-dependent, unevaluable) under the SCPs that scan read, and\n"
                  "the SCP statements that decided it. An account whose verdicts are the same in\n"
-                 "every scanned region is shown once, with region '*'.\n\n"
+                 "every scanned region is shown once, with region '*'. SCPs do not apply to\n"
+                 "the management account: its verdicts are allowed, and what the SCPs alone\n"
+                 "would say is shown next to them (JSON: scp_verdict_if_applied). A\n"
+                 "principal-dependent verdict names a principal that may and one that may not\n"
+                 "(JSON: allowed_principal_example, denied_principal_example) when\n"
+                 "aws:PrincipalArn conditions make it so.\n\n"
                  "With --account, an account that scan has no verdicts for (none of its regions\n"
                  "was scanned ok, or it is not in that scan's organization snapshot: it left\n"
                  "the organization, was suspended or excluded) is explained instead: why, its\n"
@@ -209,14 +214,31 @@ static void statements_text(const struct scp_decision *d, size_t n, char *out, s
         }
 }
 
-static json_t *decision_json(const struct scp_decision *d)
+/* The effective verdict of a request. The management account is exempt from SCPs: every request
+ * is allowed there, whatever they say. */
+static enum scp_verdict effective_verdict(const struct scp_decision *d, int exempt)
+{
+    return exempt ? SCP_ALLOWED : d->verdict;
+}
+
+/* "verdict" is the effective one; for the management account what the SCPs alone would say is
+ * "scp_verdict_if_applied" (with the statements and reason behind it). */
+static json_t *decision_json(const struct scp_decision *d, int exempt)
 {
     json_t *st = json_array();
     for (size_t k = 0; k < d->n_statements; k++)
         json_array_append_new(st, json_string(d->statements[k]));
-    return json_pack("{s:s, s:o, s:s?, s:b}", "verdict", scp_verdict_name(d->verdict), "statements",
-                     st, "reason", d->reason[0] ? d->reason : NULL, "restricts_mode",
-                     d->restricts_mode);
+    json_t *o =
+        json_pack("{s:s, s:o, s:s?, s:b}", "verdict",
+                  scp_verdict_name(effective_verdict(d, exempt)), "statements", st, "reason",
+                  d->reason[0] ? d->reason : NULL, "restricts_mode", d->restricts_mode);
+    if (o && exempt)
+        json_object_set_new(o, "scp_verdict_if_applied", json_string(scp_verdict_name(d->verdict)));
+    if (o && d->allowed_principal[0])
+        json_object_set_new(o, "allowed_principal_example", jstr(d->allowed_principal));
+    if (o && d->denied_principal[0])
+        json_object_set_new(o, "denied_principal_example", jstr(d->denied_principal));
+    return o;
 }
 
 /* The scanned regions of an account (ok coverage rows), into regions (borrowed pointers). */
@@ -368,13 +390,13 @@ int cmd_scps(int argc, char **argv)
                 json_t *modes = json_object();
                 for (int m = 0; m < EGRESS_MODES; m++)
                     json_object_set_new(modes, egress_mode_name((enum egress_mode)m),
-                                        decision_json(&dec[r][m]));
+                                        decision_json(&dec[r][m], exempt));
                 json_array_append_new(
-                    rows,
-                    json_pack("{s:s, s:s?, s:s, s:b, s:o, s:o}", "account_id", acct->id,
-                              "account_name", acct->name, "region", regions[r],
-                              "management_account_exempt", exempt, "create_cluster", modes,
-                              "update_to_customer_routed", decision_json(&dec[r][EGRESS_MODES])));
+                    rows, json_pack("{s:s, s:s?, s:s, s:b, s:o, s:o}", "account_id", acct->id,
+                                    "account_name", acct->name, "region", regions[r],
+                                    "management_account_exempt", exempt, "create_cluster", modes,
+                                    "update_to_customer_routed",
+                                    decision_json(&dec[r][EGRESS_MODES], exempt)));
             }
         }
         /* the table: one line per account when every region agrees, else one per region */
@@ -388,10 +410,16 @@ int cmd_scps(int argc, char **argv)
                    quote_term_to(name, sizeof name, acct->name ? acct->name : "-"),
                    quote_term_to(region, sizeof region, uniform ? "*" : regions[r]));
             for (int m = 0; m <= EGRESS_MODES; m++)
-                printf("  %-19s", scp_verdict_name(dec[r][m].verdict));
-            printf("  %s%s\n",
-                   acct->is_management ? "(management account: SCPs do not apply) " : "",
-                   quote_term_to(safe_decided, sizeof safe_decided, decided));
+                printf("  %-19s", scp_verdict_name(effective_verdict(&dec[r][m], exempt)));
+            if (exempt) {
+                /* what the SCPs alone would say, named as such */
+                printf("  (management account: SCPs do not apply; if they did:");
+                for (int m = 0; m <= EGRESS_MODES; m++)
+                    printf(" %s", scp_verdict_name(dec[r][m].verdict));
+                printf(") %s\n", quote_term_to(safe_decided, sizeof safe_decided, decided));
+            } else {
+                printf("  %s\n", quote_term_to(safe_decided, sizeof safe_decided, decided));
+            }
         }
         free(dec);
     }

@@ -236,6 +236,9 @@ static void test_scps_verdicts(void **state)
         {"gap1", {"denied", "allowed", "allowed", "allowed"}},
         {"exm1", {"principal-dependent", "allowed", "principal-dependent", "principal-dependent"}},
         {"open1", {"allowed", "allowed", "allowed", "allowed"}},
+        /* SCPs do not apply to the management account: the effective verdict is "allowed", what
+         * the SCPs alone would say is named scp_verdict_if_applied */
+        {"mgmt", {"allowed", "allowed", "allowed", "allowed"}},
     };
     const char *modes[4] = {"AWS_MANAGED", "CUSTOMER_ROUTED", "CUSTOMER_ISOLATED", "omitted"};
     for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
@@ -249,10 +252,16 @@ static void test_scps_verdicts(void **state)
                 continue;
             rows++;
             json_t *cc = json_object_get(t, "create_cluster");
-            for (int m = 0; m < 4; m++)
-                assert_string_equal(
-                    json_string_value(json_object_get(json_object_get(cc, modes[m]), "verdict")),
-                    want[w].verdicts[m]);
+            for (int m = 0; m < 4; m++) {
+                json_t *dec = json_object_get(cc, modes[m]);
+                assert_string_equal(json_string_value(json_object_get(dec, "verdict")),
+                                    want[w].verdicts[m]);
+                int mgmt = strcmp(want[w].account, "mgmt") == 0;
+                assert_int_equal(json_is_true(json_object_get(t, "management_account_exempt")),
+                                 mgmt);
+                assert_int_equal(json_is_string(json_object_get(dec, "scp_verdict_if_applied")),
+                                 mgmt);
+            }
         }
         assert_int_equal(rows, 2); /* both scanned regions */
     }

@@ -295,67 +295,116 @@ static const struct scp_case cases[] = {
      .want = "AAAA",
      .restricts = R_NO},
 
-    /* ---- Resource / NotResource ---- */
+    /* ---- Resource / NotResource: a cluster action (UpdateClusterConfig acts on the cluster's
+     * ARN; Service Authorization Reference) ---- */
     {.rule = "Resource arn:aws:eks:*:*:cluster/* covers every cluster",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'Resource':'arn:aws:eks:*:*:cluster/*'", NOT_ROUTED)},
      .want = "DADD"},
     {.rule = "name-limited Deny (cluster/prod-*) leaves a gap: not counted",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'Resource':'arn:aws:eks:*:*:cluster/prod-*'", NOT_ROUTED)},
      .want = "AAAA",
      .restricts = R_YES,
      .reason = "p-root1#S1 would deny it but its Resource covers only some cluster names"},
     {.rule = "a Deny for one named cluster leaves a gap",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2
                       ",'Resource':['arn:aws:eks:*:*:cluster/legacy','arn:aws:eks:*:*:cluster/?']",
                       NOT_ROUTED)},
      .want = "AAAA"},
     {.rule = "another account's clusters: the Deny does not apply",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'Resource':'arn:aws:eks:*:999999999999:cluster/*'",
                       NOT_ROUTED)},
      .want = "AAAA"},
     {.rule = "another region's clusters: the Deny does not apply",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'Resource':'arn:aws:eks:us-east-1:*:cluster/*'",
                       NOT_ROUTED)},
      .want = "AAAA"},
     {.rule = "this account and region named explicitly",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'Resource':'arn:aws:eks:eu-west-1:111122223333:cluster/*'",
                       NOT_ROUTED)},
      .want = "DADD"},
     {.rule = "a * ending a segment expands beyond the colons (arn:aws:eks:*)",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'Resource':'arn:aws:eks:*'", NOT_ROUTED)},
      .want = "DADD"},
     {.rule = "? wildcards in the region and ?* covering every (non-empty) name",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2
                       ",'Resource':'arn:aws:eks:eu-west-?:111122223333:cluster/?*'",
                       NOT_ROUTED)},
      .want = "DADD"},
     {.rule = "another partition's ARN does not match",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'Resource':'arn:aws-cn:eks:*:*:cluster/*'", NOT_ROUTED)},
      .want = "AAAA"},
     {.rule = "resource matching is case-sensitive",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'Resource':'arn:aws:EKS:*:*:cluster/*'", NOT_ROUTED)},
      .want = "AAAA"},
     {.rule = "NotResource naming other services: covers every cluster",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'NotResource':['arn:aws:s3:::*','arn:aws:iam::*:role/*']",
                       NOT_ROUTED)},
      .want = "DADD"},
     {.rule = "NotResource excluding one cluster: a gap for that name, not counted",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'NotResource':'arn:aws:eks:*:*:cluster/legacy'",
                       NOT_ROUTED)},
      .want = "AAAA"},
     {.rule = "NotResource *: covers nothing",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'NotResource':'*'", NOT_ROUTED)},
      .want = "AAAA"},
     {.rule = "a policy variable in the cluster name: one name per principal, never every name",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2 ",'Resource':'arn:aws:eks:*:*:cluster/${aws:username}'",
                       NOT_ROUTED)},
      .want = "AAAA"},
     {.rule = "a policy variable in the account segment: unevaluable",
+     .action = "eks:UpdateClusterConfig",
      .root = {DENY_AR("'Action':" EKS2
                       ",'Resource':'arn:aws:eks:*:${aws:PrincipalAccount}:cluster/*'",
                       NOT_ROUTED)},
      .want = "UAUU",
      .reason = "policy variable ${aws:PrincipalAccount} in Resource"},
+
+    /* ---- Resource / NotResource: CreateCluster has no resource type (Service Authorization
+     * Reference: "you must specify all resources (*)"), so IAM matches it against "*" ---- */
+    {.rule = "CreateCluster: a Deny on cluster ARNs does not apply (issue 14, class 1)",
+     .root = {"{'Statement':[{'Sid':'S1','Effect':'Deny','Action':['eks:CreateCluster',"
+              "'eks:UpdateClusterConfig'],'Resource':'arn:aws:eks:*:*:cluster/*','Condition':"
+              "{'StringNotEquals':{'eks:controlPlaneEgressMode':'CUSTOMER_ROUTED'}}}]}"},
+     .want = "AAAA",
+     .restricts = R_YES,
+     .stmt = "p-FullAWSAccess#0"},
+    {.rule = "CreateCluster: the same Deny on Resource * applies",
+     .root = {DENY_AR("'Action':['eks:CreateCluster','eks:UpdateClusterConfig'],'Resource':'*'",
+                      NOT_ROUTED)},
+     .want = "DADD",
+     .stmt = "p-root1#S1"},
+    {.rule = "CreateCluster: Resource arn:aws:eks:* does not match \"*\"",
+     .root = {DENY_AR("'Action':" EKS2 ",'Resource':'arn:aws:eks:*'", NOT_ROUTED)},
+     .want = "AAAA"},
+    {.rule = "CreateCluster: a NotResource naming cluster ARNs applies to \"*\"",
+     .root = {DENY_AR("'Action':" EKS2 ",'NotResource':'arn:aws:eks:*:*:cluster/legacy'",
+                      NOT_ROUTED)},
+     .want = "DADD"},
+    {.rule = "CreateCluster: an account Allow on cluster ARNs only allows nothing (issue 14, "
+             "class 1, reversed)",
+     .acct = {ALLOW("'Action':'eks:*','Resource':'arn:aws:eks:*:*:cluster/*'")},
+     .nofull = NOFULL_ACCT,
+     .want = "DDDD",
+     .stmt = "no Allow at " ACCOUNT},
+    {.rule = "CreateCluster: a policy variable in a cluster ARN Resource does not matter",
+     .root = {DENY_AR("'Action':" EKS2
+                      ",'Resource':'arn:aws:eks:*:${aws:PrincipalAccount}:cluster/*'",
+                      NOT_ROUTED)},
+     .want = "AAAA"},
 
     /* ---- every level needs an Allow (allow-list strategies) ---- */
     {.rule = "allow-list: an OU allowing only ec2:* denies CreateCluster",
@@ -384,10 +433,12 @@ static const struct scp_case cases[] = {
      .want = "DDDD",
      .stmt = "no Allow at " ACCOUNT},
     {.rule = "an Allow covering some cluster names counts",
+     .action = "eks:UpdateClusterConfig",
      .ou = {ALLOW("'Action':'eks:*','Resource':'arn:aws:eks:*:*:cluster/dev-*'")},
      .nofull = NOFULL_OU,
      .want = "AAAA"},
     {.rule = "an Allow for another account's clusters does not count",
+     .action = "eks:UpdateClusterConfig",
      .ou = {ALLOW("'Action':'eks:*','Resource':'arn:aws:eks:*:999999999999:cluster/*'")},
      .nofull = NOFULL_OU,
      .want = "DDDD"},
@@ -785,7 +836,8 @@ static void test_partition(void **state)
         parse_sq("p-cn", "{'Statement':[{'Effect':'Allow','Action':'*'},{'Sid':'S1','Effect':"
                          "'Deny','Action':'eks:*','Resource':'arn:aws-cn:eks:*:*:cluster/*',"
                          "'Condition':" NOT_ROUTED "}]}");
-    struct scp_request req = {"eks:CreateCluster", ACCOUNT, "cn-north-1", EGRESS_AWS_MANAGED, NULL};
+    struct scp_request req = {"eks:UpdateClusterConfig", ACCOUNT, "cn-north-1", EGRESS_AWS_MANAGED,
+                              NULL};
     struct scp_decision d;
     evaluate_one(full, cn, NULL, &req, &d);
     assert_int_equal(d.verdict, SCP_ALLOWED);
@@ -819,6 +871,11 @@ static void test_bad_requests(void **state)
     struct scp_level lv = {.target_id = ROOT_ID, .docs = docs, .n_docs = 1};
     scp_evaluate(&lv, 1, &req, NULL, &d);
     assert_int_equal(d.verdict, SCP_UNEVALUABLE);
+    /* An action whose resource type the evaluator does not know: its request cannot be built. */
+    req.action = "eks:DeleteCluster";
+    evaluate_one(full, full, NULL, &req, &d);
+    assert_int_equal(d.verdict, SCP_UNEVALUABLE);
+    assert_non_null(strstr(d.reason, "resource type"));
     scp_doc_free(full);
 }
 
@@ -1014,8 +1071,10 @@ static void test_list_clusters(void **state)
     const char *on_clusters = "{'Statement':[{'Sid':'C','Effect':'Deny','Action':'eks:*',"
                               "'Resource':'arn:aws:eks:*:*:cluster/*'}]}";
     assert_int_equal(verdict_for(on_clusters, "eks:ListClusters", "ap-south-1", SCANNER, &d), 'A');
-    /* ... while CreateCluster keeps its cluster ARN resource (unchanged) */
-    assert_int_equal(verdict_for(on_clusters, "eks:CreateCluster", "ap-south-1", SCANNER, &d), 'D');
+    /* ... nor CreateCluster (no resource type either), while UpdateClusterConfig acts on one */
+    assert_int_equal(verdict_for(on_clusters, "eks:CreateCluster", "ap-south-1", SCANNER, &d), 'A');
+    assert_int_equal(verdict_for(on_clusters, "eks:UpdateClusterConfig", "ap-south-1", SCANNER, &d),
+                     'D');
     /* NotResource naming something else: the Deny applies to "*" */
     assert_int_equal(verdict_for("{'Statement':[{'Sid':'R','Effect':'Deny','Action':'eks:List*',"
                                  "'NotResource':'arn:aws:iam::*:role/*'}]}",
@@ -1043,6 +1102,105 @@ static void test_list_clusters(void **state)
     assert_int_equal(d.verdict, SCP_ALLOWED);
     scp_doc_free(full);
     scp_doc_free(allow);
+}
+
+/* CreateCluster verdicts for the four modes ("DADD"), any principal, region eu-west-1 unless
+ * given, policy on the account next to FullAWSAccess; d gets the AWS_MANAGED decision. */
+static void create_verdicts(const char *policy, const char *region, char out[5],
+                            struct scp_decision *d)
+{
+    struct scp_doc *full = parse_sq("p-full", FULL);
+    struct scp_doc *x = parse_sq("p-x", policy);
+    if (scp_doc_error(x))
+        fail_msg("%s: %s", policy, scp_doc_error(x));
+    const struct scp_doc *root_docs[] = {full};
+    const struct scp_doc *acct_docs[] = {full, x};
+    struct scp_level levels[] = {
+        {.target_id = ROOT_ID, .docs = root_docs, .n_docs = 1},
+        {.target_id = ACCOUNT, .docs = acct_docs, .n_docs = 2},
+    };
+    for (int m = EGRESS_MODES - 1; m >= 0; m--) {
+        struct scp_request req = {"eks:CreateCluster", ACCOUNT, region ? region : "eu-west-1",
+                                  (enum egress_mode)m, NULL};
+        scp_evaluate(levels, 2, &req, NULL, d);
+        out[m] = "ADPU"[d->verdict];
+    }
+    out[EGRESS_MODES] = '\0';
+    scp_doc_free(full);
+    scp_doc_free(x);
+}
+
+/* An egress guard (only CUSTOMER_ROUTED) exempting the principals of cond. */
+#define GUARD(sid, cond)                                                                           \
+    "{'Sid':'" sid "','Effect':'Deny','Action':'eks:CreateCluster','Resource':'*','Condition':"    \
+    "{'StringNotEquals':{'eks:controlPlaneEgressMode':'CUSTOMER_ROUTED'}," cond "}}"
+#define NOT_ARN(op, arn) "'" op "':{'aws:PrincipalArn':'" arn "'}"
+#define ORGADMIN "arn:aws:iam::*:role/OrgAdmin"
+
+/* Principal exemptions are combined per principal, not per statement (issue 14, class 2): a
+ * verdict is principal-dependent only when some principal of the account is allowed and another
+ * denied; the example principals say which. */
+static void test_principal_classes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rule, *s1, *s2, *region;
+        const char *want;
+        const char *allowed; /* the allowed example for AWS_MANAGED, NULL: none expected */
+    } ccases[] = {
+        {"two Denies exempting different roles deny every principal (was PAPP)",
+         GUARD("Egress", NOT_ARN("ArnNotLike", ORGADMIN)),
+         GUARD("Guard2", NOT_ARN("ArnNotLike", "arn:aws:iam::*:role/break-glass-*")), NULL, "DADD",
+         NULL},
+        {"the same exemption written twice: only that role may",
+         GUARD("Egress", NOT_ARN("ArnNotLike", ORGADMIN)),
+         GUARD("Guard2", NOT_ARN("ArnNotLike", ORGADMIN)), NULL, "PAPP",
+         "arn:aws:iam::111122223333:role/OrgAdmin"},
+        {"Control Tower region deny (break-glass exempt) next to an egress guard (OrgAdmin "
+         "exempt), in a denied region: no role is exempt from both",
+         GUARD("Egress", NOT_ARN("ArnNotLike", ORGADMIN)),
+         "{'Sid':'Region','Effect':'Deny','NotAction':['iam:*','sts:*'],'Resource':'*',"
+         "'Condition':{'StringNotEquals':{'aws:RequestedRegion':['eu-west-1']},"
+         "'ArnNotLike':{'aws:PrincipalArn':'arn:aws:iam::*:role/break-glass-*'}}}",
+         "us-east-1", "DPDD", NULL},
+        {"overlapping wildcards: role/a* and role/*b are both exempted by role/ab",
+         GUARD("A", NOT_ARN("ArnNotLike", "arn:aws:iam::*:role/a*")),
+         GUARD("B", NOT_ARN("StringNotLike", "arn:aws:iam::*:role/*b")), NULL, "PAPP",
+         "arn:aws:iam::111122223333:role/ab"},
+        {"an exemption for another account's roles exempts no principal of this one",
+         GUARD("Egress", NOT_ARN("ArnNotLike", "arn:aws:iam::999999999999:role/*")), NULL, NULL,
+         "DADD", NULL},
+        {"IgnoreCase and case-sensitive exemptions meet in one spelling",
+         GUARD("A",
+               NOT_ARN("StringNotEqualsIgnoreCase", "arn:aws:iam::111122223333:role/ORGADMIN")),
+         GUARD("B", NOT_ARN("ArnNotEquals", ORGADMIN)), NULL, "PAPP",
+         "arn:aws:iam::111122223333:role/OrgAdmin"},
+        {"a Deny for all but OrgAdmin and one for OrgAdmin: every principal",
+         GUARD("A", NOT_ARN("ArnNotLike", ORGADMIN)), GUARD("B", NOT_ARN("ArnLike", ORGADMIN)),
+         NULL, "DADD", NULL},
+    };
+    int failures = 0;
+    for (size_t i = 0; i < sizeof ccases / sizeof ccases[0]; i++) {
+        char got[5];
+        struct scp_decision d;
+        char policy[1024];
+        snprintf(policy, sizeof policy, "{" V "'Statement':[%s%s%s]}", ccases[i].s1,
+                 ccases[i].s2 ? "," : "", ccases[i].s2 ? ccases[i].s2 : "");
+        create_verdicts(policy, ccases[i].region, got, &d);
+        int bad = strcmp(got, ccases[i].want) != 0;
+        if (!bad && ccases[i].allowed)
+            bad = strcmp(d.allowed_principal, ccases[i].allowed) != 0 || !d.denied_principal[0];
+        if (!bad && !ccases[i].allowed)
+            bad = d.allowed_principal[0] != '\0';
+        if (bad) {
+            print_message("case %zu (%s): %s, want %s; allowed \"%s\", denied \"%s\"\n", i,
+                          ccases[i].rule, got, ccases[i].want, d.allowed_principal,
+                          d.denied_principal);
+            print_decision(&d);
+            failures++;
+        }
+    }
+    assert_int_equal(failures, 0);
 }
 
 /* The index finds each target's documents in policy order; scp_levels_for builds root, OUs and
@@ -1150,6 +1308,7 @@ int main(void)
         cmocka_unit_test(test_partition),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_principal_arn),
+        cmocka_unit_test(test_principal_classes),
         cmocka_unit_test(test_list_clusters),
         cmocka_unit_test(test_index_and_levels),
     };
