@@ -26,10 +26,14 @@ cd "$CLONE"
 postmaster_of() { # data directory -> pid, or nothing
   [ -f "$1/data/postmaster.pid" ] && head -n 1 "$1/data/postmaster.pid" || true
 }
-in_clone() {
+in_clone() { # run from outside the clone: this shell is not one of them
+  local p cwd
   for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/cwd" 2>/dev/null)" = "$CLONE" ] && [ "${p#/proc/}" != $$ ] && echo "${p#/proc/}"
-  done || true
+    cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+    case "$cwd" in
+      "$CLONE" | "$CLONE"/*) echo "${p#/proc/} ($(tr '\0' ' ' < "$p/cmdline" 2>/dev/null))" ;;
+    esac
+  done
 }
 
 run_demo() { # $1: which run
@@ -63,10 +67,11 @@ psql -X -q -At "postgresql://postgres@127.0.0.1:$(cat .demo/pg.port)/postgres" \
   | grep -qx t || fail "the demo's database holds fewer than four weeks with scans"
 
 make demo-stop > "$TOP/stop.log" 2>&1 || { cat "$TOP/stop.log" >&2; fail "make demo-stop failed"; }
+cd "$TOP"
 for _ in $(seq 50); do kill -0 "$second_pid" 2>/dev/null || break; sleep 0.1; done
 ! kill -0 "$second_pid" 2>/dev/null || fail "make demo-stop left PostgreSQL ($second_pid) running"
 [ ! -e "$second_dir" ] || fail "make demo-stop left $second_dir behind"
 left=$(in_clone)
 [ -z "$left" ] || fail "processes left running in the clone: $left"
-make demo-stop > /dev/null 2>&1 || fail "make demo-stop with nothing running failed"
+make -C "$CLONE" demo-stop > /dev/null 2>&1 || fail "make demo-stop with nothing running failed"
 echo "demo-check: ok (clone under a 0700 directory, as $(id -un); two demos, then demo-stop: nothing left)"
