@@ -301,11 +301,16 @@ demo: ensure-deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@tests/demo.sh $(BIN)
 
+# `make demo` as a newcomer runs it (tests/demo_check.sh): from a fresh `git clone` in a 0700
+# directory, twice in a row, then `make demo-stop`, and nothing left running. .ci/run runs it.
+.PHONY: demo-check
+demo-check:
+	@tests/demo_check.sh
+
+# Stops what the last `make demo` left running (its PostgreSQL, recorded in .demo/pg.dir), nothing
+# else.
 demo-stop:
-	@pgbin=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); \
-	if [ -d .demo/pg/data ]; then \
-	  if [ "$$(id -u)" = 0 ]; then runuser -u postgres -- $$pgbin/pg_ctl -D .demo/pg/data -m fast stop; \
-	  else $$pgbin/pg_ctl -D .demo/pg/data -m fast stop; fi; fi
+	@tests/demo.sh --stop
 
 # A sample weekly report to look at: the report's integration test builds five weeks of history
 # on moto into a throwaway PostgreSQL and saves the last week's report in every format under

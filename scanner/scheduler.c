@@ -94,6 +94,9 @@ struct sched {
     int pumping; /* pump() is on the stack */
     int discovery_done;
     int discovery_failed;
+    int all_selected;       /* every account of the fleet went through select_account */
+    long accounts_resolved; /* selected accounts whose targets are known */
+    long targets_listed;    /* the targets of those accounts */
     struct err discovery_err;
     double t0;
     double last_progress;
@@ -185,8 +188,18 @@ enum target_status scheduler_status_for(const char *stage, const struct err *e)
     return TARGET_ERROR;
 }
 
+/* The total of targets, once every account selected knows its targets. */
+static void update_targets_total(struct sched *s)
+{
+    struct scheduler_progress *pr = &s->res->progress;
+    if (pr->targets_total < 0 && s->all_selected && !s->discovery_failed && !s->res->stopped &&
+        s->accounts_resolved >= pr->accounts_total)
+        pr->targets_total = s->targets_listed;
+}
+
 static void report_progress(struct sched *s, int force)
 {
+    update_targets_total(s);
     if (!s->cb->on_progress)
         return;
     double now = mono_now();
@@ -203,6 +216,11 @@ static void emit(struct sched *s, const struct target_result *r)
 {
     if (s->res->stopped)
         return;
+    if (strcmp(r->region, "*") == 0) { /* the account's one target: suspended or failed whole */
+        s->targets_listed++;
+        if (r->status != TARGET_SUSPENDED)
+            s->accounts_resolved++;
+    }
     s->res->progress.targets_done++;
     if (target_status_failed(r->status))
         s->res->progress.targets_failed++;
@@ -677,6 +695,8 @@ static void fan_out(struct acct *a, const char *const *regions, size_t n)
     struct sched *s = a->s;
     if (s->res->stopped)
         n = 0; /* nothing new after a stop */
+    s->accounts_resolved++;
+    s->targets_listed += (long)n;
     if (s->scps_done || s->early_ready || n == 0) {
         start_targets_checked(a, regions, n);
         return;
@@ -1155,6 +1175,7 @@ static void on_discovery_done(void *ud, const struct err *e, int scps_ok)
     }
     if (s->res->progress.accounts_total < 0)
         s->res->progress.accounts_total = 0;
+    s->all_selected = 1;
 }
 
 int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
@@ -1174,6 +1195,7 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
     int read_org = !o.accounts || o.org_role_arn;
     memset(out, 0, sizeof *out);
     out->progress.accounts_total = -1;
+    out->progress.targets_total = -1;
     out->scps_state = read_org ? ORG_SCPS_FAILED : ORG_SCPS_NOT_READ; /* until they are read */
     out->scps_ok = 0;
 
@@ -1221,6 +1243,7 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
             list[i].id = ids[i];
         s.discovery_done = 1;
         on_accounts(&s, list, n_ids);
+        s.all_selected = 1;
         free(list);
         if (out->progress.accounts_total < 0)
             out->progress.accounts_total = 0;

@@ -50,6 +50,9 @@ struct scheduler_options {
 struct scheduler_progress {
     long accounts_total; /* -1 while discovery is still listing */
     long accounts_done;
+    /* -1 until every target is known: discovery has ended and each account's regions are known
+     * (or it failed as a whole); then targets_done reaches it when the scan ends */
+    long targets_total;
     long targets_done;
     long targets_failed;
     long clusters;

@@ -560,10 +560,19 @@ static const char SQL_WF_RESOLVE[] =
     "   AND " JUDGED_AGAIN("f");
 /* clang-format on */
 
+/* Which findings the scan raised, each as the record stands once the scan wrote them (severity,
+ * modes, details: an old week's report shows them as they were then). */
 static const char SQL_WF_SCAN_FINDINGS[] =
-    "INSERT INTO egressscan.scan_finding (scan_id, finding_id)"
-    " SELECT $1::bigint, st.finding_id FROM pg_temp.egressscan_stage_finding st"
-    " ORDER BY st.finding_id ON CONFLICT DO NOTHING";
+    "INSERT INTO egressscan.scan_finding (scan_id, finding_id, severity, observed_mode,"
+    "   allowed_modes, details, recorded)"
+    " SELECT DISTINCT ON (f.finding_id) $1::bigint, f.finding_id, f.severity, f.observed_mode,"
+    "   f.allowed_modes, f.details, true"
+    " FROM pg_temp.egressscan_stage_finding st"
+    " JOIN egressscan.finding f ON f.finding_id = st.finding_id"
+    " ORDER BY f.finding_id"
+    " ON CONFLICT (scan_id, finding_id) DO UPDATE SET severity = EXCLUDED.severity,"
+    "   observed_mode = EXCLUDED.observed_mode, allowed_modes = EXCLUDED.allowed_modes,"
+    "   details = EXCLUDED.details, recorded = true";
 
 /* ---- the fleet: what a fleet scan did not try leaves it ---- */
 

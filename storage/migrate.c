@@ -70,14 +70,25 @@ cleanup:
 /* Compares what the database recorded with the embedded migrations. *pending gets how many
  * embedded migrations are not recorded. -1 with "MigrationChanged" when an applied file
  * differs, "SchemaTooNew" when the database knows a migration this binary does not. */
+static int check_recorded_in(struct db *db, int from_view, size_t *pending, struct err *err);
+
 static int check_recorded(struct db *db, size_t *pending, struct err *err)
+{
+    return check_recorded_in(db, 0, pending, err);
+}
+
+/* The same, reading the view schema_versions (migration 0005) when from_view: what a login of
+ * egressscan_reader may read. */
+static int check_recorded_in(struct db *db, int from_view, size_t *pending, struct err *err)
 {
     int rc = -1;
     size_t matched = 0;
     PGresult *r = db_query(db,
-                           "SELECT version, name, checksum FROM egressscan.schema_migrations "
-                           "ORDER BY version",
-                           0, NULL, "reading egressscan.schema_migrations", err);
+                           from_view ? "SELECT version, name, checksum FROM "
+                                       "egressscan.schema_versions ORDER BY version"
+                                     : "SELECT version, name, checksum FROM "
+                                       "egressscan.schema_migrations ORDER BY version",
+                           0, NULL, "reading the applied migrations", err);
     if (!r)
         goto cleanup;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -222,9 +233,12 @@ int db_schema_current(struct db *db, struct err *err)
 {
     int current = 0;
     size_t pending = 0;
+    /* schema_versions when it exists (a reader may not read the table behind it) */
     PGresult *r =
-        db_query(db, "SELECT pg_catalog.to_regclass('egressscan.schema_migrations') IS NOT NULL", 0,
-                 NULL, "looking for egressscan.schema_migrations", err);
+        db_query(db,
+                 "SELECT pg_catalog.to_regclass('egressscan.schema_migrations') IS NOT NULL, "
+                 "pg_catalog.to_regclass('egressscan.schema_versions') IS NOT NULL",
+                 0, NULL, "looking for egressscan.schema_migrations", err);
     if (!r)
         goto cleanup;
     if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
@@ -232,7 +246,7 @@ int db_schema_current(struct db *db, struct err *err)
                 "the database has no egressscan schema yet: run 'egressscan migrate'");
         goto cleanup;
     }
-    if (check_recorded(db, &pending, err) < 0)
+    if (check_recorded_in(db, strcmp(PQgetvalue(r, 0, 1), "t") == 0, &pending, err) < 0)
         goto cleanup;
     if (pending > 0) {
         err_set(err, "SchemaOutdated", "%zu migration%s pending: run 'egressscan migrate'", pending,

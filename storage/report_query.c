@@ -1,9 +1,10 @@
-/* report_query.c - the weekly report's reads. The record describes the fleet, not one scan
- * (SPEC.md section 5): for the week of the latest finalized scan the public views (scans,
- * daily_compliance, current_clusters WHERE verified, current_drift, coverage); for a week in the
- * past the tables behind them (cluster_history, finding, target_result) with the same definitions
- * applied at the week's end and its last finalized scan. One REPEATABLE READ snapshot;
- * PQexecParams only. */
+/* report_query.c - the weekly report's reads, from the public views only (so that a login of
+ * egressscan_reader makes the same report as the scanner). The record describes the fleet, not one
+ * scan (SPEC.md section 5): for the week of the latest finalized scan scans, daily_compliance,
+ * current_clusters, current_drift and coverage; for a week in the past the history views
+ * (cluster_history, target_results, scan_accounts, findings, scan_findings: migration 0005) with
+ * the same definitions applied at the week's end and its last finalized scan, each finding as
+ * that week left it. One REPEATABLE READ snapshot; PQexecParams only. */
 #include "storage/report_query.h"
 
 #include <stdio.h>
@@ -89,14 +90,14 @@ static const char SQL_TREND[] =
  * account has no account-level word: the definition of current_clusters.verified, at $2. */
 /* clang-format off */
 #define WORD_AT_SQL                                                                                \
-    "WITH s AS (SELECT x.scan_id, x.started_at FROM egressscan.scan x"                             \
+    "WITH s AS (SELECT x.scan_id, x.started_at FROM egressscan.scans x"                            \
     "           WHERE x.scan_id = $2::bigint),"                                                    \
-    " fin AS (SELECT x.scan_id, x.scope, x.started_at FROM egressscan.scan x, s"                   \
+    " fin AS (SELECT x.scan_id, x.scope, x.started_at FROM egressscan.scans x, s"                  \
     "         WHERE x.status IN ('succeeded', 'partial')"                                          \
     "           AND (x.started_at, x.scan_id) <= (s.started_at, s.scan_id)),"                      \
     " fs AS (SELECT fin.scan_id, fin.started_at FROM fin WHERE fin.scope = 'fleet'"                \
     "        ORDER BY fin.started_at DESC, fin.scan_id DESC LIMIT 1),"                             \
-    " tried AS (SELECT r.*, fin.started_at AS scan_started FROM egressscan.target_result r"       \
+    " tried AS (SELECT r.*, fin.started_at AS scan_started FROM egressscan.target_results r"      \
     "           JOIN fin ON fin.scan_id = r.scan_id),"                                             \
     " word AS (SELECT DISTINCT ON (t.account_id, t.region) t.* FROM tried t"                       \
     "          ORDER BY t.account_id, t.region, t.scanned_at DESC, t.scan_id DESC),"               \
@@ -132,13 +133,14 @@ static const char SQL_FLEET_CURRENT[] =
 /* clang-format off */
 static const char SQL_FLEET_AT[] =
     WORD_AT_SQL
-    " SELECT COALESCE(sa.ou_path, a.ou_path), h.account_id, COALESCE(sa.name, a.name),"
+    " SELECT COALESCE(sa.ou_path, a.ou_path), h.account_id,"
+    "  COALESCE(sa.account_name, a.account_name),"
     "  h.egress_mode, v.account_id IS NOT NULL, pg_catalog.count(*)"
     " FROM egressscan.cluster_history h"
     " LEFT JOIN verified v ON v.account_id = h.account_id AND v.region = h.region"
-    " LEFT JOIN egressscan.scan_account sa"
+    " LEFT JOIN egressscan.scan_accounts sa"
     "   ON sa.scan_id = $2::bigint AND sa.account_id = h.account_id"
-    " LEFT JOIN egressscan.account a ON a.account_id = h.account_id"
+    " LEFT JOIN egressscan.accounts a ON a.account_id = h.account_id"
     " WHERE h.valid_from < $1::timestamptz"
     "   AND (h.valid_to IS NULL OR h.valid_to >= $1::timestamptz)"
     " GROUP BY 1, 2, 3, 4, 5"
@@ -211,30 +213,31 @@ enum {
     FD_COLUMNS
 };
 /* clang-format off */
-#define VOID_SCAN_SQL(col) col " IN (SELECT v.scan_id FROM void_s v)"
+#define VOID_SCAN_SQL(col) col " IN (SELECT scan_id FROM void_s)"
 static const char SQL_FINDINGS[] =
-    "WITH void_s AS (SELECT scan_id FROM egressscan.scan WHERE status IN ('failed', 'aborted')),"
+    "WITH void_s AS (SELECT scan_id FROM egressscan.scans WHERE status IN ('failed', 'aborted')),"
     " open_f AS (SELECT d.finding_id FROM egressscan.current_drift d WHERE $4::boolean"
-    " UNION SELECT f.finding_id FROM egressscan.finding f"
+    " UNION SELECT f.finding_id FROM egressscan.findings f"
     " WHERE NOT $4::boolean AND $3::bigint IS NOT NULL"
     " AND f.first_seen < $2::timestamptz"
     " AND (f.resolved_at IS NULL OR f.resolved_at >= $2::timestamptz"
     " OR " VOID_SCAN_SQL("f.resolved_scan_id") ")"
-    " AND NOT EXISTS (SELECT 1 FROM egressscan.finding g"
+    " AND NOT EXISTS (SELECT 1 FROM egressscan.findings g"
     " WHERE g.kind = f.kind AND g.account_id = f.account_id"
     " AND g.region = f.region"
-    " AND COALESCE(g.cluster_arn, '') = COALESCE(f.cluster_arn, '')"
+    " AND g.cluster_arn IS NOT DISTINCT FROM f.cluster_arn"
     " AND g.source = f.source AND g.first_seen > f.first_seen"
     " AND g.first_seen < $2::timestamptz)"
     " AND NOT COALESCE(f.first_scan_id = f.last_scan_id"
     " AND " VOID_SCAN_SQL("f.last_scan_id") ", false)),"
     " ids AS ("
-    " SELECT o.finding_id FROM open_f o"
-    " UNION SELECT f.finding_id FROM egressscan.finding f"
+    " SELECT finding_id FROM open_f"
+    " UNION SELECT f.finding_id FROM egressscan.findings f"
     " WHERE f.first_seen >= $1::timestamptz AND f.first_seen < $2::timestamptz"
-    " UNION SELECT f.finding_id FROM egressscan.finding f"
+    " UNION SELECT f.finding_id FROM egressscan.findings f"
     " WHERE f.resolved_at >= $1::timestamptz AND f.resolved_at < $2::timestamptz)"
-    " SELECT f.finding_id, f.kind, f.severity, f.account_id, COALESCE(sa.name, a.name),"
+    " SELECT f.finding_id, f.kind, f.severity, f.account_id,"
+    " COALESCE(sa.account_name, a.account_name),"
     " COALESCE(sa.ou_path, a.ou_path), f.region, f.cluster_arn,"
     " CASE WHEN f.cluster_arn IS NOT NULL THEN COALESCE(f.details->>'cluster',"
     " pg_catalog.regexp_replace(f.cluster_arn, '^.*/', '')) END,"
@@ -247,13 +250,15 @@ static const char SQL_FINDINGS[] =
     " EXISTS (SELECT 1 FROM open_f o WHERE o.finding_id = f.finding_id),"
     " f.first_seen >= $1::timestamptz AND f.first_seen < $2::timestamptz,"
     " res.in_week,"
-    " EXISTS (SELECT 1 FROM egressscan.scan_finding x"
+    " EXISTS (SELECT 1 FROM egressscan.scan_findings x"
     " WHERE x.scan_id = $3::bigint AND x.finding_id = f.finding_id)"
     " AND (f.last_scan_id = $3::bigint OR NOT $4::boolean)"
-    " FROM ids JOIN egressscan.finding f ON f.finding_id = ids.finding_id"
-    " LEFT JOIN egressscan.scan_account sa"
+    /* each finding as the week left it: for the latest week the record itself */
+    " FROM ids JOIN egressscan.findings_at(CASE WHEN NOT $4::boolean THEN $2::timestamptz END) f"
+    " USING (finding_id)"
+    " LEFT JOIN egressscan.scan_accounts sa"
     " ON sa.scan_id = $3::bigint AND sa.account_id = f.account_id"
-    " LEFT JOIN egressscan.account a ON a.account_id = f.account_id"
+    " LEFT JOIN egressscan.accounts a ON a.account_id = f.account_id"
     " CROSS JOIN LATERAL (SELECT COALESCE(f.resolved_at >= $1::timestamptz"
     " AND f.resolved_at < $2::timestamptz"
     " AND NOT " VOID_SCAN_SQL("f.resolved_scan_id") ", false) AS in_week) res"
@@ -289,15 +294,16 @@ static const char SQL_COVERAGE_AT[] =
     WORD_AT_SQL
     ", ok_r AS (SELECT t.account_id, t.region, pg_catalog.max(t.scanned_at) AS scanned_at"
     "  FROM tried t WHERE t.status = 'ok' GROUP BY 1, 2)"
-    " SELECT w.account_id, COALESCE(sa.name, a.name), w.region, w.status, w.error_code,"
+    " SELECT w.account_id, COALESCE(sa.account_name, a.account_name), w.region, w.status,"
+    "  w.error_code,"
     "  w.error_message, " STAMP_SQL("w.scanned_at") ","
     "  " STAMP_SQL("(SELECT pg_catalog.max(t.scanned_at) FROM ok_r t"
     "   WHERE t.account_id = w.account_id AND (t.region = w.region OR w.region = '*'))") ","
     "  w.scan_id"
     " FROM infleet w"
-    " LEFT JOIN egressscan.scan_account sa"
+    " LEFT JOIN egressscan.scan_accounts sa"
     "   ON sa.scan_id = $2::bigint AND sa.account_id = w.account_id"
-    " LEFT JOIN egressscan.account a ON a.account_id = w.account_id"
+    " LEFT JOIN egressscan.accounts a ON a.account_id = w.account_id"
     " WHERE w.status <> 'ok' AND $1::timestamptz IS NOT NULL"
     "   AND (w.region = '*' AND EXISTS (SELECT 1 FROM star x WHERE x.account_id = w.account_id"
     "                                     AND x.region = w.region)"

@@ -83,26 +83,34 @@ static void on_progress(void *ud, const struct scheduler_progress *pr)
     struct http_engine_stats st;
     http_engine_get_stats(p->engine, &st);
     if (!p->progress_line) {
-        log_debug("scan", "progress: accounts %ld/%ld targets %ld (failed %ld) api %lu",
-                  pr->accounts_done, pr->accounts_total, pr->targets_done, pr->targets_failed,
-                  st.attempts);
+        log_debug("scan", "progress: accounts %ld/%ld targets %ld/%ld (failed %ld) api %lu",
+                  pr->accounts_done, pr->accounts_total, pr->targets_done, pr->targets_total,
+                  pr->targets_failed, st.attempts);
         return;
     }
-    char total[32], eta[32] = "?";
+    /* accounts and targets done / total ("?" while discovery lists them); the ETA follows the
+     * targets once their total is known, the accounts before */
+    char accounts[48], targets[48], eta[32] = "?";
     if (pr->accounts_total >= 0)
-        snprintf(total, sizeof total, "%ld", pr->accounts_total);
+        snprintf(accounts, sizeof accounts, "%ld/%ld", pr->accounts_done, pr->accounts_total);
     else
-        snprintf(total, sizeof total, "?");
-    if (pr->accounts_total > 0 && pr->accounts_done > 0) {
-        double left = pr->elapsed_s / (double)pr->accounts_done *
-                      (double)(pr->accounts_total - pr->accounts_done);
+        snprintf(accounts, sizeof accounts, "%ld/?", pr->accounts_done);
+    if (pr->targets_total >= 0)
+        snprintf(targets, sizeof targets, "%ld/%ld", pr->targets_done, pr->targets_total);
+    else
+        snprintf(targets, sizeof targets, "%ld/?", pr->targets_done);
+    double left = -1;
+    if (pr->targets_total > 0 && pr->targets_done > 0)
+        left = pr->elapsed_s / (double)pr->targets_done *
+               (double)(pr->targets_total - pr->targets_done);
+    else if (pr->accounts_total > 0 && pr->accounts_done > 0)
+        left = pr->elapsed_s / (double)pr->accounts_done *
+               (double)(pr->accounts_total - pr->accounts_done);
+    if (left >= 0)
         snprintf(eta, sizeof eta, "%dm%02ds", (int)left / 60, (int)left % 60);
-    }
     fprintf(stderr,
-            "\r\033[Kaccounts %ld/%s  targets %ld (%ld failed)  api calls %lu  throttled %lu  "
-            "ETA %s",
-            pr->accounts_done, total, pr->targets_done, pr->targets_failed, st.attempts,
-            st.throttles, eta);
+            "\r\033[Kaccounts %s  targets %s (%ld failed)  api calls %lu  throttled %lu  ETA %s",
+            accounts, targets, pr->targets_failed, st.attempts, st.throttles, eta);
     fflush(stderr);
 }
 

@@ -1096,7 +1096,8 @@ def dashboard_reads_views_only_through_its_data_source():
          "a PostgreSQL data source variable")
     views = migration_views()
     need({"scans", "coverage", "current_clusters", "cluster_history", "current_drift",
-          "daily_compliance"} <= views, f"views of the migrations: {views}")
+          "daily_compliance", "schema_versions", "target_results", "scan_accounts", "accounts",
+          "findings", "scan_findings"} <= views, f"views of the migrations: {views}")
     titles = [p["title"] for p in d["panels"]]
     for want in ("Compliance trend", "Clusters by egress mode", "Open findings by kind",
                  "Coverage of the fleet", "Clusters not verified"):
@@ -1235,6 +1236,20 @@ def database_roles_and_every_dashboard_query_as_the_reader():
         r = pg.psql("grafana_egressscan", "egressscan", "SELECT * FROM egressscan.scan")
         need(r.returncode != 0 and "permission denied" in r.stderr,
              "the reader can read a table")
+        # every view, no table (the weekly report of any week reads the views alone: migration
+        # 0005's history views and egressscan.findings_at)
+        r = pg.psql("postgres", "egressscan", "SELECT string_agg(tablename, ',') FROM pg_tables "
+                    "WHERE schemaname = 'egressscan' AND has_table_privilege('grafana_egressscan', "
+                    "format('%I.%I', schemaname, tablename), 'SELECT')")
+        need(r.returncode == 0 and r.stdout.strip() == "",
+             f"the reader can read tables: {r.stdout.strip()}{r.stderr}")
+        for view in sorted(migration_views()):
+            r = pg.psql("grafana_egressscan", "egressscan",
+                        f"SELECT count(*) FROM egressscan.{view}")
+            need(r.returncode == 0, f"the reader cannot read {view}: {r.stderr.strip()}")
+        r = pg.psql("grafana_egressscan", "egressscan",
+                    "SELECT count(*) FROM egressscan.findings_at(now())")
+        need(r.returncode == 0, f"the reader cannot call findings_at: {r.stderr.strip()}")
         r = pg.psql("grafana_egressscan", "egressscan",
                     "CREATE TABLE public.x (i int)")
         need(r.returncode != 0, "the reader can create tables")

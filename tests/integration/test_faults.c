@@ -3,7 +3,9 @@
  * resets, truncated bodies, slow answers) end in a complete, exact scan whose counts agree with
  * what the fake injected; one hot account's throttling stays with that account; credentials
  * that expire mid-scan are refreshed; no secret reaches the output or the database; a
- * self-signed certificate is refused unless AWS_CA_BUNDLE names it. No assertion on time. */
+ * self-signed certificate is refused unless AWS_CA_BUNDLE names it; on a terminal (a
+ * pseudo-terminal) the progress line shows targets done / total once discovery has ended. No
+ * assertion on time. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <pty.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -902,6 +907,91 @@ static void test_self_signed_certificate(void **state)
 
 /* ---- fixture ---- */
 
+/* ---- 6. the progress line on a terminal ---- */
+
+/* Runs egressscan scan with stderr (and stdout) on a pseudo-terminal, as a user at a terminal
+ * would; everything it wrote there goes to *text (the caller frees). Returns the exit code. */
+static int scan_on_pty(struct cli *c, char **text)
+{
+    int master = -1;
+    struct winsize ws = {.ws_row = 24, .ws_col = 200};
+    pid_t pid = forkpty(&master, NULL, NULL, &ws);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[] = {(char *)c->bin, "scan", "--concurrency", "8", NULL};
+        execve(c->bin, argv, c->env);
+        _exit(127);
+    }
+    struct buf b;
+    buf_init(&b);
+    char chunk[4096];
+    for (;;) {
+        ssize_t n = read(master, chunk, sizeof chunk);
+        if (n > 0) {
+            assert_int_equal(buf_append(&b, chunk, (size_t)n), 0);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        break; /* EIO: the child closed the terminal */
+    }
+    close(master);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(buf_append(&b, "", 1), 0);
+    *text = buf_steal(&b);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_progress_line_on_a_terminal(void **state)
+{
+    (void)state;
+    struct fakeproc f;
+    const char *args[] = {"--accounts",
+                          "30",
+                          "--regions",
+                          "3",
+                          "--seed",
+                          "11",
+                          "--latency-ms",
+                          "20",
+                          "--clusters-per-account-region-mean",
+                          "1",
+                          NULL};
+    start_fake(&f, "progress", 0, args);
+    struct cli c;
+    char url[256];
+    new_database("progress", &c, f.url, url, sizeof url);
+    char *text = NULL;
+    int rc = scan_on_pty(&c, &text);
+    assert_int_equal(fakeproc_stop(&f), 0);
+    if (rc != 0)
+        fail_msg("scan on a terminal exited %d:\n%s", rc, text);
+
+    /* the scan's own count of its targets */
+    PGconn *db = db_open(url);
+    long total = query_long(db, "SELECT targets_total FROM egressscan.scans", NULL);
+    PQfinish(db);
+    assert_true(total > 30);
+
+    /* the progress line was drawn, and its last state (the scheduler's final report) shows
+     * every target of the known total and an ETA computed from it */
+    const char *last = NULL;
+    for (const char *p = text; (p = strstr(p, "\r\033[Kaccounts ")) != NULL; p++)
+        last = p;
+    if (!last)
+        fail_msg("no progress line on the terminal:\n%.500s", text);
+    char want[64];
+    snprintf(want, sizeof want, "targets %ld/%ld (", total, total);
+    const char *eol = strchr(last + 1, '\r');
+    size_t len = eol ? (size_t)(eol - last) : strlen(last);
+    char line[300];
+    snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), last);
+    if (!strstr(line, want) || !strstr(line, "ETA 0m00s"))
+        fail_msg("the last progress line does not show %s... ETA 0m00s: %s", want, line + 4);
+    free(text);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -932,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_credentials_expire_mid_scan),
         cmocka_unit_test(test_no_secret_in_output_or_database),
         cmocka_unit_test(test_self_signed_certificate),
+        cmocka_unit_test(test_progress_line_on_a_terminal),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1183,6 +1183,94 @@ static void test_week_without_scans(void **state)
     unlink(path);
 }
 
+/* ---- the reader role (SPEC.md section 5): the same report from the views alone ---- */
+
+static void exec_ok(PGconn *c, const char *q)
+{
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", q, PQerrorMessage(c));
+    PQclear(r);
+}
+
+static char *report_as(struct cli *c, const char *format, const char *week)
+{
+    char *out = NULL, *errout = NULL;
+    int rc = cli_run(c, &out, &errout, "report", "--format", format, "--week", week, "--as-of", NOW,
+                     NULL);
+    if (rc != 0)
+        fail_msg("report --format %s --week %s exited %d: %s", format, week, rc,
+                 errout ? errout : "");
+    free(errout);
+    assert_non_null(out);
+    return out;
+}
+
+/* A login that is only a member of egressscan_reader makes, for every week (past, latest,
+ * without scans), exactly the report the scanner's role makes, in html and json. */
+static void test_reader_makes_the_same_report(void **state)
+{
+    (void)state;
+    build_history();
+    PGconn *c = PQconnectdb(fx.pg.url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    exec_ok(c, "DROP ROLE IF EXISTS analyst");
+    exec_ok(c, "CREATE ROLE analyst LOGIN IN ROLE egressscan_reader");
+    /* the login reads no table: the check would be empty otherwise */
+    char url[600];
+    snprintf(url, sizeof url, "%s", fx.pg.url);
+    char *at = strstr(url, "postgres@");
+    assert_non_null(at);
+    memmove(at + strlen("analyst@"), at + strlen("postgres@"),
+            strlen(at + strlen("postgres@")) + 1);
+    memcpy(at, "analyst@", strlen("analyst@"));
+    PGconn *a = PQconnectdb(url);
+    assert_int_equal(PQstatus(a), CONNECTION_OK);
+    PGresult *r = PQexec(a, "SELECT count(*) FROM egressscan.finding");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_non_null(strstr(PQerrorMessage(a), "permission denied"));
+    PQclear(r);
+    PQfinish(a);
+
+    struct cli reader = fx.cli;
+    for (int i = 0; i < reader.n; i++)
+        reader.env[i] = reader.strs[i];
+    cli_setenv(&reader, "DATABASE_URL", url);
+    static const char *const formats[] = {"html", "json"};
+    for (size_t w = 0; w < sizeof weeks / sizeof weeks[0]; w++)
+        for (int f = 0; f < 2; f++) {
+            char *mine = report_as(&fx.cli, formats[f], weeks[w].week);
+            char *theirs = report_as(&reader, formats[f], weeks[w].week);
+            if (strcmp(mine, theirs) != 0)
+                fail_msg("report --week %s --format %s differs as egressscan_reader", weeks[w].week,
+                         formats[f]);
+            free(mine);
+            free(theirs);
+        }
+
+    /* An old week shows each finding's details as they were that week: a later scan that
+     * rewrites them (here: the record rewritten by hand) changes the latest week only. */
+    char *old_before = report_as(&reader, "json", "2026-W02");
+    char *new_before = report_as(&reader, "json", "2026-W04");
+    exec_ok(c, "CREATE TEMP TABLE saved AS SELECT finding_id, details FROM egressscan.finding");
+    exec_ok(c, "UPDATE egressscan.finding SET details = details || "
+               "'{\"note\": \"rewritten later\", \"reason\": \"rewritten later\"}'");
+    char *old_after = report_as(&reader, "json", "2026-W02");
+    char *new_after = report_as(&reader, "json", "2026-W04");
+    exec_ok(c, "UPDATE egressscan.finding f SET details = s.details FROM saved s"
+               " WHERE s.finding_id = f.finding_id");
+    assert_string_equal(old_before, old_after);
+    assert_null(strstr(old_after, "rewritten later"));
+    assert_non_null(strstr(new_after, "rewritten later"));
+    assert_string_not_equal(new_before, new_after);
+    free(old_before);
+    free(old_after);
+    free(new_before);
+    free(new_after);
+    exec_ok(c, "DROP ROLE analyst");
+    PQfinish(c);
+}
+
 /* ---- the fleet across scans, written through the storage API ---- */
 
 /* Three accounts (A and B in Root/Prod, C in Root/Dev), two regions each, clusters in eu-west-1:
@@ -1530,6 +1618,7 @@ int main(void)
         cmocka_unit_test(test_latest_week_matches_views),
         cmocka_unit_test(test_formats_agree),
         cmocka_unit_test(test_week_without_scans),
+        cmocka_unit_test(test_reader_makes_the_same_report),
         cmocka_unit_test(test_report_is_the_fleet_across_scans),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

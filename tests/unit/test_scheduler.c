@@ -1129,12 +1129,14 @@ static void test_fixed_accounts(void **state)
     assert_int_equal(res.progress.accounts_total, 2);
     assert_int_equal(res.progress.accounts_done, 2);
     assert_int_equal(res.progress.targets_done, 4);
+    assert_int_equal(res.progress.targets_total, 4); /* known once all are */
     assert_int_equal(res.progress.targets_failed, 0);
     assert_int_equal(res.progress.clusters, 8);
     /* the last progress report is the final state */
     assert_true(s->progress_calls >= 1);
     assert_int_equal(s->last_progress.accounts_done, 2);
     assert_int_equal(s->last_progress.targets_done, 4);
+    assert_int_equal(s->last_progress.targets_total, 4);
     assert_int_equal(s->last_progress.clusters, 8);
     /* the fixed list is recorded as accounts (the excluded one left out) */
     assert_int_equal(s->n_accounts, 2);
@@ -1254,6 +1256,7 @@ static void test_organizations_discovery(void **state)
     assert_int_equal(res.progress.accounts_total, 4);
     assert_int_equal(res.progress.accounts_done, 4);
     assert_int_equal(res.progress.targets_done, 5);
+    assert_int_equal(res.progress.targets_total, 5); /* known once all are */
     assert_int_equal(res.progress.targets_failed, 0);
     assert_int_equal(res.progress.clusters, 3);
 }
@@ -1476,6 +1479,7 @@ static void test_failures_map_to_statuses(void **state)
     assert_int_equal(s->n_results, 2 + 2 * 5);
     assert_int_equal(res.progress.accounts_done, 7);
     assert_int_equal(res.progress.targets_done, 12);
+    assert_int_equal(res.progress.targets_total, 12); /* known once all are */
     assert_int_equal(res.progress.targets_failed, 6);
 }
 
@@ -1594,6 +1598,7 @@ static void test_other_partitions_skipped(void **state)
     assert_int_equal(count(f, OP_LIST, NULL, "us-gov-west-1", NULL), 0);
     assert_int_equal(count(f, OP_LIST, NULL, "ap-east-1", NULL), 0); /* not opted in */
     assert_int_equal(res.progress.targets_done, 2);
+    assert_int_equal(res.progress.targets_total, 2); /* known once all are */
 }
 
 /* ---- 6. on_target asks to stop ---- */
@@ -1701,6 +1706,7 @@ static void test_max_active_accounts(void **state)
     }
     assert_int_equal(res.progress.accounts_done, 10);
     assert_int_equal(res.progress.targets_done, 20);
+    assert_int_equal(res.progress.targets_total, 20); /* known once all are */
 }
 
 /* ---- partitions from the home region; duplicates in a fixed list ---- */
@@ -2169,6 +2175,7 @@ static void test_region_deny_skips_denied_regions(void **state)
     expect_ok(result_for(s, MGMT, "us-east-1"), 0);
     assert_int_equal(s->n_results, 9);
     assert_int_equal(res.progress.targets_done, 9);
+    assert_int_equal(res.progress.targets_total, 9); /* known once all are */
     assert_int_equal(res.progress.targets_failed, 2);
     assert_int_equal(s->n_done, 3); /* each account done after its last target */
     /* AssumeRole and DescribeRegions went ahead before the SCPs were in (else the gate would
