@@ -1,7 +1,9 @@
 /* test_export_moto.c - the findings where security teams look, against moto (signature and IAM
  * checks on) and a real PostgreSQL: `drift --format ocsf` lines validate against the OCSF 1.3.0
- * schema of class 2003 (tests/data/ocsf/) and are exactly the open findings; a finding resolved
- * by a later scan comes with --include-resolved as Resolved; refusals exit 2. */
+ * schema of class 2003 (tests/data/ocsf/) and are exactly the open findings; `export securityhub`
+ * puts exactly the open findings into Security Hub (GetFindings through boto3), a second export
+ * duplicates nothing, a finding resolved by a later scan becomes ARCHIVED / RESOLVED / PASSED;
+ * the ASFF of --dry-run passes botocore's model of BatchImportFindings; refusals exit 2 or 4. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -101,6 +103,28 @@ static int python(char **out, const char *a1, const char *a2, const char *a3, co
              json_string_value(json_object_get(fx.seed, "secret_access_key")));
     char *env[] = {key, secret, "AWS_DATA_PATH=tests/data/aws-models", NULL};
     return procs_run(argv, env, out);
+}
+
+/* GetFindings through boto3, with the scanner user's keys (IAM checks on). */
+static json_t *get_findings(void)
+{
+    char *out = NULL;
+    assert_int_equal(python(&out, "tests/support/securityhub_check.py", "--endpoint", fx.moto.url,
+                            "--region", REGIONS, "get-findings"),
+                     0);
+    json_t *list = json_loads(out, 0, NULL);
+    free(out);
+    assert_true(json_is_array(list));
+    return list;
+}
+
+static json_t *find_by_id(const json_t *list, const char *id)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(list, i, f) if (strcmp(json_string_value(json_object_get(f, "Id")), id) ==
+                                       0) return f;
+    return NULL;
 }
 
 static const char *get_path(const json_t *o, const char *k1, const char *k2)
@@ -252,9 +276,48 @@ static void test_ocsf_lines_are_the_open_findings_and_valid(void **state)
         1);
 }
 
-static void test_ocsf_include_resolved(void **state)
+static void test_export_counts_no_duplicates_then_archived(void **state)
 {
     (void)state;
+    char *out = NULL;
+    long long open = query_int("SELECT count(*) FROM egressscan.current_drift");
+    double t = now_s();
+    assert_int_equal(
+        cli_run(&fx.cli, &out, NULL, "export", "securityhub", "--region", REGIONS, NULL), 0);
+    printf("first export (%.2f s): %s", now_s() - t, out);
+    char want[160];
+    snprintf(want, sizeof want, "exported %lld findings (%lld open, 0 resolved", open, open);
+    if (!strstr(out, want) || !strstr(out, "1 BatchImportFindings call"))
+        fail_msg("unexpected summary: %s", out);
+    free(out);
+    json_t *list = get_findings();
+    assert_int_equal(json_array_size(list), open);
+    json_t *uids = uids_of("SELECT finding_id FROM egressscan.current_drift");
+    const char *mgmt = json_string_value(json_object_get(fx.seed, "management_account_id"));
+    char product[160];
+    snprintf(product, sizeof product, "arn:aws:securityhub:%s:%s:product/%s/default", REGIONS, mgmt,
+             mgmt);
+    size_t i;
+    json_t *f;
+    json_array_foreach(list, i, f)
+    {
+        assert_true(has_string(uids, json_string_value(json_object_get(f, "Id"))));
+        assert_string_equal(json_string_value(json_object_get(f, "RecordState")), "ACTIVE");
+        assert_string_equal(json_string_value(json_object_get(f, "ProductArn")), product);
+        /* the importing account: AWS accepts only the caller's own with the default product */
+        assert_string_equal(json_string_value(json_object_get(f, "AwsAccountId")), mgmt);
+        const char *st = get_path(f, "Compliance", "Status");
+        assert_true(strcmp(st, "FAILED") == 0 || strcmp(st, "WARNING") == 0);
+    }
+    json_decref(list);
+
+    /* a second export: the same findings, updated, none added */
+    assert_int_equal(
+        cli_run(&fx.cli, NULL, NULL, "export", "securityhub", "--region", REGIONS, NULL), 0);
+    list = get_findings();
+    assert_int_equal(json_array_size(list), open);
+    json_decref(list);
+
     /* sandbox's cluster switches to CUSTOMER_ROUTED: the next scan resolves its finding */
     PGresult *r = PQexec(fx.db, "SELECT finding_id FROM egressscan.current_drift"
                                 " WHERE kind = 'noncompliant_cluster'"
@@ -269,16 +332,31 @@ static void test_ocsf_include_resolved(void **state)
     set_mode(account_of("sandbox"), "sbx-managed", "CUSTOMER_ROUTED");
     assert_int_equal(scan(), 3);
     long long open2 = query_int("SELECT count(*) FROM egressscan.current_drift");
-    /* without --include-resolved: the open ones only */
-    json_t *events = ocsf_lines(NULL, 0);
-    assert_int_equal(json_array_size(events), open2);
-    json_decref(events);
-    /* with it: the resolved finding as Resolved / Close / Pass */
-    events = ocsf_lines(before, 0);
+    assert_int_equal(
+        cli_run(&fx.cli, &out, NULL, "export", "securityhub", "--region", REGIONS, NULL), 0);
+    printf("after the fix: %s", out);
+    free(out);
+    list = get_findings();
+    f = find_by_id(list, resolved_uid);
+    assert_non_null(f);
+    assert_string_equal(json_string_value(json_object_get(f, "RecordState")), "ARCHIVED");
+    assert_string_equal(get_path(f, "Workflow", "Status"), "RESOLVED");
+    assert_string_equal(get_path(f, "Compliance", "Status"), "PASSED");
+    /* every finding once: the old ones (one archived) and the new open ones (mode_changed) */
+    long long active = 0;
+    json_array_foreach(list, i, f) if (strcmp(json_string_value(json_object_get(f, "RecordState")),
+                                              "ACTIVE") == 0) active++;
+    assert_int_equal(active, open2);
+    json_t *all = uids_of("SELECT finding_id FROM egressscan.finding");
+    assert_int_equal(json_array_size(list), json_array_size(all));
+    json_decref(all);
+    json_decref(list);
+    json_decref(uids);
+
+    /* OCSF with --include-resolved: the resolved finding as Resolved / Close / Pass */
+    json_t *events = ocsf_lines(before, 0);
     assert_int_equal(json_array_size(events), open2 + 1);
     int seen = 0;
-    size_t i;
-    json_t *f;
     json_array_foreach(events, i, f)
     {
         if (strcmp(get_path(f, "finding_info", "uid"), resolved_uid) != 0)
@@ -292,24 +370,67 @@ static void test_ocsf_include_resolved(void **state)
     json_decref(events);
 }
 
+static void test_dry_run_asff_matches_the_model(void **state)
+{
+    (void)state;
+    char *out = NULL, *v = NULL;
+    assert_int_equal(cli_run(&fx.cli, &out, NULL, "export", "securityhub", "--dry-run", "--account",
+                             "111122223333", "--since", "2000-01-01T00:00:00Z", NULL),
+                     0);
+    write_text(fx.file, out);
+    free(out);
+    int rc = python(&v, "tests/support/securityhub_check.py", "validate-asff", fx.file, NULL, NULL,
+                    NULL);
+    if (rc != 0)
+        fail_msg("ASFF does not match botocore's BatchImportFindings model: %s", v ? v : "");
+    free(v);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
+    char *err = NULL;
+    assert_int_equal(
+        cli_run(&fx.cli, NULL, NULL, "export", "securityhub", "--since", "yesterday", NULL), 2);
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "export", "securityhub", "--account", "12", NULL),
+                     2);
+    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "export", "elsewhere", NULL), 2);
     assert_int_equal(
         cli_run(&fx.cli, NULL, NULL, "drift", "--include-resolved", "2026-01-01T00:00:00Z", NULL),
         2);
     assert_int_equal(cli_run(&fx.cli, NULL, NULL, "drift", "--format", "ocsf", "--scan", "1", NULL),
                      2);
-    assert_int_equal(cli_run(&fx.cli, NULL, NULL, "drift", "--format", "ocsf", "--include-resolved",
-                             "yesterday", NULL),
-                     2);
+    struct cli c = fx.cli;
+    cli_setenv(&c, "AWS_ENDPOINT_URL_SECURITYHUB", "localhost:1");
+    assert_int_equal(cli_run(&c, NULL, &err, "export", "securityhub", NULL), 2);
+    assert_non_null(strstr(err, "AWS_ENDPOINT_URL_SECURITYHUB must start with"));
+    free(err);
+    err = NULL;
+
+    /* IAM denies BatchImportFindings to the scanner user: exit 4, AWS's code on stderr */
+    assert_int_equal(mototest_set_auth(&fx.moto, 0), 0);
+    assert_int_equal(python(NULL, "tests/support/securityhub_check.py", "--endpoint", fx.moto.url,
+                            "deny-import", "on", NULL),
+                     0);
+    assert_int_equal(mototest_set_auth(&fx.moto, 1), 0);
+    int rc = cli_run(&fx.cli, NULL, &err, "export", "securityhub", NULL);
+    assert_int_equal(mototest_set_auth(&fx.moto, 0), 0);
+    python(NULL, "tests/support/securityhub_check.py", "--endpoint", fx.moto.url, "deny-import",
+           "off", NULL);
+    assert_int_equal(mototest_set_auth(&fx.moto, 1), 0);
+    assert_int_equal(rc, 4);
+    if (!strstr(err, "BatchImportFindings") || !strstr(err, "not authorized") ||
+        !strstr(err, "AccessDenied"))
+        fail_msg("unexpected error: %s", err);
+    free(err);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ocsf_lines_are_the_open_findings_and_valid),
-        cmocka_unit_test(test_ocsf_include_resolved),
+        cmocka_unit_test(test_dry_run_asff_matches_the_model),
+        cmocka_unit_test(test_export_counts_no_duplicates_then_archived),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
