@@ -134,9 +134,9 @@ int endpoint_resolve(const char *service, const char *region, struct endpoint *o
 
 int endpoint_check_env(struct err *err)
 {
-    static const char *const vars[] = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EKS",
+    static const char *const vars[] = {"AWS_ENDPOINT_URL",     "AWS_ENDPOINT_URL_EKS",
                                        "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_ORGANIZATIONS",
-                                       "AWS_ENDPOINT_URL_EC2"};
+                                       "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_SECURITYHUB"};
     if (!env_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"))
         for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
             const char *v = getenv(vars[i]);

@@ -11,9 +11,10 @@ struct endpoint {
     int is_override;         /* 1 when it came from AWS_ENDPOINT_URL* */
 };
 
-/* service is one of "eks", "sts", "organizations", "ec2". Organizations is global: its endpoint
- * and signing region are the partition's (us-east-1 for aws). Plain http:// is accepted only from
- * an override. -1 with err (ConfigError) on a malformed override or an invalid region. */
+/* service is one of "eks", "sts", "organizations", "ec2", "securityhub". Organizations is global:
+ * its endpoint and signing region are the partition's (us-east-1 for aws). Plain http:// is
+ * accepted only from an override. -1 with err (ConfigError) on a malformed override or an invalid
+ * region. */
 int endpoint_resolve(const char *service, const char *region, struct endpoint *out,
                      struct err *err);
 
@@ -26,10 +27,11 @@ int endpoint_region_valid(const char *region);
 
 /* Checks the endpoint settings of the environment before anything uses them (so that a typo is a
  * configuration error up front, not a failed scan): AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_{EKS,
- * STS,ORGANIZATIONS,EC2}, when set and not ignored (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS), must be
- * what endpoint_resolve accepts (absolute http(s) URL with a host); the home region (AWS_REGION,
- * else AWS_DEFAULT_REGION), when set, must be a region name. -1 with err (ConfigError, naming the
- * variable, never its value) on the first bad one. */
+ * STS,ORGANIZATIONS,EC2,SECURITYHUB}, when set and not ignored
+ * (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS), must be what endpoint_resolve accepts (absolute http(s)
+ * URL with a host); the home region (AWS_REGION, else AWS_DEFAULT_REGION), when set, must be a
+ * region name. -1 with err (ConfigError, naming the variable, never its value) on the first bad
+ * one. */
 int endpoint_check_env(struct err *err);
 
 /* The region of calls that belong to no target (STS for the base credentials, Organizations'

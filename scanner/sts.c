@@ -387,6 +387,80 @@ out:
     return c;
 }
 
+/* ---- GetCallerIdentity ---- */
+
+int sts_parse_caller_identity(const char *xml, size_t len, char *account, struct err *err)
+{
+    account[0] = '\0';
+    if (!xml || len == 0 || len > INT_MAX)
+        return err_set(err, ERR_PARSE, "GetCallerIdentity answer is empty or too large");
+    xmlDoc *doc = xmldoc_read(xml, len, XML_PARSE_NODICT | XML_PARSE_NOBLANKS);
+    if (!doc)
+        return err_set(err, ERR_PARSE, "GetCallerIdentity answer is not well-formed XML");
+    int rc = -1;
+    xmlChar *acct = NULL;
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xmlNode *result = root && !doc->intSubset && !doc->extSubset
+                          ? child_element(root, "GetCallerIdentityResult")
+                          : NULL;
+    const char *nested = NULL;
+    if (result)
+        acct = child_text(result, "Account", &nested);
+    if (!acct || nested || xmlStrlen(acct) != 12 ||
+        strspn((const char *)acct, "0123456789") != 12) {
+        err_set(err, ERR_PARSE, "GetCallerIdentity answer has no 12-digit Account");
+        goto out;
+    }
+    memcpy(account, acct, 13);
+    rc = 0;
+out:
+    xmlFree(acct);
+    xmlFreeDoc(doc);
+    return rc;
+}
+
+int sts_get_caller_identity(struct http_engine *engine, struct aws_credentials *creds,
+                            const char *region, char *account, struct err *err)
+{
+    account[0] = '\0';
+    if (!creds)
+        return err_set(err, ERR_NO_CREDS, "GetCallerIdentity: no credentials");
+    struct endpoint ep;
+    if (endpoint_resolve("sts", region && *region ? region : STS_DEFAULT_REGION, &ep, err) < 0) {
+        err_prefix(err, "GetCallerIdentity: ");
+        return -1;
+    }
+    char url[sizeof ep.url + 2];
+    snprintf(url, sizeof url, "%s/", ep.url);
+    static const char body[] = "Action=GetCallerIdentity&Version=" STS_VERSION;
+    static const struct sigv4_header hdr[] = {
+        {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+    struct aws_request req;
+    memset(&req, 0, sizeof req);
+    req.protocol = AWS_PROTO_QUERY;
+    req.method = "POST";
+    req.url = url;
+    req.service = "sts";
+    req.region = ep.signing_region;
+    req.creds = creds;
+    req.headers = hdr;
+    req.n_headers = 1;
+    req.body = body;
+    req.body_len = sizeof body - 1;
+    req.allow_http = ep.is_override && strncmp(url, "http://", 7) == 0;
+    struct buf answer;
+    buf_init(&answer);
+    long status = 0;
+    int rc = -1;
+    if (http_perform(engine, &req, &answer, &status, err) < 0)
+        err_prefix(err, "GetCallerIdentity: ");
+    else if ((rc = sts_parse_caller_identity(answer.data ? answer.data : "", answer.len, account,
+                                             err)) < 0)
+        err_prefix(err, "GetCallerIdentity: ");
+    buf_cleanup(&answer);
+    return rc;
+}
+
 /* ---- per-role cache ---- */
 
 struct sts_waiter {

@@ -47,6 +47,15 @@ struct aws_credentials *sts_assume_role_with_web_identity(struct http_engine *en
 struct aws_credentials *sts_parse_credentials(const char *xml, size_t len, const char *source,
                                               struct err *err);
 
+/* Blocking GetCallerIdentity (signed with creds, on the regional endpoint of region; NULL:
+ * us-east-1): the 12-digit account of the credentials into account (capacity >= 13). -1 with err
+ * (the AWS error, or MalformedResponse when the answer has no 12-digit Account). */
+int sts_get_caller_identity(struct http_engine *engine, struct aws_credentials *creds,
+                            const char *region, char *account, struct err *err);
+
+/* Parses a GetCallerIdentity answer: its Account (12 digits) into account (>= 13 bytes). */
+int sts_parse_caller_identity(const char *xml, size_t len, char *account, struct err *err);
+
 /* Cache of assumed-role credentials keyed by role ARN. Concurrent requests for the same role
  * share one AssumeRole call (single flight). Base credentials come from the chain. */
 struct sts_cache;

@@ -25,6 +25,7 @@ int cmd_scps(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* aws_settings.c: the AWS settings of the environment that http_engine_options_init does not
  * check (AWS_ENDPOINT_URL*, AWS_REGION / AWS_DEFAULT_REGION, a named AWS_PROFILE): 0, or -1 with

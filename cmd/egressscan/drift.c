@@ -6,14 +6,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd/egressscan/commands.h"
+#include "common/isotime.h"
 #include "common/quote.h"
 #include "common/report_model.h"
+#include "report/ocsf.h"
 #include "storage/db.h"
+#include "storage/finding_export.h"
 #include "storage/findings.h"
 
-enum format { FMT_TABLE, FMT_JSON, FMT_CSV };
+enum format { FMT_TABLE, FMT_JSON, FMT_CSV, FMT_OCSF };
 
 struct out_state {
     enum format format;
@@ -25,14 +29,18 @@ struct out_state {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: egressscan drift [--scan ID] [--format table|json|csv] [--fail-on-drift]\n"
-                 "                        [--fail-on SEVERITY] [--database-url URL]\n\n"
-                 "The findings of the latest finalized scan (or of scan ID): non-compliant\n"
-                 "clusters, SCP enforcement gaps and conflicts, unscanned targets, mode changes,\n"
-                 "unknown modes, expired exceptions. Exit 1 with --fail-on-drift when there are\n"
-                 "findings, with --fail-on SEVERITY (critical, high, medium, low, info) when one\n"
-                 "is of that severity or higher; 2 usage error; 4 when the database cannot be\n"
-                 "read.\n");
+    fprintf(out,
+            "usage: egressscan drift [--scan ID] [--format table|json|csv|ocsf] [--fail-on-drift]\n"
+            "                        [--fail-on SEVERITY] [--include-resolved SINCE]\n"
+            "                        [--database-url URL]\n\n"
+            "The findings of the latest finalized scan (or of scan ID): non-compliant\n"
+            "clusters, SCP enforcement gaps and conflicts, unscanned targets, mode changes,\n"
+            "unknown modes, expired exceptions. Exit 1 with --fail-on-drift when there are\n"
+            "findings, with --fail-on SEVERITY (critical, high, medium, low, info) when one\n"
+            "is of that severity or higher; 2 usage error; 4 when the database cannot be\n"
+            "read. --format ocsf: the fleet's open findings as OCSF 1.3.0 Compliance Finding\n"
+            "events (class 2003), one JSON object per line; --include-resolved SINCE (ISO\n"
+            "8601) adds those resolved since then, with status Resolved.\n");
 }
 
 static const char *mode_names[] = {"AWS_MANAGED", "CUSTOMER_ROUTED", "CUSTOMER_ISOLATED"};
@@ -121,6 +129,52 @@ static int on_finding(void *ud, const struct stored_finding *sf)
     return 0;
 }
 
+/* --format ocsf: one event per line; --fail-on counts the open findings only. */
+static int on_record(void *ud, const struct finding_record *r)
+{
+    struct out_state *st = ud;
+    struct err e;
+    err_clear(&e);
+    if (!r->resolved_at) {
+        st->n++;
+        enum report_severity sev = report_severity_of(r->f.severity);
+        if (st->fail_on >= 0 && sev < REPORT_SEVERITIES && (int)sev <= st->fail_on)
+            st->n_fail_on++;
+    }
+    if (ocsf_write_line(stdout, r, &e) < 0) {
+        fprintf(stderr, "egressscan drift: %s\n", e.message);
+        return -1;
+    }
+    return 0;
+}
+
+/* The fleet's open findings (and those resolved since since) as OCSF lines. */
+static int drift_ocsf(const char *url, const char *since, int fail_on_drift, struct out_state *st)
+{
+    struct err e;
+    err_clear(&e);
+    struct db *db = db_connect(url, &e);
+    if (!db) {
+        fprintf(stderr, "egressscan drift: cannot connect to the database: %s\n", e.message);
+        return EXIT_FAILED;
+    }
+    int exit_code = EXIT_FAILED;
+    if (db_export_findings(db, since, NULL, on_record, st, &e) < 0) {
+        if (strcmp(e.code, "22007") == 0 || strcmp(e.code, "22008") == 0) {
+            fprintf(stderr, "egressscan drift: --include-resolved: not a time: %s\n", since);
+            exit_code = EXIT_USAGE;
+        } else if (strcmp(e.code, "Stopped") != 0) {
+            fprintf(stderr, "egressscan drift: %s\n", e.message);
+        }
+    } else if (fflush(stdout) != 0) {
+        fprintf(stderr, "egressscan drift: cannot write the OCSF lines\n");
+    } else {
+        exit_code = (fail_on_drift && st->n) || st->n_fail_on ? EXIT_DRIFT : EXIT_OK;
+    }
+    db_close(db);
+    return exit_code;
+}
+
 int cmd_drift(int argc, char **argv)
 {
     static const struct option opts[] = {{"scan", required_argument, NULL, 's'},
@@ -128,10 +182,11 @@ int cmd_drift(int argc, char **argv)
                                          {"fail-on-drift", no_argument, NULL, 'x'},
                                          {"database-url", required_argument, NULL, 'd'},
                                          {"fail-on", required_argument, NULL, 'F'},
+                                         {"include-resolved", required_argument, NULL, 'R'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     long long scan_id = 0;
-    const char *url = NULL;
+    const char *url = NULL, *include_resolved = NULL;
     int fail_on_drift = 0;
     struct out_state st = {.format = FMT_TABLE, .fail_on = -1};
     int c;
@@ -154,8 +209,10 @@ int cmd_drift(int argc, char **argv)
                 st.format = FMT_JSON;
             else if (strcmp(optarg, "csv") == 0)
                 st.format = FMT_CSV;
+            else if (strcmp(optarg, "ocsf") == 0)
+                st.format = FMT_OCSF;
             else {
-                fprintf(stderr, "egressscan drift: --format must be table, json or csv\n");
+                fprintf(stderr, "egressscan drift: --format must be table, json, csv or ocsf\n");
                 return EXIT_USAGE;
             }
             break;
@@ -173,6 +230,18 @@ int cmd_drift(int argc, char **argv)
             st.fail_on = (int)sev;
             break;
         }
+        case 'R': {
+            time_t t;
+            if (iso8601_parse(optarg, &t) < 0) {
+                fprintf(stderr,
+                        "egressscan drift: --include-resolved: not an ISO 8601 time "
+                        "(e.g. 2026-11-30T00:00:00Z): %s\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            include_resolved = optarg;
+            break;
+        }
         case 'd':
             url = optarg;
             break;
@@ -187,6 +256,18 @@ int cmd_drift(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "egressscan drift: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
+    }
+    if (include_resolved && st.format != FMT_OCSF) {
+        fprintf(stderr, "egressscan drift: --include-resolved goes with --format ocsf\n");
+        return EXIT_USAGE;
+    }
+    if (st.format == FMT_OCSF) {
+        if (scan_id) {
+            fprintf(stderr, "egressscan drift: --format ocsf shows the fleet's open findings: "
+                            "no --scan\n");
+            return EXIT_USAGE;
+        }
+        return drift_ocsf(url, include_resolved, fail_on_drift, &st);
     }
     struct err e;
     err_clear(&e);

@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"scps", cmd_scps, "what the organization's SCPs allow, per account and region"},
     {"policy", cmd_policy, "check a declared policy file: policy check FILE"},
     {"prune", cmd_prune, "delete raw observations older than a cutoff"},
+    {"export", cmd_export, "send the findings to AWS Security Hub: export securityhub"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -572,6 +572,14 @@ def org_actions():
 MEMBER_ACTIONS = {"eks:ListClusters", "eks:DescribeCluster", "ec2:DescribeRegions"}
 
 
+def securityhub_actions():
+    """What `egressscan export securityhub` calls (scanner/securityhub.c), as the scanner: STS
+    GetCallerIdentity needs no permission."""
+    with open("scanner/securityhub.c", encoding="utf-8") as f:
+        src = f.read()
+    return {"securityhub:BatchImportFindings"} if '/findings/import"' in src else set()
+
+
 def policy_actions(doc):
     acts = {}
     stmts = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
@@ -596,13 +604,17 @@ def scanner_policies_grant_exactly_what_the_scanner_calls():
     p = read_json(f"{DEPLOY}/iam/scanner-policy.json")
     need(p["Version"] == "2012-10-17", "policy Version")
     acts = policy_actions(p)
-    need(set(acts) == {"sts:AssumeRole"} | org_actions(),
+    need(set(acts) == {"sts:AssumeRole"} | org_actions() | securityhub_actions(),
          f"scanner-policy.json actions {sorted(acts)}; the scanner calls "
-         f"{sorted(org_actions())} and sts:AssumeRole")
+         f"{sorted(org_actions() | securityhub_actions())} and sts:AssumeRole")
     need(acts["sts:AssumeRole"] == {"arn:aws:iam::*:role/EgressScanReadOnly"},
          f"AssumeRole on {acts['sts:AssumeRole']}")
+    for a in securityhub_actions():
+        need(acts[a] == {"arn:aws:securityhub:*:*:product/*/default"},
+             f"{a} on {acts[a]}: only the default product (the importing account's own)")
     q = policy_actions(read_json(f"{DEPLOY}/iam/scanner-policy-org-role.json"))
-    need(set(q) == {"sts:AssumeRole"}, f"scanner-policy-org-role.json actions {sorted(q)}")
+    need(set(q) == {"sts:AssumeRole"} | securityhub_actions(),
+         f"scanner-policy-org-role.json actions {sorted(q)}")
     need(len(q["sts:AssumeRole"]) == 2 and "arn:aws:iam::*:role/EgressScanReadOnly" in
          q["sts:AssumeRole"], f"AssumeRole on {q['sts:AssumeRole']}")
     irsa = read_json(f"{DEPLOY}/iam/scanner-trust-irsa.json")["Statement"][0]
