@@ -14,7 +14,8 @@ struct db;
 /* Connects with url (a libpq URI or conninfo), or, when url is NULL, with DATABASE_URL or else
  * libpq's own PG* variables and .pgpass. Sets a secure search_path (pg_catalog only; every
  * statement schema-qualifies egressscan.) and application_name. NULL with err (code: the
- * SQLSTATE when libpq gives one, else "ConnectionError"); the message never holds a password. */
+ * SQLSTATE when libpq gives one, else "DatabaseConnectionError"); the message never holds a
+ * password. */
 struct db *db_connect(const char *url, struct err *err);
 void db_close(struct db *db);
 
@@ -25,7 +26,8 @@ int db_url_has_password(const char *url);
 
 /* Nonzero when err, from a call on db, means the connection is gone rather than that the
  * statement was refused: SQLSTATE class 08, 57P01/57P02/57P03 (administrator or crash shutdown,
- * server starting), "ConnectionError", or libpq's connection-bad state. */
+ * server starting), "DatabaseConnectionError" (ERR_DB_CONNECT), or libpq's connection-bad state.
+ * An HTTP "ConnectionError" (AWS, a credential endpoint) is not a database failure. */
 int db_connection_lost(const struct db *db, const struct err *err);
 
 /* Connects again with the parameters of db_connect (the same libpq connection object, its

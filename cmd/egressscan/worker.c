@@ -368,6 +368,7 @@ struct worker {
     int progress_line; /* draw a progress line on the terminal */
     long finalized;    /* scans this worker finalized */
     int db_gave_up;    /* the writer's retries ran out of the bound: no more reconnecting */
+    int recoveries;    /* recover() calls since the last successful claim */
 };
 
 static int rank(int code)
@@ -702,14 +703,27 @@ static int make_owner(char *out, size_t cap)
     return 0;
 }
 
-/* After a database call of the main loop failed with e: when the connection was lost (and the
- * writer did not already wait out the bound), reconnects within the bound and gives back every
- * item this worker holds (a claim whose COMMIT landed unanswered included; its accounts are
- * claimed again, by this worker or another, and scanned then). 0: go on claiming. */
+#define RECOVER_MAX 5           /* recoveries in a row with no successful claim in between */
+#define RECOVER_BACKOFF_MS 1000 /* before the second of them, doubling */
+
+/* After a database call of the main loop failed with e: when the database connection was lost
+ * (ERR_DB_CONNECT or a SQLSTATE of a lost connection, never an AWS or credential endpoint's
+ * ConnectionError; and the writer did not already wait out the bound), reconnects within the
+ * bound and gives back every item this worker holds (a claim whose COMMIT landed unanswered
+ * included; its accounts are claimed again, by this worker or another, and scanned then). A
+ * connection that keeps being lost right after coming back is given up on after RECOVER_MAX
+ * recoveries without a claim in between, with a backoff between them. 0: go on claiming. */
 static int recover(struct worker *w, struct err *e)
 {
     if (w->db_gave_up || stop_requested || !db_connection_lost(w->db, e))
         return -1;
+    if (w->recoveries >= RECOVER_MAX) {
+        err_prefix(e, "the database connection was lost %d times in a row: ", w->recoveries + 1);
+        return -1;
+    }
+    if (w->recoveries > 0)
+        sleep_ms(RECOVER_BACKOFF_MS << (w->recoveries - 1));
+    w->recoveries++;
     struct lease_op op = {w->owner, 0, 0};
     if (db_retry(w->db, "giving back this worker's leases", lease_op, &op, NULL, e) < 0)
         return -1;
@@ -766,6 +780,7 @@ again:
         if (queue_claim(w->db, w->only_scan, w->owner, w->lease_s, w->batch, &scan_id, items, &n,
                         &e) < 0)
             goto failed;
+        w->recoveries = 0;
         if (n > 0) {
             saw_scan = 1;
             if (run_batch(w, scan_id, items, n, &e) < 0)

