@@ -67,7 +67,7 @@ struct writer {
     atomic_int failed;
     struct err err;
     /* the thread's own, read after the join */
-    long written, lost;
+    long written, lost, refused;
     struct scan_totals unrecorded; /* calls of results that were dropped */
     double busy_s;
 };
@@ -156,12 +156,17 @@ static void writer_complete(struct writer *w, struct completion *list)
     }
     size_t i = 0;
     for (struct completion *c = list; c && i < n; c = c->next, i++) {
-        if (!lost[i]) {
+        if (lost[i] == QUEUE_WRITTEN) {
             w->written++;
             continue;
         }
-        w->lost++;
         totals_add(&w->unrecorded, &c->calls);
+        if (lost[i] == QUEUE_REFUSED) {
+            /* still leased to us: given back after the batch with its attempt counted */
+            w->refused++;
+            continue;
+        }
+        w->lost++;
         log_warn("worker",
                  "scan %lld account %s: the lease was lost (another worker holds it now): its "
                  "results were dropped",
@@ -369,6 +374,11 @@ struct worker {
     long finalized;    /* scans this worker finalized */
     int db_gave_up;    /* the writer's retries ran out of the bound: no more reconnecting */
     int recoveries;    /* recover() calls since the last successful claim */
+    /* accounts of the claimed batch whose work began: their claims keep the attempt when they
+     * are given back unwritten (queue_release_started) */
+    char (*started)[16];
+    size_t n_started;
+    long refused; /* accounts whose results the database refused */
 };
 
 static int rank(int code)
@@ -471,6 +481,11 @@ static int abandon_item(struct worker *w, long long scan_id, const struct queue_
     int rc = queue_complete(w->db, scan_id, it->account_id, w->owner, rs, 1, NULL, err);
     if (rc < 0)
         return -1;
+    if (rc == QUEUE_REFUSED)
+        return err_set(err, "StorageRejected",
+                       "scan %lld account %s: the database refuses even the record of the "
+                       "abandoned account",
+                       scan_id, it->account_id);
     if (rc == 0) {
         w->abandoned++;
         log_warn("worker", "scan %lld account %s: %s", scan_id, it->account_id, msg);
@@ -518,6 +533,19 @@ static int run_batch(struct worker *w, long long scan_id, const struct queue_ite
     log_debug("worker", "scan %lld: scanning %zu accounts", scan_id, n_ids);
     if (writer_start(&w->writer, w->db, w->owner, w->lease_s, err) < 0)
         goto cleanup;
+    /* from here the batch's work has begun: an account not written is given back with its
+     * attempt counted */
+    free(w->started);
+    w->started = calloc(n_ids, sizeof *w->started);
+    w->n_started = 0;
+    if (!w->started) {
+        struct err ignored;
+        writer_finish(&w->writer, &ignored);
+        err_set(err, ERR_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n_ids; i++)
+        memcpy(w->started[w->n_started++], ids[i], sizeof w->started[0]);
     w->sink_failed = 0;
     http_engine_get_stats(w->engine, &w->reported);
     struct scheduler_options so = {
@@ -540,6 +568,7 @@ static int run_batch(struct worker *w, long long scan_id, const struct queue_ite
     int wrc = writer_finish(&w->writer, &we);
     w->written += w->writer.written;
     w->lost += w->writer.lost;
+    w->refused += w->writer.refused;
     /* calls no completed item carries: dropped results, and whatever came after the last */
     struct scan_totals rest = calls_since(w);
     totals_add(&rest, &w->writer.unrecorded);
@@ -734,6 +763,22 @@ static int recover(struct worker *w, struct err *e)
     return 0;
 }
 
+/* Gives back what this worker still holds; the accounts of its batch whose work began keep the
+ * claim's attempt. */
+static int release_batch(struct worker *w, int *n, struct err *e)
+{
+    const char **ids = calloc(w->n_started ? w->n_started : 1, sizeof *ids);
+    if (!ids)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < w->n_started; i++)
+        ids[i] = w->started[i];
+    int rc = queue_release_started(w->db, w->owner, ids, w->n_started, n, e);
+    free(ids);
+    if (rc == 0)
+        w->n_started = 0;
+    return rc;
+}
+
 /* The worker's loop. EXIT_* */
 static int work(struct worker *w, int wait)
 {
@@ -785,8 +830,9 @@ again:
             saw_scan = 1;
             if (run_batch(w, scan_id, items, n, &e) < 0)
                 goto failed;
-            /* every account of the batch is written or dropped: nothing of it stays leased */
-            if (queue_release(w->db, w->owner, NULL, &e) < 0)
+            /* every account of the batch is written or dropped, or was refused (given back
+             * here with its attempt counted): nothing of it stays leased */
+            if (release_batch(w, NULL, &e) < 0)
                 goto failed;
             report_progress(w, scan_id);
             if (try_finalize(w, scan_id, &e) < 0)
@@ -835,15 +881,15 @@ release:;
     int released = 0;
     struct err re;
     err_clear(&re);
-    if (queue_release(w->db, w->owner, &released, &re) < 0)
+    if (release_batch(w, &released, &re) < 0)
         log_warn("worker", "releasing leases failed (they expire by themselves): %s", re.message);
     else if (released)
         log_info("worker", "released %d work item%s for other workers", released,
                  released == 1 ? "" : "s");
     log_info("worker",
-             "worker %s: %ld accounts written, %ld dropped after a lost lease, %ld "
-             "abandoned, %ld database reconnections",
-             w->owner, w->written, w->lost, w->abandoned, db_reconnect_count(w->db));
+             "worker %s: %ld accounts written, %ld dropped after a lost lease, %ld refused by "
+             "the database, %ld abandoned, %ld database reconnections",
+             w->owner, w->written, w->lost, w->refused, w->abandoned, db_reconnect_count(w->db));
     return exit_code;
 }
 
@@ -1070,6 +1116,7 @@ int cmd_worker(int argc, char **argv)
     exit_code = work(&w, fl.wait);
 
 out:
+    free(w.started);
     scan_opts_cleanup(&w.opts);
     creds_chain_free(w.chain);
     http_engine_free(w.engine);

@@ -76,7 +76,7 @@ static long q_long(PGconn *c, const char *sql, int n, const char *const *params)
     return v;
 }
 
-__attribute__((unused)) static void q_exec(PGconn *c, const char *sql, int n, const char *const *params)
+static void q_exec(PGconn *c, const char *sql, int n, const char *const *params)
 {
     PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -208,8 +208,16 @@ static int setup(void **state)
     if (!mkdtemp(fx.tmp) || pgtest_start(&fx.pg) < 0)
         return -1;
     /* slow: a batch is under way for seconds, so that a signal lands in the middle of it */
-    const char *args[] = {"--accounts", "60",   "--regions",    "3",    "--clusters-per-account-region-mean",
-                          "1.0",        "--seed", "1616",       "--latency-ms", "250",
+    const char *args[] = {"--accounts",
+                          "60",
+                          "--regions",
+                          "3",
+                          "--clusters-per-account-region-mean",
+                          "1.0",
+                          "--seed",
+                          "1616",
+                          "--latency-ms",
+                          "250",
                           NULL};
     return fakeproc_start(&fx.fake, fx.tmp, "fleet", 0, args);
 }
@@ -261,12 +269,83 @@ static void test_unreachable_credentials_exit_4_and_attempts_advance(void **stat
     assert_null(strstr(text, "the database connection was lost"));
     free(text);
     fprintf(stderr, "unreachable credentials: worker exited 4 after %.1f s\n", took);
-    /* nothing stays leased */
+    /* nothing stays leased, and the failed claim counted */
     assert_int_equal(q_long(conn,
                             "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
-                            "status <> 'pending'",
+                            "(status <> 'pending' OR attempts <> 1)",
                             1, p),
                      0);
+    PQfinish(conn);
+}
+
+/* ---- (2) a write error that always recurs ---- */
+
+/* The database refuses every row of one account's regions (a trigger, standing for a constraint
+ * or a bug that refuses the same data every time), even the rows that record the target as
+ * rejected: that account alone is given back with its attempt counted, claimed again until
+ * QUEUE_MAX_ATTEMPTS, then recorded WorkItemAbandoned (the region "*" row the trigger lets
+ * through); the other accounts are written, and the scan ends partial. */
+static void test_a_write_error_that_recurs_ends_work_item_abandoned(void **state)
+{
+    (void)state;
+    char url[256], accounts[256];
+    PGconn *conn;
+    struct cli c;
+    fresh_db(url, sizeof url, &conn, &c);
+    some_accounts(3, 3, accounts, sizeof accounts);
+    char victim[16];
+    snprintf(victim, sizeof victim, "%.12s", accounts + 13); /* the second */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "CREATE FUNCTION public.refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "IF NEW.account_id = '%s' AND NEW.region <> '*' THEN RAISE EXCEPTION "
+             "'refused for the test'; END IF; RETURN NEW; END $$",
+             victim);
+    q_exec(conn, sql, 0, NULL);
+    q_exec(conn,
+           "CREATE TRIGGER refuse_one BEFORE INSERT ON egressscan.target_result FOR EACH ROW "
+           "EXECUTE FUNCTION public.refuse_one()",
+           0, NULL);
+    long long id = enqueue(&c, accounts, "us-east-1,us-east-2");
+    char sid[32];
+    snprintf(sid, sizeof sid, "%lld", id);
+    const char *p[2] = {sid, victim};
+    char log[320];
+    snprintf(log, sizeof log, "%s/refused.log", fx.tmp);
+    pid_t pid = spawn_egressscan(&c, log, "worker", "--scan", sid, "--no-progress", NULL);
+    assert_true(pid > 0);
+    int rc = wait_exit(pid, 120);
+    char *text = slurp(log);
+    char want[64];
+    snprintf(want, sizeof want, "scan %lld partial", id);
+    if (rc != 3 || !strstr(text, want))
+        fail_msg("worker exited %d:\n%.4000s", rc, text);
+    free(text);
+    char *row = q_text(conn,
+                       "SELECT string_agg(concat_ws('|', region, status, error_code), ',') FROM "
+                       "egressscan.target_result WHERE scan_id = $1 AND account_id = $2",
+                       2, p);
+    assert_string_equal(row, "*|error|WorkItemAbandoned");
+    free(row);
+    assert_int_equal(q_long(conn,
+                            "SELECT attempts FROM egressscan.work_item WHERE scan_id = $1 AND "
+                            "account_id = $2",
+                            2, p),
+                     4);
+    /* the other two accounts: written, once */
+    assert_int_equal(q_long(conn,
+                            "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1 "
+                            "AND account_id <> $2 AND status = 'ok'",
+                            2, p),
+                     4);
+    assert_int_equal(q_long(conn,
+                            "SELECT count(*) - count(DISTINCT (account_id, region)) FROM "
+                            "egressscan.target_result WHERE scan_id = $1",
+                            1, p),
+                     0);
+    char *st = q_text(conn, "SELECT status FROM egressscan.scan WHERE scan_id = $1", 1, p);
+    assert_string_equal(st, "partial");
+    free(st);
     PQfinish(conn);
 }
 
@@ -274,6 +353,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unreachable_credentials_exit_4_and_attempts_advance),
+        cmocka_unit_test(test_a_write_error_that_recurs_ends_work_item_abandoned),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
