@@ -44,8 +44,13 @@ void config_cleanup(struct scan_config *c)
     config_init(c);
 }
 
+/* Appends s[0..len) unless the list holds it already: a region or account named twice (in a
+ * flag, the config file or a scan's stored options) is one target, scanned once. */
 static int str_list_add(struct str_list *list, const char *s, size_t len)
 {
+    for (size_t i = 0; i < list->n; i++)
+        if (strncmp(list->items[i], s, len) == 0 && list->items[i][len] == '\0')
+            return 0;
     char **items = realloc(list->items, (list->n + 1) * sizeof *items);
     if (!items)
         return -1;

@@ -94,7 +94,8 @@ int db_write_scps(struct db *db, long long scan_id, const struct scp_policy *p, 
  * the target's clusters that are no longer there closed). A target that failed leaves its
  * clusters as they were (they stay current: nothing says they are gone). A target the scan
  * already stored is left out, with its clusters: a batch run again after a lost connection
- * (its COMMIT may have landed) is written once. */
+ * (its COMMIT may have landed) is written once. A target twice in results refuses the batch
+ * (InvalidInput: the caller's lists must be free of duplicates). */
 int db_write_targets(struct db *db, long long scan_id, const struct target_result *const *results,
                      size_t n, struct err *err);
 /* A target that cannot be stored costs only itself (SPEC section 4): one that fails the

@@ -349,11 +349,86 @@ static void test_a_write_error_that_recurs_ends_work_item_abandoned(void **state
     PQfinish(conn);
 }
 
+/* ---- (3) a region listed twice ---- */
+
+/* The one target's coverage rows of a scan: "account|region|status,..." */
+static char *targets_of(PGconn *conn, const char *sid)
+{
+    const char *p[1] = {sid};
+    return q_text(conn,
+                  "SELECT string_agg(concat_ws('|', account_id, region, status), ',' ORDER BY "
+                  "account_id, region) FROM egressscan.target_result WHERE scan_id = $1",
+                  1, p);
+}
+
+/* --regions us-east-1,us-east-1 (the flag, the config file, and a worker's stored options):
+ * one target per account, and the scan ends as the single-region scan does. */
+static void test_a_region_listed_twice_is_scanned_once(void **state)
+{
+    (void)state;
+    char url[256], account[32];
+    PGconn *conn;
+    struct cli c;
+    fresh_db(url, sizeof url, &conn, &c);
+    some_accounts(8, 1, account, sizeof account);
+    char want[64];
+    snprintf(want, sizeof want, "%s|us-east-1|ok", account);
+
+    char *out = NULL, *err = NULL;
+    assert_int_equal(cli_run(&c, &out, &err, "scan", "--no-progress", "--accounts", account,
+                             "--regions", "us-east-1,us-east-1", NULL),
+                     0);
+    if (!strstr(out, "succeeded") || !strstr(out, "targets   1: 1 ok") || strstr(err, "refused") ||
+        strstr(err, "already stored"))
+        fail_msg("scan of a region listed twice:\n%s\n%s", out, err);
+    free(out);
+    free(err);
+    char *sid = q_text(conn, "SELECT max(scan_id)::text FROM egressscan.scan", 0, NULL);
+    char *got = targets_of(conn, sid);
+    assert_string_equal(got, want);
+    free(got);
+    free(sid);
+
+    char cfg[320];
+    snprintf(cfg, sizeof cfg, "%s/twice.json", fx.tmp);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"regions\": [\"us-east-1\", \"us-east-1\"], \"accounts\": [\"%s\", \"%s\"]}\n",
+            account, account);
+    fclose(f);
+    out = NULL;
+    assert_int_equal(cli_run(&c, &out, NULL, "scan", "--no-progress", "--config", cfg, NULL), 0);
+    free(out);
+    sid = q_text(conn, "SELECT max(scan_id)::text FROM egressscan.scan", 0, NULL);
+    got = targets_of(conn, sid);
+    assert_string_equal(got, want);
+    free(got);
+    free(sid);
+
+    /* a worker reads the regions from the scan's stored options: twice there too */
+    long long id = enqueue(&c, account, "us-east-1");
+    char qid[32];
+    snprintf(qid, sizeof qid, "%lld", id);
+    const char *p[1] = {qid};
+    q_exec(conn,
+           "UPDATE egressscan.scan_queue SET options = jsonb_set(options, '{regions}', "
+           "'[\"us-east-1\", \"us-east-1\"]') WHERE scan_id = $1",
+           1, p);
+    out = NULL;
+    assert_int_equal(cli_run(&c, &out, NULL, "worker", "--scan", qid, "--no-progress", NULL), 0);
+    free(out);
+    got = targets_of(conn, qid);
+    assert_string_equal(got, want);
+    free(got);
+    PQfinish(conn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unreachable_credentials_exit_4_and_attempts_advance),
         cmocka_unit_test(test_a_write_error_that_recurs_ends_work_item_abandoned),
+        cmocka_unit_test(test_a_region_listed_twice_is_scanned_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
