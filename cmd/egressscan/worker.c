@@ -20,6 +20,7 @@
 
 #include "cmd/egressscan/commands.h"
 #include "cmd/egressscan/scan_end.h"
+#include "cmd/egressscan/stop.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "scanner/creds.h"
@@ -35,14 +36,6 @@
 #define MAX_BATCH 256
 #define POLL_MS 1000
 #define RECENT_S 900 /* --wait: a scan that ended this recently is the one a Job was for */
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 /* ---- the writer thread: completions and lease renewal ---- */
 
@@ -345,6 +338,7 @@ static int scan_opts_parse(struct scan_opts *o, long long scan_id, const char *t
 
 struct account_buf {
     char id[16];
+    int started; /* the scheduler began its work */
     struct target_result **targets;
     size_t n, cap;
 };
@@ -358,6 +352,7 @@ struct worker {
     int fail_on_drift;
     int fail_on; /* enum report_severity, -1: none */
     const char *metrics_file;
+    double stop_grace_s; /* after SIGTERM / SIGINT, for the requests under way */
     struct http_engine *engine;
     struct creds_chain *chain;
     struct scan_opts opts;
@@ -436,6 +431,13 @@ static int on_target(void *ud, const struct target_result *r)
     }
     a->targets[a->n++] = copy;
     return 0;
+}
+
+static void on_account_started(void *ud, const char *account_id)
+{
+    struct account_buf *a = account_of(ud, account_id);
+    if (a)
+        a->started = 1;
 }
 
 /* The account's targets are all in: they go to the writer with the calls made since the last
@@ -556,13 +558,29 @@ static int run_batch(struct worker *w, long long scan_id, const struct queue_ite
         .role_name = w->opts.role_name,
         .external_id = w->opts.external_id,
         .home_region = endpoint_home_region(),
-        .page_size = w->opts.page_size};
-    struct scheduler_callbacks cb = {
-        .on_target = on_target, .on_account_done = on_account_done, .ud = w};
+        .page_size = w->opts.page_size,
+        .stop = &stop_signal,
+        .stop_grace_s = w->stop_grace_s};
+    struct scheduler_callbacks cb = {.on_target = on_target,
+                                     .on_account_done = on_account_done,
+                                     .on_account_started = on_account_started,
+                                     .ud = w};
     struct scheduler_result res;
     struct err se;
     err_clear(&se);
     int ran = scheduler_run(w->engine, w->chain, &so, &cb, &res, &se);
+    if (ran == 0 && res.interrupted) {
+        /* stopped: the accounts never started are given back as if never claimed */
+        w->n_started = 0;
+        for (size_t i = 0; i < w->n_accounts; i++)
+            if (w->accounts[i].started)
+                memcpy(w->started[w->n_started++], w->accounts[i].id, sizeof w->started[0]);
+        log_info("worker",
+                 "scan %lld: stopped by %s: %zu of the batch's %zu accounts were started (those "
+                 "not written are given back with their attempt counted), the rest is given back "
+                 "as never claimed",
+                 scan_id, stop_signal_name(stop_signal), w->n_started, n_ids);
+    }
     struct err we;
     err_clear(&we);
     int wrc = writer_finish(&w->writer, &we);
@@ -714,7 +732,7 @@ static int finalize_complete(struct worker *w, struct err *err)
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (!stop_requested && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+    while (!stop_signal && nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
 }
 
@@ -744,7 +762,7 @@ static int make_owner(char *out, size_t cap)
  * recoveries without a claim in between, with a backoff between them. 0: go on claiming. */
 static int recover(struct worker *w, struct err *e)
 {
-    if (w->db_gave_up || stop_requested || !db_connection_lost(w->db, e))
+    if (w->db_gave_up || stop_signal || !db_connection_lost(w->db, e))
         return -1;
     if (w->recoveries >= RECOVER_MAX) {
         err_prefix(e, "the database connection was lost %d times in a row: ", w->recoveries + 1);
@@ -819,7 +837,7 @@ static int work(struct worker *w, int wait)
         }
     }
 again:
-    while (!stop_requested) {
+    while (!stop_signal) {
         long long scan_id = 0;
         size_t n = 0;
         if (queue_claim(w->db, w->only_scan, w->owner, w->lease_s, w->batch, &scan_id, items, &n,
@@ -835,7 +853,9 @@ again:
             if (release_batch(w, NULL, &e) < 0)
                 goto failed;
             report_progress(w, scan_id);
-            if (try_finalize(w, scan_id, &e) < 0)
+            /* a stopped worker leaves the finalization (drift, not bound by the grace) to the
+             * next one */
+            if (!stop_signal && try_finalize(w, scan_id, &e) < 0)
                 goto failed;
             continue;
         }
@@ -886,6 +906,10 @@ release:;
     else if (released)
         log_info("worker", "released %d work item%s for other workers", released,
                  released == 1 ? "" : "s");
+    if (stop_signal && exit_code != EXIT_FAILED) {
+        log_info("worker", "stopped by %s", stop_signal_name(stop_signal));
+        exit_code = stop_exit_code(stop_signal);
+    }
     log_info("worker",
              "worker %s: %ld accounts written, %ld dropped after a lost lease, %ld refused by "
              "the database, %ld abandoned, %ld database reconnections",
@@ -917,10 +941,12 @@ static void usage(FILE *out)
             "  --fail-on SEVERITY         exit 1 when it raised a finding of SEVERITY or higher\n"
             "                             (critical, high, medium, low, info)\n\n"
             "The scan's accounts, regions, role, external id and policy file come from the\n"
-            "enqueue. SIGTERM: no more claims; the accounts under way are finished, the rest\n"
-            "is released. Exit codes as for scan when this worker finalized a scan (0, 1, 3,\n"
-            "4); else 0, or 4 when the database or the credentials failed; 2 for a usage or\n"
-            "configuration error, a malformed AWS setting included (AWS_ENDPOINT_URL*,\n"
+            "enqueue. SIGTERM or SIGINT: no more claims and no new account; the requests under\n"
+            "way get EGRESSSCAN_STOP_GRACE_SECONDS (20) to finish, the accounts finished are\n"
+            "written, the rest is released; exit 143 (SIGTERM) or 130 (SIGINT). A second\n"
+            "signal exits at once. Exit codes as for scan when this worker finalized a scan\n"
+            "(0, 1, 3, 4); else 0, or 4 when the database or the credentials failed; 2 for a\n"
+            "usage or configuration error, a malformed AWS setting included (AWS_ENDPOINT_URL*,\n"
             "AWS_PROFILE naming no profile, AWS_REGION, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE).\n");
 }
 
@@ -1078,7 +1104,7 @@ int cmd_worker(int argc, char **argv)
     }
     if (cfg.concurrency > 0)
         eo.max_in_flight = cfg.concurrency;
-    if (aws_settings_check("worker") < 0) {
+    if (aws_settings_check("worker") < 0 || stop_setup("worker", &w.stop_grace_s) < 0) {
         exit_code = EXIT_USAGE;
         goto out;
     }
@@ -1105,12 +1131,6 @@ int cmd_worker(int argc, char **argv)
         log_command_error("worker", "%s", e.message);
         goto out;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     log_info("worker", "worker %s started (lease %d s, batches of %zu)", w.owner, w.lease_s,
              w.batch);
     exit_code = work(&w, fl.wait);

@@ -423,12 +423,128 @@ static void test_a_region_listed_twice_is_scanned_once(void **state)
     PQfinish(conn);
 }
 
+/* ---- (4) SIGTERM to a worker in the middle of a batch ---- */
+
+/* One batch of 30 accounts on a slow fake: SIGTERM once the first is written. The worker starts
+ * no other account, the requests under way finish within the grace, the accounts finished are
+ * written (once), the ones never started are pending again without a counted attempt, it exits
+ * 143 well before Kubernetes' SIGKILL; a second worker then completes the scan, every target
+ * once. */
+static void sigterm_worker(const char *grace)
+{
+    char url[256], accounts[1024];
+    PGconn *conn;
+    struct cli c;
+    fresh_db(url, sizeof url, &conn, &c);
+    if (grace)
+        cli_setenv(&c, "EGRESSSCAN_STOP_GRACE_SECONDS", grace);
+    some_accounts(10, 30, accounts, sizeof accounts);
+    long long id = enqueue(&c, accounts, NULL);
+    char sid[32];
+    snprintf(sid, sizeof sid, "%lld", id);
+    const char *p[1] = {sid};
+    char log[320];
+    snprintf(log, sizeof log, "%s/sigterm-worker.log", fx.tmp);
+    pid_t pid = spawn_egressscan(&c, log, "worker", "--scan", sid, "--batch", "64", "--concurrency",
+                                 "3", "--no-progress", NULL);
+    assert_true(pid > 0);
+    long done = 0;
+    for (int i = 0; i < 1200 && done == 0; i++) {
+        sleep_ms(25);
+        done = q_long(conn,
+                      "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                      "status = 'done'",
+                      1, p);
+    }
+    assert_true(done > 0);
+    double t0 = mono_now();
+    kill(pid, SIGTERM);
+    int rc = wait_exit(pid, 60);
+    double took = mono_now() - t0;
+    char *text = slurp(log);
+    if (rc != 143 || took >= K8S_KILL_S)
+        fail_msg("worker after SIGTERM: exit %d after %.1f s:\n%.4000s", rc, took, text);
+    free(text);
+    long done_after = q_long(conn,
+                             "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                             "status = 'done'",
+                             1, p);
+    long never = q_long(conn,
+                        "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                        "status = 'pending' AND attempts = 0",
+                        1, p);
+    fprintf(stderr,
+            "SIGTERM to a worker (grace %s s): exit 143 %.1f s later; %ld accounts done at the "
+            "signal, %ld after, %ld pending again as never claimed, of 30\n",
+            grace ? grace : "default 20", took, done, done_after, never);
+    /* an account cut short by the grace keeps its claim's attempt, no more */
+    assert_int_equal(q_long(conn,
+                            "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                            "status = 'pending' AND attempts > 1",
+                            1, p),
+                     0);
+    assert_int_equal(q_long(conn,
+                            "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                            "status = 'leased'",
+                            1, p),
+                     0);
+    assert_true(never > 0);
+    assert_true(done_after < 30);
+    /* the accounts written are whole, once; nothing else is stored */
+    assert_int_equal(
+        q_long(conn, "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1", 1, p),
+        done_after * 3);
+    assert_int_equal(q_long(conn,
+                            "SELECT count(*) FROM egressscan.target_result r JOIN "
+                            "egressscan.work_item w USING (scan_id, account_id) WHERE "
+                            "r.scan_id = $1 AND w.status <> 'done'",
+                            1, p),
+                     0);
+    char *st = q_text(conn, "SELECT status FROM egressscan.scan WHERE scan_id = $1", 1, p);
+    assert_string_equal(st, "running");
+    free(st);
+
+    char *out = NULL;
+    assert_int_equal(cli_run(&c, &out, NULL, "worker", "--scan", sid, "--no-progress", NULL), 0);
+    char want[64];
+    snprintf(want, sizeof want, "scan %lld succeeded", id);
+    assert_non_null(strstr(out, want));
+    free(out);
+    assert_int_equal(q_long(conn,
+                            "SELECT count(*) FROM egressscan.target_result WHERE scan_id = $1 "
+                            "AND status = 'ok'",
+                            1, p),
+                     30 * 3);
+    assert_int_equal(q_long(conn,
+                            "SELECT count(*) - count(DISTINCT (account_id, region)) FROM "
+                            "egressscan.target_result WHERE scan_id = $1",
+                            1, p),
+                     0);
+    PQfinish(conn);
+}
+
+static void test_sigterm_stops_a_worker_in_the_middle_of_a_batch(void **state)
+{
+    (void)state;
+    sigterm_worker(NULL);
+}
+
+/* With no grace, the requests under way are cut off at once: their accounts are not written
+ * (given back with the attempt counted), nothing half-done is stored. */
+static void test_sigterm_with_no_grace_cuts_off_the_requests_under_way(void **state)
+{
+    (void)state;
+    sigterm_worker("0");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unreachable_credentials_exit_4_and_attempts_advance),
         cmocka_unit_test(test_a_write_error_that_recurs_ends_work_item_abandoned),
         cmocka_unit_test(test_a_region_listed_twice_is_scanned_once),
+        cmocka_unit_test(test_sigterm_stops_a_worker_in_the_middle_of_a_batch),
+        cmocka_unit_test(test_sigterm_with_no_grace_cuts_off_the_requests_under_way),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
