@@ -360,8 +360,8 @@ int db_scan_finish(struct db *db, long long scan_id, double finished_at, const c
     int rc = -1;
     PGresult *r = NULL;
     if (!status || (strcmp(status, "succeeded") != 0 && strcmp(status, "partial") != 0 &&
-                    strcmp(status, "failed") != 0)) {
-        err_set(err, ERR_INVALID, "a scan ends succeeded, partial or failed, not '%s'",
+                    strcmp(status, "failed") != 0 && strcmp(status, "aborted") != 0)) {
+        err_set(err, ERR_INVALID, "a scan ends succeeded, partial, failed or aborted, not '%s'",
                 status ? status : "(null)");
         goto cleanup;
     }

@@ -124,8 +124,9 @@ struct scan_totals {
     long long retries;
 };
 
-/* Finalizes a scan: status 'succeeded', 'partial' or 'failed' (error: why, for failed), the
- * counters from its coverage rows and the given totals, finished_at. */
+/* Finalizes a scan: status 'succeeded', 'partial' or 'failed' (error: why, for failed), or
+ * 'aborted' (stopped by a signal: error says so), the counters from its coverage rows and the
+ * given totals, finished_at. */
 int db_scan_finish(struct db *db, long long scan_id, double finished_at, const char *status,
                    const struct scan_totals *totals, const char *error, struct err *err);
 

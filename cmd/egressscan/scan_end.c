@@ -167,6 +167,22 @@ void scan_end_run(struct db *db, long long scan_id, const struct policy *policy,
     }
 }
 
+void scan_end_stopped(struct db *db, long long scan_id, double as_of, double t0,
+                      const char *error_text, const struct scan_totals *totals,
+                      struct scan_end *out)
+{
+    memset(out, 0, sizeof *out);
+    out->status = "aborted";
+    out->duration = scan_mono_now() - t0;
+    out->finished = as_of > 0 ? as_of + out->duration : scan_real_now();
+    err_clear(&out->finish_err);
+    struct finish_op fop = {scan_id, out->finished, out->status, totals, error_text, 0};
+    if (db_retry(db, "recording the stopped scan", finish_op, &fop, NULL, &out->finish_err) < 0) {
+        out->finish_failed = 1;
+        out->finish_lost = db_connection_lost(db, &out->finish_err);
+    }
+}
+
 #define DB_RETRY_ENV "EGRESSSCAN_DB_RETRY_SECONDS"
 
 /* EGRESSSCAN_DB_RETRY_SECONDS (0 to 86400), default DB_RETRY_BOUND_S. */

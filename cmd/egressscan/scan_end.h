@@ -39,7 +39,7 @@ long scan_counts_clusters(const struct scan_counts *c);
 
 /* How a scan ended. */
 struct scan_end {
-    const char *status; /* succeeded, partial, failed */
+    const char *status; /* succeeded, partial, failed; aborted (scan_end_stopped) */
     struct drift_summary drift;
     int drift_ran;
     double drift_s;    /* time of the drift stage */
@@ -65,6 +65,12 @@ void scan_end_run(struct db *db, long long scan_id, const struct policy *policy,
                   double t0, char *error_text, size_t cap, const struct scan_counts *counts,
                   const struct scan_totals *totals, enum org_scps scps, int db_unreachable,
                   struct scan_end *out);
+
+/* Ends scan_id stopped by a signal: no drift stage (the scan is incomplete), status aborted with
+ * error_text (why, and what was stored), db_scan_finish retried within the retry bound. */
+void scan_end_stopped(struct db *db, long long scan_id, double as_of, double t0,
+                      const char *error_text, const struct scan_totals *totals,
+                      struct scan_end *out);
 
 /* The database of scan, enqueue and worker: the retry bound from EGRESSSCAN_DB_RETRY_SECONDS (0
  * to 86400 s, default DB_RETRY_BOUND_S), the connection, and a current schema. NULL (the reason

@@ -28,8 +28,8 @@ int stop_setup(const char *cmd, double *grace_s)
         errno = 0;
         double d = strtod(v, &end);
         if (errno || *end || end == v || !(d >= 0 && d <= 3600)) {
-            log_command_error(cmd, "%s: not a number of seconds from 0 to 3600: %s",
-                              STOP_GRACE_ENV, v);
+            log_command_error(cmd, "%s: not a number of seconds from 0 to 3600: %s", STOP_GRACE_ENV,
+                              v);
             return -1;
         }
         *grace_s = d;
