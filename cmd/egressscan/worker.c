@@ -374,7 +374,10 @@ struct worker {
     char (*started)[16];
     size_t n_started;
     long refused; /* accounts whose results the database refused */
+    int put_offs; /* finalizations put off for an outage past the bound (PUT_OFF_MAX: exit 4) */
 };
+
+#define PUT_OFF_MAX 3
 
 static int rank(int code)
 {
@@ -691,9 +694,21 @@ static int try_finalize(struct worker *w, long long scan_id, struct err *err)
     /* the scan's duration runs from its start (the enqueue), not from this worker's */
     double t0 = scan_mono_now() - (scan_real_now() - qs.started_s);
     struct scan_end end;
-    scan_end_run(w->db, scan_id, policy, 0, t0, error_text, sizeof error_text, &counts, &totals,
-                 (enum org_scps)qc.scps_state, 0, &end);
+    int put_off = scan_end_run_or_put_off(w->db, scan_id, policy, t0, error_text, sizeof error_text,
+                                          &counts, &totals, (enum org_scps)qc.scps_state, &end);
     policy_free(policy);
+    if (put_off) {
+        /* every result is stored: a later finalizer (this worker once the database is back, or
+         * the next one) ends it; it is not marked failed for an outage */
+        queue_end_finalize(w->db, scan_id);
+        log_warn("worker", "scan %lld: finalization put off, for this or the next worker: %s",
+                 scan_id, error_text);
+        if (++w->put_offs >= PUT_OFF_MAX)
+            return err_set(err, "FinalizationPutOff",
+                           "finalizing scan %lld: put off %d times, the last: %s", scan_id,
+                           w->put_offs, error_text);
+        return err_set(err, ERR_DB_CONNECT, "finalizing scan %lld: %s", scan_id, error_text);
+    }
     if (end.finish_failed) {
         queue_end_finalize(w->db, scan_id);
         if (strcmp(end.finish_err.code, "ScanNotRunning") == 0)

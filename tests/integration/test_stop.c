@@ -618,6 +618,98 @@ static void test_sigterm_stops_a_scan_and_records_what_it_did(void **state)
     PQfinish(conn);
 }
 
+/* ---- (6) two outages in one worker's life ---- */
+
+/* One worker, EGRESSSCAN_DB_RETRY_SECONDS=12, two enqueued scans. Outage 1: finalizing the first
+ * (a one-account scan), the drift stage's session is killed on every try (a trigger calls
+ * pg_terminate_backend) for longer than the bound: the scan is not marked failed (its results
+ * are all stored) but left for a later finalizer, and the worker goes on. Outage 2: PostgreSQL
+ * stopped for 8 s in the middle of the second scan: more than the 5 s the finalization's bound
+ * used to drop to for good, less than the worker's bound, which it gets whole again. The worker
+ * exits 0 having finalized both. */
+static void test_two_outages_each_get_the_full_bound(void **state)
+{
+    (void)state;
+    char url[256], first[32], second[1024];
+    PGconn *conn;
+    struct cli c;
+    fresh_db(url, sizeof url, &conn, &c);
+    some_accounts(40, 1, first, sizeof first);
+    some_accounts(41, 16, second, sizeof second);
+    long long a = enqueue(&c, first, "us-east-1");
+    long long b = enqueue(&c, second, NULL);
+    char sa[32], sb[32], sql[640];
+    snprintf(sa, sizeof sa, "%lld", a);
+    snprintf(sb, sizeof sb, "%lld", b);
+    q_exec(conn, "CREATE TABLE public.kill_drift (x integer)", 0, NULL);
+    q_exec(conn, "INSERT INTO public.kill_drift VALUES (1)", 0, NULL);
+    snprintf(sql, sizeof sql,
+             "CREATE FUNCTION public.kill_drift() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "IF NEW.scan_id = %lld AND EXISTS (SELECT 1 FROM public.kill_drift) THEN PERFORM "
+             "pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid()); END IF; "
+             "RETURN NEW; END $$",
+             a);
+    q_exec(conn, sql, 0, NULL);
+    q_exec(conn,
+           "CREATE TRIGGER kill_drift BEFORE INSERT ON egressscan.scan_compliance FOR EACH ROW "
+           "EXECUTE FUNCTION public.kill_drift()",
+           0, NULL);
+    cli_setenv(&c, "EGRESSSCAN_DB_RETRY_SECONDS", "12");
+    char log[320];
+    snprintf(log, sizeof log, "%s/two-outages.log", fx.tmp);
+    pid_t pid = spawn_egressscan(&c, log, "worker", "--batch", "2", "--concurrency", "3",
+                                 "--lease-seconds", "30", "--no-progress", NULL);
+    assert_true(pid > 0);
+    /* outage 1 is over once the first scan's finalization gave up (or, before the fix, once it
+     * was marked failed) */
+    const char *pa[1] = {sa}, *pb[1] = {sb};
+    int over = 0;
+    double t1 = mono_now();
+    for (int i = 0; i < 1200 && !over; i++) {
+        sleep_ms(50);
+        char *text = slurp(log);
+        over = strstr(text, "finalization put off") != NULL;
+        free(text);
+        char *st = q_text(conn, "SELECT status FROM egressscan.scan WHERE scan_id = $1", 1, pa);
+        over |= st && strcmp(st, "running") != 0;
+        free(st);
+    }
+    assert_true(over);
+    q_exec(conn, "DELETE FROM public.kill_drift", 0, NULL);
+    fprintf(stderr, "outage 1 (drift killed) given up on after %.1f s\n", mono_now() - t1);
+    /* outage 2, in the middle of the second scan */
+    long done = 0;
+    for (int i = 0; i < 1200 && done == 0; i++) {
+        sleep_ms(25);
+        done = q_long(conn,
+                      "SELECT count(*) FROM egressscan.work_item WHERE scan_id = $1 AND "
+                      "status = 'done'",
+                      1, pb);
+    }
+    assert_true(done > 0 && done < 16);
+    assert_int_equal(pgtest_stop_keep(&fx.pg, "fast"), 0);
+    sleep_ms(8000);
+    assert_int_equal(pgtest_start_again(&fx.pg), 0);
+    PQreset(conn);
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    int rc = wait_exit(pid, 180);
+    char *text = slurp(log);
+    char *st = q_text(conn,
+                      "SELECT string_agg(status, ',' ORDER BY scan_id) FROM egressscan.scan "
+                      "WHERE scan_id IN ($1, $2)",
+                      2, (const char *const[]){sa, sb});
+    if (rc != 0 || !st || strcmp(st, "succeeded,succeeded") != 0)
+        fail_msg("worker exited %d, scans %s:\n%.6000s", rc, st ? st : "?", text);
+    free(st);
+    free(text);
+    assert_int_equal(q_long(conn,
+                            "SELECT count(*) - count(DISTINCT (account_id, region)) FROM "
+                            "egressscan.target_result WHERE scan_id = $1",
+                            1, pb),
+                     0);
+    PQfinish(conn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_sigterm_stops_a_worker_in_the_middle_of_a_batch),
         cmocka_unit_test(test_sigterm_with_no_grace_cuts_off_the_requests_under_way),
         cmocka_unit_test(test_sigterm_stops_a_scan_and_records_what_it_did),
+        cmocka_unit_test(test_two_outages_each_get_the_full_bound),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
