@@ -45,7 +45,7 @@ struct sched;
 struct acct {
     struct sched *s;
     char id[16];
-    char role_arn[192];
+    char role_arn[SCHED_ROLE_NAME_MAX + 64]; /* arn:PARTITION:iam::ACCOUNT:role/NAME */
     size_t targets_left;
     int interrupted;  /* a stop cut one of its targets short: no on_account_done */
     char *ou_id_path; /* NULL: unknown (fixed list, or not listed by Organizations) */
@@ -1239,6 +1239,11 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
         o.partition = endpoint_partition(o.home_region);
     if (o.page_size <= 0 || o.page_size > 100)
         o.page_size = 100;
+    memset(out, 0, sizeof *out);
+    if (strlen(o.role_name) > SCHED_ROLE_NAME_MAX || strlen(o.partition) > 32)
+        return err_set(err, ERR_CONFIG,
+                       "role name of %zu characters: IAM allows %d with the role's path",
+                       strlen(o.role_name), SCHED_ROLE_NAME_MAX);
     /* a fixed list alone makes no Organizations call; with the org role it reads them too */
     int read_org = !o.accounts || o.org_role_arn;
     memset(out, 0, sizeof *out);

@@ -56,6 +56,11 @@ struct scheduler_options {
     double stop_grace_s;
 };
 
+/* The longest role name (with its path) a role ARN is built from: IAM allows a 512-character
+ * path and a 64-character name. scheduler_run refuses a longer one (ConfigError) rather than
+ * assume a truncated ARN. */
+#define SCHED_ROLE_NAME_MAX 576
+
 /* The error code of a target or an account that a stop left unscanned. */
 #define SCHED_INTERRUPTED "Interrupted"
 

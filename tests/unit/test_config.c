@@ -129,6 +129,36 @@ static void test_lists_have_no_duplicates(void **state)
     config_cleanup(&c);
 }
 
+/* The role's ARN is built from its name: one IAM would not accept is refused, never cut short. */
+static void test_role_name_fits_iam(void **state)
+{
+    (void)state;
+    struct scan_config c;
+    config_init(&c);
+    struct err e;
+    char name[700];
+    memset(name, 'a', sizeof name);
+    name[65] = '\0';
+    assert_int_equal(config_set_string(&c.role_name, name), 0);
+    assert_int_equal(config_validate(&c, &e), -1);
+    assert_non_null(strstr(e.message, "64"));
+    name[64] = '\0';
+    assert_int_equal(config_set_string(&c.role_name, name), 0);
+    assert_int_equal(config_validate(&c, &e), 0);
+    /* a path: up to 512 characters before the name */
+    memset(name, 'p', 600);
+    name[511] = '/';
+    memcpy(name + 512, "EgressScanReadOnly", 19);
+    assert_int_equal(config_set_string(&c.role_name, name), 0);
+    assert_int_equal(config_validate(&c, &e), 0);
+    name[511] = 'p';
+    name[512] = '/';
+    memcpy(name + 513, "EgressScanReadOnly", 19);
+    assert_int_equal(config_set_string(&c.role_name, name), 0);
+    assert_int_equal(config_validate(&c, &e), -1);
+    config_cleanup(&c);
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -143,8 +173,11 @@ static void test_missing_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_all_keys),     cmocka_unit_test(test_errors_name_line_and_column),
-        cmocka_unit_test(test_split),        cmocka_unit_test(test_lists_have_no_duplicates),
+        cmocka_unit_test(test_all_keys),
+        cmocka_unit_test(test_errors_name_line_and_column),
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_lists_have_no_duplicates),
+        cmocka_unit_test(test_role_name_fits_iam),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
