@@ -372,6 +372,7 @@ int cmd_scan(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (fl.enqueue) {
+        stop_ignore_sigpipe(); /* libcurl runs with CURLOPT_NOSIGNAL: stop.h */
         int qrc = scan_enqueue(&cfg, fl.targeted);
         config_cleanup(&cfg);
         return qrc;

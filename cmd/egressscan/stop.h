@@ -23,6 +23,10 @@ extern volatile sig_atomic_t stop_signal;
  * ignore it itself). 0, or -1 with "egressscan CMD: why" on stderr (exit EXIT_USAGE). */
 int stop_setup(const char *cmd, double *grace_s);
 
+/* Ignores SIGPIPE alone (scan --enqueue, which keeps the default SIGTERM: it is short and writes
+ * its queue in one transaction). */
+void stop_ignore_sigpipe(void);
+
 /* "SIGTERM", "SIGINT" or "signal N". */
 const char *stop_signal_name(int sig);
 
