@@ -44,8 +44,13 @@ void config_cleanup(struct scan_config *c)
     config_init(c);
 }
 
+/* Appends s[0..len) unless the list holds it already: a region or account named twice (in a
+ * flag, the config file or a scan's stored options) is one target, scanned once. */
 static int str_list_add(struct str_list *list, const char *s, size_t len)
 {
+    for (size_t i = 0; i < list->n; i++)
+        if (strncmp(list->items[i], s, len) == 0 && list->items[i][len] == '\0')
+            return 0;
     char **items = realloc(list->items, (list->n + 1) * sizeof *items);
     if (!items)
         return -1;
@@ -285,6 +290,18 @@ int config_validate(const struct scan_config *c, struct err *err)
                        c->fail_on);
     if (c->role_name && (!c->role_name[0] || strchr(c->role_name, ':')))
         return err_set(err, ERR_CONFIG, "role name \"%s\" is not a role name", c->role_name);
+    if (c->role_name) {
+        /* IAM: a name of at most 64 characters, after a path of at most 512 (the role's ARN is
+         * built from it: never cut short) */
+        const char *slash = strrchr(c->role_name, '/');
+        size_t name = strlen(slash ? slash + 1 : c->role_name);
+        size_t path = slash ? (size_t)(slash - c->role_name) + 1 : 0;
+        if (name == 0 || name > 64 || path > 512)
+            return err_set(err, ERR_CONFIG,
+                           "role name of %zu characters with a path of %zu: IAM allows 1 to 64 "
+                           "and a path of at most 512",
+                           name, path);
+    }
     return 0;
 }
 

@@ -49,7 +49,8 @@ int config_set_string(char **dst, const char *v);
  * s, no sign tricks past strtol's. 0 with *out set, or -1 (*out unchanged). */
 int config_parse_long(const char *s, long min, long max, long *out);
 
-/* Splits "a,b,c" into list (appending; empty items skipped). -1 on ENOMEM. */
+/* Splits "a,b,c" into list (appending; empty items and items the list holds already skipped:
+ * every list of the configuration is free of duplicates). -1 on ENOMEM. */
 int str_list_split(struct str_list *list, const char *csv);
 void str_list_free(struct str_list *list);
 

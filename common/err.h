@@ -14,7 +14,10 @@
 #define ERR_INVALID "InvalidInput"
 #define ERR_IO "IOError"
 #define ERR_CONFIG "ConfigError"
-#define ERR_CONNECT "ConnectionError"
+#define ERR_CONNECT "ConnectionError" /* an HTTP connection (AWS, credential endpoints) failed */
+/* The database connection is gone (storage/ only): the one code, with SQLSTATE class 08 and
+ * 57P01-57P03, that database recovery (db_connection_lost, db_retry) acts on. */
+#define ERR_DB_CONNECT "DatabaseConnectionError"
 #define ERR_TIMEOUT "RequestTimeout"
 #define ERR_TOO_LARGE "ResponseTooLarge"
 #define ERR_PARSE "MalformedResponse"

@@ -166,6 +166,10 @@ struct http_engine {
     size_t n_refreshing; /* requests waiting for refreshed credentials */
     struct buf line;     /* scratch for header lines */
     struct http_engine_stats stats;
+    http_tick_fn tick; /* the owner's look at the loop, every turn (a stop, a deadline) */
+    void *tick_ud;
+    int aborting;         /* http_engine_abort: every request completes with abort_err */
+    struct err abort_err; /* until the loop has none left */
 };
 
 /* ---- time, randomness, hashing ---- */
@@ -530,7 +534,7 @@ static int key_cap(const struct http_engine *e)
  * requests go first. */
 static void admit(struct http_engine *e, struct req *r, int front)
 {
-    if (r->limiter && !r->token_taken) {
+    if (r->limiter && !r->token_taken && !e->aborting) {
         double wait = limiter_acquire(r->limiter, now_s());
         r->token_taken = 1;
         if (wait > 0) {
@@ -1276,6 +1280,12 @@ static void start_attempt(struct http_engine *e, struct req *r)
 {
     struct err err;
     err_clear(&err);
+    if (e->aborting) {
+        err = e->abort_err; /* not sent: completed at once */
+        release_key_slot(e, r);
+        finish(e, r, 0, &err, NULL);
+        return;
+    }
     r->attempts++;
     r->token_taken = 0;
 
@@ -1531,8 +1541,58 @@ static void promote_due(struct http_engine *e)
     if (!e->heap_len)
         return;
     uint64_t now = now_ms();
-    while (e->heap_len && e->heap[0]->due_ms <= now)
+    while (e->heap_len && (e->aborting || e->heap[0]->due_ms <= now))
         admit(e, heap_pop(e), 1);
+}
+
+void http_engine_set_tick(struct http_engine *e, http_tick_fn tick, void *ud)
+{
+    e->tick = tick;
+    e->tick_ud = ud;
+}
+
+void http_engine_abort(struct http_engine *e, const struct err *why)
+{
+    if (e->aborting)
+        return;
+    e->aborting = 1;
+    e->abort_err = *why;
+    /* the attempts in curl are taken out and their requests completed; those queued, waiting
+     * for a retry, a rate limit or a key's slot complete as the loop reaches them (start_attempt,
+     * promote_due), without being sent */
+    for (;;) {
+        struct req *r = e->live;
+        while (r && !r->at)
+            r = r->next_live;
+        if (!r)
+            break;
+        struct attempt *at = r->at;
+        curl_multi_remove_handle(e->multi, at->easy);
+        r->at = NULL;
+        free_header_list(r);
+        e->in_flight--;
+        release_key_slot(e, r);
+        buf_reset(&at->in);
+        finish(e, r, 0, &e->abort_err, at); /* may submit: that completes at once too */
+    }
+}
+
+void http_engine_cancel(struct http_engine *e)
+{
+    while (e->live) {
+        struct req *r = e->live;
+        if (r->at) {
+            curl_multi_remove_handle(e->multi, r->at->easy);
+            attempt_free(r->at);
+            r->at = NULL;
+            e->in_flight--;
+        }
+        req_free(e, r);
+    }
+    e->ready_head = e->ready_tail = NULL;
+    e->n_ready = 0;
+    e->heap_len = 0;
+    e->n_refreshing = 0;
 }
 
 static int socket_action(struct http_engine *e, curl_socket_t fd, int flags, struct err *err)
@@ -1553,6 +1613,8 @@ static int engine_loop(struct http_engine *e, const int *until, struct err *err)
     e->running = 1;
     int rc = 0;
     for (;;) {
+        if (e->tick)
+            e->tick(e->tick_ud);
         promote_due(e);
         if (e->feed && http_engine_hungry(e))
             e->feed(e->feed_ud);
@@ -1601,6 +1663,8 @@ static int engine_loop(struct http_engine *e, const int *until, struct err *err)
         if (rc < 0)
             break;
     }
+    if (e->n_live == 0)
+        e->aborting = 0; /* every aborted request is completed: the engine can be used again */
     e->running = 0;
     return rc;
 }

@@ -120,6 +120,23 @@ int http_engine_hungry(const struct http_engine *e);
  * -1 with err only on an engine failure (epoll/curl multi error). */
 int http_engine_run(struct http_engine *e, struct err *err);
 
+/* The owner's look at the event loop: tick(ud) is called at every turn of http_engine_run (at
+ * least once a second, and at once when a signal interrupts the wait), so that it can act on a
+ * stop or a deadline (http_engine_abort). NULL: none. */
+typedef void (*http_tick_fn)(void *ud);
+void http_engine_set_tick(struct http_engine *e, http_tick_fn tick, void *ud);
+
+/* Completes every request with why (their callbacks are called, from the event loop, without
+ * retries): the attempts in curl are cut off now, the queued ones complete without being sent,
+ * and so do the requests the callbacks submit meanwhile, until none is left and http_engine_run
+ * returns. Called from a callback or a tick of the running loop. */
+void http_engine_abort(struct http_engine *e, const struct err *why);
+
+/* Drops every request without calling its callback (after http_engine_run failed: the callbacks
+ * point into the owner's state of that run, which must not be reached from a later run). The
+ * engine can then be used again. */
+void http_engine_cancel(struct http_engine *e);
+
 /* Submits req and runs the engine until it completes. On success fills body (the caller's buf)
  * and *status and returns 0; else -1 with err (AWS code, HTTP status, request id). Must not be
  * called from inside a done callback. */

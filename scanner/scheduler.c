@@ -45,8 +45,9 @@ struct sched;
 struct acct {
     struct sched *s;
     char id[16];
-    char role_arn[192];
+    char role_arn[SCHED_ROLE_NAME_MAX + 64]; /* arn:PARTITION:iam::ACCOUNT:role/NAME */
     size_t targets_left;
+    int interrupted;  /* a stop cut one of its targets short: no on_account_done */
     char *ou_id_path; /* NULL: unknown (fixed list, or not listed by Organizations) */
     int is_management;
     /* regions known before the SCPs were: fanned out when they are */
@@ -122,6 +123,7 @@ struct sched {
     const char **listed;
     unsigned char *seen;
     size_t n_listed;
+    double stop_at; /* monotonic time of the stop (res->interrupted) */
 };
 
 static double mono_now(void)
@@ -266,12 +268,17 @@ static void acct_free(struct acct *a)
     free(a);
 }
 
+static int is_interrupt(const struct err *e)
+{
+    return e && strcmp(e->code, SCHED_INTERRUPTED) == 0;
+}
+
 static void account_done(struct acct *a)
 {
     struct sched *s = a->s;
     sts_cache_forget(s->sts, a->role_arn);
     s->res->progress.accounts_done++;
-    if (s->cb->on_account_done && !s->res->stopped)
+    if (s->cb->on_account_done && !s->res->stopped && !a->interrupted)
         s->cb->on_account_done(s->cb->ud, a->id);
     s->active--;
     acct_free(a);
@@ -332,6 +339,8 @@ done:
 
 static void target_fail(struct tgt *t, const char *stage, const struct err *e)
 {
+    if (is_interrupt(e))
+        t->a->interrupted = 1;
     if (!t->failed) {
         t->failed = 1;
         t->status = scheduler_status_for(stage, e);
@@ -738,8 +747,17 @@ static void release_held(struct sched *s)
         size_t n = a->n_held;
         a->held = NULL;
         a->n_held = 0;
+        if (s->res->interrupted && !s->res->stopped) {
+            /* its regions waited for the SCPs, which a stop ended: not scanned */
+            struct err why;
+            err_set(&why, SCHED_INTERRUPTED,
+                    "not scanned: the scan was stopped while this account waited for the SCPs");
+            a->interrupted = 1;
+            emit_failure(s, a->id, "*", TARGET_ERROR, &why);
+        }
         /* may free a; nothing new after a stop */
-        start_targets_checked(a, (const char *const *)held, s->res->stopped ? 0 : n);
+        start_targets_checked(a, (const char *const *)held,
+                              s->res->stopped || s->res->interrupted ? 0 : n);
         for (size_t i = 0; i < n; i++)
             free(held[i]);
         free(held);
@@ -751,6 +769,7 @@ static void on_regions(void *ud, const char *const *regions, size_t n, const str
 {
     struct acct *a = ud;
     if (!regions) {
+        a->interrupted |= is_interrupt(e);
         emit_failure(a->s, a->id, "*", scheduler_status_for("regions", e), e);
         account_done(a);
         return;
@@ -782,6 +801,7 @@ static void on_account_creds(void *ud, struct aws_credentials *creds, const stru
     struct acct *a = ud;
     struct sched *s = a->s;
     if (!creds) {
+        a->interrupted |= is_interrupt(e);
         emit_failure(s, a->id, "*", scheduler_status_for("assume_role", e), e);
         account_done(a);
         return;
@@ -820,6 +840,8 @@ static void start_account(struct sched *s, struct pending *pend)
     pend->ou_id_path = NULL;
     a->is_management = pend->is_management;
     s->active++;
+    if (s->cb->on_account_started)
+        s->cb->on_account_started(s->cb->ud, a->id);
     struct sts_assume_role_params p = role_params(a);
     if (sts_cache_get(s->sts, &p, on_account_creds, a, &e) < 0) {
         emit_failure(s, id, "*", scheduler_status_for("assume_role", &e), &e);
@@ -837,7 +859,7 @@ static void pump(struct sched *s)
     if (s->pumping)
         return;
     s->pumping = 1;
-    while (s->head && s->active < s->max_active && !s->res->stopped &&
+    while (s->head && s->active < s->max_active && !s->res->stopped && !s->res->interrupted &&
            http_engine_hungry(s->engine)) {
         struct pending *p = s->head;
         s->head = p->next;
@@ -853,6 +875,55 @@ static void pump(struct sched *s)
 static void feed(void *ud)
 {
     pump(ud);
+}
+
+static void pending_free_all(struct sched *s);
+
+/* The engine's tick: acts on opts.stop. First no account is started any more (those waiting are
+ * handed out as not scanned) and discovery ends; once the grace is over, whatever is still under
+ * way is cut off (http_engine_abort: its targets fail with SCHED_INTERRUPTED). */
+static void tick(void *ud)
+{
+    struct sched *s = ud;
+    if (!s->o->stop || !*s->o->stop)
+        return;
+    double now = mono_now();
+    if (!s->res->interrupted) {
+        s->res->interrupted = 1;
+        s->stop_at = now;
+        long waiting = 0;
+        struct err why;
+        err_set(&why, SCHED_INTERRUPTED,
+                "not scanned: the scan was stopped before this account was started");
+        for (struct pending *p = s->head; p; p = p->next, waiting++) {
+            /* not emit_failure: one log line for them all, not one each */
+            struct target_result r = {.account_id = p->id,
+                                      .region = "*",
+                                      .status = TARGET_ERROR,
+                                      .error_code = why.code,
+                                      .error_message = why.message,
+                                      .scanned_at = wall_now(s)};
+            emit(s, &r);
+        }
+        pending_free_all(s);
+        log_warn("scan",
+                 "stopping: no account is started any more (%ld were waiting: not scanned); "
+                 "%d accounts under way get up to %.0f s to finish",
+                 waiting, s->active, s->o->stop_grace_s);
+        if (s->org && !s->discovery_done) {
+            err_set(&why, SCHED_INTERRUPTED, "scan stopped");
+            org_discover_stop(s->org, &why);
+        }
+    }
+    if (!s->res->cut_off && now - s->stop_at >= s->o->stop_grace_s) {
+        s->res->cut_off = 1;
+        log_warn("scan", "stopping: the grace of %.0f s is over: %d accounts under way are cut off",
+                 s->o->stop_grace_s, s->active);
+        struct err why;
+        err_set(&why, SCHED_INTERRUPTED,
+                "not scanned: the scan was stopped and its grace for requests under way ran out");
+        http_engine_abort(s->engine, &why);
+    }
 }
 
 static int excluded(const struct scheduler_options *o, const char *id)
@@ -1191,6 +1262,11 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
         o.partition = endpoint_partition(o.home_region);
     if (o.page_size <= 0 || o.page_size > 100)
         o.page_size = 100;
+    memset(out, 0, sizeof *out);
+    if (strlen(o.role_name) > SCHED_ROLE_NAME_MAX || strlen(o.partition) > 32)
+        return err_set(err, ERR_CONFIG,
+                       "role name of %zu characters: IAM allows %d with the role's path",
+                       strlen(o.role_name), SCHED_ROLE_NAME_MAX);
     /* a fixed list alone makes no Organizations call; with the org role it reads them too */
     int read_org = !o.accounts || o.org_role_arn;
     memset(out, 0, sizeof *out);
@@ -1287,14 +1363,24 @@ int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
     /* accounts are started as the engine asks for work (see pump) */
     http_engine_set_feeder(engine, feed, &s);
     http_engine_set_refresher(engine, refresh_account_creds, &s);
+    http_engine_set_tick(engine, tick, &s);
     int ran = http_engine_run(engine, err);
     http_engine_set_feeder(engine, NULL, NULL);
     http_engine_set_refresher(engine, NULL, NULL);
-    if (ran < 0)
+    http_engine_set_tick(engine, NULL, NULL);
+    if (ran < 0) {
+        /* the requests left point into this frame: a later run on the engine must not reach
+         * them (what they held is lost with them: the engine failed) */
+        http_engine_cancel(engine);
         goto done;
+    }
     report_progress(&s, 1);
     if (out->stopped) { /* before discovery_failed: a stop also ends discovery */
         err_set(err, "Stopped", "scan stopped: results could not be stored");
+        goto done;
+    }
+    if (out->interrupted) { /* before discovery_failed too: the stop ended discovery */
+        rc = 0;
         goto done;
     }
     if (s.discovery_failed) {

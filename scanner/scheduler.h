@@ -13,6 +13,7 @@
 #define SCHED_LIST_PAGES_MAX 1000
 #define SCHED_CLUSTERS_MAX 10000
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "common/err.h"
@@ -45,7 +46,23 @@ struct scheduler_options {
     /* Discovery only (scan --enqueue): each account that would be scanned goes to
      * on_account_selected instead, and nothing is scanned. */
     int discover_only;
+    /* A stop (SIGTERM, SIGINT): once *stop is nonzero (a signal handler sets it), no account is
+     * started any more (the accounts waiting are handed out as not scanned, code
+     * SCHED_INTERRUPTED, region "*"), Organizations discovery ends, and the requests under way
+     * get stop_grace_s seconds to finish; then they are cut off and their targets handed out as
+     * SCHED_INTERRUPTED too. An account with such a target gets no on_account_done. NULL: no
+     * stop. */
+    const volatile sig_atomic_t *stop;
+    double stop_grace_s;
 };
+
+/* The longest role name (with its path) a role ARN is built from: IAM allows a 512-character
+ * path and a 64-character name. scheduler_run refuses a longer one (ConfigError) rather than
+ * assume a truncated ARN. */
+#define SCHED_ROLE_NAME_MAX 576
+
+/* The error code of a target or an account that a stop left unscanned. */
+#define SCHED_INTERRUPTED "Interrupted"
 
 struct scheduler_progress {
     long accounts_total; /* -1 while discovery is still listing */
@@ -79,8 +96,10 @@ struct scheduler_callbacks {
     /* With discover_only: one per account that a scan would scan (active, not excluded). */
     void (*on_account_selected)(void *ud, const char *account_id);
     /* After an account's last target was handed to on_target (not after a stop; not for a
-     * suspended account, which is not scanned). */
+     * suspended account, which is not scanned; not when a stop cut one of its targets short). */
     void (*on_account_done)(void *ud, const char *account_id);
+    /* When the work on an account begins (its AssumeRole is asked for). */
+    void (*on_account_started)(void *ud, const char *account_id);
     /* At most a few times per second, and once at the end. */
     void (*on_progress)(void *ud, const struct scheduler_progress *p);
     void *ud;
@@ -91,14 +110,17 @@ struct scheduler_result {
      * NOT_READ (a fixed account list without org_role_arn), FAILED (they could not be read, or
      * discovery failed). */
     enum org_scps scps_state;
-    int scps_ok; /* org_scps_known(scps_state): 0 when the SCP-backed intent is unknown */
-    int stopped; /* on_target asked to stop */
+    int scps_ok;     /* org_scps_known(scps_state): 0 when the SCP-backed intent is unknown */
+    int stopped;     /* on_target asked to stop */
+    int interrupted; /* opts.stop was raised: what was not done is handed out SCHED_INTERRUPTED */
+    int cut_off;     /* ... and the grace ran out with requests under way */
     struct scheduler_progress progress;
 };
 
 /* Runs the whole scan on engine. Base credentials come from chain. Returns 0 when the scan ran
- * (targets may have failed: see their statuses); -1 with err when it could not run at all (no
- * credentials, Organizations unreachable, the org role could not be assumed, stopped). */
+ * (targets may have failed: see their statuses), or was interrupted by opts.stop
+ * (out->interrupted); -1 with err when it could not run at all (no credentials, Organizations
+ * unreachable, the org role could not be assumed, stopped by on_target). */
 int scheduler_run(struct http_engine *engine, struct creds_chain *chain,
                   const struct scheduler_options *opts, const struct scheduler_callbacks *cb,
                   struct scheduler_result *out, struct err *err);

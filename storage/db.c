@@ -40,7 +40,7 @@ int db_fail(struct db *db, const PGresult *r, const char *what, struct err *err)
         copy_trimmed(msg, sizeof msg, db && db->conn ? PQerrorMessage(db->conn) : "no connection");
     const char *code = state && state[0] ? state
                        : (!db || !db->conn || PQstatus(db->conn) == CONNECTION_BAD)
-                           ? ERR_CONNECT
+                           ? ERR_DB_CONNECT
                            : "DatabaseError";
     if (detail)
         return err_set(err, code, "%s: %s (%s)", what, msg, detail);
@@ -189,7 +189,7 @@ struct db *db_connect(const char *url, struct err *err)
         for (PQconninfoOption *o = parsed; o->keyword; o++)
             if (strcmp(o->keyword, "password") == 0)
                 redact(msg, o->val);
-        err_set(err, ERR_CONNECT, "cannot connect to PostgreSQL: %s", msg);
+        err_set(err, ERR_DB_CONNECT, "cannot connect to PostgreSQL: %s", msg);
         goto cleanup;
     }
     PQsetNoticeProcessor(conn, on_notice, NULL);
@@ -360,8 +360,8 @@ int db_scan_finish(struct db *db, long long scan_id, double finished_at, const c
     int rc = -1;
     PGresult *r = NULL;
     if (!status || (strcmp(status, "succeeded") != 0 && strcmp(status, "partial") != 0 &&
-                    strcmp(status, "failed") != 0)) {
-        err_set(err, ERR_INVALID, "a scan ends succeeded, partial or failed, not '%s'",
+                    strcmp(status, "failed") != 0 && strcmp(status, "aborted") != 0)) {
+        err_set(err, ERR_INVALID, "a scan ends succeeded, partial, failed or aborted, not '%s'",
                 status ? status : "(null)");
         goto cleanup;
     }
@@ -427,7 +427,7 @@ int db_connection_lost(const struct db *db, const struct err *err)
     if (!err)
         return 0;
     const char *c = err->code;
-    return strcmp(c, ERR_CONNECT) == 0 || strncmp(c, "08", 2) == 0 || strcmp(c, "57P01") == 0 ||
+    return strcmp(c, ERR_DB_CONNECT) == 0 || strncmp(c, "08", 2) == 0 || strcmp(c, "57P01") == 0 ||
            strcmp(c, "57P02") == 0 || strcmp(c, "57P03") == 0;
 }
 
@@ -440,7 +440,7 @@ int db_reconnect(struct db *db, struct err *err)
     if (PQstatus(db->conn) != CONNECTION_OK) {
         char msg[ERR_MSG_MAX];
         connect_message(db->conn, msg, sizeof msg);
-        err_set(err, ERR_CONNECT, "cannot connect to PostgreSQL: %s", msg);
+        err_set(err, ERR_DB_CONNECT, "cannot connect to PostgreSQL: %s", msg);
         goto cleanup;
     }
     if (secure_search_path(db, err) < 0)
@@ -545,7 +545,7 @@ int db_retry(struct db *db, const char *what, db_op_fn op, void *ud, int *retrie
         if (db_reconnect(db, &re) < 0) {
             /* still down, or the scan's lock is being probed by a beginning scan: either way
              * the connection is not usable yet (the reason is kept for the final message) */
-            const char *code = strcmp(re.code, "ScanLockBusy") == 0 ? ERR_CONNECT : re.code;
+            const char *code = strcmp(re.code, "ScanLockBusy") == 0 ? ERR_DB_CONNECT : re.code;
             err_set(err, code, "%s", re.message);
             if (!db_connection_lost(db, err))
                 break; /* e.g. search_path refused: not an outage */

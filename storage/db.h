@@ -14,7 +14,8 @@ struct db;
 /* Connects with url (a libpq URI or conninfo), or, when url is NULL, with DATABASE_URL or else
  * libpq's own PG* variables and .pgpass. Sets a secure search_path (pg_catalog only; every
  * statement schema-qualifies egressscan.) and application_name. NULL with err (code: the
- * SQLSTATE when libpq gives one, else "ConnectionError"); the message never holds a password. */
+ * SQLSTATE when libpq gives one, else "DatabaseConnectionError"); the message never holds a
+ * password. */
 struct db *db_connect(const char *url, struct err *err);
 void db_close(struct db *db);
 
@@ -25,7 +26,8 @@ int db_url_has_password(const char *url);
 
 /* Nonzero when err, from a call on db, means the connection is gone rather than that the
  * statement was refused: SQLSTATE class 08, 57P01/57P02/57P03 (administrator or crash shutdown,
- * server starting), "ConnectionError", or libpq's connection-bad state. */
+ * server starting), "DatabaseConnectionError" (ERR_DB_CONNECT), or libpq's connection-bad state.
+ * An HTTP "ConnectionError" (AWS, a credential endpoint) is not a database failure. */
 int db_connection_lost(const struct db *db, const struct err *err);
 
 /* Connects again with the parameters of db_connect (the same libpq connection object, its
@@ -92,7 +94,8 @@ int db_write_scps(struct db *db, long long scan_id, const struct scp_policy *p, 
  * the target's clusters that are no longer there closed). A target that failed leaves its
  * clusters as they were (they stay current: nothing says they are gone). A target the scan
  * already stored is left out, with its clusters: a batch run again after a lost connection
- * (its COMMIT may have landed) is written once. */
+ * (its COMMIT may have landed) is written once. A target twice in results refuses the batch
+ * (InvalidInput: the caller's lists must be free of duplicates). */
 int db_write_targets(struct db *db, long long scan_id, const struct target_result *const *results,
                      size_t n, struct err *err);
 /* A target that cannot be stored costs only itself (SPEC section 4): one that fails the
@@ -121,8 +124,9 @@ struct scan_totals {
     long long retries;
 };
 
-/* Finalizes a scan: status 'succeeded', 'partial' or 'failed' (error: why, for failed), the
- * counters from its coverage rows and the given totals, finished_at. */
+/* Finalizes a scan: status 'succeeded', 'partial' or 'failed' (error: why, for failed), or
+ * 'aborted' (stopped by a signal: error says so), the counters from its coverage rows and the
+ * given totals, finished_at. */
 int db_scan_finish(struct db *db, long long scan_id, double finished_at, const char *status,
                    const struct scan_totals *totals, const char *error, struct err *err);
 

@@ -33,7 +33,7 @@ struct db {
 PGconn *db_pgconn(struct db *db);
 
 /* Fills err from a failed result (r may be NULL: the connection's message is used). The code is
- * the SQLSTATE when there is one, else "ConnectionError" when the connection is gone, else
+ * the SQLSTATE when there is one, else "DatabaseConnectionError" when the connection is gone, else
  * "DatabaseError"; the message is "what: primary message". Returns -1. */
 int db_fail(struct db *db, const PGresult *r, const char *what, struct err *err);
 

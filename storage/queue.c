@@ -229,16 +229,30 @@ int queue_renew(struct db *db, const char *owner, int lease_s, int *n, struct er
 
 int queue_release(struct db *db, const char *owner, int *n, struct err *err)
 {
-    const char *p[1] = {owner};
+    return queue_release_started(db, owner, NULL, 0, n, err);
+}
+
+int queue_release_started(struct db *db, const char *owner, const char *const *started,
+                          size_t n_started, int *n, struct err *err)
+{
+    struct buf ids;
+    buf_init(&ids);
+    if (text_array(&ids, started, n_started) < 0) {
+        buf_cleanup(&ids);
+        return err_set(err, ERR_NOMEM, "out of memory releasing leases");
+    }
+    const char *p[2] = {owner, ids.data};
     PGresult *r = db_query(
         db,
         "WITH released AS (UPDATE egressscan.work_item SET status = 'pending', lease_owner = "
-        "NULL, lease_expires = NULL, attempts = GREATEST(attempts - 1, 0) "
+        "NULL, lease_expires = NULL, attempts = CASE WHEN account_id = ANY ($2::text[]) "
+        "THEN attempts ELSE GREATEST(attempts - 1, 0) END "
         "WHERE status = 'leased' AND lease_owner = $1 "
         "RETURNING scan_id), touched AS (UPDATE egressscan.scan_queue q SET last_activity = "
         "pg_catalog.now() WHERE q.scan_id IN (SELECT scan_id FROM released)) "
         "SELECT pg_catalog.count(*) FROM released",
-        1, p, "releasing leases", err);
+        2, p, "releasing leases", err);
+    buf_cleanup(&ids);
     if (!r)
         return -1;
     if (n)
@@ -390,7 +404,30 @@ int queue_complete_many(struct db *db, long long scan_id, const char *owner,
              "targets one at a time",
              scan_id, n, err->code, err->message);
     err_clear(err);
-    return complete_many(db, scan_id, owner, items, n, lost, 1, err);
+    if (complete_many(db, scan_id, owner, items, n, lost, 1, err) == 0)
+        return 0;
+    if (!db_refused_statement(db, err))
+        return -1;
+    if (n == 1) {
+        lost[0] = QUEUE_REFUSED;
+        log_warn("queue",
+                 "scan %lld account %s: the database refused its results, even as errors (%s: "
+                 "%s): given back to be claimed again",
+                 scan_id, items[0].account_id, err->code, err->message);
+        err_clear(err);
+        return 0;
+    }
+    /* even the rows recording a target as rejected were refused: each account alone, so that
+     * the one the database will not take costs only itself */
+    err_clear(err);
+    for (size_t i = 0; i < n; i++) {
+        if (queue_complete_many(db, scan_id, owner, &items[i], 1, &lost[i], err) < 0) {
+            for (size_t k = i; k < n; k++)
+                lost[k] = QUEUE_LEASE_LOST;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int queue_complete(struct db *db, long long scan_id, const char *account_id, const char *owner,
@@ -400,10 +437,10 @@ int queue_complete(struct db *db, long long scan_id, const char *account_id, con
     struct queue_completion c = {.account_id = account_id, .targets = results, .n = n};
     if (calls)
         c.calls = *calls;
-    int lost = 1;
+    int lost = QUEUE_LEASE_LOST;
     if (queue_complete_many(db, scan_id, owner, &c, 1, &lost, err) < 0)
         return -1;
-    return lost ? 1 : 0;
+    return lost;
 }
 
 int queue_add_calls(struct db *db, long long scan_id, const struct scan_totals *calls,

@@ -50,10 +50,18 @@ int queue_renew(struct db *db, const char *owner, int lease_s, int *n, struct er
  * count as an attempt: the worker stopped, it did not die). */
 int queue_release(struct db *db, const char *owner, int *n, struct err *err);
 
+/* queue_release, except that the claims of the accounts in started[0..n_started) (of the batch
+ * owner holds) keep their attempt: their work began and did not end written (a scan that
+ * failed, results the database refused, a stop that cut them short), so that an item that keeps
+ * failing reaches QUEUE_MAX_ATTEMPTS and is recorded WorkItemAbandoned. */
+int queue_release_started(struct db *db, const char *owner, const char *const *started,
+                          size_t n_started, int *n, struct err *err);
+
 /* In one transaction: checks that owner still holds the item (scan_id, account_id), writes the
  * account's n target results (as db_write_targets), marks the item done and stores calls (the
  * AWS calls made since the worker's previous completion) on it. 0: written; 1: the lease was
- * lost (another worker holds the item, or another owner did it): nothing written; -1 with err.
+ * lost (another worker holds the item, or another owner did it): nothing written; 2: the database
+ * refused the results, even as errors (QUEUE_REFUSED): still leased; -1 with err.
  * An item owner itself already marked done counts as written and is not written again, so the
  * call may be run again (db_retry) after a COMMIT whose answer was lost. */
 int queue_complete(struct db *db, long long scan_id, const char *account_id, const char *owner,
@@ -68,10 +76,20 @@ struct queue_completion {
     struct scan_totals calls; /* AWS calls since the worker's previous completion */
 };
 
+/* What queue_complete_many did with an account (lost[i]). */
+#define QUEUE_WRITTEN 0
+#define QUEUE_LEASE_LOST 1 /* another worker holds it now: dropped */
+#define QUEUE_REFUSED 2    /* the database refused even its error rows: still leased to owner */
+
 /* queue_complete for n accounts in one transaction (fewer round trips): the accounts whose lease
  * owner still holds are written and marked done (those owner already did count as written), the
- * others dropped. lost[i] says which (all 1 on -1: nothing was written). 0 or -1 with err. Safe
- * to run again after a lost connection (db_retry). */
+ * others dropped. A refusal by the database (any SQLSTATE but a lost connection) costs only the
+ * account it is about: the accounts are written again with each target under a savepoint (a
+ * refused target is recorded error StorageRejected), and when that is refused too, each account
+ * in a transaction of its own; one still refused stays leased to owner (QUEUE_REFUSED) for the
+ * caller to give back (queue_release_started). lost[i] says what became of each (all
+ * QUEUE_LEASE_LOST on -1: nothing more was written). 0 or -1 with err. Safe to run again after a
+ * lost connection (db_retry). */
 int queue_complete_many(struct db *db, long long scan_id, const char *owner,
                         const struct queue_completion *items, size_t n, int *lost, struct err *err);
 

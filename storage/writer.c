@@ -518,6 +518,34 @@ static void reject(struct db *db, struct rejected *rj, const struct target_resul
     log_warn("db", "account %s region %s: %s", t->account_id, t->region, rj->e.message);
 }
 
+static int cmp_target(const void *a, const void *b)
+{
+    const struct target_result *x = *(const struct target_result *const *)a;
+    const struct target_result *y = *(const struct target_result *const *)b;
+    int c = strcmp(x->account_id, y->account_id);
+    return c ? c : strcmp(x->region, y->region);
+}
+
+/* A target twice in one batch is a defect of the caller (a region or account listed twice):
+ * refused whole rather than left to the primary key, or to the second copy's silent skip. */
+static int check_unique(const struct target_result *const *results, size_t n, struct err *err)
+{
+    if (n < 2)
+        return 0;
+    const struct target_result **sorted = malloc(n * sizeof *sorted);
+    if (!sorted)
+        return err_set(err, ERR_NOMEM, "out of memory checking target results");
+    memcpy(sorted, results, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_target);
+    int rc = 0;
+    for (size_t i = 1; i < n && rc == 0; i++)
+        if (cmp_target(&sorted[i - 1], &sorted[i]) == 0)
+            rc = err_set(err, ERR_INVALID, "target %s/%s is twice in one batch",
+                         sorted[i]->account_id, sorted[i]->region);
+    free(sorted);
+    return rc;
+}
+
 /* Checks every target (db_target_check). A defect of the caller refuses the batch; a target
  * whose content is unusable is replaced by its rejection (*use points at results, or at *subs
  * when one was replaced; free(*subs)). Counts targets and clusters of what is written. */
@@ -552,6 +580,8 @@ static int check_targets(struct db *db, const struct target_result *const *resul
             arr[i] = &(*subs)[i].r;
         }
     }
+    if (check_unique(results, n, err) < 0)
+        goto fail;
     if (arr)
         *use = arr;
     for (size_t i = 0; i < n; i++) {

@@ -47,7 +47,7 @@ struct result_sink {
     size_t queued_bytes;
     int closing;
     atomic_int failed;
-    struct err err; /* the first failure; written by the thread before `failed` is set */
+    struct err err; /* the first failure; written under mu before `failed` is set, never after */
     double busy_s;  /* the thread's time in database calls; read after the join */
 
     struct job *batch; /* targets being batched by the event loop */
@@ -148,8 +148,14 @@ static void *writer_main(void *arg)
             int rc = job_write(s, j, &e);
             s->busy_s += mono_now() - t;
             if (rc < 0) {
-                s->err = e;
-                atomic_store(&s->failed, 1);
+                /* under the lock, first failure only: nomem() on the loop's thread may be
+                 * recording its own at this moment */
+                pthread_mutex_lock(&s->mu);
+                if (!atomic_load(&s->failed)) {
+                    s->err = e;
+                    atomic_store(&s->failed, 1);
+                }
+                pthread_mutex_unlock(&s->mu);
             }
         }
         pthread_mutex_lock(&s->mu);

@@ -17,6 +17,7 @@
 #include "cmd/egressscan/drift_stage.h"
 #include "cmd/egressscan/result_sink.h"
 #include "cmd/egressscan/scan_end.h"
+#include "cmd/egressscan/stop.h"
 #include "common/config.h"
 #include "common/isotime.h"
 #include "common/log.h"
@@ -40,6 +41,7 @@ struct pipeline {
     int progress_line; /* draw a progress line on the terminal */
     double t0;
     double db_write_s; /* time spent in database writes (results, snapshot) */
+    long interrupted;  /* results a stop left not scanned (SCHED_INTERRUPTED) */
 };
 
 static int on_target(void *ud, const struct target_result *r)
@@ -48,6 +50,8 @@ static int on_target(void *ud, const struct target_result *r)
     if (p->db_failed)
         return -1;
     scan_counts_add(&p->counts, r);
+    if (r->error_code && strcmp(r->error_code, SCHED_INTERRUPTED) == 0)
+        p->interrupted++;
     if (result_sink_target(p->sink, r) < 0) {
         p->db_failed = 1;
         return -1;
@@ -146,7 +150,10 @@ static void usage(FILE *out)
             "AWS setting (AWS_ENDPOINT_URL*, AWS_PROFILE naming no profile, AWS_REGION,\n"
             "AWS_MAX_ATTEMPTS, AWS_RETRY_MODE): nothing is written; 3 done but partial (some\n"
             "targets could not be scanned, or the SCPs could not be read); 4 failed (database,\n"
-            "credentials, Organizations). 3 and 4 win over 1.\n");
+            "credentials, Organizations). 3 and 4 win over 1. SIGTERM or SIGINT: no new\n"
+            "account, the requests under way get EGRESSSCAN_STOP_GRACE_SECONDS (20), what\n"
+            "finished is stored, the rest recorded not scanned (Interrupted), the scan aborted;\n"
+            "exit 143 (SIGTERM) or 130 (SIGINT). A second signal exits at once.\n");
 }
 
 enum {
@@ -373,11 +380,17 @@ int cmd_scan(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (fl.enqueue) {
+        stop_ignore_sigpipe(); /* libcurl runs with CURLOPT_NOSIGNAL: stop.h */
         int qrc = scan_enqueue(&cfg, fl.targeted);
         config_cleanup(&cfg);
         return qrc;
     }
 
+    double stop_grace_s = 0;
+    if (stop_setup("scan", &stop_grace_s) < 0) {
+        config_cleanup(&cfg);
+        return EXIT_USAGE;
+    }
     int exit_code = EXIT_FAILED;
     struct pipeline p;
     memset(&p, 0, sizeof p);
@@ -451,7 +464,9 @@ int cmd_scan(int argc, char **argv)
             .org_role_arn = cfg.org_role_arn,
             .home_region = endpoint_home_region(),
             .page_size = cfg.page_size,
-            .as_of = as_of};
+            .as_of = as_of,
+            .stop = &stop_signal, /* SIGTERM, SIGINT: stop.h */
+            .stop_grace_s = stop_grace_s};
         struct scheduler_callbacks cb = {.on_accounts = on_accounts,
                                          .on_org_unit = on_org_unit,
                                          .on_scp = on_scp,
@@ -506,6 +521,28 @@ int cmd_scan(int argc, char **argv)
         snprintf(error_text, sizeof error_text, "%s (%s)", e.message, e.code);
     }
     enum org_scps scps = res.scps_state;
+    if (!error_text[0] && res.interrupted) {
+        /* stopped by a signal: what finished is stored, the rest is recorded not scanned
+         * (Interrupted); no drift from an incomplete scan; the row says it was stopped */
+        struct scan_totals stopped_totals = {(long long)st.attempts, (long long)st.throttles,
+                                             (long long)st.retries};
+        snprintf(error_text, sizeof error_text,
+                 "stopped by %s after %.0f s: %ld targets scanned and stored; %ld targets or "
+                 "accounts recorded not scanned (Interrupted)%s",
+                 stop_signal_name(stop_signal), scan_mono_now() - p.t0,
+                 sink_stats.targets_written - p.interrupted, p.interrupted,
+                 res.cut_off ? ", the grace for the requests under way having run out" : "");
+        struct scan_end end;
+        scan_end_stopped(p.db, p.scan_id, as_of, p.t0, error_text, &stopped_totals, &end);
+        if (end.finish_failed)
+            log_command_error("scan", "cannot record scan %lld as stopped: %s", p.scan_id,
+                              end.finish_err.message);
+        log_warn("scan", "scan %lld: %s", p.scan_id, error_text);
+        p.counts.accounts = res.progress.accounts_done;
+        scan_summary_print(p.scan_id, &end, &p.counts, &stopped_totals, p.db_write_s, scps);
+        exit_code = stop_exit_code(stop_signal);
+        goto out;
+    }
     if (!error_text[0]) {
         struct err de;
         err_clear(&de);

@@ -131,32 +131,39 @@ long scan_counts_clusters(const struct scan_counts *c)
     return n;
 }
 
-void scan_end_run(struct db *db, long long scan_id, const struct policy *policy, double as_of,
-                  double t0, char *error_text, size_t cap, const struct scan_counts *counts,
-                  const struct scan_totals *totals, enum org_scps scps, int db_unreachable,
-                  struct scan_end *out)
+/* scan_end_run's drift stage (when error_text is empty); a failure goes into error_text, and
+ * out->db_unreachable says whether it was the database staying away past the bound. */
+static void end_drift(struct db *db, long long scan_id, const struct policy *policy, double as_of,
+                      double t0, char *error_text, size_t cap, struct scan_end *out)
 {
-    memset(out, 0, sizeof *out);
-    out->db_unreachable = db_unreachable;
-    if (!error_text[0]) {
-        /* drift: the scan's findings, evaluated from what is now stored */
-        struct err de;
-        err_clear(&de);
-        double now = as_of > 0 ? as_of + (scan_mono_now() - t0) : scan_real_now();
-        double t = scan_mono_now();
-        struct drift_op dop = {scan_id, policy, (time_t)now, out};
-        if (db_retry(db, "evaluating drift", drift_op, &dop, NULL, &de) < 0) {
-            out->db_unreachable = db_connection_lost(db, &de);
-            snprintf(error_text, cap, "drift evaluation: %s (%s)", de.message, de.code);
-        }
-        out->drift_s = scan_mono_now() - t;
+    if (error_text[0])
+        return;
+    /* drift: the scan's findings, evaluated from what is now stored */
+    struct err de;
+    err_clear(&de);
+    double now = as_of > 0 ? as_of + (scan_mono_now() - t0) : scan_real_now();
+    double t = scan_mono_now();
+    struct drift_op dop = {scan_id, policy, (time_t)now, out};
+    if (db_retry(db, "evaluating drift", drift_op, &dop, NULL, &de) < 0) {
+        out->db_unreachable = db_connection_lost(db, &de);
+        snprintf(error_text, cap, "drift evaluation: %s (%s)", de.message, de.code);
     }
+    out->drift_s = scan_mono_now() - t;
+}
+
+/* scan_end_run's status and db_scan_finish. */
+static void end_finish(struct db *db, long long scan_id, double as_of, double t0,
+                       const char *error_text, const struct scan_counts *counts,
+                       const struct scan_totals *totals, enum org_scps scps, struct scan_end *out)
+{
     out->status = scan_status_of(error_text[0] != 0, scan_counts_failed(counts), scps);
     out->duration = scan_mono_now() - t0;
     out->finished = as_of > 0 ? as_of + out->duration : scan_real_now();
     err_clear(&out->finish_err);
-    /* After an outage the failure is worth a short wait only: the next scan marks it aborted. */
-    if (out->db_unreachable && db_retry_bound(db) > 5)
+    /* After an outage the failure is worth a short wait only: the next scan marks it aborted.
+     * For this call only: a worker goes on, and its next outage gets the whole bound again. */
+    double bound = db_retry_bound(db);
+    if (out->db_unreachable && bound > 5)
         db_set_retry_bound(db, 5);
     struct finish_op fop = {
         scan_id, out->finished, out->status, totals, error_text[0] ? error_text : NULL, 0};
@@ -164,6 +171,47 @@ void scan_end_run(struct db *db, long long scan_id, const struct policy *policy,
         out->finish_failed = 1;
         out->finish_lost = db_connection_lost(db, &out->finish_err);
         out->status = "failed";
+    }
+    db_set_retry_bound(db, bound);
+}
+
+void scan_end_run(struct db *db, long long scan_id, const struct policy *policy, double as_of,
+                  double t0, char *error_text, size_t cap, const struct scan_counts *counts,
+                  const struct scan_totals *totals, enum org_scps scps, int db_unreachable,
+                  struct scan_end *out)
+{
+    memset(out, 0, sizeof *out);
+    out->db_unreachable = db_unreachable;
+    end_drift(db, scan_id, policy, as_of, t0, error_text, cap, out);
+    end_finish(db, scan_id, as_of, t0, error_text, counts, totals, scps, out);
+}
+
+int scan_end_run_or_put_off(struct db *db, long long scan_id, const struct policy *policy,
+                            double t0, char *error_text, size_t cap,
+                            const struct scan_counts *counts, const struct scan_totals *totals,
+                            enum org_scps scps, struct scan_end *out)
+{
+    memset(out, 0, sizeof *out);
+    end_drift(db, scan_id, policy, 0, t0, error_text, cap, out);
+    if (out->db_unreachable)
+        return 1; /* every result is stored: nothing the next finalizer could not do */
+    end_finish(db, scan_id, 0, t0, error_text, counts, totals, scps, out);
+    return 0;
+}
+
+void scan_end_stopped(struct db *db, long long scan_id, double as_of, double t0,
+                      const char *error_text, const struct scan_totals *totals,
+                      struct scan_end *out)
+{
+    memset(out, 0, sizeof *out);
+    out->status = "aborted";
+    out->duration = scan_mono_now() - t0;
+    out->finished = as_of > 0 ? as_of + out->duration : scan_real_now();
+    err_clear(&out->finish_err);
+    struct finish_op fop = {scan_id, out->finished, out->status, totals, error_text, 0};
+    if (db_retry(db, "recording the stopped scan", finish_op, &fop, NULL, &out->finish_err) < 0) {
+        out->finish_failed = 1;
+        out->finish_lost = db_connection_lost(db, &out->finish_err);
     }
 }
 

@@ -39,7 +39,7 @@ long scan_counts_clusters(const struct scan_counts *c);
 
 /* How a scan ended. */
 struct scan_end {
-    const char *status; /* succeeded, partial, failed */
+    const char *status; /* succeeded, partial, failed; aborted (scan_end_stopped) */
     struct drift_summary drift;
     int drift_ran;
     double drift_s;    /* time of the drift stage */
@@ -59,12 +59,28 @@ struct scan_end {
  * with an error, partial with failed targets or SCPs that could not be read (scps), else
  * succeeded: scan_status_of) and db_scan_finish with totals (which
  * finalizes a running scan only: never twice). Both are retried across reconnections within the
- * connection's retry bound (db_retry; after an outage at most 5 s more for the end). Times: as_of >
+ * connection's retry bound (db_retry; after an outage at most 5 s more for the end, the bound
+ * restored after it). Times: as_of >
  * 0 shifts the clock as `scan --as-of` does; t0 is the monotonic start. */
 void scan_end_run(struct db *db, long long scan_id, const struct policy *policy, double as_of,
                   double t0, char *error_text, size_t cap, const struct scan_counts *counts,
                   const struct scan_totals *totals, enum org_scps scps, int db_unreachable,
                   struct scan_end *out);
+
+/* scan_end_run for the worker that finalizes an enqueued scan, whose results are all stored: when
+ * the drift stage finds the database unreachable past the retry bound, the scan is not ended as
+ * failed but left running for a later finalizer (this worker once the database is back, or the
+ * next one): 1, with error_text saying why. Else as scan_end_run, 0. */
+int scan_end_run_or_put_off(struct db *db, long long scan_id, const struct policy *policy,
+                            double t0, char *error_text, size_t cap,
+                            const struct scan_counts *counts, const struct scan_totals *totals,
+                            enum org_scps scps, struct scan_end *out);
+
+/* Ends scan_id stopped by a signal: no drift stage (the scan is incomplete), status aborted with
+ * error_text (why, and what was stored), db_scan_finish retried within the retry bound. */
+void scan_end_stopped(struct db *db, long long scan_id, double as_of, double t0,
+                      const char *error_text, const struct scan_totals *totals,
+                      struct scan_end *out);
 
 /* The database of scan, enqueue and worker: the retry bound from EGRESSSCAN_DB_RETRY_SECONDS (0
  * to 86400 s, default DB_RETRY_BOUND_S), the connection, and a current schema. NULL (the reason

@@ -20,6 +20,7 @@
 
 #include "cmd/egressscan/commands.h"
 #include "cmd/egressscan/scan_end.h"
+#include "cmd/egressscan/stop.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "scanner/creds.h"
@@ -35,14 +36,6 @@
 #define MAX_BATCH 256
 #define POLL_MS 1000
 #define RECENT_S 900 /* --wait: a scan that ended this recently is the one a Job was for */
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 /* ---- the writer thread: completions and lease renewal ---- */
 
@@ -67,7 +60,7 @@ struct writer {
     atomic_int failed;
     struct err err;
     /* the thread's own, read after the join */
-    long written, lost;
+    long written, lost, refused;
     struct scan_totals unrecorded; /* calls of results that were dropped */
     double busy_s;
 };
@@ -156,12 +149,17 @@ static void writer_complete(struct writer *w, struct completion *list)
     }
     size_t i = 0;
     for (struct completion *c = list; c && i < n; c = c->next, i++) {
-        if (!lost[i]) {
+        if (lost[i] == QUEUE_WRITTEN) {
             w->written++;
             continue;
         }
-        w->lost++;
         totals_add(&w->unrecorded, &c->calls);
+        if (lost[i] == QUEUE_REFUSED) {
+            /* still leased to us: given back after the batch with its attempt counted */
+            w->refused++;
+            continue;
+        }
+        w->lost++;
         log_warn("worker",
                  "scan %lld account %s: the lease was lost (another worker holds it now): its "
                  "results were dropped",
@@ -340,6 +338,7 @@ static int scan_opts_parse(struct scan_opts *o, long long scan_id, const char *t
 
 struct account_buf {
     char id[16];
+    int started; /* the scheduler began its work */
     struct target_result **targets;
     size_t n, cap;
 };
@@ -353,6 +352,7 @@ struct worker {
     int fail_on_drift;
     int fail_on; /* enum report_severity, -1: none */
     const char *metrics_file;
+    double stop_grace_s; /* after SIGTERM / SIGINT, for the requests under way */
     struct http_engine *engine;
     struct creds_chain *chain;
     struct scan_opts opts;
@@ -368,7 +368,16 @@ struct worker {
     int progress_line; /* draw a progress line on the terminal */
     long finalized;    /* scans this worker finalized */
     int db_gave_up;    /* the writer's retries ran out of the bound: no more reconnecting */
+    int recoveries;    /* recover() calls since the last successful claim */
+    /* accounts of the claimed batch whose work began: their claims keep the attempt when they
+     * are given back unwritten (queue_release_started) */
+    char (*started)[16];
+    size_t n_started;
+    long refused; /* accounts whose results the database refused */
+    int put_offs; /* finalizations put off for an outage past the bound (PUT_OFF_MAX: exit 4) */
 };
+
+#define PUT_OFF_MAX 3
 
 static int rank(int code)
 {
@@ -427,6 +436,13 @@ static int on_target(void *ud, const struct target_result *r)
     return 0;
 }
 
+static void on_account_started(void *ud, const char *account_id)
+{
+    struct account_buf *a = account_of(ud, account_id);
+    if (a)
+        a->started = 1;
+}
+
 /* The account's targets are all in: they go to the writer with the calls made since the last
  * hand-over. */
 static void on_account_done(void *ud, const char *account_id)
@@ -470,6 +486,11 @@ static int abandon_item(struct worker *w, long long scan_id, const struct queue_
     int rc = queue_complete(w->db, scan_id, it->account_id, w->owner, rs, 1, NULL, err);
     if (rc < 0)
         return -1;
+    if (rc == QUEUE_REFUSED)
+        return err_set(err, "StorageRejected",
+                       "scan %lld account %s: the database refuses even the record of the "
+                       "abandoned account",
+                       scan_id, it->account_id);
     if (rc == 0) {
         w->abandoned++;
         log_warn("worker", "scan %lld account %s: %s", scan_id, it->account_id, msg);
@@ -517,6 +538,19 @@ static int run_batch(struct worker *w, long long scan_id, const struct queue_ite
     log_debug("worker", "scan %lld: scanning %zu accounts", scan_id, n_ids);
     if (writer_start(&w->writer, w->db, w->owner, w->lease_s, err) < 0)
         goto cleanup;
+    /* from here the batch's work has begun: an account not written is given back with its
+     * attempt counted */
+    free(w->started);
+    w->started = calloc(n_ids, sizeof *w->started);
+    w->n_started = 0;
+    if (!w->started) {
+        struct err ignored;
+        writer_finish(&w->writer, &ignored);
+        err_set(err, ERR_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n_ids; i++)
+        memcpy(w->started[w->n_started++], ids[i], sizeof w->started[0]);
     w->sink_failed = 0;
     http_engine_get_stats(w->engine, &w->reported);
     struct scheduler_options so = {
@@ -527,18 +561,35 @@ static int run_batch(struct worker *w, long long scan_id, const struct queue_ite
         .role_name = w->opts.role_name,
         .external_id = w->opts.external_id,
         .home_region = endpoint_home_region(),
-        .page_size = w->opts.page_size};
-    struct scheduler_callbacks cb = {
-        .on_target = on_target, .on_account_done = on_account_done, .ud = w};
+        .page_size = w->opts.page_size,
+        .stop = &stop_signal,
+        .stop_grace_s = w->stop_grace_s};
+    struct scheduler_callbacks cb = {.on_target = on_target,
+                                     .on_account_done = on_account_done,
+                                     .on_account_started = on_account_started,
+                                     .ud = w};
     struct scheduler_result res;
     struct err se;
     err_clear(&se);
     int ran = scheduler_run(w->engine, w->chain, &so, &cb, &res, &se);
+    if (ran == 0 && res.interrupted) {
+        /* stopped: the accounts never started are given back as if never claimed */
+        w->n_started = 0;
+        for (size_t i = 0; i < w->n_accounts; i++)
+            if (w->accounts[i].started)
+                memcpy(w->started[w->n_started++], w->accounts[i].id, sizeof w->started[0]);
+        log_info("worker",
+                 "scan %lld: stopped by %s: %zu of the batch's %zu accounts were started (those "
+                 "not written are given back with their attempt counted), the rest is given back "
+                 "as never claimed",
+                 scan_id, stop_signal_name(stop_signal), w->n_started, n_ids);
+    }
     struct err we;
     err_clear(&we);
     int wrc = writer_finish(&w->writer, &we);
     w->written += w->writer.written;
     w->lost += w->writer.lost;
+    w->refused += w->writer.refused;
     /* calls no completed item carries: dropped results, and whatever came after the last */
     struct scan_totals rest = calls_since(w);
     totals_add(&rest, &w->writer.unrecorded);
@@ -643,9 +694,21 @@ static int try_finalize(struct worker *w, long long scan_id, struct err *err)
     /* the scan's duration runs from its start (the enqueue), not from this worker's */
     double t0 = scan_mono_now() - (scan_real_now() - qs.started_s);
     struct scan_end end;
-    scan_end_run(w->db, scan_id, policy, 0, t0, error_text, sizeof error_text, &counts, &totals,
-                 (enum org_scps)qc.scps_state, 0, &end);
+    int put_off = scan_end_run_or_put_off(w->db, scan_id, policy, t0, error_text, sizeof error_text,
+                                          &counts, &totals, (enum org_scps)qc.scps_state, &end);
     policy_free(policy);
+    if (put_off) {
+        /* every result is stored: a later finalizer (this worker once the database is back, or
+         * the next one) ends it; it is not marked failed for an outage */
+        queue_end_finalize(w->db, scan_id);
+        log_warn("worker", "scan %lld: finalization put off, for this or the next worker: %s",
+                 scan_id, error_text);
+        if (++w->put_offs >= PUT_OFF_MAX)
+            return err_set(err, "FinalizationPutOff",
+                           "finalizing scan %lld: put off %d times, the last: %s", scan_id,
+                           w->put_offs, error_text);
+        return err_set(err, ERR_DB_CONNECT, "finalizing scan %lld: %s", scan_id, error_text);
+    }
     if (end.finish_failed) {
         queue_end_finalize(w->db, scan_id);
         if (strcmp(end.finish_err.code, "ScanNotRunning") == 0)
@@ -684,7 +747,7 @@ static int finalize_complete(struct worker *w, struct err *err)
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (!stop_requested && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+    while (!stop_signal && nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
 }
 
@@ -702,14 +765,27 @@ static int make_owner(char *out, size_t cap)
     return 0;
 }
 
-/* After a database call of the main loop failed with e: when the connection was lost (and the
- * writer did not already wait out the bound), reconnects within the bound and gives back every
- * item this worker holds (a claim whose COMMIT landed unanswered included; its accounts are
- * claimed again, by this worker or another, and scanned then). 0: go on claiming. */
+#define RECOVER_MAX 5           /* recoveries in a row with no successful claim in between */
+#define RECOVER_BACKOFF_MS 1000 /* before the second of them, doubling */
+
+/* After a database call of the main loop failed with e: when the database connection was lost
+ * (ERR_DB_CONNECT or a SQLSTATE of a lost connection, never an AWS or credential endpoint's
+ * ConnectionError; and the writer did not already wait out the bound), reconnects within the
+ * bound and gives back every item this worker holds (a claim whose COMMIT landed unanswered
+ * included; its accounts are claimed again, by this worker or another, and scanned then). A
+ * connection that keeps being lost right after coming back is given up on after RECOVER_MAX
+ * recoveries without a claim in between, with a backoff between them. 0: go on claiming. */
 static int recover(struct worker *w, struct err *e)
 {
-    if (w->db_gave_up || stop_requested || !db_connection_lost(w->db, e))
+    if (w->db_gave_up || stop_signal || !db_connection_lost(w->db, e))
         return -1;
+    if (w->recoveries >= RECOVER_MAX) {
+        err_prefix(e, "the database connection was lost %d times in a row: ", w->recoveries + 1);
+        return -1;
+    }
+    if (w->recoveries > 0)
+        sleep_ms(RECOVER_BACKOFF_MS << (w->recoveries - 1));
+    w->recoveries++;
     struct lease_op op = {w->owner, 0, 0};
     if (db_retry(w->db, "giving back this worker's leases", lease_op, &op, NULL, e) < 0)
         return -1;
@@ -718,6 +794,22 @@ static int recover(struct worker *w, struct err *e)
              "to be claimed again",
              op.n, op.n == 1 ? "" : "s");
     return 0;
+}
+
+/* Gives back what this worker still holds; the accounts of its batch whose work began keep the
+ * claim's attempt. */
+static int release_batch(struct worker *w, int *n, struct err *e)
+{
+    const char **ids = calloc(w->n_started ? w->n_started : 1, sizeof *ids);
+    if (!ids)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < w->n_started; i++)
+        ids[i] = w->started[i];
+    int rc = queue_release_started(w->db, w->owner, ids, w->n_started, n, e);
+    free(ids);
+    if (rc == 0)
+        w->n_started = 0;
+    return rc;
 }
 
 /* The worker's loop. EXIT_* */
@@ -760,21 +852,25 @@ static int work(struct worker *w, int wait)
         }
     }
 again:
-    while (!stop_requested) {
+    while (!stop_signal) {
         long long scan_id = 0;
         size_t n = 0;
         if (queue_claim(w->db, w->only_scan, w->owner, w->lease_s, w->batch, &scan_id, items, &n,
                         &e) < 0)
             goto failed;
+        w->recoveries = 0;
         if (n > 0) {
             saw_scan = 1;
             if (run_batch(w, scan_id, items, n, &e) < 0)
                 goto failed;
-            /* every account of the batch is written or dropped: nothing of it stays leased */
-            if (queue_release(w->db, w->owner, NULL, &e) < 0)
+            /* every account of the batch is written or dropped, or was refused (given back
+             * here with its attempt counted): nothing of it stays leased */
+            if (release_batch(w, NULL, &e) < 0)
                 goto failed;
             report_progress(w, scan_id);
-            if (try_finalize(w, scan_id, &e) < 0)
+            /* a stopped worker leaves the finalization (drift, not bound by the grace) to the
+             * next one */
+            if (!stop_signal && try_finalize(w, scan_id, &e) < 0)
                 goto failed;
             continue;
         }
@@ -820,15 +916,19 @@ release:;
     int released = 0;
     struct err re;
     err_clear(&re);
-    if (queue_release(w->db, w->owner, &released, &re) < 0)
+    if (release_batch(w, &released, &re) < 0)
         log_warn("worker", "releasing leases failed (they expire by themselves): %s", re.message);
     else if (released)
         log_info("worker", "released %d work item%s for other workers", released,
                  released == 1 ? "" : "s");
+    if (stop_signal && exit_code != EXIT_FAILED) {
+        log_info("worker", "stopped by %s", stop_signal_name(stop_signal));
+        exit_code = stop_exit_code(stop_signal);
+    }
     log_info("worker",
-             "worker %s: %ld accounts written, %ld dropped after a lost lease, %ld "
-             "abandoned, %ld database reconnections",
-             w->owner, w->written, w->lost, w->abandoned, db_reconnect_count(w->db));
+             "worker %s: %ld accounts written, %ld dropped after a lost lease, %ld refused by "
+             "the database, %ld abandoned, %ld database reconnections",
+             w->owner, w->written, w->lost, w->refused, w->abandoned, db_reconnect_count(w->db));
     return exit_code;
 }
 
@@ -856,10 +956,12 @@ static void usage(FILE *out)
             "  --fail-on SEVERITY         exit 1 when it raised a finding of SEVERITY or higher\n"
             "                             (critical, high, medium, low, info)\n\n"
             "The scan's accounts, regions, role, external id and policy file come from the\n"
-            "enqueue. SIGTERM: no more claims; the accounts under way are finished, the rest\n"
-            "is released. Exit codes as for scan when this worker finalized a scan (0, 1, 3,\n"
-            "4); else 0, or 4 when the database or the credentials failed; 2 for a usage or\n"
-            "configuration error, a malformed AWS setting included (AWS_ENDPOINT_URL*,\n"
+            "enqueue. SIGTERM or SIGINT: no more claims and no new account; the requests under\n"
+            "way get EGRESSSCAN_STOP_GRACE_SECONDS (20) to finish, the accounts finished are\n"
+            "written, the rest is released; exit 143 (SIGTERM) or 130 (SIGINT). A second\n"
+            "signal exits at once. Exit codes as for scan when this worker finalized a scan\n"
+            "(0, 1, 3, 4); else 0, or 4 when the database or the credentials failed; 2 for a\n"
+            "usage or configuration error, a malformed AWS setting included (AWS_ENDPOINT_URL*,\n"
             "AWS_PROFILE naming no profile, AWS_REGION, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE).\n");
 }
 
@@ -1017,7 +1119,7 @@ int cmd_worker(int argc, char **argv)
     }
     if (cfg.concurrency > 0)
         eo.max_in_flight = cfg.concurrency;
-    if (aws_settings_check("worker") < 0) {
+    if (aws_settings_check("worker") < 0 || stop_setup("worker", &w.stop_grace_s) < 0) {
         exit_code = EXIT_USAGE;
         goto out;
     }
@@ -1044,17 +1146,12 @@ int cmd_worker(int argc, char **argv)
         log_command_error("worker", "%s", e.message);
         goto out;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     log_info("worker", "worker %s started (lease %d s, batches of %zu)", w.owner, w.lease_s,
              w.batch);
     exit_code = work(&w, fl.wait);
 
 out:
+    free(w.started);
     scan_opts_cleanup(&w.opts);
     creds_chain_free(w.chain);
     http_engine_free(w.engine);

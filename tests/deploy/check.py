@@ -412,6 +412,17 @@ def workloads_are_scheduled_hardened_and_sized():
             else:
                 need(not c.get("command"), f"{cn}: overrides the entrypoint")
                 check_invocation(c["args"], cn)
+        for c in ps["containers"]:
+            args = c.get("args") or []
+            if args[:1] in (["scan"], ["worker"]) and "--enqueue" not in args:
+                # the stop grace fits in the pod's: SIGKILL comes terminationGracePeriodSeconds
+                # after SIGTERM, and what finished must be written before
+                env = {e["name"]: e.get("value") for e in c.get("env", [])}
+                grace = float(env.get("EGRESSSCAN_STOP_GRACE_SECONDS") or STOP_GRACE_DEFAULT_S)
+                tgp = ps.get("terminationGracePeriodSeconds")
+                need(isinstance(tgp, int) and tgp >= grace + STOP_MARGIN_S,
+                     f"{name}: terminationGracePeriodSeconds {tgp} does not leave "
+                     f"{STOP_MARGIN_S} s over the stop grace of {grace:g} s")
         if o["metadata"]["name"] in ("egressscan-scan", "egressscan-worker"):
             (c,) = ps["containers"]
             need(c["resources"] == {"requests": {"cpu": "250m", "memory": "128Mi"},
@@ -791,6 +802,8 @@ def make_install_puts_the_binary_and_the_man_page():
 
 
 UNITS = f"{DEPLOY}/systemd"
+STOP_GRACE_DEFAULT_S = 20  # cmd/egressscan/stop.h
+STOP_MARGIN_S = 5  # at least this long between the grace's end and SIGKILL
 HARDENING = {"DynamicUser": "yes", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
              "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes",
              "CapabilityBoundingSet": "", "RestrictSUIDSGID": "yes",
@@ -823,6 +836,18 @@ def systemd_units_are_hardened_timed_and_call_real_commands():
         need(invs, f"{s}: runs no egressscan command")
         for inv in invs:
             check_invocation(inv, s)
+        if any(inv[:1] in (["scan"], ["worker"]) and "--enqueue" not in inv for inv in invs):
+            env = dict(v.split("=", 1) for k, v in sec["Service"] if k == "Environment" and
+                       "=" in v)
+            grace = float(env.get("EGRESSSCAN_STOP_GRACE_SECONDS") or STOP_GRACE_DEFAULT_S)
+            stop = svc.get("TimeoutStopSec", "90s")
+            m = re.fullmatch(r"(\d+)(s|min)?", stop)
+            stop_s = int(m.group(1)) * (60 if m.group(2) == "min" else 1) if m else 0
+            need(stop_s >= grace + STOP_MARGIN_S,
+                 f"{s}: TimeoutStopSec={stop} does not leave {STOP_MARGIN_S} s over the stop "
+                 f"grace of {grace:g} s")
+            need("143" in svc.get("SuccessExitStatus", "").split(),
+                 f"{s}: a stop by SIGTERM (exit 143) leaves the unit failed")
         t = s[: -len(".service")] + ".timer"
         need(os.path.exists(t), f"{t} missing")
         tsec = unit_sections(t)

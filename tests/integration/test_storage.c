@@ -269,7 +269,7 @@ static void test_connect_errors_never_show_the_password(void **state)
     snprintf(url, sizeof url, "postgresql://alice:S3cretPw@127.0.0.1:%d/x?connect_timeout=5",
              closed);
     assert_null(db_connect(url, &e));
-    assert_string_equal(e.code, "ConnectionError");
+    assert_string_equal(e.code, "DatabaseConnectionError");
     assert_null(strstr(e.message, "S3cretPw"));
 
     /* malformed strings: libpq would quote the broken piece, which is the password here */
@@ -286,7 +286,7 @@ static void test_connect_errors_never_show_the_password(void **state)
     err_clear(&e);
     snprintf(url, sizeof url, "postgresql://postgres:S3cretPw@127.0.0.1:%d/no_such_db", pg.port);
     assert_null(db_connect(url, &e));
-    assert_string_equal(e.code, "ConnectionError");
+    assert_string_equal(e.code, "DatabaseConnectionError");
     assert_non_null(strstr(e.message, "no_such_db"));
     assert_null(strstr(e.message, "S3cretPw"));
 }

@@ -104,6 +104,61 @@ static void test_split(void **state)
     assert_int_equal(l.n, 0);
 }
 
+/* A region or account named twice is kept once, in the order first given: in a flag, in the
+ * config file (string or array), and across appends (a scan's stored options). */
+static void test_lists_have_no_duplicates(void **state)
+{
+    (void)state;
+    struct str_list l = {0};
+    assert_int_equal(str_list_split(&l, "us-east-1,us-east-1, eu-west-1,us-east-1"), 0);
+    assert_int_equal(str_list_split(&l, "eu-west-1,us-east-1x"), 0);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.items[0], "us-east-1");
+    assert_string_equal(l.items[1], "eu-west-1");
+    assert_string_equal(l.items[2], "us-east-1x");
+    str_list_free(&l);
+
+    struct scan_config c;
+    config_init(&c);
+    struct err e;
+    const char *text = "{\"regions\": [\"us-east-1\", \"us-east-1\"], \"accounts\": "
+                       "\"111122223333,111122223333\"}";
+    assert_int_equal(config_load_string(&c, text, strlen(text), "cfg.json", &e), 0);
+    assert_int_equal(c.regions.n, 1);
+    assert_int_equal(c.accounts.n, 1);
+    config_cleanup(&c);
+}
+
+/* The role's ARN is built from its name: one IAM would not accept is refused, never cut short. */
+static void test_role_name_fits_iam(void **state)
+{
+    (void)state;
+    struct scan_config c;
+    config_init(&c);
+    struct err e;
+    char name[700];
+    memset(name, 'a', sizeof name);
+    name[65] = '\0';
+    assert_int_equal(config_set_string(&c.role_name, name), 0);
+    assert_int_equal(config_validate(&c, &e), -1);
+    assert_non_null(strstr(e.message, "64"));
+    name[64] = '\0';
+    assert_int_equal(config_set_string(&c.role_name, name), 0);
+    assert_int_equal(config_validate(&c, &e), 0);
+    /* a path: up to 512 characters before the name */
+    memset(name, 'p', 600);
+    name[511] = '/';
+    memcpy(name + 512, "EgressScanReadOnly", 19);
+    assert_int_equal(config_set_string(&c.role_name, name), 0);
+    assert_int_equal(config_validate(&c, &e), 0);
+    name[511] = 'p';
+    name[512] = '/';
+    memcpy(name + 513, "EgressScanReadOnly", 19);
+    assert_int_equal(config_set_string(&c.role_name, name), 0);
+    assert_int_equal(config_validate(&c, &e), -1);
+    config_cleanup(&c);
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -121,6 +176,8 @@ int main(void)
         cmocka_unit_test(test_all_keys),
         cmocka_unit_test(test_errors_name_line_and_column),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_lists_have_no_duplicates),
+        cmocka_unit_test(test_role_name_fits_iam),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

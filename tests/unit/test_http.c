@@ -1765,10 +1765,117 @@ static void test_tls_with_added_ca(void **state)
     rmdir(dir);
 }
 
+/* ---- a stop: http_engine_abort from the tick, http_engine_cancel ---- */
+
+struct abort_tick {
+    struct http_engine *eng;
+    struct timespec t0;
+    int turns;
+};
+
+static double since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void abort_after_200ms(void *ud)
+{
+    struct abort_tick *at = ud;
+    at->turns++;
+    if (since(&at->t0) >= 0.2) {
+        struct err why;
+        err_set(&why, "Interrupted", "stopped for the test");
+        http_engine_abort(at->eng, &why); /* again at every turn: a no-op */
+    }
+}
+
+/* Requests in curl (a server that answers nothing for 10 s) and queued behind them (one in
+ * flight at a time) all complete with the abort's error, without retries, at once; the engine
+ * then serves a new request as usual. */
+static void test_abort_completes_every_request_at_once(void **state)
+{
+    (void)state;
+    const struct step steps[] = {{FAKEHTTP_HANG, 0, "", NULL, 10000}};
+    struct script sc = {steps, 1};
+    struct fakehttp *srv = fakehttp_start(script_handler, &sc, NULL, NULL);
+    assert_non_null(srv);
+    struct http_engine_options o;
+    default_options(&o);
+    o.max_in_flight = 1;
+    struct http_engine *eng = new_engine(&o);
+    struct capture cap[3];
+    memset(cap, 0, sizeof cap);
+    struct aws_request req = eks_get(fakehttp_url(srv), NULL);
+    struct err e;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(http_submit(eng, &req, capture_done, &cap[i], &e), 0);
+    struct abort_tick at = {eng, {0, 0}, 0};
+    clock_gettime(CLOCK_MONOTONIC, &at.t0);
+    http_engine_set_tick(eng, abort_after_200ms, &at);
+    assert_int_equal(http_engine_run(eng, &e), 0);
+    double took = since(&at.t0);
+    assert_true(took < 5.0); /* not the 10 s hang, nor a retry */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cap[i].called, 1);
+        assert_string_equal(cap[i].err.code, "Interrupted");
+        assert_true(cap[i].attempts <= 1);
+    }
+    http_engine_set_tick(eng, NULL, NULL);
+    fakehttp_stop(srv);
+
+    const struct step ok[] = {{FAKEHTTP_RESPOND, 200, "", "ok", 0}};
+    struct script sok = {ok, 1};
+    srv = fakehttp_start(script_handler, &sok, NULL, NULL);
+    assert_non_null(srv);
+    req = eks_get(fakehttp_url(srv), NULL);
+    struct buf body;
+    buf_init(&body);
+    assert_int_equal(http_perform(eng, &req, &body, NULL, &e), 0);
+    assert_string_equal(body.data, "ok");
+    buf_cleanup(&body);
+    http_engine_free(eng);
+    fakehttp_stop(srv);
+}
+
+/* After a failed run the requests left are dropped without their callbacks (they point into the
+ * failed run's state); the engine runs again with nothing left over. */
+static void test_cancel_drops_requests_without_callbacks(void **state)
+{
+    (void)state;
+    const struct step steps[] = {{FAKEHTTP_RESPOND, 200, "", "ok", 300}};
+    struct script sc = {steps, 1};
+    struct fakehttp *srv = fakehttp_start(script_handler, &sc, NULL, NULL);
+    assert_non_null(srv);
+    struct http_engine_options o;
+    default_options(&o);
+    struct http_engine *eng = new_engine(&o);
+    struct capture cap;
+    memset(&cap, 0, sizeof cap);
+    struct aws_request req = eks_get(fakehttp_url(srv), NULL);
+    struct err e;
+    assert_int_equal(http_submit(eng, &req, capture_done, &cap, &e), 0);
+    http_engine_cancel(eng);
+    assert_int_equal(http_engine_run(eng, &e), 0);
+    assert_int_equal(cap.called, 0);
+    struct buf body;
+    buf_init(&body);
+    assert_int_equal(http_perform(eng, &req, &body, NULL, &e), 0);
+    assert_string_equal(body.data, "ok");
+    buf_cleanup(&body);
+    http_engine_free(eng);
+    fakehttp_stop(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_get_signed_with_token, clean_env, clean_env),
+        cmocka_unit_test_setup_teardown(test_abort_completes_every_request_at_once, clean_env,
+                                        clean_env),
+        cmocka_unit_test_setup_teardown(test_cancel_drops_requests_without_callbacks, clean_env,
+                                        clean_env),
         cmocka_unit_test_setup_teardown(test_post_signed_without_token, clean_env, clean_env),
         cmocka_unit_test_setup_teardown(test_unsigned_sends_only_given_headers, clean_env,
                                         clean_env),
