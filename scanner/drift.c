@@ -1068,6 +1068,9 @@ static int cmp_account_key(const void *key, const void *elem)
 static int scanner_call_denied(const struct drift_run *r, const char *account_id,
                                const char *region, const char *role, struct scp_decision *dec)
 {
+    /* what the early returns mean: nothing is known to deny the call */
+    memset(dec, 0, sizeof *dec);
+    dec->verdict = SCP_ALLOWED;
     if (!r->in->scps_known || !r->scps_in_effect || !account_id || !r->sorted_accounts)
         return 0;
     const struct drift_account *const *found = bsearch(
@@ -1077,8 +1080,13 @@ static int scanner_call_denied(const struct drift_run *r, const char *account_id
     struct scp_path path;
     struct err e;
     err_clear(&e);
-    if (scp_levels_for(&r->ix, (*found)->ou_id_path, account_id, &path, &e) != 0 || path.missing)
+    int rc = scp_levels_for(&r->ix, (*found)->ou_id_path, account_id, &path, &e);
+    if (rc != 0 || path.missing) {
+        dec->verdict = SCP_UNEVALUABLE;
+        snprintf(dec->reason, sizeof dec->reason, "%.200s",
+                 rc != 0 ? e.message : "the SCP snapshot is incomplete");
         return 0;
+    }
     const char *partition = r->in->partition ? r->in->partition : "aws";
     char principal[256];
     snprintf(principal, sizeof principal, "arn:%s:iam::%s:role/%s", partition, account_id, role);
@@ -1394,4 +1402,33 @@ int drift_scp_intent(const struct drift_input *in, const char *account_id, const
     }
     run_cleanup(&r);
     return rc;
+}
+
+int drift_scanner_call(const struct drift_input *in, const char *account_id, const char *region,
+                       const char *role, struct scp_decision *dec, struct err *err)
+{
+    const struct drift_account *acct = NULL;
+    for (size_t i = 0; i < in->n_accounts && !acct; i++)
+        if (in->accounts[i].id && account_id && strcmp(in->accounts[i].id, account_id) == 0)
+            acct = &in->accounts[i];
+    if (!acct)
+        return err_set(err, ERR_INVALID, "account %s is not in the organization snapshot",
+                       nz(account_id));
+    const char *ids[64];
+    size_t n_ids = 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%s", nz(acct->ou_id_path));
+    for (char *save = NULL, *tok = strtok_r(path, "/", &save); tok && n_ids < 63;
+         tok = strtok_r(NULL, "/", &save))
+        ids[n_ids++] = tok;
+    ids[n_ids++] = acct->id;
+    struct drift_run r;
+    if (run_init(&r, in, ids, n_ids, err) != 0)
+        return -1;
+    const struct drift_account *one[1] = {acct};
+    r.sorted_accounts = one;
+    r.n_sorted_accounts = 1;
+    scanner_call_denied(&r, acct->id, nz(region), role ? role : "EgressScanReadOnly", dec);
+    run_cleanup(&r);
+    return 0;
 }

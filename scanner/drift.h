@@ -51,4 +51,11 @@ int drift_scp_intent(const struct drift_input *in, const char *account_id, const
                      struct scp_decision modes[EGRESS_MODES], struct scp_decision *update,
                      int *exempt, struct err *err);
 
+/* The decision on the scanner's own call (eks:ListClusters as arn:aws:iam::ACCOUNT:role/ROLE;
+ * role NULL: EgressScanReadOnly) in account_id and region under the SCPs of in: allowed for the
+ * management account and when no SCP is in effect, unevaluable over an incomplete snapshot. -1
+ * with err when the account is not in the snapshot. */
+int drift_scanner_call(const struct drift_input *in, const char *account_id, const char *region,
+                       const char *role, struct scp_decision *dec, struct err *err);
+
 #endif

@@ -1,7 +1,10 @@
 /* scps.c - `egressscan scps`: what the organization's SCPs, as the latest finalized scan read
  * them, allow per account and region: the CreateCluster verdict for each egress mode (and for
  * leaving the mode out), the UpdateClusterConfig verdict for a switch to CUSTOMER_ROUTED, and
- * the statements that decided. */
+ * the statements that decided. With --with / --detach: the same before and after a proposed SCP
+ * change (scanner/whatif), as a CI gate. */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -14,6 +17,8 @@
 #include "common/buf.h"
 #include "common/quote.h"
 #include "scanner/drift.h"
+#include "scanner/policy.h"
+#include "scanner/whatif.h"
 #include "storage/account_query.h"
 #include "storage/db.h"
 #include "storage/findings.h"
@@ -21,7 +26,11 @@
 static void usage(FILE *out)
 {
     fprintf(out, "usage: egressscan scps [--account ID] [--format table|json] [--scan ID]\n"
-                 "                       [--database-url URL]\n\n"
+                 "                       [--database-url URL]\n"
+                 "       egressscan scps --with FILE --attach-to TARGET [--attach-to TARGET]...\n"
+                 "                       [--with FILE --attach-to TARGET]...\n"
+                 "                       [--detach POLICY_ID[@TARGET]]... [--policy FILE]\n"
+                 "                       [--format table|json] [--scan ID] [--database-url URL]\n\n"
                  "For every account and scanned region of the latest finalized scan (or scan\n"
                  "ID): whether a new cluster may be created with each egress mode (allowed,\n"
                  "denied, principal-dependent, unevaluable) under the SCPs that scan read, and\n"
@@ -40,7 +49,25 @@ static void usage(FILE *out)
                  "Exit codes: 0 verdicts shown; 2 usage error, an --account that is not 12\n"
                  "digits, or an account no scan has ever seen; 3 the account is known but the\n"
                  "scan has no verdicts for it (explained on standard error); 4 failed\n"
-                 "(database, no finalized scan, the scan could not read the SCPs).\n");
+                 "(database, no finalized scan, the scan could not read the SCPs).\n\n"
+                 "What-if (no AWS call: the scan's organization snapshot only):\n"
+                 "  --with FILE         a proposed SCP document, validated as AWS would (at most\n"
+                 "                      5,120 characters, the SCP grammar; FILE:LINE:COLUMN\n"
+                 "                      errors); attached by the --attach-to options after it\n"
+                 "  --attach-to TARGET  the root (r-...), an OU (ou-...) or an account id\n"
+                 "  --detach POLICY_ID[@TARGET]  an SCP of the snapshot taken off TARGET, or off\n"
+                 "                      every target it is attached to\n"
+                 "  --policy FILE       the declared policy to judge findings with (the scan's\n"
+                 "                      record does not keep it; default: the SCP-backed intent)\n"
+                 "For every account and region under the change: the verdicts before and after\n"
+                 "(changed ones marked *) and the statements that decide; the clusters that\n"
+                 "could not be created again (they would become predates_scp); whether\n"
+                 "UpdateClusterConfig to CUSTOMER_ROUTED stays permitted where findings need it;\n"
+                 "whether the scanner's own eks:ListClusters would be denied; the findings the\n"
+                 "change would close and open. Exit codes: 0 nothing blocked; 1 the change\n"
+                 "blocks a remediation findings need, or denies the scanner in some region;\n"
+                 "2 usage error, an invalid document, a target or policy not in the snapshot;\n"
+                 "4 failed (database, no finalized scan, the scan could not read the SCPs).\n");
 }
 
 /* Text from AWS or the record, for a terminal: control characters replaced. */
@@ -253,19 +280,511 @@ static size_t account_regions(const struct drift_snapshot *snap, const char *acc
     return n;
 }
 
+/* ---- what-if: --with FILE --attach-to TARGET, --detach POLICY_ID[@TARGET] ---- */
+
+#define WHATIF_FILE_MAX ((size_t)1 << 20)
+
+/* r-xxxx, ou-xxxx-xxxxxxxx (lower-case letters and digits) or a 12-digit account id. */
+static int target_id_valid(const char *t)
+{
+    if (account_id_valid(t))
+        return 1;
+    const char *p;
+    int dashes;
+    if (strncmp(t, "r-", 2) == 0) {
+        p = t + 2;
+        dashes = 0;
+    } else if (strncmp(t, "ou-", 3) == 0) {
+        p = t + 3;
+        dashes = 1;
+    } else {
+        return 0;
+    }
+    size_t run = 0;
+    for (; *p; p++) {
+        if (*p == '-' && run >= 4 && dashes > 0) {
+            dashes--;
+            run = 0;
+        } else if (islower((unsigned char)*p) || isdigit((unsigned char)*p)) {
+            run++;
+        } else {
+            return 0;
+        }
+    }
+    return dashes == 0 && run >= 4 && run <= 32;
+}
+
+static int policy_id_valid(const char *p)
+{
+    if (strncmp(p, "p-", 2) != 0 || !p[2] || strlen(p) > 130)
+        return 0;
+    for (p += 2; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            return 0;
+    return 1;
+}
+
+/* The whole file, NUL-terminated (*len without it). NULL with a message on stderr. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "egressscan scps: --with %s: cannot open: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char *text = malloc(WHATIF_FILE_MAX + 1);
+    size_t n = text ? fread(text, 1, WHATIF_FILE_MAX + 1, f) : 0;
+    int bad = !text || ferror(f);
+    fclose(f);
+    if (bad || n > WHATIF_FILE_MAX) {
+        fprintf(stderr, "egressscan scps: --with %s: %s\n", path,
+                bad ? "cannot read" : "larger than 1 MiB (an SCP has at most 5,120 characters)");
+        free(text);
+        return NULL;
+    }
+    text[n] = '\0';
+    *len = n;
+    return text;
+}
+
+struct whatif_opts {
+    const char *url;
+    long long scan_id;
+    int json;
+    const char *policy_path;
+    struct whatif_change *changes;
+    size_t n_changes;
+    char **texts; /* one per --with (owned) */
+    size_t n_texts;
+};
+
+static const char *effective_name(const struct scp_decision *d, int exempt)
+{
+    return scp_verdict_name(effective_verdict(d, exempt));
+}
+
+static json_t *side_json(const struct scp_decision *d, int exempt)
+{
+    json_t *modes = json_object();
+    for (int m = 0; m < EGRESS_MODES; m++)
+        json_object_set_new(modes, egress_mode_name((enum egress_mode)m),
+                            decision_json(&d[m], exempt));
+    return json_pack("{s:o, s:o}", "create_cluster", modes, "update_to_customer_routed",
+                     decision_json(&d[EGRESS_MODES], exempt));
+}
+
+static json_t *whatif_json(const struct whatif_result *r, long long scan_id,
+                           const struct whatif_opts *o, int exit_code)
+{
+    json_t *changes = json_array(), *targets = json_array(), *pred = json_array(),
+           *rem = json_array(), *scan = json_array(), *closes = json_array(), *opens = json_array();
+    for (size_t i = 0; i < o->n_changes; i++) {
+        const struct whatif_change *c = &o->changes[i];
+        json_array_append_new(changes,
+                              json_pack("{s:s, s:s, s:s?, s:s?}", "action",
+                                        c->op == WHATIF_ATTACH ? "attach" : "detach", "policy_id",
+                                        c->policy_id, "file", c->label, "target", c->target_id));
+    }
+    for (size_t i = 0; i < r->n_targets; i++) {
+        const struct whatif_target *t = &r->targets[i];
+        json_array_append_new(
+            targets,
+            json_pack("{s:s, s:o, s:s, s:b, s:b, s:o, s:o}", "account_id", t->account_id,
+                      "account_name", jstr(t->account_name), "region", t->region,
+                      "management_account_exempt", t->exempt, "changed", t->changed, "before",
+                      side_json(t->before, t->exempt), "after", side_json(t->after, t->exempt)));
+    }
+    for (size_t i = 0; i < r->n_predates; i++) {
+        const struct whatif_cluster *c = &r->predates[i];
+        const struct whatif_target *t = &r->targets[c->target];
+        json_t *st = json_array();
+        for (size_t k = 0; k < t->after[c->mode].n_statements; k++)
+            json_array_append_new(st, jstr(t->after[c->mode].statements[k]));
+        json_array_append_new(pred, json_pack("{s:s, s:s, s:o, s:o, s:s, s:o}", "account_id",
+                                              t->account_id, "region", t->region, "cluster",
+                                              jstr(c->cluster->name), "cluster_arn",
+                                              jstr(c->cluster->arn), "judged_as",
+                                              egress_mode_name(c->mode), "statements", st));
+    }
+    for (size_t i = 0; i < r->n_remediations; i++) {
+        const struct whatif_remediation *x = &r->remediations[i];
+        json_array_append_new(
+            rem, json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:b, s:o}", "account_id", x->account_id,
+                           "region", x->region, "cluster", jstr(x->cluster_name), "cluster_arn",
+                           jstr(x->cluster_arn), "before", scp_verdict_name(x->before), "after",
+                           scp_verdict_name(x->after), "blocked", x->blocked, "decision_after",
+                           decision_json(&r->targets[x->target].after[EGRESS_MODES], 0)));
+    }
+    for (size_t i = 0; i < r->n_scanner; i++) {
+        const struct whatif_scanner *s = &r->scanner[i];
+        const struct whatif_target *t = &r->targets[s->target];
+        json_array_append_new(scan,
+                              json_pack("{s:s, s:s, s:o, s:o, s:b}", "account_id", t->account_id,
+                                        "region", t->region, "before", decision_json(&s->before, 0),
+                                        "after", decision_json(&s->after, 0), "denied", s->denied));
+    }
+    for (size_t i = 0; i < r->n_deltas; i++) {
+        const struct whatif_delta *d = &r->deltas[i];
+        json_array_append_new(d->opens ? opens : closes,
+                              json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s?}", "kind", d->f->kind,
+                                        "reason", d->reason, "account_id", d->f->account_id,
+                                        "region", d->f->region, "cluster_arn",
+                                        jstr(d->f->cluster_arn), "source", jstr(d->f->source),
+                                        "severity", d->f->severity));
+    }
+    return json_pack("{s:I, s:o, s:s, s:o, s:o, s:o, s:o, s:{s:o, s:o}, s:b, s:b, s:i}", "scan_id",
+                     (json_int_t)scan_id, "changes", changes, "judged_with",
+                     o->policy_path ? "declared_policy" : "scp_intent", "targets", targets,
+                     "predates_scp", pred, "remediation", rem, "scanner_calls", scan, "findings",
+                     "close", closes, "open", opens, "blocks_remediation", r->blocks_remediation,
+                     "denies_scanner", r->denies_scanner, "exit_code", exit_code);
+}
+
+/* "  allowed   " cells of one side; a changed verdict marked '*'. */
+static void print_side(const struct whatif_target *t, int after, const char *id, const char *name,
+                       const char *region)
+{
+    const struct scp_decision *d = after ? t->after : t->before;
+    printf("%-12s  %-18s  %-14s  %-6s", id, name, region, after ? "after" : "before");
+    for (int m = 0; m < WHATIF_DECISIONS; m++) {
+        char cell[32];
+        int changed = after && t->before[m].verdict != t->after[m].verdict;
+        snprintf(cell, sizeof cell, "%s%s", effective_name(&d[m], t->exempt), changed ? "*" : "");
+        printf("  %-20s", cell);
+    }
+    char decided[512], safe[512];
+    statements_text(d, WHATIF_DECISIONS, decided, sizeof decided);
+    printf("  %s\n", quote_term_to(safe, sizeof safe, decided[0] ? decided : "-"));
+}
+
+static int same_target_verdicts(const struct whatif_target *a, const struct whatif_target *b)
+{
+    return same_decisions(a->before, b->before, WHATIF_DECISIONS) &&
+           same_decisions(a->after, b->after, WHATIF_DECISIONS);
+}
+
+static void whatif_table(const struct whatif_result *r, long long scan_id,
+                         const struct whatif_opts *o, int exit_code)
+{
+    char a[32], b[160], c[160], d[600];
+    printf("What-if on the organization snapshot of scan %lld (no AWS call):\n", scan_id);
+    for (size_t i = 0; i < o->n_changes; i++) {
+        const struct whatif_change *ch = &o->changes[i];
+        if (ch->op == WHATIF_ATTACH)
+            printf("  attach %s (%s) to %s\n", ch->policy_id, quote_term_to(b, sizeof b, ch->label),
+                   ch->target_id);
+        else
+            printf("  detach %s from %s\n", ch->policy_id,
+                   ch->target_id ? ch->target_id : "every target it is attached to");
+    }
+    if (o->policy_path)
+        printf("  findings judged with the declared policy %s\n",
+               quote_term_to(b, sizeof b, o->policy_path));
+    else
+        printf("  findings judged with the SCP-backed intent (the scan's record keeps no "
+               "declared policy: --policy FILE to judge with one)\n");
+    printf("\n");
+    if (r->n_targets == 0)
+        printf("No account scanned ok is under the change.\n");
+    else
+        printf("%-12s  %-18s  %-14s  %-6s  %-20s  %-20s  %-20s  %-20s  %-20s  %s\n", "ACCOUNT",
+               "NAME", "REGION", "WHEN", "AWS_MANAGED", "CUSTOMER_ROUTED", "CUSTOMER_ISOLATED",
+               "OMITTED", "UPDATE->ROUTED", "DECIDED BY");
+    for (size_t i = 0; i < r->n_targets;) {
+        /* an account whose regions all agree is shown once, region '*' */
+        size_t end = i + 1;
+        int uniform = 1;
+        while (end < r->n_targets &&
+               strcmp(r->targets[end].account_id, r->targets[i].account_id) == 0) {
+            uniform &= same_target_verdicts(&r->targets[i], &r->targets[end]);
+            end++;
+        }
+        for (size_t k = i; k < (uniform ? i + 1 : end); k++) {
+            const struct whatif_target *t = &r->targets[k];
+            char name[19];
+            quote_term_to(a, sizeof a, t->account_id);
+            quote_term_to(name, sizeof name, t->account_name ? t->account_name : "-");
+            quote_term_to(c, sizeof c, uniform ? "*" : t->region);
+            print_side(t, 0, a, name, c);
+            /* SCPs never apply to the management account: its verdicts stay allowed */
+            print_side(t, 1, "", t->exempt ? "management: exempt" : "", "");
+        }
+        i = end;
+    }
+    printf("\nClusters that could not be created again (they would become predates_scp):\n");
+    if (r->n_predates == 0)
+        printf("  none\n");
+    for (size_t i = 0; i < r->n_predates; i++) {
+        const struct whatif_cluster *p = &r->predates[i];
+        const struct whatif_target *t = &r->targets[p->target];
+        statements_text(&t->after[p->mode], 1, d, sizeof d);
+        printf("  %s  %s  %s  %s  (%s)\n", quote_term_to(a, sizeof a, t->account_id),
+               quote_term_to(c, sizeof c, t->region), quote_term_to(b, sizeof b, p->cluster->name),
+               egress_mode_name(p->mode), d);
+    }
+    printf("\nRemediation (UpdateClusterConfig to CUSTOMER_ROUTED) where findings need it:\n");
+    if (r->n_remediations == 0)
+        printf("  none under the change\n");
+    for (size_t i = 0; i < r->n_remediations; i++) {
+        const struct whatif_remediation *x = &r->remediations[i];
+        const struct scp_decision *dec = &r->targets[x->target].after[EGRESS_MODES];
+        statements_text(dec, 1, d, sizeof d);
+        printf("  %s  %s  %s  %s -> %s%s%s%s\n", quote_term_to(a, sizeof a, x->account_id),
+               quote_term_to(c, sizeof c, x->region), quote_term_to(b, sizeof b, x->cluster_name),
+               scp_verdict_name(x->before), scp_verdict_name(x->after),
+               x->blocked ? "  BLOCKED" : "", d[0] ? "  " : "", d);
+    }
+    printf("\nThe scanner's own calls (eks:ListClusters as its role):\n");
+    if (r->n_scanner == 0)
+        printf("  allowed everywhere under the change\n");
+    for (size_t i = 0; i < r->n_scanner; i++) {
+        const struct whatif_scanner *s = &r->scanner[i];
+        const struct whatif_target *t = &r->targets[s->target];
+        statements_text(&s->after, 1, d, sizeof d);
+        printf("  %s  %s  %s -> %s%s%s%s\n", quote_term_to(a, sizeof a, t->account_id),
+               quote_term_to(c, sizeof c, t->region), scp_verdict_name(s->before.verdict),
+               scp_verdict_name(s->after.verdict), s->denied ? "  DENIED" : "", d[0] ? "  " : "",
+               d);
+    }
+    printf("\nFindings the change would close and open:\n");
+    if (r->n_deltas == 0)
+        printf("  none\n");
+    for (size_t i = 0; i < r->n_deltas; i++) {
+        const struct whatif_delta *x = &r->deltas[i];
+        const char *arn = x->f->cluster_arn;
+        const char *slash = arn ? strrchr(arn, '/') : NULL;
+        printf("  %-6s %s%s%s%s  %s  %s  %s\n", x->opens ? "opens" : "closes", x->f->kind,
+               x->reason[0] ? " (" : "", x->reason, x->reason[0] ? ")" : "",
+               quote_term_to(a, sizeof a, x->f->account_id),
+               quote_term_to(c, sizeof c, x->f->region),
+               quote_term_to(b, sizeof b, slash ? slash + 1 : "-"));
+    }
+    size_t blocked = 0, denied = 0;
+    for (size_t i = 0; i < r->n_remediations; i++)
+        blocked += r->remediations[i].blocked;
+    for (size_t i = 0; i < r->n_scanner; i++)
+        denied += r->scanner[i].denied;
+    if (exit_code) {
+        printf("\nexit 1: the change");
+        if (blocked)
+            printf(" blocks the in-place remediation of %zu cluster%s%s", blocked,
+                   blocked == 1 ? "" : "s", denied ? " and" : "");
+        if (denied)
+            printf(" denies the scanner in %zu account/region%s", denied, denied == 1 ? "" : "s");
+        printf("\n");
+    } else
+        printf("\nexit 0: no remediation blocked, the scanner not denied\n");
+}
+
+struct open_findings {
+    struct finding **v;
+    size_t n, cap;
+};
+
+static int keep_open(void *ud, const struct stored_finding *sf)
+{
+    struct open_findings *o = ud;
+    if (strcmp(sf->f.kind, "noncompliant_cluster") != 0)
+        return 0;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 64;
+        struct finding **v = realloc(o->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        o->v = v;
+        o->cap = cap;
+    }
+    if (!(o->v[o->n] = finding_copy(&sf->f)))
+        return -1;
+    o->n++;
+    return 0;
+}
+
+static int scps_whatif(struct whatif_opts *o)
+{
+    /* everything that can be checked without the database first: exit 2 writes nothing */
+    struct err e;
+    err_clear(&e);
+    struct policy *policy = NULL;
+    if (o->policy_path && !(policy = policy_load(o->policy_path, stderr, &e))) {
+        fprintf(stderr, "egressscan scps: --policy: %s\n", e.message);
+        return EXIT_USAGE;
+    }
+    int exit_code = EXIT_FAILED;
+    struct drift_snapshot snap;
+    memset(&snap, 0, sizeof snap);
+    struct open_findings open = {0};
+    struct finding *open_flat = NULL;
+    struct whatif_result r;
+    memset(&r, 0, sizeof r);
+    struct db *db = db_connect(o->url, &e);
+    if (!db) {
+        fprintf(stderr, "egressscan scps: cannot connect to the database: %s\n", e.message);
+        goto done;
+    }
+    long long scan_id = o->scan_id, used = 0;
+    if (!scan_id && db_latest_finalized_scan(db, &scan_id, &e) < 0) {
+        fprintf(stderr, "egressscan scps: %s\n", e.message);
+        goto done;
+    }
+    if (db_load_drift_snapshot(db, scan_id, &snap, &e) < 0) {
+        fprintf(stderr, "egressscan scps: %s\n", e.message);
+        goto done;
+    }
+    if (!snap.scps_known) {
+        fprintf(stderr,
+                "egressscan scps: scan %lld could not read the organization's SCPs: nothing to "
+                "compare a change with\n",
+                scan_id);
+        goto done;
+    }
+    if (db_query_findings(db, 0, &used, keep_open, &open, &e) < 0) {
+        fprintf(stderr, "egressscan scps: the open findings: %s\n", e.message);
+        goto done;
+    }
+    open_flat = malloc((open.n ? open.n : 1) * sizeof *open_flat);
+    if (!open_flat) {
+        fprintf(stderr, "egressscan scps: out of memory\n");
+        goto done;
+    }
+    for (size_t i = 0; i < open.n; i++)
+        open_flat[i] = *open.v[i];
+    struct drift_input in;
+    drift_input_from_snapshot(&snap, policy, time(NULL), &in);
+    struct whatif_input wi = {.before = &in,
+                              .changes = o->changes,
+                              .n_changes = o->n_changes,
+                              .open = open_flat,
+                              .n_open = open.n,
+                              .scanner_role = snap.scanner_role};
+    if (whatif_run(&wi, &r, &e) != 0) {
+        int invalid = strcmp(e.code, ERR_INVALID) == 0;
+        fprintf(stderr, "egressscan scps: %s\n", e.message);
+        exit_code = invalid ? EXIT_USAGE : EXIT_FAILED;
+        goto done;
+    }
+    exit_code = r.blocks_remediation || r.denies_scanner ? 1 : EXIT_OK;
+    if (o->json) {
+        json_t *doc = whatif_json(&r, scan_id, o, exit_code);
+        if (!doc || json_dumpf(doc, stdout, JSON_INDENT(1)) != 0) {
+            fprintf(stderr, "egressscan scps: cannot write JSON\n");
+            exit_code = EXIT_FAILED;
+        } else {
+            putchar('\n');
+        }
+        json_decref(doc);
+    } else {
+        whatif_table(&r, scan_id, o, exit_code);
+    }
+done:
+    whatif_result_free(&r);
+    for (size_t i = 0; i < open.n; i++)
+        free(open.v[i]);
+    free(open.v);
+    free(open_flat);
+    db_drift_snapshot_free(&snap);
+    db_close(db);
+    policy_free(policy);
+    return exit_code;
+}
+
 int cmd_scps(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"account", required_argument, NULL, 'a'}, {"format", required_argument, NULL, 'f'},
-        {"scan", required_argument, NULL, 's'},    {"database-url", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    enum { OPT_WITH = 256, OPT_ATTACH_TO, OPT_DETACH, OPT_POLICY };
+    static const struct option opts[] = {{"account", required_argument, NULL, 'a'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"scan", required_argument, NULL, 's'},
+                                         {"database-url", required_argument, NULL, 'd'},
+                                         {"with", required_argument, NULL, OPT_WITH},
+                                         {"attach-to", required_argument, NULL, OPT_ATTACH_TO},
+                                         {"detach", required_argument, NULL, OPT_DETACH},
+                                         {"policy", required_argument, NULL, OPT_POLICY},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *account = NULL, *url = NULL;
     int json = 0;
     long long scan_id = 0;
     int c;
+    /* what-if: each --attach-to attaches the latest --with before it */
+    struct whatif_opts wo;
+    memset(&wo, 0, sizeof wo);
+    wo.changes = calloc((size_t)argc + 1, sizeof *wo.changes);
+    wo.texts = calloc((size_t)argc + 1, sizeof *wo.texts);
+    char(*ids)[24] = calloc((size_t)argc + 1, sizeof *ids);
+    int rc_whatif = EXIT_USAGE, attached_last = 1;
+    if (!wo.changes || !wo.texts || !ids) {
+        fprintf(stderr, "egressscan scps: out of memory\n");
+        rc_whatif = EXIT_FAILED;
+        goto whatif_out;
+    }
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
+        case OPT_WITH: {
+            if (!attached_last) {
+                fprintf(stderr, "egressscan scps: --with %s: no --attach-to after it\n",
+                        wo.changes[wo.n_changes].label);
+                goto whatif_out;
+            }
+            size_t len;
+            char *text = read_file(optarg, &len);
+            if (!text)
+                goto whatif_out;
+            wo.texts[wo.n_texts++] = text;
+            struct err ve;
+            err_clear(&ve);
+            if (whatif_check_scp(optarg, text, len, &ve) != 0) {
+                fprintf(stderr, "%s\n", ve.message);
+                goto whatif_out;
+            }
+            attached_last = 0;
+            /* the file stands in the list of changes until its first --attach-to */
+            snprintf(ids[wo.n_texts - 1], sizeof ids[0], "proposed-%zu", wo.n_texts);
+            wo.changes[wo.n_changes] =
+                (struct whatif_change){WHATIF_ATTACH, ids[wo.n_texts - 1], text, optarg, NULL};
+            break;
+        }
+        case OPT_ATTACH_TO:
+            if (wo.n_texts == 0) {
+                fprintf(stderr, "egressscan scps: --attach-to %s: no --with FILE before it\n",
+                        optarg);
+                goto whatif_out;
+            }
+            if (!target_id_valid(optarg)) {
+                fprintf(stderr,
+                        "egressscan scps: --attach-to: \"%.40s\" is not a root (r-...), an OU "
+                        "(ou-...-...) or an account id (12 digits)\n",
+                        optarg);
+                goto whatif_out;
+            }
+            if (attached_last) /* another target for the same file */
+                wo.changes[wo.n_changes] = wo.changes[wo.n_changes - 1];
+            wo.changes[wo.n_changes++].target_id = optarg;
+            attached_last = 1;
+            break;
+        case OPT_DETACH: {
+            if (!attached_last) {
+                fprintf(stderr, "egressscan scps: --with %s: no --attach-to after it\n",
+                        wo.changes[wo.n_changes].label);
+                goto whatif_out;
+            }
+            char *at = strchr(optarg, '@');
+            if (at)
+                *at++ = '\0';
+            if (!policy_id_valid(optarg) || (at && !target_id_valid(at))) {
+                fprintf(stderr,
+                        "egressscan scps: --detach: \"%.40s\" is not POLICY_ID[@TARGET] (p-..., "
+                        "then r-..., ou-... or an account id)\n",
+                        optarg);
+                goto whatif_out;
+            }
+            wo.changes[wo.n_changes++] =
+                (struct whatif_change){WHATIF_DETACH, optarg, NULL, NULL, at};
+            break;
+        }
+        case OPT_POLICY:
+            wo.policy_path = optarg;
+            break;
         case 'a':
             account = optarg;
             break;
@@ -274,14 +793,14 @@ int cmd_scps(int argc, char **argv)
                 json = 1;
             else if (strcmp(optarg, "table") != 0) {
                 fprintf(stderr, "egressscan scps: --format must be table or json\n");
-                return EXIT_USAGE;
+                goto whatif_out;
             }
             break;
         case 's':
             scan_id = strtoll(optarg, NULL, 10);
             if (scan_id <= 0) {
                 fprintf(stderr, "egressscan scps: --scan: not a scan id: %s\n", optarg);
-                return EXIT_USAGE;
+                goto whatif_out;
             }
             break;
         case 'd':
@@ -289,16 +808,43 @@ int cmd_scps(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
-            return EXIT_OK;
+            rc_whatif = EXIT_OK;
+            goto whatif_out;
         default:
             usage(stderr);
-            return EXIT_USAGE;
+            goto whatif_out;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "egressscan scps: unexpected argument '%s'\n", argv[optind]);
-        return EXIT_USAGE;
+        goto whatif_out;
     }
+    if (!attached_last) {
+        fprintf(stderr, "egressscan scps: --with %s: no --attach-to after it\n",
+                wo.changes[wo.n_changes].label);
+        goto whatif_out;
+    }
+    if (wo.n_changes > 0 || wo.policy_path) {
+        if (wo.n_changes == 0) {
+            fprintf(stderr, "egressscan scps: --policy goes with --with or --detach\n");
+            goto whatif_out;
+        }
+        if (account) {
+            fprintf(stderr, "egressscan scps: --account does not go with --with or --detach (the "
+                            "what-if covers every account under the change)\n");
+            goto whatif_out;
+        }
+        wo.url = url;
+        wo.scan_id = scan_id;
+        wo.json = json;
+        rc_whatif = scps_whatif(&wo);
+        goto whatif_out;
+    }
+    for (size_t i = 0; i < wo.n_texts; i++)
+        free(wo.texts[i]);
+    free(wo.texts);
+    free(wo.changes);
+    free(ids);
     if (account && !account_id_valid(account)) {
         struct buf b;
         buf_init(&b);
@@ -472,4 +1018,11 @@ done:
     db_drift_snapshot_free(&snap);
     db_close(db);
     return exit_code;
+whatif_out:
+    for (size_t i = 0; wo.texts && i < wo.n_texts; i++)
+        free(wo.texts[i]);
+    free(wo.texts);
+    free(wo.changes);
+    free(ids);
+    return rc_whatif;
 }
