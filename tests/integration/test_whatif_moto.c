@@ -45,9 +45,11 @@ static void write_proposal(const char *name, char *path, size_t size)
     json_t *content = NULL;
     size_t i;
     json_t *p;
-    json_array_foreach(json_object_get(fleet, "scps"), i, p) if (
-        strcmp(json_string_value(json_object_get(p, "name")), name) == 0) content =
-        json_object_get(p, "content");
+    json_array_foreach(json_object_get(fleet, "scps"), i, p)
+    {
+        if (strcmp(json_string_value(json_object_get(p, "name")), name) == 0)
+            content = json_object_get(p, "content");
+    }
     assert_non_null(content);
     snprintf(path, size, "/tmp/egressscan-%s-XXXXXX", name);
     int fd = mkstemp(path);
@@ -199,9 +201,12 @@ static void test_attached_gives_the_predicted_verdicts(void **state)
         json_t *row = NULL;
         size_t k;
         json_t *r;
-        json_array_foreach(json_object_get(now, "targets"), k, r) if (
-            strcmp(json_string_value(json_object_get(r, "account_id")), account) == 0 &&
-            strcmp(json_string_value(json_object_get(r, "region")), region) == 0) row = r;
+        json_array_foreach(json_object_get(now, "targets"), k, r)
+        {
+            if (strcmp(json_string_value(json_object_get(r, "account_id")), account) == 0 &&
+                strcmp(json_string_value(json_object_get(r, "region")), region) == 0)
+                row = r;
+        }
         if (!row)
             fail_msg("scps after the attach has no row for %s %s", account, region);
         json_t *after = json_object_get(t, "after");
@@ -220,8 +225,8 @@ static void test_attached_gives_the_predicted_verdicts(void **state)
         const char *got = json_string_value(
             json_object_get(json_object_get(row, "update_to_customer_routed"), "verdict"));
         if (!want || !got || strcmp(want, got) != 0)
-            fail_msg("%s %s update: predicted %s, scps says %s", account, region,
-                     want ? want : "-", got ? got : "-");
+            fail_msg("%s %s update: predicted %s, scps says %s", account, region, want ? want : "-",
+                     got ? got : "-");
         compared++;
         changed += json_is_true(json_object_get(t, "changed"));
     }
