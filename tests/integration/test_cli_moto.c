@@ -72,20 +72,8 @@ static void set_mode(const char *account, const char *name, const char *mode)
 static int setup(void **state)
 {
     (void)state;
-    if (mototest_start(&fx.moto) < 0 || pgtest_start(&fx.pg) < 0)
+    if (cli_moto_fixture(&fx.moto, &fx.pg, "tests/data/fleets/cli.json", &fx.seed, &fx.cli) < 0)
         return -1;
-    char *out = NULL;
-    if (mototest_seed(&fx.moto, "tests/data/fleets/cli.json", &out) != 0) {
-        free(out);
-        return -1;
-    }
-    fx.seed = json_loads(out, 0, NULL);
-    free(out);
-    if (!fx.seed || mototest_set_auth(&fx.moto, 1) < 0)
-        return -1;
-    cli_init(&fx.cli, json_string_value(json_object_get(fx.seed, "access_key_id")),
-             json_string_value(json_object_get(fx.seed, "secret_access_key")), fx.moto.url,
-             fx.pg.url);
     snprintf(fx.dir, sizeof fx.dir, "/tmp/egressscan-cli-XXXXXX");
     if (!mkdtemp(fx.dir))
         return -1;

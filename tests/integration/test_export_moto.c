@@ -156,20 +156,8 @@ static int setup(void **state)
 {
     (void)state;
     fx.t0 = now_s();
-    if (mototest_start(&fx.moto) < 0 || pgtest_start(&fx.pg) < 0)
+    if (cli_moto_fixture(&fx.moto, &fx.pg, "tests/data/fleets/export.json", &fx.seed, &fx.cli) < 0)
         return -1;
-    char *out = NULL;
-    if (mototest_seed(&fx.moto, "tests/data/fleets/export.json", &out) != 0) {
-        free(out);
-        return -1;
-    }
-    fx.seed = json_loads(out, 0, NULL);
-    free(out);
-    if (!fx.seed || mototest_set_auth(&fx.moto, 1) < 0)
-        return -1;
-    cli_init(&fx.cli, json_string_value(json_object_get(fx.seed, "access_key_id")),
-             json_string_value(json_object_get(fx.seed, "secret_access_key")), fx.moto.url,
-             fx.pg.url);
     cli_setenv(&fx.cli, "AWS_REGION", REGIONS);
     snprintf(fx.dir, sizeof fx.dir, "/tmp/egressscan-export-XXXXXX");
     if (!mkdtemp(fx.dir))

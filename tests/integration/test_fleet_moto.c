@@ -689,23 +689,11 @@ static int setup(void **state)
 {
     (void)state;
     fx.fleet = json_load_file(SEED_FILE, 0, NULL);
-    if (!fx.fleet || mototest_start(&fx.moto) < 0 || pgtest_start(&fx.pg) < 0)
-        return -1;
-    char *out = NULL;
-    if (mototest_seed(&fx.moto, SEED_FILE, &out) != 0) {
-        free(out);
-        return -1;
-    }
-    fx.seed = json_loads(out, 0, NULL);
-    free(out);
-    if (!fx.seed || mototest_set_auth(&fx.moto, 1) < 0)
+    if (!fx.fleet || cli_moto_fixture(&fx.moto, &fx.pg, SEED_FILE, &fx.seed, &fx.cli) < 0)
         return -1;
     read_fleet();
     if (write_files() < 0)
         return -1;
-    cli_init(&fx.cli, json_string_value(json_object_get(fx.seed, "access_key_id")),
-             json_string_value(json_object_get(fx.seed, "secret_access_key")), fx.moto.url,
-             fx.pg.url);
     fx.db = PQconnectdb(fx.pg.url);
     if (PQstatus(fx.db) != CONNECTION_OK)
         return -1;

@@ -31,11 +31,6 @@ static struct {
     struct cli cli;
 } fx;
 
-static const char *seed_str(const char *k)
-{
-    return json_string_value(json_object_get(fx.seed, k));
-}
-
 static const char *account_id(const char *name)
 {
     return json_string_value(json_object_get(json_object_get(fx.seed, "accounts"), name));
@@ -106,19 +101,8 @@ static int moto_change(const char *what, const char *acct, const char *region, c
 static int setup(void **state)
 {
     (void)state;
-    if (mototest_start(&fx.moto) < 0 || pgtest_start(&fx.pg) < 0)
+    if (cli_moto_fixture(&fx.moto, &fx.pg, "tests/data/fleets/org27.json", &fx.seed, &fx.cli) < 0)
         return -1;
-    char *out = NULL;
-    if (mototest_seed(&fx.moto, "tests/data/fleets/org27.json", &out) != 0) {
-        free(out);
-        return -1;
-    }
-    fx.seed = json_loads(out, 0, NULL);
-    free(out);
-    if (!fx.seed || mototest_set_auth(&fx.moto, 1) < 0)
-        return -1;
-    cli_init(&fx.cli, seed_str("access_key_id"), seed_str("secret_access_key"), fx.moto.url,
-             fx.pg.url);
     fx.db = PQconnectdb(fx.pg.url);
     if (PQstatus(fx.db) != CONNECTION_OK)
         return -1;

@@ -61,20 +61,8 @@ static void write_proposal(const char *name, char *path, size_t size)
 static int setup(void **state)
 {
     (void)state;
-    if (mototest_start(&fx.moto) < 0 || pgtest_start(&fx.pg) < 0)
+    if (cli_moto_fixture(&fx.moto, &fx.pg, FLEET, &fx.seed, &fx.cli) < 0)
         return -1;
-    char *out = NULL;
-    if (mototest_seed(&fx.moto, FLEET, &out) != 0) {
-        free(out);
-        return -1;
-    }
-    fx.seed = json_loads(out, 0, NULL);
-    free(out);
-    if (!fx.seed || mototest_set_auth(&fx.moto, 1) < 0)
-        return -1;
-    cli_init(&fx.cli, json_string_value(json_object_get(fx.seed, "access_key_id")),
-             json_string_value(json_object_get(fx.seed, "secret_access_key")), fx.moto.url,
-             fx.pg.url);
     write_proposal("freeze", fx.freeze_path, sizeof fx.freeze_path);
     write_proposal("nullguard", fx.nullguard_path, sizeof fx.nullguard_path);
     return cli_run(&fx.cli, NULL, NULL, "migrate", NULL) == 0 ? 0 : -1;

@@ -66,3 +66,23 @@ int cli_run(struct cli *c, char **out, char **errout, ...)
         free(e);
     return rc;
 }
+
+int cli_moto_fixture(struct mototest *moto, struct pgtest *pg, const char *fleet_file,
+                     json_t **seed, struct cli *c)
+{
+    *seed = NULL;
+    if (mototest_start(moto) < 0 || pgtest_start(pg) < 0)
+        return -1;
+    char *out = NULL;
+    if (mototest_seed(moto, fleet_file, &out) != 0) {
+        free(out);
+        return -1;
+    }
+    *seed = json_loads(out, 0, NULL);
+    free(out);
+    if (!*seed || mototest_set_auth(moto, 1) < 0)
+        return -1;
+    cli_init(c, json_string_value(json_object_get(*seed, "access_key_id")),
+             json_string_value(json_object_get(*seed, "secret_access_key")), moto->url, pg->url);
+    return 0;
+}

@@ -3,6 +3,10 @@
 #ifndef EGRESSSCAN_TESTS_CLI_H
 #define EGRESSSCAN_TESTS_CLI_H
 
+#include <jansson.h>
+
+#include "tests/support/procs.h"
+
 #define CLI_MAX_ENV 12
 
 struct cli {
@@ -24,5 +28,11 @@ void cli_setenv(struct cli *c, const char *key, const char *value);
  * stderr go to *out / *errout when not NULL (the caller frees). On an exit of 2 or 4 (usage,
  * failure) both are printed, to explain a failing test. */
 int cli_run(struct cli *c, char **out, char **errout, ...);
+
+/* The moto tests' set-up: starts moto and a throwaway PostgreSQL, builds the fleet of fleet_file in
+ * moto (*seed: moto_seed.py's answer, the caller frees it), switches moto's signature and IAM
+ * checks on and points c at both with the seeded scanner user's keys. 0 or -1. */
+int cli_moto_fixture(struct mototest *moto, struct pgtest *pg, const char *fleet_file,
+                     json_t **seed, struct cli *c);
 
 #endif
