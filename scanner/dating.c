@@ -201,9 +201,9 @@ static void on_list(void *ud, const struct eks_update_page *page, const struct e
         err_clear(&x);
         if (j->pages >= DATING_PAGES_MAX)
             err_set(&x, "TooManyUpdates",
-                    "more than %d pages of updates (at most %d are read per cluster): the change "
-                    "is not dated",
-                    DATING_PAGES_MAX, DATING_PAGES_MAX);
+                    "more than %d pages of updates (the most read per cluster): the change is "
+                    "not dated",
+                    DATING_PAGES_MAX);
         else
             err_set(&x, ERR_PARSE, "ListUpdates: the same nextToken twice");
         job_fail(j, &x);
