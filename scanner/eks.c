@@ -101,60 +101,65 @@ static json_t *load_object(const char *body, size_t len, const char *what, struc
 
 /* ---- ListClusters ---- */
 
-/* On success *names is ONE allocation: the array of n names (NULL-terminated) followed by the
- * name bytes and the next token, which *next_token points into (NULL on the last page). The
- * caller frees everything with free(*names); *names is never NULL on success. */
-int eks_parse_list_clusters(const char *body, size_t len, char ***names, size_t *n,
-                            char **next_token, struct err *err)
+/* One page of a listing: the strings of the array `key`, each accepted by valid (invalid: what
+ * they must be, for the message), and nextToken. On success *items is ONE allocation: the array
+ * of n strings (NULL-terminated) followed by their bytes and the next token, which *next_token
+ * points into (NULL on the last page). The caller frees everything with free(*items); *items is
+ * never NULL on success. what: the operation, noun: what the strings are ("names"). */
+struct page_kind {
+    const char *what, *key, *noun, *invalid;
+    int (*valid)(const char *s, size_t len);
+};
+
+static int parse_page(const struct page_kind *k, const char *body, size_t len, char ***items,
+                      size_t *n, char **next_token, struct err *err)
 {
-    *names = NULL;
+    *items = NULL;
     *n = 0;
     *next_token = NULL;
-    json_t *root = load_object(body, len, "ListClusters", err); /* new */
+    json_t *root = load_object(body, len, k->what, err); /* new */
     if (!root)
         return -1;
     int rc = -1;
-    json_t *clusters = json_object_get(root, "clusters"); /* borrowed */
-    json_t *token = json_object_get(root, "nextToken");   /* borrowed */
-    if (!json_is_array(clusters)) {
-        err_set(err, ERR_PARSE, "ListClusters: \"clusters\" is %s, expected an array",
-                clusters ? json_type_name(clusters) : "missing");
+    json_t *list = json_object_get(root, k->key);       /* borrowed */
+    json_t *token = json_object_get(root, "nextToken"); /* borrowed */
+    if (!json_is_array(list)) {
+        err_set(err, ERR_PARSE, "%s: \"%s\" is %s, expected an array", k->what, k->key,
+                list ? json_type_name(list) : "missing");
         goto out;
     }
     if (token && !json_is_null(token) && !json_is_string(token)) {
-        err_set(err, ERR_PARSE, "ListClusters: \"nextToken\" is %s, expected a string",
+        err_set(err, ERR_PARSE, "%s: \"nextToken\" is %s, expected a string", k->what,
                 json_type_name(token));
         goto out;
     }
-    size_t count = json_array_size(clusters);
+    size_t count = json_array_size(list);
     size_t bytes = (count + 1) * sizeof(char *);
     for (size_t i = 0; i < count; i++) {
-        json_t *v = json_array_get(clusters, i); /* borrowed */
+        json_t *v = json_array_get(list, i); /* borrowed */
         if (!json_is_string(v)) {
-            err_set(err, ERR_PARSE, "ListClusters: clusters[%zu] is %s, expected a string", i,
+            err_set(err, ERR_PARSE, "%s: %s[%zu] is %s, expected a string", k->what, k->key, i,
                     json_type_name(v));
             goto out;
         }
-        if (!eks_cluster_name_valid(json_string_value(v), json_string_length(v))) {
+        if (!k->valid(json_string_value(v), json_string_length(v))) {
             char q[80];
-            err_set(err, ERR_PARSE,
-                    "ListClusters: clusters[%zu] \"%s\" (%zu bytes) is not an EKS cluster name "
-                    "(1-100 characters of A-Z a-z 0-9 - _, starting with a letter or digit)",
-                    i, quoted(json_string_value(v), json_string_length(v), q, sizeof q),
-                    json_string_length(v));
+            err_set(err, ERR_PARSE, "%s: %s[%zu] \"%s\" (%zu bytes) is not %s", k->what, k->key, i,
+                    quoted(json_string_value(v), json_string_length(v), q, sizeof q),
+                    json_string_length(v), k->invalid);
             goto out;
         }
         bytes += json_string_length(v) + 1;
     }
     if (count > EKS_PAGE_NAMES_MAX) {
-        err_set(err, ERR_PARSE, "ListClusters: %zu names on one page (maxResults is at most %d)",
-                count, EKS_PAGE_NAMES_MAX);
+        err_set(err, ERR_PARSE, "%s: %zu %s on one page (maxResults is at most %d)", k->what, count,
+                k->noun, EKS_PAGE_NAMES_MAX);
         goto out;
     }
     /* An empty token would page forever on the same request: it ends the listing. */
     size_t token_len = json_is_string(token) ? json_string_length(token) : 0;
     if (token_len > EKS_TOKEN_MAX) {
-        err_set(err, ERR_PARSE, "ListClusters: nextToken of %zu bytes (at most %d)", token_len,
+        err_set(err, ERR_PARSE, "%s: nextToken of %zu bytes (at most %d)", k->what, token_len,
                 EKS_TOKEN_MAX);
         goto out;
     }
@@ -163,12 +168,12 @@ int eks_parse_list_clusters(const char *body, size_t len, char ***names, size_t 
 
     char **arr = malloc(bytes);
     if (!arr) {
-        err_set(err, ERR_NOMEM, "ListClusters: out of memory");
+        err_set(err, ERR_NOMEM, "%s: out of memory", k->what);
         goto out;
     }
     char *p = (char *)(arr + count + 1);
     for (size_t i = 0; i < count; i++) {
-        json_t *v = json_array_get(clusters, i);
+        json_t *v = json_array_get(list, i);
         size_t l = json_string_length(v);
         memcpy(p, json_string_value(v), l + 1);
         arr[i] = p;
@@ -179,12 +184,23 @@ int eks_parse_list_clusters(const char *body, size_t len, char ***names, size_t 
         memcpy(p, json_string_value(token), token_len + 1);
         *next_token = p;
     }
-    *names = arr;
+    *items = arr;
     *n = count;
     rc = 0;
 out:
     json_decref(root);
     return rc;
+}
+
+int eks_parse_list_clusters(const char *body, size_t len, char ***names, size_t *n,
+                            char **next_token, struct err *err)
+{
+    static const struct page_kind k = {
+        "ListClusters", "clusters", "names",
+        "an EKS cluster name (1-100 characters of A-Z a-z 0-9 - _, starting with a letter or "
+        "digit)",
+        eks_cluster_name_valid};
+    return parse_page(&k, body, len, names, n, next_token, err);
 }
 
 /* ---- DescribeCluster ---- */
@@ -542,18 +558,197 @@ out:
     return c;
 }
 
+/* ---- ListUpdates and DescribeUpdate ---- */
+
+#define EKS_UPDATE_PARAMS_MAX 50
+#define EKS_UPDATE_VALUE_MAX 65536 /* a parameter value egressscan does not keep */
+
+int eks_update_id_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > EKS_UPDATE_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int eks_parse_list_updates(const char *body, size_t len, char ***ids, size_t *n, char **next_token,
+                           struct err *err)
+{
+    static const struct page_kind k = {"ListUpdates", "updateIds", "ids",
+                                       "an update id (1-64 characters of A-Z a-z 0-9 -)",
+                                       eks_update_id_valid};
+    return parse_page(&k, body, len, ids, n, next_token, err);
+}
+
+/* A short token of letters, digits and the characters of extra, copied into out (cap bytes). */
+static int token_into(json_t *v, const char *what, const char *extra, char *out, size_t cap,
+                      struct err *err)
+{
+    char q[80];
+    if (!json_is_string(v))
+        return err_set(err, ERR_PARSE, "DescribeUpdate: %s is %s, expected a string", what,
+                       v ? json_type_name(v) : "missing");
+    const char *s = json_string_value(v);
+    size_t l = json_string_length(v);
+    int ok = l > 0 && l < cap && l <= EKS_SHORT_MAX;
+    for (size_t i = 0; ok && i < l; i++) {
+        unsigned char c = (unsigned char)s[i];
+        ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+             (c && strchr(extra, c) != NULL);
+    }
+    if (!ok)
+        return err_set(err, ERR_PARSE, "DescribeUpdate: %s \"%s\" (%zu bytes) is not valid", what,
+                       quoted(s, l, q, sizeof q), l);
+    memcpy(out, s, l + 1);
+    return 0;
+}
+
+int eks_parse_describe_update(const char *body, size_t len, const char *update_id,
+                              struct eks_update *out, struct err *err)
+{
+    memset(out, 0, sizeof *out);
+    json_t *root = load_object(body, len, "DescribeUpdate", err); /* new */
+    if (!root)
+        return -1;
+    int rc = -1;
+    char q[80], q2[80];
+    json_t *u = json_object_get(root, "update"); /* borrowed */
+    if (!json_is_object(u)) {
+        err_set(err, ERR_PARSE, "DescribeUpdate: \"update\" is %s, expected an object",
+                u ? json_type_name(u) : "missing");
+        goto out;
+    }
+    json_t *id = json_object_get(u, "id"); /* borrowed */
+    if (!json_is_string(id) ||
+        !eks_update_id_valid(json_string_value(id), json_string_length(id))) {
+        err_set(err, ERR_PARSE, "DescribeUpdate: update.id %s is not an update id",
+                json_is_string(id)
+                    ? quoted(json_string_value(id), json_string_length(id), q, sizeof q)
+                    : (id ? json_type_name(id) : "(missing)"));
+        goto out;
+    }
+    /* the answer must be about the update that was asked for */
+    if (update_id && strcmp(json_string_value(id), update_id) != 0) {
+        err_set(err, ERR_PARSE, "DescribeUpdate: asked for update \"%s\", the answer names \"%s\"",
+                quoted(update_id, strlen(update_id), q, sizeof q),
+                quoted(json_string_value(id), json_string_length(id), q2, sizeof q2));
+        goto out;
+    }
+    memcpy(out->id, json_string_value(id), json_string_length(id) + 1);
+    if (token_into(json_object_get(u, "status"), "update.status", "", out->status,
+                   sizeof out->status, err) < 0)
+        goto out;
+    if (strcmp(out->status, "InProgress") != 0 && strcmp(out->status, "Failed") != 0 &&
+        strcmp(out->status, "Cancelled") != 0 && strcmp(out->status, "Successful") != 0) {
+        err_set(err, ERR_PARSE,
+                "DescribeUpdate: update.status \"%s\" is not InProgress, Failed, Cancelled or "
+                "Successful",
+                out->status);
+        goto out;
+    }
+    if (token_into(json_object_get(u, "type"), "update.type", "", out->type, sizeof out->type,
+                   err) < 0)
+        goto out;
+
+    json_t *ts = json_object_get(u, "createdAt"); /* borrowed */
+    if (json_is_number(ts)) {
+        char iso[40];
+        double v = json_number_value(ts);
+        if (epoch_to_iso(v, iso, sizeof iso) < 0) {
+            err_set(err, ERR_PARSE, "DescribeUpdate: update.createdAt %.3f is out of range", v);
+            goto out;
+        }
+        out->created_at = v;
+    } else if (json_is_string(ts)) {
+        time_t t;
+        char iso[40];
+        const char *v = json_string_value(ts);
+        if (json_string_length(ts) > 64 || iso8601_parse(v, &t) < 0 ||
+            epoch_to_iso((double)t, iso, sizeof iso) < 0) {
+            err_set(err, ERR_PARSE, "DescribeUpdate: update.createdAt \"%s\" is not a time",
+                    quoted(v, json_string_length(ts), q, sizeof q));
+            goto out;
+        }
+        out->created_at = (double)t;
+    } else if (ts && !json_is_null(ts)) {
+        err_set(err, ERR_PARSE, "DescribeUpdate: update.createdAt is %s, expected a time",
+                json_type_name(ts));
+        goto out;
+    }
+
+    json_t *params = json_object_get(u, "params"); /* borrowed */
+    if (params && !json_is_null(params)) {
+        if (!json_is_array(params)) {
+            err_set(err, ERR_PARSE, "DescribeUpdate: update.params is %s, expected an array",
+                    json_type_name(params));
+            goto out;
+        }
+        if (json_array_size(params) > EKS_UPDATE_PARAMS_MAX) {
+            err_set(err, ERR_PARSE, "DescribeUpdate: %zu update.params (at most %d)",
+                    json_array_size(params), EKS_UPDATE_PARAMS_MAX);
+            goto out;
+        }
+        size_t i;
+        json_t *pm;
+        json_array_foreach(params, i, pm)
+        {
+            char what[48], type[65];
+            snprintf(what, sizeof what, "update.params[%zu].type", i);
+            if (!json_is_object(pm)) {
+                err_set(err, ERR_PARSE,
+                        "DescribeUpdate: update.params[%zu] is %s, expected an "
+                        "object",
+                        i, json_type_name(pm));
+                goto out;
+            }
+            if (token_into(json_object_get(pm, "type"), what, "", type, sizeof type, err) < 0)
+                goto out;
+            json_t *value = json_object_get(pm, "value"); /* borrowed */
+            snprintf(what, sizeof what, "update.params[%zu].value", i);
+            if (strcmp(type, EKS_EGRESS_UPDATE_PARAM) == 0) {
+                if (token_into(value, what, "_", out->egress_mode, sizeof out->egress_mode, err) <
+                    0)
+                    goto out;
+            } else if (value && !json_is_null(value) &&
+                       (!json_is_string(value) ||
+                        json_string_length(value) > EKS_UPDATE_VALUE_MAX ||
+                        !utf8_valid(json_string_value(value), json_string_length(value)))) {
+                err_set(err, ERR_PARSE,
+                        "DescribeUpdate: %s is not a string of valid UTF-8 (at "
+                        "most %d bytes)",
+                        what, EKS_UPDATE_VALUE_MAX);
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    if (rc < 0)
+        memset(out, 0, sizeof *out);
+    json_decref(root);
+    return rc;
+}
+
 /* ---- requests ---- */
 
 struct eks_call {
     union {
         eks_list_fn list;
         eks_describe_fn describe;
+        eks_list_updates_fn list_updates;
+        eks_describe_update_fn describe_update;
     } done;
     void *ud;
     /* DescribeCluster: what was asked, which the answer must match */
     char region[32];
     char account_id[16]; /* empty: any account */
     char name[EKS_NAME_MAX + 1];
+    char update_id[EKS_UPDATE_ID_MAX + 1]; /* DescribeUpdate */
 };
 
 /* A parse failure keeps the HTTP status and request id of the answer it came from. */
@@ -692,4 +887,123 @@ int eks_describe_cluster_submit(struct http_engine *engine, struct aws_credentia
     if (account_id)
         snprintf(call.account_id, sizeof call.account_id, "%s", account_id);
     return submit_get(engine, creds, &ep, url, pace_key, describe_done, &call, err);
+}
+
+static void list_updates_done(void *ud, const struct aws_response *resp)
+{
+    struct eks_call *call = ud;
+    if (err_isset(&resp->err)) {
+        call->done.list_updates(call->ud, NULL, &resp->err);
+        free(call);
+        return;
+    }
+    struct err e;
+    parse_error_init(&e, resp);
+    char **ids;
+    size_t n;
+    char *token;
+    if (eks_parse_list_updates(resp->body, resp->body_len, &ids, &n, &token, &e) < 0) {
+        call->done.list_updates(call->ud, NULL, &e);
+        free(call);
+        return;
+    }
+    struct eks_update_page page = {(const char *const *)ids, n, token};
+    call->done.list_updates(call->ud, &page, NULL);
+    free(ids);
+    free(call);
+}
+
+static void describe_update_done(void *ud, const struct aws_response *resp)
+{
+    struct eks_call *call = ud;
+    if (err_isset(&resp->err)) {
+        call->done.describe_update(call->ud, NULL, &resp->err);
+        free(call);
+        return;
+    }
+    struct err e;
+    parse_error_init(&e, resp);
+    struct eks_update u;
+    if (eks_parse_describe_update(resp->body, resp->body_len, call->update_id, &u, &e) < 0)
+        call->done.describe_update(call->ud, NULL, &e);
+    else
+        call->done.describe_update(call->ud, &u, NULL);
+    free(call);
+}
+
+/* The URL of a cluster's updates: ENDPOINT/clusters/NAME/updates[/ID]; -1 with err when the
+ * name or id cannot be in one. */
+static int updates_url(const struct endpoint *ep, const char *what, const char *name,
+                       const char *update_id, char *url, size_t cap, struct err *err)
+{
+    size_t name_len = name ? strlen(name) : 0;
+    if (name_len == 0 || name_len > EKS_NAME_MAX)
+        return err_set(err, ERR_INVALID, "%s: invalid cluster name length %zu", what, name_len);
+    size_t off = (size_t)snprintf(url, cap, "%s/clusters/", ep->url);
+    long w = sigv4_uri_encode(name, name_len, 0, url + off, cap - off);
+    if (w < 0)
+        return err_set(err, ERR_INVALID, "%s: the cluster name does not fit a URL", what);
+    off += (size_t)w;
+    off += (size_t)snprintf(url + off, cap - off, "/updates");
+    if (update_id)
+        snprintf(url + off, cap - off, "/%s", update_id); /* [A-Za-z0-9-]: nothing to encode */
+    return 0;
+}
+
+int eks_list_updates_submit(struct http_engine *engine, struct aws_credentials *creds,
+                            const char *region, const char *name, const char *account_id,
+                            const char *next_token, int max_results, eks_list_updates_fn done,
+                            void *ud, struct err *err)
+{
+    if (!engine || !done)
+        return err_set(err, ERR_INVALID, "eks_list_updates_submit: no engine or callback");
+    if (max_results < 0 || max_results > 100)
+        return err_set(err, ERR_INVALID, "ListUpdates: maxResults %d is not in 1..100",
+                       max_results);
+    size_t tok_len = next_token ? strlen(next_token) : 0;
+    if (tok_len > EKS_TOKEN_MAX)
+        return err_set(err, ERR_INVALID, "ListUpdates: nextToken of %zu bytes", tok_len);
+    struct endpoint ep;
+    if (endpoint_resolve("eks", region, &ep, err) < 0)
+        return -1;
+    size_t cap = sizeof ep.url + 64 + 3 * EKS_NAME_MAX + 3 * tok_len;
+    char *url = malloc(cap);
+    if (!url)
+        return err_set(err, ERR_NOMEM, "ListUpdates: out of memory");
+    int rc = -1;
+    if (updates_url(&ep, "ListUpdates", name, NULL, url, cap, err) < 0)
+        goto out;
+    size_t off = strlen(url);
+    off +=
+        (size_t)snprintf(url + off, cap - off, "?maxResults=%d", max_results ? max_results : 100);
+    if (tok_len) {
+        memcpy(url + off, "&nextToken=", 12);
+        off += 11;
+        sigv4_uri_encode(next_token, tok_len, 0, url + off, cap - off);
+    }
+    struct eks_call call = {.done.list_updates = done, .ud = ud};
+    rc = submit_get(engine, creds, &ep, url, account_id, list_updates_done, &call, err);
+out:
+    free(url);
+    return rc;
+}
+
+int eks_describe_update_submit(struct http_engine *engine, struct aws_credentials *creds,
+                               const char *region, const char *name, const char *update_id,
+                               const char *account_id, eks_describe_update_fn done, void *ud,
+                               struct err *err)
+{
+    if (!engine || !done)
+        return err_set(err, ERR_INVALID, "eks_describe_update_submit: no engine or callback");
+    if (!update_id || !eks_update_id_valid(update_id, strlen(update_id)))
+        return err_set(err, ERR_INVALID, "DescribeUpdate: invalid update id");
+    struct endpoint ep;
+    if (endpoint_resolve("eks", region, &ep, err) < 0)
+        return -1;
+    char url[sizeof ep.url + 96 + 3 * EKS_NAME_MAX + EKS_UPDATE_ID_MAX];
+    if (updates_url(&ep, "DescribeUpdate", name, update_id, url, sizeof url, err) < 0)
+        return -1;
+    struct eks_call call = {.done.describe_update = done, .ud = ud};
+    snprintf(call.update_id, sizeof call.update_id, "%s", update_id);
+    return submit_get(engine, creds, &ep, url, account_id, describe_update_done, &call, err);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cmd/egressscan/commands.h"
+#include "cmd/egressscan/dating_stage.h"
 #include "cmd/egressscan/drift_stage.h"
 #include "cmd/egressscan/result_sink.h"
 #include "cmd/egressscan/scan_end.h"
@@ -22,6 +23,7 @@
 #include "common/isotime.h"
 #include "common/log.h"
 #include "scanner/creds.h"
+#include "scanner/dating.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
 #include "scanner/policy.h"
@@ -488,6 +490,13 @@ int cmd_scan(int argc, char **argv)
     }
     p.sink = NULL;
     p.db_write_s += busy;
+    /* the changes this scan saw, dated from EKS on the same engine (before its stats are read) */
+    if (ran == 0 && !p.db_failed) {
+        struct dating_options dop = {.role_name = cfg.role_name,
+                                     .external_id = cfg.external_id,
+                                     .home_region = endpoint_home_region()};
+        dating_stage_run(p.db, p.scan_id, engine, chain, &dop, NULL);
+    }
     /* The connections, TLS state and buffers of the engine are of no more use: freed before the
      * drift stage needs memory of its own, so that the two peaks do not add up. */
     struct http_engine_stats st;

@@ -580,7 +580,16 @@ def org_actions():
     return ORG_ACTIONS
 
 
-MEMBER_ACTIONS = {"eks:ListClusters", "eks:DescribeCluster", "ec2:DescribeRegions"}
+def member_actions():
+    """What the scanner calls in a member account: the listing, and the cluster updates that date
+    a mode change (scanner/eks.c builds their URLs) when it does."""
+    with open("scanner/eks.c", encoding="utf-8") as f:
+        src = f.read()
+    dating = {"eks:ListUpdates", "eks:DescribeUpdate"} if '"/updates"' in src else set()
+    return {"eks:ListClusters", "eks:DescribeCluster", "ec2:DescribeRegions"} | dating
+
+
+MEMBER_ACTIONS = member_actions()
 
 
 def securityhub_actions():

@@ -37,6 +37,8 @@ const char *const fa_op_names[FA_OP_COUNT] = {
     [FA_OP_DESCRIBE_REGIONS] = "DescribeRegions",
     [FA_OP_LIST_CLUSTERS] = "ListClusters",
     [FA_OP_DESCRIBE_CLUSTER] = "DescribeCluster",
+    [FA_OP_LIST_UPDATES] = "ListUpdates",
+    [FA_OP_DESCRIBE_UPDATE] = "DescribeUpdate",
     [FA_OP_UNKNOWN] = "Unknown",
 };
 
@@ -1105,6 +1107,93 @@ static long region_index(const struct fa_fleet *f, const char *region)
     return -1;
 }
 
+static void not_found_cluster(struct ctx *c, const char *name, long nl)
+{
+    struct buf extra;
+    buf_init(&extra);
+    buf_puts(&extra, "\"clusterName\":");
+    fa_json_str(&extra, name, nl > 0 ? (size_t)nl : 0);
+    send_error(c, 404, "ResourceNotFoundException", FA_E_NOT_FOUND, extra.data,
+               "No cluster found for name: %.200s.", nl > 0 ? name : "");
+    buf_cleanup(&extra);
+}
+
+/* ListUpdates (rest: "/updates") and DescribeUpdate (rest: "/updates/ID") of the cluster name
+ * among the target's clusters [first, first + total). */
+static void handle_updates(struct ctx *c, uint32_t first, uint32_t total, const char *name, long nl,
+                           const char *rest)
+{
+    const struct fa_fleet *f = &c->app->fleet;
+    const struct fa_request *r = c->req;
+    uint32_t ci = UINT32_MAX;
+    for (uint32_t i = 0; nl > 0 && i < total; i++)
+        if (!f->clusters[first + i].hidden && strcmp(f->clusters[first + i].name, name) == 0)
+            ci = first + i;
+    if (ci == UINT32_MAX) {
+        not_found_cluster(c, name, nl);
+        return;
+    }
+    struct fa_update u[FA_CLUSTER_UPDATES_MAX];
+    size_t n = updates_of(f->updates, f, ci, u);
+    struct buf *b = &c->w->body;
+    buf_reset(b);
+    if (c->op == FA_OP_DESCRIBE_UPDATE) {
+        const char *id = rest + strlen("/updates/");
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(u[i].id, id) != 0)
+                continue;
+            fa_printf(b,
+                      "{\"update\":{\"id\":\"%s\",\"status\":\"%s\",\"type\":\"%s\","
+                      "\"params\":[{\"type\":\"%s\",\"value\":\"%s\"}],\"createdAt\":%ld,"
+                      "\"errors\":[",
+                      u[i].id, u[i].status, u[i].type, u[i].param_type, u[i].value,
+                      u[i].created_at);
+            if (strcmp(u[i].status, "Failed") == 0)
+                buf_puts(b, "{\"errorCode\":\"Unknown\",\"errorMessage\":\"The update could not "
+                            "be completed.\",\"resourceIds\":[]}");
+            buf_puts(b, "]}}");
+            send_ok(c);
+            return;
+        }
+        send_error(c, 404, "ResourceNotFoundException", FA_E_NOT_FOUND, NULL,
+                   "No update found for ID: %.64s", id);
+        return;
+    }
+    char v[256];
+    long max = EKS_MAX_RESULTS;
+    size_t ql = r->query ? strlen(r->query) : 0;
+    if (param_get(r->query, ql, "maxResults", 0, v, sizeof v) >= 0) {
+        char *end;
+        max = strtol(v, &end, 10);
+        if (*end || max < 1 || max > EKS_MAX_RESULTS) {
+            send_error(c, 400, "InvalidParameterException", FA_E_INVALID, NULL,
+                       "maxResults must be between 1 and %d", EKS_MAX_RESULTS);
+            return;
+        }
+    }
+    uint32_t off = 0;
+    long tl = param_get(r->query, ql, "nextToken", 0, v, sizeof v);
+    if (tl >= 0 && (tl == 0 || token_parse(c->app, v, 0x41, ci, &off) < 0)) {
+        send_error(c, 400, "InvalidParameterException", FA_E_INVALID, NULL,
+                   "The nextToken provided is invalid");
+        return;
+    }
+    size_t end = off + (size_t)max < n ? off + (size_t)max : n;
+    buf_puts(b, "{\"updateIds\":[");
+    for (size_t i = off; i < end; i++)
+        fa_printf(b, "%s\"%s\"", i > off ? "," : "", u[i].id);
+    buf_putc(b, ']');
+    if (end < n) {
+        char tok[32];
+        token_make(c->app, 0x41, ci, (uint32_t)end, tok);
+        fa_printf(b, ",\"nextToken\":\"%s\"", tok);
+    } else {
+        buf_puts(b, ",\"nextToken\":null");
+    }
+    buf_putc(b, '}');
+    send_ok(c);
+}
+
 static void handle_eks(struct ctx *c)
 {
     const struct fa_fleet *f = &c->app->fleet;
@@ -1156,14 +1245,17 @@ static void handle_eks(struct ctx *c)
         uint32_t end = off + (uint32_t)max < total ? off + (uint32_t)max : total;
         buf_reset(b);
         buf_puts(b, "{\"clusters\":[");
+        int listed = 0;
         for (uint32_t i = off; i < end; i++) {
-            if (i > off)
+            if (f->clusters[first + i].hidden)
+                continue; /* --before: created later */
+            if (listed++)
                 buf_putc(b, ',');
             const char *name = f->clusters[first + i].name;
             fa_json_str(b, name, strlen(name));
         }
         if (hk == FA_H_LONG_NAME && end == total)
-            fa_printf(b, "%s\"%s\"", end > off ? "," : "", fa_hostile_long_name);
+            fa_printf(b, "%s\"%s\"", listed ? "," : "", fa_hostile_long_name);
         buf_putc(b, ']');
         if (hk == FA_H_LOOP_TOKEN) {
             buf_puts(b, ",\"nextToken\":\"same\"");
@@ -1176,10 +1268,16 @@ static void handle_eks(struct ctx *c)
         send_ok(c);
         return;
     }
-    /* DescribeCluster: /clusters/{name} */
+    /* DescribeCluster: /clusters/{name}; ListUpdates /clusters/{name}/updates; DescribeUpdate
+     * /clusters/{name}/updates/{id} */
     char name[512];
     const char *enc = r->path + strlen("/clusters/");
-    long nl = url_decode(enc, strlen(enc), 0, name, sizeof name);
+    size_t enc_len = strcspn(enc, "/");
+    long nl = url_decode(enc, enc_len, 0, name, sizeof name);
+    if (c->op == FA_OP_LIST_UPDATES || c->op == FA_OP_DESCRIBE_UPDATE) {
+        handle_updates(c, first, total, name, nl, enc + enc_len);
+        return;
+    }
     if (hk == FA_H_LONG_NAME && nl > 0 && strcmp(name, fa_hostile_long_name) == 0) {
         if (hostile_render_long(f, c->caller, (size_t)ri, b) < 0) {
             send_error(c, 500, "ServerException", -1, NULL, "out of memory");
@@ -1190,7 +1288,7 @@ static void handle_eks(struct ctx *c)
     }
     for (uint32_t i = 0; nl > 0 && i < total; i++) {
         const struct fa_cluster *cl = &f->clusters[first + i];
-        if (strcmp(cl->name, name) == 0) {
+        if (!cl->hidden && strcmp(cl->name, name) == 0) {
             if (fleet_render_cluster(f, cl, b) < 0 ||
                 hostile_patch_cluster(f, &c->app->hostile, hk, c->caller, (size_t)ri, b) < 0) {
                 send_error(c, 500, "ServerException", -1, NULL, "out of memory");
@@ -1371,6 +1469,14 @@ static void route(struct ctx *c)
         else if (strcmp(r->method, "GET") == 0 && strncmp(r->path, "/clusters/", 10) == 0 &&
                  r->path[10] && !strchr(r->path + 10, '/'))
             c->op = FA_OP_DESCRIBE_CLUSTER;
+        else if (strcmp(r->method, "GET") == 0 && strncmp(r->path, "/clusters/", 10) == 0 &&
+                 r->path[10] != '/' && strchr(r->path + 10, '/')) {
+            const char *rest = strchr(r->path + 10, '/');
+            if (strcmp(rest, "/updates") == 0)
+                c->op = FA_OP_LIST_UPDATES;
+            else if (strncmp(rest, "/updates/", 9) == 0 && rest[9] && !strchr(rest + 9, '/'))
+                c->op = FA_OP_DESCRIBE_UPDATE;
+        }
     }
 }
 
@@ -1506,7 +1612,8 @@ void api_handle(struct fa_worker *w, const struct fa_request *req, struct buf *o
         handle_assume_role(&c);
     } else if (c.op == FA_OP_DESCRIBE_REGIONS) {
         handle_describe_regions(&c);
-    } else if (c.op == FA_OP_LIST_CLUSTERS || c.op == FA_OP_DESCRIBE_CLUSTER) {
+    } else if (c.op == FA_OP_LIST_CLUSTERS || c.op == FA_OP_DESCRIBE_CLUSTER ||
+               c.op == FA_OP_LIST_UPDATES || c.op == FA_OP_DESCRIBE_UPDATE) {
         handle_eks(&c);
     } else if (c.op != FA_OP_UNKNOWN) {
         handle_org(&c);

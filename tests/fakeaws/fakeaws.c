@@ -23,8 +23,10 @@ static void usage(FILE *out)
             "               [--truth FILE] [--threads N] [--base-access-key K]\n"
             "               [--base-secret-key S] [--credential-lifetime-s N] [--max-conns N]\n"
             "               [--credentials-log FILE] [--hostile INDEX:KIND,...]\n"
+            "               [--updates INDEX:KIND,... [--before]]\n"
             "A fast fake of Organizations, STS AssumeRole, EC2 DescribeRegions and EKS\n"
-            "ListClusters/DescribeCluster on one port. See tests/fakeaws/README.md.\n");
+            "ListClusters/DescribeCluster/ListUpdates/DescribeUpdate on one port. See\n"
+            "tests/fakeaws/README.md.\n");
 }
 
 static int num(const char *s, const char *flag, double lo, double hi, double *out)
@@ -60,6 +62,8 @@ enum {
     O_MAX_CONNS,
     O_CREDS_LOG,
     O_HOSTILE,
+    O_UPDATES,
+    O_BEFORE,
     O_HELP
 };
 
@@ -85,6 +89,8 @@ static int parse_args(int argc, char **argv, struct fa_options *o)
         {"max-conns", required_argument, NULL, O_MAX_CONNS},
         {"credentials-log", required_argument, NULL, O_CREDS_LOG},
         {"hostile", required_argument, NULL, O_HOSTILE},
+        {"updates", required_argument, NULL, O_UPDATES},
+        {"before", no_argument, NULL, O_BEFORE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
@@ -183,6 +189,12 @@ static int parse_args(int argc, char **argv, struct fa_options *o)
         case O_HOSTILE:
             o->hostile_spec = optarg;
             break;
+        case O_UPDATES:
+            o->updates_spec = optarg;
+            break;
+        case O_BEFORE:
+            o->before = 1;
+            break;
         case O_HELP:
             usage(stdout);
             exit(0);
@@ -226,7 +238,8 @@ int main(int argc, char **argv)
         fleet_cleanup(&app.fleet);
         return 2;
     }
-    if (hostile_parse(app.opt.hostile_spec, &app.fleet, &app.hostile, &e) < 0) {
+    if (hostile_parse(app.opt.hostile_spec, &app.fleet, &app.hostile, &e) < 0 ||
+        updates_parse(app.opt.updates_spec, app.opt.before, &app.fleet, &app.updates, &e) < 0) {
         fprintf(stderr, "fakeaws: %s\n", e.message);
         faults_cleanup(&app.faults);
         hostile_cleanup(&app.hostile);
@@ -298,6 +311,7 @@ out:
     free(app.stats.acct_throttles);
     faults_cleanup(&app.faults);
     hostile_cleanup(&app.hostile);
+    updates_cleanup(&app.updates);
     fleet_cleanup(&app.fleet);
     return rc;
 }

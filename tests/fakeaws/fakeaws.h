@@ -25,6 +25,8 @@ uint64_t fa_mix(uint64_t x);
 
 /* ---- the fleet ---- */
 
+struct fa_updates;
+
 #define FA_ALL_REGIONS 17
 #define FA_NAME_MAX 101 /* EKS names are at most 100 characters */
 
@@ -60,7 +62,8 @@ struct fa_account {
 struct fa_cluster {
     char name[FA_NAME_MAX];
     uint8_t region;
-    int8_t mode; /* enum fa_mode */
+    int8_t mode;    /* enum fa_mode */
+    uint8_t hidden; /* --updates ... --before: a cluster created later, not served yet */
     uint32_t account;
     uint64_t h; /* drives every other field of the DescribeCluster answer */
 };
@@ -117,6 +120,8 @@ struct fa_fleet {
     struct fa_scp *scps;
     size_t n_scps;
 
+    const struct fa_updates *updates; /* --updates (NULL: none); written into --truth */
+
     char ca_data[1500]; /* base64 certificate authority data, ~1.4 KB */
     char *describe_org_body;
     char *list_roots_body;
@@ -138,6 +143,54 @@ int fa_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf,
 int fa_json_str(struct buf *b, const char *s, size_t len);
 /* Appends s with XML's five special characters escaped. */
 int fa_xml_str(struct buf *b, const char *s, size_t len);
+
+/* ---- cluster updates (--updates, --before) ---- */
+
+/* What happened to a cluster between two scans (tests/fakeaws/README.md, "Updates"). */
+enum fa_update_kind {
+    FA_U_NONE = 0,
+    FA_U_SUCCESSFUL,  /* the mode became CUSTOMER_ROUTED by a Successful egress update */
+    FA_U_FAILED,      /* the mode reads CUSTOMER_ROUTED; the egress update towards it Failed */
+    FA_U_IN_PROGRESS, /* the mode reads CUSTOMER_ROUTED; the egress update is InProgress */
+    FA_U_REPLACED,    /* deleted and created again with another mode: no egress update */
+    FA_U_CREATED,     /* a new cluster (absent --before), created with its mode: no update */
+    FA_U_COUNT
+};
+
+extern const char *const fa_update_kind_names[FA_U_COUNT]; /* "", "successful", ... */
+
+#define FA_CLUSTER_UPDATES_MAX 3
+
+/* One update of a cluster, as DescribeUpdate renders it. */
+struct fa_update {
+    char id[40]; /* a UUID */
+    const char *type;
+    const char *status;
+    const char *param_type;
+    const char *value;
+    long created_at; /* epoch seconds */
+};
+
+struct fa_updates {
+    uint32_t *cluster;   /* cluster indices, ascending */
+    unsigned char *kind; /* enum fa_update_kind */
+    int8_t *before;      /* the mode before the change (enum fa_mode) */
+    size_t n;
+    int before_mode; /* --before: serve the fleet as it was before the changes */
+};
+
+/* Parses "INDEX:KIND[,INDEX:KIND...]" (INDEX: the cluster's position in --truth's clusters,
+ * KIND successful|failed|in_progress|replaced|created) and applies it to f: the changed modes,
+ * or with before the old ones and created clusters hidden. NULL/"none": no updates. -1 with err
+ * on a malformed spec or a change that cannot be (successful, failed or in_progress of a cluster
+ * already CUSTOMER_ROUTED). */
+int updates_parse(const char *spec, int before, struct fa_fleet *f, struct fa_updates *out,
+                  struct err *err);
+void updates_cleanup(struct fa_updates *u);
+/* The updates EKS lists for cluster index ci, oldest first (at most FA_CLUSTER_UPDATES_MAX):
+ * none for a cluster without a scripted change (and for replaced and created ones). */
+size_t updates_of(const struct fa_updates *u, const struct fa_fleet *f, uint32_t ci,
+                  struct fa_update *out);
 
 /* ---- faults ---- */
 
@@ -225,6 +278,8 @@ enum fa_op {
     FA_OP_DESCRIBE_REGIONS,
     FA_OP_LIST_CLUSTERS,
     FA_OP_DESCRIBE_CLUSTER,
+    FA_OP_LIST_UPDATES,
+    FA_OP_DESCRIBE_UPDATE,
     FA_OP_UNKNOWN,
     FA_OP_COUNT
 };
@@ -273,6 +328,8 @@ struct fa_options {
     const char *credentials_log; /* test only: every issued credential appended here */
     const char *faults_spec;
     const char *hostile_spec;
+    const char *updates_spec;
+    int before; /* --before */
     struct fa_fleet_params fleet;
 };
 
@@ -281,6 +338,7 @@ struct fa_app {
     struct fa_fleet fleet;
     struct fa_faults faults;
     struct fa_hostile hostile;
+    struct fa_updates updates;
     struct fa_stats stats;
     unsigned char token_key[32]; /* signs session tokens and derives secrets */
     atomic_uint akid_counter;

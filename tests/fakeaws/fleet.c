@@ -792,6 +792,38 @@ int fleet_render_cluster(const struct fa_fleet *f, const struct fa_cluster *c, s
 
 /* ---- --truth ---- */
 
+/* The scripted changes (--updates) for --truth: per changed cluster its position among all
+ * clusters, kind, modes before and after, and the updates EKS lists for it. NULL: none. */
+static json_t *updates_truth(const struct fa_fleet *f)
+{
+    const struct fa_updates *u = f->updates;
+    if (!u || u->n == 0)
+        return NULL;
+    json_t *arr = json_array(); /* new */
+    for (size_t i = 0; arr && i < u->n; i++) {
+        const struct fa_cluster *c = &f->clusters[u->cluster[i]];
+        const struct fa_account *a = &f->accounts[c->account];
+        struct fa_update up[FA_CLUSTER_UPDATES_MAX];
+        size_t n = updates_of(u, f, u->cluster[i], up);
+        json_t *list = json_array();
+        for (size_t k = 0; k < n; k++)
+            json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", up[k].id, "type",
+                                                  up[k].type, "status", up[k].status, "value",
+                                                  up[k].value, "created_at",
+                                                  (json_int_t)up[k].created_at));
+        const char *before = fa_mode_name(u->before[i]), *after = fa_mode_name(c->mode);
+        if (u->before_mode)
+            after = before;
+        json_array_append_new(
+            arr, json_pack("{s:I,s:s,s:s,s:s,s:s,s:o,s:o,s:o}", "index", (json_int_t)u->cluster[i],
+                           "kind", fa_update_kind_names[u->kind[i]], "account_id", a->id, "region",
+                           f->regions[c->region], "name", c->name, "mode_before",
+                           before ? json_string(before) : json_null(), "mode_after",
+                           after ? json_string(after) : json_null(), "updates", list));
+    }
+    return arr;
+}
+
 int fleet_write_truth(const struct fa_fleet *f, const char *path, struct err *err)
 {
     json_t *root = json_object(); /* new */
@@ -847,10 +879,14 @@ int fleet_write_truth(const struct fa_fleet *f, const char *path, struct err *er
                                               "targets", targets));
     }
     json_object_set_new(root, "scps", scps);
+    size_t served = 0;
     for (size_t i = 0; i < f->n_clusters; i++) {
         const struct fa_cluster *c = &f->clusters[i];
         const struct fa_account *a = &f->accounts[c->account];
         const char *mode = fa_mode_name(c->mode);
+        if (c->hidden)
+            continue; /* not served (--before: created later) */
+        served++;
         char arn[256];
         snprintf(arn, sizeof arn, "arn:aws:eks:%s:%s:cluster/%s", f->regions[c->region], a->id,
                  c->name);
@@ -862,11 +898,14 @@ int fleet_write_truth(const struct fa_fleet *f, const char *path, struct err *er
                                         k8s_versions[(c->h >> 8) % 5]));
     }
     json_object_set_new(root, "clusters", clusters);
+    json_t *updates = updates_truth(f);
+    if (updates)
+        json_object_set_new(root, "updates", updates);
     json_object_set_new(root, "counts",
                         json_pack("{s:I,s:I,s:I,s:I,s:I}", "accounts", (json_int_t)f->n_accounts,
                                   "active_accounts", (json_int_t)active, "ous",
                                   (json_int_t)(f->n_nodes - 1), "regions", (json_int_t)f->n_regions,
-                                  "clusters", (json_int_t)f->n_clusters));
+                                  "clusters", (json_int_t)served));
     if (json_dump_file(root, path, JSON_INDENT(1)) == 0)
         rc = 0;
 out:

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "scanner/eks.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -71,9 +72,36 @@ static void fuzz_describe(const char *body, size_t len)
     free(c);
 }
 
+static void fuzz_updates(const char *body, size_t len)
+{
+    struct err e;
+    err_clear(&e);
+    char **ids = NULL, *token = NULL;
+    size_t n = 0;
+    if (eks_parse_list_updates(body, len, &ids, &n, &token, &e) < 0) {
+        check(ids == NULL && n == 0 && token == NULL);
+        check_error(&e);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            check(eks_update_id_valid(ids[i], strlen(ids[i])));
+        check(ids[n] == NULL && (token == NULL || token[0] != '\0'));
+        free(ids);
+    }
+    struct eks_update u;
+    err_clear(&e);
+    if (eks_parse_describe_update(body, len, NULL, &u, &e) < 0) {
+        check(u.id[0] == '\0');
+        check_error(&e);
+        return;
+    }
+    check(eks_update_id_valid(u.id, strlen(u.id)) && u.status[0] && u.type[0]);
+    check(utf8_valid(u.egress_mode, strlen(u.egress_mode)));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_list((const char *)data, size);
     fuzz_describe((const char *)data, size);
+    fuzz_updates((const char *)data, size);
     return 0;
 }

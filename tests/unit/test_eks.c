@@ -1,6 +1,7 @@
-/* test_eks.c - the EKS module: ListClusters and DescribeCluster parsers against realistic answers
- * (tests/data/aws-answers), their error paths, and the requests themselves against a local fake
- * EKS (query string, URL-encoded nextToken, signing scope, errors passed through). */
+/* test_eks.c - the EKS module: ListClusters, DescribeCluster, ListUpdates and DescribeUpdate
+ * parsers against realistic answers (tests/data/aws-answers), their error paths, and the requests
+ * themselves against a local fake EKS (query string, URL-encoded nextToken, signing scope,
+ * errors passed through, the answer's identity checked). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +28,8 @@
 #define ANSWERS "tests/data/aws-answers/"
 #define PAGE1_TOKEN "eyJ2IjoxLCJjIjoicGF5bWVudHMtc3RhZ2luZyJ9+/a=="
 #define PAGE1_TOKEN_ENCODED "eyJ2IjoxLCJjIjoicGF5bWVudHMtc3RhZ2luZyJ9%2B%2Fa%3D%3D"
+#define UPDATE_EGRESS "b7e1c4f0-93a2-4e58-8d1f-6a2c9e0b5f13"
+#define UPDATE_VERSION "2d0f8a3c-5b1e-4d7a-9c62-0e8f1b3a7d54"
 
 /* The whole fixture, NUL-terminated; fails the test when it cannot be read. */
 static char *fixture(const char *name, size_t *len)
@@ -622,6 +625,15 @@ static void eks_handler(void *ud, const struct fakehttp_req *req, struct fakehtt
     } else if (strcmp(req->target, "/clusters/forged") == 0) {
         /* a member answering for another cluster: the fixture names payments-prod */
         body = fixture("eks-describe-cluster.json", NULL);
+    } else if (strcmp(req->target, "/clusters/payments-prod/updates?maxResults=100") == 0) {
+        body = fixture("eks-list-updates.json", NULL);
+    } else if (strcmp(req->target, "/clusters/payments-prod/updates?maxResults=100&nextToken="
+                                   "eyJ2IjoxLCJ1IjoiYjdlMWM0ZjAifQ%2B%2F%3D%3D") == 0) {
+        body = strdup("{\"updateIds\":[],\"nextToken\":null}");
+    } else if (strcmp(req->target, "/clusters/payments-prod/updates/" UPDATE_EGRESS) == 0 ||
+               strcmp(req->target, "/clusters/payments-prod/updates/" UPDATE_VERSION) == 0) {
+        /* the second is a forgery: the egress update's answer for another id */
+        body = fixture("eks-describe-update-egress.json", NULL);
     } else if (strcmp(req->target, "/clusters/bad-answer") == 0) {
         fakehttp_respond(resp, 200, "Content-Type: application/json\r\n",
                          "{\"cluster\":{\"name\":42}}");
@@ -866,6 +878,274 @@ static void test_describe_request_encodes_name(void **state)
     assert_string_equal(e.code, ERR_INVALID);
 }
 
+/* ---- ListUpdates and DescribeUpdate ---- */
+
+static void test_list_updates(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = fixture("eks-list-updates.json", &len);
+    char **ids, *token;
+    size_t n;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(eks_parse_list_updates(body, len, &ids, &n, &token, &e), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(ids[0], UPDATE_VERSION);
+    assert_string_equal(ids[1], UPDATE_EGRESS);
+    assert_null(ids[2]);
+    assert_string_equal(token, "eyJ2IjoxLCJ1IjoiYjdlMWM0ZjAifQ+/==");
+    free(ids);
+    free(body);
+    const char *last = "{\"updateIds\":[],\"nextToken\":null}";
+    assert_int_equal(eks_parse_list_updates(last, strlen(last), &ids, &n, &token, &e), 0);
+    assert_int_equal(n, 0);
+    assert_null(token);
+    free(ids);
+}
+
+static void expect_list_updates_error(const char *body, const char *needle)
+{
+    char **ids = (char **)1, *token = (char *)1;
+    size_t n = 7;
+    struct err e;
+    err_clear(&e);
+    if (eks_parse_list_updates(body, strlen(body), &ids, &n, &token, &e) != -1)
+        fail_msg("accepted: %s", body);
+    assert_string_equal(e.code, ERR_PARSE);
+    assert_null(ids);
+    assert_null(token);
+    assert_int_equal(n, 0);
+    if (!strstr(e.message, needle))
+        fail_msg("\"%s\" does not say \"%s\"", e.message, needle);
+}
+
+static void test_list_updates_hostile(void **state)
+{
+    (void)state;
+    expect_list_updates_error("{\"clusters\":[]}", "\"updateIds\" is missing");
+    expect_list_updates_error("{\"updateIds\":{}}", "expected an array");
+    expect_list_updates_error("{\"updateIds\":[7]}", "updateIds[0] is a number");
+    expect_list_updates_error("{\"updateIds\":[\"../../clusters\"]}", "is not an update id");
+    expect_list_updates_error("{\"updateIds\":[\"\"]}", "is not an update id");
+    expect_list_updates_error("{\"updateIds\":[\"a\\u0000b\"]}", "is not allowed");
+    expect_list_updates_error("{\"updateIds\":[\"a%2Fb\"]}", "is not an update id");
+    expect_list_updates_error("{\"updateIds\":[],\"nextToken\":5}", "\"nextToken\" is a number");
+    /* 65 characters: longer than any id EKS gives */
+    char big[200];
+    snprintf(big, sizeof big, "{\"updateIds\":[\"%065d\"]}", 0);
+    expect_list_updates_error(big, "(65 bytes) is not an update id");
+    /* 101 ids on a page of at most 100 */
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"updateIds\":[");
+    for (int i = 0; i < 101; i++)
+        assert_int_equal(buf_printf(&b, "%s\"u-%d\"", i ? "," : "", i), 0);
+    buf_puts(&b, "]}");
+    expect_list_updates_error(b.data, "101 ids on one page");
+    buf_cleanup(&b);
+    /* a token of 5000 bytes */
+    buf_init(&b);
+    buf_puts(&b, "{\"updateIds\":[],\"nextToken\":\"");
+    for (int i = 0; i < 5000; i++)
+        buf_putc(&b, 'A');
+    buf_puts(&b, "\"}");
+    expect_list_updates_error(b.data, "nextToken of 5000 bytes");
+    buf_cleanup(&b);
+}
+
+static void test_describe_update(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = fixture("eks-describe-update-egress.json", &len);
+    struct eks_update u;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(eks_parse_describe_update(body, len, UPDATE_EGRESS, &u, &e), 0);
+    assert_string_equal(u.id, UPDATE_EGRESS);
+    assert_string_equal(u.type, EKS_EGRESS_UPDATE_TYPE);
+    assert_string_equal(u.status, "Successful");
+    assert_string_equal(u.egress_mode, "CUSTOMER_ROUTED");
+    assert_true(u.created_at > 1764158400.45 && u.created_at < 1764158400.46);
+    /* an answer for another update than the one asked for is refused */
+    assert_int_equal(eks_parse_describe_update(body, len, UPDATE_VERSION, &u, &e), -1);
+    assert_string_equal(e.code, ERR_PARSE);
+    assert_non_null(strstr(e.message, "asked for update \"" UPDATE_VERSION "\""));
+    assert_string_equal(u.id, ""); /* nothing half-filled */
+    free(body);
+
+    body = fixture("eks-describe-update-version-failed.json", &len);
+    err_clear(&e);
+    assert_int_equal(eks_parse_describe_update(body, len, NULL, &u, &e), 0);
+    assert_string_equal(u.type, "VersionUpdate");
+    assert_string_equal(u.status, "Failed");
+    assert_string_equal(u.egress_mode, ""); /* not an egress update */
+    assert_true(u.created_at == 1761566400.0);
+    free(body);
+
+    /* createdAt as ISO 8601 text; params absent */
+    const char *iso = "{\"update\":{\"id\":\"u-1\",\"status\":\"InProgress\",\"type\":"
+                      "\"ControlPlaneEgressUpdate\",\"createdAt\":\"2026-11-26T14:31:00Z\"}}";
+    assert_int_equal(eks_parse_describe_update(iso, strlen(iso), "u-1", &u, &e), 0);
+    assert_string_equal(u.status, "InProgress");
+    assert_true(u.created_at == 1795703460.0);
+}
+
+static void expect_update_error(const char *body, const char *needle)
+{
+    struct eks_update u;
+    struct err e;
+    err_clear(&e);
+    if (eks_parse_describe_update(body, strlen(body), NULL, &u, &e) != -1)
+        fail_msg("accepted: %s", body);
+    assert_string_equal(e.code, ERR_PARSE);
+    assert_string_equal(u.id, "");
+    if (!strstr(e.message, needle))
+        fail_msg("\"%s\" does not say \"%s\"", e.message, needle);
+}
+
+#define UPD(rest) "{\"update\":{\"id\":\"u-1\",\"type\":\"ControlPlaneEgressUpdate\"," rest "}}"
+
+static void test_describe_update_hostile(void **state)
+{
+    (void)state;
+    expect_update_error("[]", "not an object");
+    expect_update_error("{\"update\":[]}", "\"update\" is an array");
+    expect_update_error("{\"update\":{\"status\":\"Successful\"}}", "update.id (missing)");
+    expect_update_error("{\"update\":{\"id\":\"a/b\",\"status\":\"Successful\"}}",
+                        "update.id a/b is not");
+    expect_update_error(UPD("\"status\":\"Done\""), "is not InProgress, Failed");
+    expect_update_error(UPD("\"status\":7"), "update.status is a number");
+    expect_update_error("{\"update\":{\"id\":\"u-1\",\"status\":\"Failed\",\"type\":\"Bad Type\"}}",
+                        "update.type \"Bad Type\"");
+    expect_update_error(UPD("\"status\":\"Successful\",\"createdAt\":-5"), "out of range");
+    expect_update_error(UPD("\"status\":\"Successful\",\"createdAt\":\"yesterday-ish\""),
+                        "is not a time");
+    expect_update_error(UPD("\"status\":\"Successful\",\"createdAt\":true"), "expected a time");
+    expect_update_error(UPD("\"status\":\"Successful\",\"params\":{}"), "expected an array");
+    expect_update_error(UPD("\"status\":\"Successful\",\"params\":[7]"), "params[0] is a number");
+    expect_update_error(UPD("\"status\":\"Successful\",\"params\":[{\"value\":\"x\"}]"),
+                        "params[0].type is missing");
+    /* the mode value is kept: a short token only */
+    expect_update_error(UPD("\"status\":\"Successful\",\"params\":[{\"type\":"
+                            "\"ControlPlaneEgressMode\",\"value\":\"CUSTOMER_ROUTED\\n\"}]"),
+                        "params[0].value \"CUSTOMER_ROUTED?\"");
+    expect_update_error(UPD("\"status\":\"Successful\",\"params\":[{\"type\":"
+                            "\"ControlPlaneEgressMode\",\"value\":5}]"),
+                        "params[0].value is a number");
+    /* other values are not kept, but must be text */
+    expect_update_error(UPD("\"status\":\"Successful\",\"params\":[{\"type\":\"Version\","
+                            "\"value\":\"\\udc00\"}]"),
+                        "invalid");
+    expect_update_error(UPD("\"status\":\"Successful\",\"params\":[{\"type\":\"Version\","
+                            "\"value\":[]}]"),
+                        "params[0].value is not a string");
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, UPD("\"status\":\"Successful\",\"params\":["));
+    b.len -= 2; /* reopen: UPD closed the objects */
+    b.data[b.len] = '\0';
+    for (int i = 0; i < 51; i++)
+        assert_int_equal(buf_printf(&b, "%s{\"type\":\"Version\",\"value\":\"1\"}", i ? "," : ""),
+                         0);
+    buf_puts(&b, "]}}");
+    expect_update_error(b.data, "51 update.params");
+    buf_cleanup(&b);
+}
+
+struct updates_run {
+    int calls;
+    struct err e;
+    size_t n;
+    char first[80], token[80];
+    struct eks_update u;
+};
+
+static void on_list_updates(void *ud, const struct eks_update_page *page, const struct err *e)
+{
+    struct updates_run *r = ud;
+    r->calls++;
+    if (!page) {
+        r->e = *e;
+        return;
+    }
+    r->n = page->n;
+    snprintf(r->first, sizeof r->first, "%s", page->n ? page->ids[0] : "");
+    snprintf(r->token, sizeof r->token, "%s", page->next_token ? page->next_token : "");
+}
+
+static void on_describe_update(void *ud, const struct eks_update *u, const struct err *e)
+{
+    struct updates_run *r = ud;
+    r->calls++;
+    if (!u) {
+        r->e = *e;
+        return;
+    }
+    r->u = *u;
+}
+
+static void test_updates_requests(void **state)
+{
+    struct fixture_env *fx = *state;
+    struct updates_run run;
+    memset(&run, 0, sizeof run);
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(eks_list_updates_submit(fx->engine, fx->creds, "eu-west-1", "payments-prod",
+                                             "111122223333", NULL, 0, on_list_updates, &run, &e),
+                     0);
+    assert_int_equal(http_engine_run(fx->engine, &e), 0);
+    assert_int_equal(run.calls, 1);
+    assert_int_equal(run.n, 2);
+    assert_string_equal(run.first, UPDATE_VERSION);
+    assert_string_equal(fx->fake.targets[0], "GET /clusters/payments-prod/updates?maxResults=100");
+    assert_non_null(strstr(fx->fake.auth[0], "/eu-west-1/eks/aws4_request"));
+    /* the next page: the token URL-encoded */
+    memset(&run, 0, sizeof run);
+    assert_int_equal(eks_list_updates_submit(
+                         fx->engine, fx->creds, "eu-west-1", "payments-prod", "111122223333",
+                         "eyJ2IjoxLCJ1IjoiYjdlMWM0ZjAifQ+/==", 100, on_list_updates, &run, &e),
+                     0);
+    assert_int_equal(http_engine_run(fx->engine, &e), 0);
+    assert_int_equal(run.calls, 1);
+    assert_string_equal(run.e.code, "");
+    assert_int_equal(run.n, 0);
+    assert_string_equal(run.token, "");
+    /* DescribeUpdate: the answer names the update asked for */
+    memset(&run, 0, sizeof run);
+    assert_int_equal(eks_describe_update_submit(fx->engine, fx->creds, "eu-west-1", "payments-prod",
+                                                UPDATE_EGRESS, "111122223333", on_describe_update,
+                                                &run, &e),
+                     0);
+    assert_int_equal(http_engine_run(fx->engine, &e), 0);
+    assert_int_equal(run.calls, 1);
+    assert_string_equal(run.u.status, "Successful");
+    assert_string_equal(run.u.egress_mode, "CUSTOMER_ROUTED");
+    assert_string_equal(fx->fake.targets[2], "GET /clusters/payments-prod/updates/" UPDATE_EGRESS);
+    /* ... and a forged one (another update's answer) is MalformedResponse */
+    memset(&run, 0, sizeof run);
+    assert_int_equal(eks_describe_update_submit(fx->engine, fx->creds, "eu-west-1", "payments-prod",
+                                                UPDATE_VERSION, "111122223333", on_describe_update,
+                                                &run, &e),
+                     0);
+    assert_int_equal(http_engine_run(fx->engine, &e), 0);
+    assert_int_equal(run.calls, 1);
+    assert_string_equal(run.e.code, ERR_PARSE);
+    assert_int_equal(run.e.http_status, 200);
+    /* what cannot be in a URL is refused before anything is sent */
+    assert_int_equal(eks_describe_update_submit(fx->engine, fx->creds, "eu-west-1", "payments-prod",
+                                                "../x", NULL, on_describe_update, &run, &e),
+                     -1);
+    assert_string_equal(e.code, ERR_INVALID);
+    assert_int_equal(eks_list_updates_submit(fx->engine, fx->creds, "eu-west-1", "", NULL, NULL, 0,
+                                             on_list_updates, &run, &e),
+                     -1);
+    assert_string_equal(e.code, ERR_INVALID);
+    assert_int_equal(fx->fake.n, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -886,6 +1166,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_describe_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describe_huge_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describe_request_encodes_name, setup, teardown),
+        cmocka_unit_test(test_list_updates),
+        cmocka_unit_test(test_list_updates_hostile),
+        cmocka_unit_test(test_describe_update),
+        cmocka_unit_test(test_describe_update_hostile),
+        cmocka_unit_test_setup_teardown(test_updates_requests, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
