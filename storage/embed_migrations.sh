@@ -1,8 +1,7 @@
 #!/bin/sh
 # embed_migrations.sh - writes to standard output a C file that embeds the given migration files
-# (migrations/NNNN_name.sql, given in increasing order: 0001, 0002, ...) as byte arrays, for
-# storage/migrate.c. A number may be missing (one another branch adds, merged later); none
-# repeats. POSIX sh, od and awk only. Usage: embed_migrations.sh FILE...
+# (migrations/NNNN_name.sql, given in order: 0001, 0002, ... without gaps) as byte arrays, for
+# storage/migrate.c. POSIX sh, od and awk only. Usage: embed_migrations.sh FILE...
 set -eu
 
 if [ $# -eq 0 ]; then
@@ -15,7 +14,6 @@ echo '#include "storage/migrations.h"'
 echo
 
 i=0
-last=0
 for f in "$@"; do
     i=$((i + 1))
     base=${f##*/}
@@ -33,11 +31,10 @@ for f in "$@"; do
         ;;
     esac
     version=$(expr "${base%%_*}" + 0 || true)
-    if [ "$version" -le "$last" ]; then
-        echo "embed_migrations.sh: $f: migration numbers must increase (after $last)" >&2
+    if [ "$version" -ne "$i" ]; then
+        echo "embed_migrations.sh: $f: expected migration number $i (numbers start at 0001, no gaps)" >&2
         exit 1
     fi
-    last=$version
     echo "static const unsigned char m$i[] = {"
     od -An -v -tu1 "$f" | awk '
         { for (k = 1; k <= NF; k++) { printf "%s,", $k; if (++n % 24 == 0) printf "\n" } }
@@ -50,9 +47,7 @@ echo "const struct db_migration db_migrations[] = {"
 i=0
 for f in "$@"; do
     i=$((i + 1))
-    base=${f##*/}
-    v=$(expr "${base%%_*}" + 0 || true)
-    echo "    {$v, \"$base\", (const char *)m$i, sizeof m$i - 1},"
+    echo "    {$i, \"${f##*/}\", (const char *)m$i, sizeof m$i - 1},"
 done
 echo "};"
 echo "const size_t db_migration_count = sizeof db_migrations / sizeof db_migrations[0];"

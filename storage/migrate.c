@@ -94,17 +94,14 @@ static int check_recorded_in(struct db *db, int from_view, size_t *pending, stru
     for (int i = 0; i < PQntuples(r); i++) {
         long v = strtol(PQgetvalue(r, i, 0), NULL, 10);
         const char *name = PQgetvalue(r, i, 1), *recorded = PQgetvalue(r, i, 2);
-        const struct db_migration *m = NULL;
-        for (size_t k = 0; k < db_migration_count && !m; k++)
-            if (db_migrations[k].version == v)
-                m = &db_migrations[k];
-        if (!m) {
+        if (v < 1 || (size_t)v > db_migration_count) {
             err_set(err, "SchemaTooNew",
-                    "the database has migration %ld (%s), which this egressscan does not know "
-                    "(it knows up to %d): use a newer egressscan",
-                    v, name, db_migrations[db_migration_count - 1].version);
+                    "the database has migration %ld (%s), newer than this egressscan knows "
+                    "(up to %zu): use a newer egressscan",
+                    v, name, db_migration_count);
             goto cleanup;
         }
+        const struct db_migration *m = &db_migrations[v - 1];
         char sum[65];
         if (checksum_of(m, sum, err) < 0)
             goto cleanup;

@@ -13,7 +13,7 @@ struct db_migration {
     size_t len;       /* its length in bytes (the checksum covers exactly these) */
 };
 
-/* In increasing version order (a number may be missing: one another branch adds). */
+/* In version order, without gaps. */
 extern const struct db_migration db_migrations[];
 extern const size_t db_migration_count;
 

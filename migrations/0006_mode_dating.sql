@@ -1,4 +1,4 @@
--- 0007_mode_dating.sql - when a mode change was made, from EKS itself (issue 17, section 2).
+-- 0006_mode_dating.sql - when a mode change was made, from EKS itself (issue 17, section 2).
 -- Between two scans a change is known only as "some time after the last scan". When a scan sees a
 -- cluster's mode change (or sees for the first time, in a target scanned before, a cluster whose
 -- mode is not the default), it reads that cluster's ControlPlaneEgressUpdate updates (ListUpdates,
@@ -11,7 +11,7 @@
 --   none                       EKS has no egress update towards the observed mode: the cluster
 --                              was replaced (deleted and created again under the same name) or
 --                              created with that mode
---   NULL                       not looked up (the first scan of the target, periods before 0007,
+--   NULL                       not looked up (the first scan of the target, periods before 0006,
 --                              a lookup that failed: see the scan's log)
 --
 -- valid_from / valid_to keep their meaning (when scans saw the mode); changed_at says when EKS
