@@ -25,7 +25,7 @@ CFLAGS += -std=c11 $(WARN) $(OPT) $(WERROR) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS)
 LDLIBS += $(PKG_LIBS) -lpthread -lm
 
-LIB_SRCS := $(wildcard common/*.c scanner/*.c storage/*.c report/*.c)
+LIB_SRCS := $(wildcard common/*.c scanner/*.c intent/*.c storage/*.c report/*.c)
 CMD_SRCS := $(wildcard cmd/egressscan/*.c)
 SUPPORT_SRCS := $(wildcard tests/support/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -216,8 +216,8 @@ define FUZZ_RULE
 $(FUZZ_DIR)/fuzz_$(1): $(patsubst %.c,$(FUZZ_OBJ)/%.o,tests/fuzz/fuzz_$(1).c $(sort $(2)) $(FUZZ_COMMON_SRCS))
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $$@ $$^ $$(shell pkg-config --libs $(3) 2>/dev/null) -lpthread -lm
 endef
-$(eval $(call FUZZ_RULE,scp,scanner/scp.c,jansson))
-$(eval $(call FUZZ_RULE,policy,scanner/policy.c,jansson))
+$(eval $(call FUZZ_RULE,scp,intent/scp.c,jansson))
+$(eval $(call FUZZ_RULE,policy,intent/policy.c,jansson))
 $(eval $(call FUZZ_RULE,sts,$(FUZZ_ENGINE_SRCS),$(FUZZ_ENGINE_PKGS)))
 $(eval $(call FUZZ_RULE,ec2,scanner/ec2.c $(FUZZ_ENGINE_SRCS),$(FUZZ_ENGINE_PKGS)))
 $(eval $(call FUZZ_RULE,eks,scanner/eks.c $(FUZZ_ENGINE_SRCS),$(FUZZ_ENGINE_PKGS)))

@@ -21,13 +21,13 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "intent/scp.h"
 #include "scanner/creds.h"
 #include "scanner/ec2.h"
 #include "scanner/eks.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
 #include "scanner/org.h"
-#include "scanner/scp.h"
 #include "scanner/sts.h"
 
 #define PROGRESS_INTERVAL_S 0.25

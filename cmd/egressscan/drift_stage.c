@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "scanner/drift.h"
+#include "intent/drift.h"
 #include "storage/findings.h"
 
 const char *const finding_kind_names[FINDING_KINDS] = {

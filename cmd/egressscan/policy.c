@@ -8,7 +8,7 @@
 
 #include "cmd/egressscan/commands.h"
 #include "common/isotime.h"
-#include "scanner/policy.h"
+#include "intent/policy.h"
 
 static void usage(FILE *out)
 {

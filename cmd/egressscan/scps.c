@@ -2,7 +2,7 @@
  * them, allow per account and region: the CreateCluster verdict for each egress mode (and for
  * leaving the mode out), the UpdateClusterConfig verdict for a switch to CUSTOMER_ROUTED, and
  * the statements that decided. With --with / --detach: the same before and after a proposed SCP
- * change (scanner/whatif), as a CI gate. */
+ * change (intent/whatif), as a CI gate. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -16,9 +16,9 @@
 #include "cmd/egressscan/drift_stage.h"
 #include "common/buf.h"
 #include "common/quote.h"
-#include "scanner/drift.h"
-#include "scanner/policy.h"
-#include "scanner/whatif.h"
+#include "intent/drift.h"
+#include "intent/policy.h"
+#include "intent/whatif.h"
 #include "storage/account_query.h"
 #include "storage/db.h"
 #include "storage/findings.h"

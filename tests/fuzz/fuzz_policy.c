@@ -1,13 +1,13 @@
 /* fuzz_policy.c - libFuzzer target for the declared policy file: parses arbitrary bytes, and when
  * they form a valid policy, resolves it for fixed subjects and describes it. Built with
- * clang -fsanitize=fuzzer,address,undefined -I. from this file, scanner/policy.c and the sources
+ * clang -fsanitize=fuzzer,address,undefined -I. from this file, intent/policy.c and the sources
  * of common/, linked with -ljansson. Seeds: tests/data/policies/. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "scanner/policy.h"
+#include "intent/policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

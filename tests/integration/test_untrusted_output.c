@@ -19,7 +19,7 @@
 #include <libpq-fe.h>
 
 #include "common/log.h"
-#include "scanner/drift.h"
+#include "intent/drift.h"
 #include "storage/db.h"
 #include "storage/findings.h"
 #include "tests/support/cli.h"

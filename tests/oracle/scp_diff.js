@@ -41,7 +41,7 @@
 // - Statements without Resource or NotResource: the oracle refuses the policy ("One of Resource or
 //   NotResource is required in a service control policy"), as the IAM User Guide says ("Statements
 //   must include either a Resource or a NotResource element", same page); egressscan reads an
-//   absent Resource as "*" (lenient, documented in scanner/scp.c). There is nothing to compare.
+//   absent Resource as "*" (lenient, documented in intent/scp.c). There is nothing to compare.
 'use strict';
 
 const { spawnSync } = require('child_process');

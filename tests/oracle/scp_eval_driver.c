@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "common/model.h"
-#include "scanner/scp.h"
+#include "intent/scp.h"
 
 #define MAX_DOCS 64
 

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "scanner/scp.h"
+#include "intent/scp.h"
 
 #define FULL                                                                                       \
     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\","           \

@@ -1,4 +1,4 @@
-/* test_drift.c - intent and drift (scanner/drift): small organizations built in C (accounts with
+/* test_drift.c - intent and drift (intent/drift): small organizations built in C (accounts with
  * OU paths, SCPs as JSON text, clusters, coverage rows, mode changes, a declared policy parsed
  * from JSON) and the exact set of findings and compliance counts they must give: every finding
  * kind and every noncompliant_cluster reason of SPEC.md section 6, region "*" grouping, unknown
@@ -19,9 +19,9 @@
 
 #include "common/err.h"
 #include "common/model.h"
-#include "scanner/drift.h"
-#include "scanner/policy.h"
-#include "scanner/scp.h"
+#include "intent/drift.h"
+#include "intent/policy.h"
+#include "intent/scp.h"
 
 #define ROOT "r-t001"
 #define OU_PROD "ou-t001-prod0001"

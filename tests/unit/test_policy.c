@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "scanner/policy.h"
+#include "intent/policy.h"
 
 #define DATA "tests/data/policies/"
 

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "scanner/scp.h"
+#include "intent/scp.h"
 
 /* Policies are written with single quotes (JSON wants double ones: sq() converts). */
 #define V "'Version':'2012-10-17',"

@@ -1,4 +1,4 @@
-/* test_whatif.c - the SCP what-if (scanner/whatif): one organization snapshot built in C (root,
+/* test_whatif.c - the SCP what-if (intent/whatif): one organization snapshot built in C (root,
  * a Prod OU with an enforcing SCP and a Dev OU with none, FullAWSAccess everywhere, a management
  * account, three clusters) and, table-driven, the classic mistakes a proposal makes - an SCP that
  * denies UpdateClusterConfig altogether, a Null-guarded Deny, a region-deny without the scanner's
@@ -20,9 +20,9 @@
 
 #include "common/err.h"
 #include "common/model.h"
-#include "scanner/drift.h"
-#include "scanner/policy.h"
-#include "scanner/whatif.h"
+#include "intent/drift.h"
+#include "intent/policy.h"
+#include "intent/whatif.h"
 
 #define ROOT "r-ab12"
 #define OU_PROD "ou-ab12-prod0001"

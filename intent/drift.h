@@ -10,7 +10,7 @@
 
 #include "common/err.h"
 #include "common/model.h"
-#include "scanner/scp.h"
+#include "intent/scp.h"
 
 struct policy;
 

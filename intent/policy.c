@@ -22,7 +22,7 @@
  *   rule may also name accounts or ou and regions: it then applies there only. require_scp on a
  *   tag rule is an error (SCP enforcement is judged per account and region, not per tag).
  * - Exceptions are valid through the end of their "expires" day, UTC. */
-#include "scanner/policy.h"
+#include "intent/policy.h"
 
 #include <jansson.h>
 #include <stdarg.h>

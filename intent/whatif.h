@@ -10,8 +10,8 @@
 
 #include "common/err.h"
 #include "common/model.h"
-#include "scanner/drift.h"
-#include "scanner/scp.h"
+#include "intent/drift.h"
+#include "intent/scp.h"
 
 /* AWS's limit on an SCP document, in characters (white space included: the API stores the text as
  * sent). */

@@ -41,7 +41,7 @@
  *   DENIED whatever cannot be evaluated elsewhere), then UNEVALUABLE, then PRINCIPAL_DEPENDENT,
  *   then ALLOWED. OR treats "unknown" above "principal": a level with one Allow for some principals
  *   and one that cannot be evaluated might allow everyone, so it cannot be evaluated. */
-#include "scanner/scp.h"
+#include "intent/scp.h"
 
 #include <jansson.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
-/* drift.c - intent and drift (SPEC.md section 6): joins the SCP-backed intent (scanner/scp) or the
- * declared policy (scanner/policy) with the clusters, coverage and mode changes of one scan and
+/* drift.c - intent and drift (SPEC.md section 6): joins the SCP-backed intent (intent/scp) or the
+ * declared policy (intent/policy) with the clusters, coverage and mode changes of one scan and
  * turns every difference into a finding, plus the compliance counts. Works one account at a time
  * (SCP documents parsed once, decisions cached per account x region) so that memory does not grow
  * with the fleet and no evaluation allocates.
@@ -28,7 +28,7 @@
  *   exception_expired medium; unknown_mode low (absent) / medium (unrecognized); unscanned_target
  *   high for "*", low for region_disabled, else medium; mode_changed info, high when replaced.
  * - Sources: "observation" for unknown_mode (the finding is about what DescribeCluster said). */
-#include "scanner/drift.h"
+#include "intent/drift.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -38,7 +38,7 @@
 
 #include "common/buf.h"
 #include "common/quote.h"
-#include "scanner/policy.h"
+#include "intent/policy.h"
 
 /* decisions[] of a region: the CreateCluster decision per mode, then UpdateClusterConfig with
  * controlPlaneEgressMode=CUSTOMER_ROUTED (the in-place remediation). */

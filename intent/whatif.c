@@ -13,7 +13,7 @@
  * - Findings are compared by kind, details.reason, account, region and cluster (not by source:
  *   the proposal has no policy id yet), so scp_gap -> predates_scp reads as one closed, one
  *   opened. */
-#include "scanner/whatif.h"
+#include "intent/whatif.h"
 
 #include <jansson.h>
 #include <stdio.h>
