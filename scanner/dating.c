@@ -14,6 +14,7 @@
 #include "scanner/eks.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
+#include "scanner/scheduler.h"
 #include "scanner/sts.h"
 
 struct pass {
@@ -30,7 +31,8 @@ struct pass {
 struct job {
     struct pass *p;
     struct dating_item *it;
-    char role_arn[160];
+    char role_arn[SCHED_ROLE_NAME_MAX +
+                  64]; /* as the scheduler's: arn:PARTITION:iam::ACCOUNT:role/NAME */
     struct aws_credentials *creds;
     char **ids; /* collected over the pages */
     size_t n_ids;
@@ -256,8 +258,17 @@ static void start(struct pass *p, struct dating_item *it)
     j->p = p;
     j->it = it;
     p->active++;
-    snprintf(j->role_arn, sizeof j->role_arn, "arn:%s:iam::%s:role/%s", p->o.partition,
-             it->account_id, p->o.role_name);
+    int w = snprintf(j->role_arn, sizeof j->role_arn, "arn:%s:iam::%s:role/%s", p->o.partition,
+                     it->account_id, p->o.role_name);
+    if (w < 0 || (size_t)w >= sizeof j->role_arn) {
+        /* never a cut ARN: that would assume another role */
+        struct err te;
+        err_clear(&te);
+        err_set(&te, ERR_INVALID, "role name too long for an ARN");
+        job_fail(j, &te);
+        job_finish(j);
+        return;
+    }
     struct sts_assume_role_params sp = {.role_arn = j->role_arn,
                                         .session_name = "egressscan",
                                         .external_id = p->o.external_id,

@@ -615,7 +615,7 @@ static void join_statements(const struct scp_decision *d, char *out, size_t size
 static void emit_scp_denied(struct sched *s, const struct acct *a, const char *region,
                             const struct scp_decision *d)
 {
-    char stmts[SCP_MAX_STATEMENTS * 100], msg[sizeof stmts + 400];
+    char stmts[SCP_MAX_STATEMENTS * 100], msg[sizeof stmts + sizeof a->role_arn + 128];
     join_statements(d, stmts, sizeof stmts);
     int many = d->n_statements > 1;
     snprintf(msg, sizeof msg, "not called: SCP statement%s %s %s eks:ListClusters to %s in %s",
