@@ -1363,28 +1363,37 @@ out:
     return rc;
 }
 
+/* A run for one account of the snapshot: *acct is found, and only the documents on its path
+ * are parsed (the path's ids are needed only while the index is built). */
+static int run_init_account(struct drift_run *r, const struct drift_input *in,
+                            const char *account_id, const struct drift_account **acct,
+                            struct err *err)
+{
+    *acct = NULL;
+    for (size_t i = 0; i < in->n_accounts && !*acct; i++)
+        if (in->accounts[i].id && account_id && strcmp(in->accounts[i].id, account_id) == 0)
+            *acct = &in->accounts[i];
+    if (!*acct)
+        return err_set(err, ERR_INVALID, "account %s is not in the organization snapshot",
+                       nz(account_id));
+    const char *ids[64];
+    size_t n_ids = 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%s", nz((*acct)->ou_id_path));
+    for (char *save = NULL, *tok = strtok_r(path, "/", &save); tok && n_ids < 63;
+         tok = strtok_r(NULL, "/", &save))
+        ids[n_ids++] = tok;
+    ids[n_ids++] = (*acct)->id;
+    return run_init(r, in, ids, n_ids, err) != 0 ? -1 : 0;
+}
+
 int drift_scp_intent(const struct drift_input *in, const char *account_id, const char *region,
                      struct scp_decision modes[EGRESS_MODES], struct scp_decision *update,
                      int *exempt, struct err *err)
 {
-    const struct drift_account *acct = NULL;
-    for (size_t i = 0; i < in->n_accounts && !acct; i++)
-        if (in->accounts[i].id && account_id && strcmp(in->accounts[i].id, account_id) == 0)
-            acct = &in->accounts[i];
-    if (!acct)
-        return err_set(err, ERR_INVALID, "account %s is not in the organization snapshot",
-                       nz(account_id));
-    /* Only the documents on this account's path are parsed. */
-    const char *ids[64];
-    size_t n_ids = 0;
-    char path[1024];
-    snprintf(path, sizeof path, "%s", nz(acct->ou_id_path));
-    for (char *save = NULL, *tok = strtok_r(path, "/", &save); tok && n_ids < 63;
-         tok = strtok_r(NULL, "/", &save))
-        ids[n_ids++] = tok;
-    ids[n_ids++] = acct->id;
+    const struct drift_account *acct;
     struct drift_run r;
-    if (run_init(&r, in, ids, n_ids, err) != 0)
+    if (run_init_account(&r, in, account_id, &acct, err) < 0)
         return -1;
     struct account_view av;
     int rc = account_prepare(&r, acct->id, acct, &av);
@@ -1407,23 +1416,9 @@ int drift_scp_intent(const struct drift_input *in, const char *account_id, const
 int drift_scanner_call(const struct drift_input *in, const char *account_id, const char *region,
                        const char *role, struct scp_decision *dec, struct err *err)
 {
-    const struct drift_account *acct = NULL;
-    for (size_t i = 0; i < in->n_accounts && !acct; i++)
-        if (in->accounts[i].id && account_id && strcmp(in->accounts[i].id, account_id) == 0)
-            acct = &in->accounts[i];
-    if (!acct)
-        return err_set(err, ERR_INVALID, "account %s is not in the organization snapshot",
-                       nz(account_id));
-    const char *ids[64];
-    size_t n_ids = 0;
-    char path[1024];
-    snprintf(path, sizeof path, "%s", nz(acct->ou_id_path));
-    for (char *save = NULL, *tok = strtok_r(path, "/", &save); tok && n_ids < 63;
-         tok = strtok_r(NULL, "/", &save))
-        ids[n_ids++] = tok;
-    ids[n_ids++] = acct->id;
+    const struct drift_account *acct;
     struct drift_run r;
-    if (run_init(&r, in, ids, n_ids, err) != 0)
+    if (run_init_account(&r, in, account_id, &acct, err) < 0)
         return -1;
     const struct drift_account *one[1] = {acct};
     r.sorted_accounts = one;
