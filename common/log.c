@@ -81,6 +81,9 @@ static void now_text(char ts[40])
 }
 
 static void write_line(enum log_level level, const char *component, int command, const char *fmt,
+                       va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void write_line(enum log_level level, const char *component, int command, const char *fmt,
                        va_list ap)
 {
     char msg[2048];
