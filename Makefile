@@ -88,7 +88,15 @@ $(LIB): $(LIB_OBJS)
 $(BIN): $(CMD_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(CMD_OBJS) $(LIB) $(LDLIBS)
 
-$(BUILD)/obj/%.o: %.c
+# Objects are rebuilt when the compile command changes: an object built without WERROR=-Werror
+# must not hide a warning from a later -Werror build. flags.stamp holds the command; it is
+# rewritten (and so newer than every object) only when the command differs.
+FLAGS_STAMP := $(BUILD)/flags.stamp
+FLAGS_NOW := $(CC) $(CPPFLAGS) $(CFLAGS)
+$(shell mkdir -p $(BUILD) && { echo '$(FLAGS_NOW)' | cmp -s - $(FLAGS_STAMP) || \
+  echo '$(FLAGS_NOW)' > $(FLAGS_STAMP); })
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
@@ -205,7 +213,11 @@ FUZZ_ENGINE_PKGS := libcurl jansson openssl libxml-2.0
 FUZZ_OBJ := $(FUZZ_DIR)/obj
 FUZZ_COMMON_SRCS := $(wildcard common/*.c)
 FUZZ_PKG_CFLAGS = $(shell pkg-config --cflags libcurl jansson openssl libxml-2.0 2>/dev/null)
-$(FUZZ_OBJ)/%.o: %.c
+FUZZ_FLAGS_STAMP := $(FUZZ_DIR)/flags.stamp
+FUZZ_FLAGS_NOW := $(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) $(WERROR) $(FUZZ_FLAGS) $(FUZZ_PKG_CFLAGS)
+$(shell mkdir -p $(FUZZ_DIR) && { echo '$(FUZZ_FLAGS_NOW)' | cmp -s - $(FUZZ_FLAGS_STAMP) || \
+  echo '$(FUZZ_FLAGS_NOW)' > $(FUZZ_FLAGS_STAMP); })
+$(FUZZ_OBJ)/%.o: %.c $(FUZZ_FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(CPPFLAGS) -std=c11 $(WARN) $(WERROR) $(FUZZ_FLAGS) $(FUZZ_PKG_CFLAGS) -MMD -MP \
 	  -c -o $@ $<
