@@ -418,8 +418,8 @@ def egressscan_run(procs, binary, fake, pg_port, tmp, run, concurrency, latency_
     before = fake.stats()
     pg_before = pg_counters(pg_port, db)
     pg_cpu_before = pg_server_cpu(procs)
-    argv = [*wrap, binary, "scan", "--concurrency", str(concurrency), "--no-progress", "--metrics-file",
-            metrics, *extra_args]
+    argv = [*wrap, binary, "scan", "--concurrency", str(concurrency), "--no-progress",
+            "--metrics-file", metrics, *extra_args]
     started = {}
     rc, wall, cpu, rss = measured(procs, argv, env, out, 3600, started)
     pg_cpu = pg_server_cpu(procs) - pg_cpu_before
@@ -561,7 +561,8 @@ def print_table(res):
     if b:
         checks += [("wall >= 40x less than the baseline", b["wall_s"] >= 40 * e["wall_s"]),
                    ("CPU >= 100x less than the baseline", b["cpu_s"] >= 100 * e["cpu_s"])]
-    scope = "" if a in (5000, 20000) else " (defined for 5,000 and 20,000 accounts; here for information)"
+    scope = ("" if a in (5000, 20000) else
+             " (defined for 5,000 and 20,000 accounts; here for information)")
     print(f"   SPEC.md section 9{scope}: " + "; ".join(f"{n}: {'met' if ok else 'NOT met'}"
                                                        for n, ok in checks))
     print()
@@ -814,7 +815,8 @@ def print_worker_curve(res):
           "calls x latency / (N x concurrency); CPU/call: every process's CPU over every call; "
           "per account: over the active accounts; stmts: pg_stat_statements calls)")
     for r in res["worker_runs"]:
-        print(f"   {r['workers']} worker(s): accounts written {r['accounts_written']}, worker walls "
+        print(f"   {r['workers']} worker(s): accounts written {r['accounts_written']}, "
+              f"worker walls "
               f"{', '.join(fmt_s(x) for x in r['worker_wall_s'])}, CPU "
               f"{', '.join(fmt_s(x) for x in r['worker_cpu_s'])}, peak RSS "
               f"{', '.join(fmt_mib(x) for x in r['worker_rss_kib'])}; enqueue "
@@ -928,7 +930,8 @@ def phase_breakdown(run, latency_ms, truth, concurrency):
     d = ev["drift_done"] - ev["targets_done"]
     phases = [
         ("start-up (exec, config, connect, scan row)", ev["started"] - t_spawn),
-        ("to the first answer (engine, credentials, TLS, 1 call)", ev["first_answer"] - ev["started"]),
+        ("to the first answer (engine, credentials, TLS, 1 call)",
+         ev["first_answer"] - ev["started"]),
         ("discovery until every account is listed", ev["accounts_listed"] - ev["first_answer"]),
         ("the rest of the targets", ev["targets_done"] - ev["accounts_listed"]),
         ("finalization: writer flush, dating, SCP record, drift", d),
