@@ -295,14 +295,38 @@ tidy:
 # 500 accounts for the peak-RSS comparison; BASELINE_ACCOUNTS=N measures the baseline on a
 # smaller fleet and extrapolates it per API call (it takes ~20 min at 5,000 accounts).
 # `make bench-quick`: 500 accounts, one run; BENCH_BASELINE=0 leaves out the baseline (CI).
+# `make bench` also scans the first run's database a second time, fleet unchanged (its growth).
+# `make bench-large`: 20,000 accounts (BENCH_LARGE_ACCOUNTS), one scan and a second, unchanged
+# one on the same database (BENCH_MORE_SCANS more), with PostgreSQL's CPU and each table's growth.
+# `make bench-workers`: scan --enqueue + 1, 2, 4 workers (BENCH_WORKERS) of --concurrency 64 at
+# 20,000 accounts, beside a direct scan. `make bench-small`: 500 accounts, the phases of a scan.
 BENCH_RUNS ?= 3
 BASELINE_ACCOUNTS ?= 5000
 BENCH_BASELINE ?= 1
-.PHONY: bench bench-quick
+BENCH_LARGE_ACCOUNTS ?= 20000
+BENCH_MORE_SCANS ?= 0
+BENCH_WORKERS ?= 1,2,4
+.PHONY: bench bench-quick bench-large bench-workers bench-small
 bench: ensure-deps
 	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/fakeaws
-	$(PYTHON) bench/bench.py --accounts 5000 --runs $(BENCH_RUNS) --rss-accounts 500 \
+	$(PYTHON) bench/bench.py --accounts 5000 --runs $(BENCH_RUNS) --rss-accounts 500 --second-scan \
 	  --baseline-accounts $(if $(filter 0,$(BENCH_BASELINE)),0,$(BASELINE_ACCOUNTS))
+
+bench-large: ensure-deps
+	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/fakeaws
+	$(PYTHON) bench/bench.py --accounts $(BENCH_LARGE_ACCOUNTS) --runs 1 --baseline-accounts 0 \
+	  --second-scan --more-scans $(BENCH_MORE_SCANS) \
+	  --name bench-large$(if $(filter 20000,$(BENCH_LARGE_ACCOUNTS)),,-$(BENCH_LARGE_ACCOUNTS))
+
+bench-workers: ensure-deps
+	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/fakeaws
+	$(PYTHON) bench/bench.py --accounts $(BENCH_LARGE_ACCOUNTS) --workers $(BENCH_WORKERS) \
+	  --worker-concurrency 64
+
+bench-small: ensure-deps
+	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/fakeaws
+	$(PYTHON) bench/bench.py --accounts 500 --runs 3 --baseline-accounts 0 --phases \
+	  --name bench-small
 
 bench-quick: ensure-deps
 	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/fakeaws
