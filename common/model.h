@@ -4,6 +4,7 @@
 #define EGRESSSCAN_MODEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The egress modes a CreateCluster request can carry; OMITTED leaves the key out (EKS then uses
  * AWS_MANAGED). Bit i of a mode set is mode i. */
@@ -162,6 +163,14 @@ struct drift_target {
     enum target_status status;
     const char *error_code;
     const char *error_message;
+};
+
+/* The ok coverage rows of one account, without a record each: bit i of regions (word i / 64,
+ * bit i % 64) says region i of a region table was scanned ok (struct drift_input.ok_regions). An
+ * account whose only ok row is account-level has an entry with no bit set. */
+struct drift_ok_account {
+    const char *account_id;
+    const uint64_t *regions; /* NULL when the region table is empty */
 };
 
 /* A cluster whose mode changed in this scan (from the history periods it closed and opened). */

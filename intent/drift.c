@@ -89,6 +89,12 @@ struct account_view {
     size_t n_levels;
 };
 
+/* An entry of the ok coverage rows' region table (drift_input.ok_regions) and its bit. */
+struct ok_region {
+    const char *name;
+    size_t bit;
+};
+
 struct drift_run {
     const struct drift_input *in;
     drift_emit_fn emit;
@@ -109,6 +115,8 @@ struct drift_run {
     /* regions scanned anywhere in the fleet: evaluated for accounts that failed as a whole */
     const char **fleet_regions;
     size_t n_fleet_regions;
+    /* in->ok_regions in region order (strcmp), with their bit numbers */
+    struct ok_region *ok_order;
     /* the snapshot's accounts sorted by id (bsearch) */
     const struct drift_account *const *sorted_accounts;
     size_t n_sorted_accounts;
@@ -991,10 +999,37 @@ static int is_regional(const struct drift_target *t)
     return t->region && *t->region && strcmp(t->region, "*") != 0;
 }
 
+static int cmp_ok_ptr(const void *a, const void *b)
+{
+    const struct drift_ok_account *x = *(const struct drift_ok_account *const *)a;
+    const struct drift_ok_account *y = *(const struct drift_ok_account *const *)b;
+    return strcmp(nz(x->account_id), nz(y->account_id));
+}
+
+static int cmp_ok_region(const void *a, const void *b)
+{
+    return strcmp(((const struct ok_region *)a)->name, ((const struct ok_region *)b)->name);
+}
+
+static int bit_set(const uint64_t *bits, size_t i)
+{
+    return bits && (bits[i / 64] >> (i % 64) & 1u);
+}
+
+/* Whether an ok entry of the account has region table entry i. */
+static int ok_has(const struct drift_ok_account *const *ok, size_t n_ok, size_t i)
+{
+    for (size_t k = 0; k < n_ok; k++)
+        if (bit_set(ok[k]->regions, i))
+            return 1;
+    return 0;
+}
+
 /* Everything about one account: its regions, their decisions, its clusters, its enforcement. */
 static int process_account(struct drift_run *r, const char *id, const struct drift_account *acct,
                            const struct drift_cluster *const *cl, size_t n_cl,
-                           const struct drift_target *const *tg, size_t n_tg)
+                           const struct drift_target *const *tg, size_t n_tg,
+                           const struct drift_ok_account *const *ok, size_t n_ok)
 {
     const struct drift_input *in = r->in;
     int suspended = 0;
@@ -1002,7 +1037,7 @@ static int process_account(struct drift_run *r, const char *id, const struct dri
         suspended |= tg[i]->status == TARGET_SUSPENDED;
     if (suspended)
         return 0; /* it left the fleet: nothing there to judge or enforce */
-    if (n_cl == 0 && (n_tg == 0 || !in->policy))
+    if (n_cl == 0 && ((n_tg == 0 && n_ok == 0) || !in->policy))
         return 0; /* nothing observed there and nothing to enforce */
     struct account_view av;
     if (account_prepare(r, id, acct, &av) != 0)
@@ -1012,14 +1047,30 @@ static int process_account(struct drift_run *r, const char *id, const struct dri
      * the fleet's for an account that failed as a whole, and wherever a cluster is. */
     r->n_regions = 0;
     int account_failed = 0;
-    for (size_t i = 0; i < n_tg; i++) {
-        if (!is_regional(tg[i])) {
-            account_failed |= tg[i]->status != TARGET_OK;
+    /* The rows and the ok bitset merged in region order, as if every ok row were a row. */
+    size_t it = 0, io = 0;
+    while (it < n_tg || io < in->n_ok_regions) {
+        if (io < in->n_ok_regions && !ok_has(ok, n_ok, r->ok_order[io].bit)) {
+            io++;
             continue;
         }
-        if (tg[i]->status == TARGET_REGION_DISABLED)
-            continue;
-        struct region_eval *re = region_add(r, tg[i]->region);
+        const char *region;
+        if (it < n_tg &&
+            (io == in->n_ok_regions || strcmp(nz(tg[it]->region), r->ok_order[io].name) <= 0)) {
+            const struct drift_target *t = tg[it++];
+            if (!is_regional(t)) {
+                account_failed |= t->status != TARGET_OK;
+                continue;
+            }
+            if (t->status == TARGET_REGION_DISABLED)
+                continue;
+            region = t->region;
+        } else {
+            region = r->ok_order[io++].name;
+            if (!*region || strcmp(region, "*") == 0)
+                continue;
+        }
+        struct region_eval *re = region_add(r, region);
         if (!re)
             return err_set(r->err, ERR_NOMEM, "drift: out of memory");
         re->scanned = 1;
@@ -1259,6 +1310,7 @@ static void run_cleanup(struct drift_run *r)
     free(r->levels);
     free(r->regions);
     free(r->fleet_regions);
+    free(r->ok_order);
 }
 
 static int run_init(struct drift_run *r, const struct drift_input *in, const char *const *only_ids,
@@ -1296,8 +1348,13 @@ int drift_evaluate(const struct drift_input *in, drift_emit_fn emit, void *ud,
     const struct drift_account **acc = malloc((in->n_accounts ? in->n_accounts : 1) * sizeof *acc);
     const struct drift_cluster **cl = malloc((in->n_clusters ? in->n_clusters : 1) * sizeof *cl);
     const struct drift_target **tg = malloc((in->n_targets ? in->n_targets : 1) * sizeof *tg);
-    r.fleet_regions = malloc((in->n_targets ? in->n_targets : 1) * sizeof *r.fleet_regions);
-    if (!acc || !cl || !tg || !r.fleet_regions) {
+    const struct drift_ok_account **ok =
+        malloc((in->n_ok_accounts ? in->n_ok_accounts : 1) * sizeof *ok);
+    r.fleet_regions = malloc((in->n_targets + in->n_ok_regions + 1) * sizeof *r.fleet_regions);
+    r.ok_order = malloc((in->n_ok_regions ? in->n_ok_regions : 1) * sizeof *r.ok_order);
+    size_t ok_words = (in->n_ok_regions + 63) / 64;
+    uint64_t *ok_any = calloc(ok_words ? ok_words : 1, sizeof *ok_any);
+    if (!acc || !cl || !tg || !ok || !r.fleet_regions || !r.ok_order || !ok_any) {
         err_set(err, ERR_NOMEM, "drift: out of memory");
         goto out;
     }
@@ -1307,14 +1364,28 @@ int drift_evaluate(const struct drift_input *in, drift_emit_fn emit, void *ud,
         cl[i] = &in->clusters[i];
     for (size_t i = 0; i < in->n_targets; i++)
         tg[i] = &in->targets[i];
+    for (size_t i = 0; i < in->n_ok_accounts; i++) {
+        ok[i] = &in->ok_accounts[i];
+        for (size_t w = 0; ok[i]->regions && w < ok_words; w++)
+            ok_any[w] |= ok[i]->regions[w];
+    }
+    for (size_t i = 0; i < in->n_ok_regions; i++)
+        r.ok_order[i] = (struct ok_region){nz(in->ok_regions[i]), i};
+    qsort(r.ok_order, in->n_ok_regions, sizeof *r.ok_order, cmp_ok_region);
     qsort(acc, in->n_accounts, sizeof *acc, cmp_account_ptr);
     r.sorted_accounts = acc;
     r.n_sorted_accounts = in->n_accounts;
     qsort(cl, in->n_clusters, sizeof *cl, cmp_cluster_ptr);
     qsort(tg, in->n_targets, sizeof *tg, cmp_target_ptr);
+    qsort(ok, in->n_ok_accounts, sizeof *ok, cmp_ok_ptr);
     for (size_t i = 0; i < in->n_targets; i++)
         if (is_regional(&in->targets[i]) && in->targets[i].status == TARGET_OK)
             r.fleet_regions[r.n_fleet_regions++] = in->targets[i].region;
+    for (size_t i = 0; i < in->n_ok_regions; i++) {
+        const char *region = nz(in->ok_regions[i]);
+        if (bit_set(ok_any, i) && *region && strcmp(region, "*") != 0)
+            r.fleet_regions[r.n_fleet_regions++] = region;
+    }
     qsort(r.fleet_regions, r.n_fleet_regions, sizeof *r.fleet_regions, cmp_str_ptr);
     size_t n_unique = 0;
     for (size_t i = 0; i < r.n_fleet_regions; i++)
@@ -1322,9 +1393,10 @@ int drift_evaluate(const struct drift_input *in, drift_emit_fn emit, void *ud,
             r.fleet_regions[n_unique++] = r.fleet_regions[i];
     r.n_fleet_regions = n_unique;
 
-    /* Merge the three sorted lists account by account. */
-    size_t ia = 0, ic = 0, it = 0;
-    while (ia < in->n_accounts || ic < in->n_clusters || it < in->n_targets) {
+    /* Merge the four sorted lists account by account. */
+    size_t ia = 0, ic = 0, it = 0, io = 0;
+    while (ia < in->n_accounts || ic < in->n_clusters || it < in->n_targets ||
+           io < in->n_ok_accounts) {
         const char *id = NULL;
         if (ia < in->n_accounts)
             id = nz(acc[ia]->id);
@@ -1332,18 +1404,22 @@ int drift_evaluate(const struct drift_input *in, drift_emit_fn emit, void *ud,
             id = nz(cl[ic]->account_id);
         if (it < in->n_targets && (!id || strcmp(nz(tg[it]->account_id), id) < 0))
             id = nz(tg[it]->account_id);
+        if (io < in->n_ok_accounts && (!id || strcmp(nz(ok[io]->account_id), id) < 0))
+            id = nz(ok[io]->account_id);
         const struct drift_account *a = NULL;
         while (ia < in->n_accounts && strcmp(nz(acc[ia]->id), id) == 0) {
             if (!a)
                 a = acc[ia];
             ia++;
         }
-        size_t c0 = ic, t0 = it;
+        size_t c0 = ic, t0 = it, o0 = io;
         while (ic < in->n_clusters && strcmp(nz(cl[ic]->account_id), id) == 0)
             ic++;
         while (it < in->n_targets && strcmp(nz(tg[it]->account_id), id) == 0)
             it++;
-        if (process_account(&r, id, a, cl + c0, ic - c0, tg + t0, it - t0) != 0)
+        while (io < in->n_ok_accounts && strcmp(nz(ok[io]->account_id), id) == 0)
+            io++;
+        if (process_account(&r, id, a, cl + c0, ic - c0, tg + t0, it - t0, ok + o0, io - o0) != 0)
             goto out;
     }
     for (size_t i = 0; i < in->n_targets; i++)
@@ -1359,6 +1435,8 @@ out:
     free(acc);
     free(cl);
     free(tg);
+    free(ok);
+    free(ok_any);
     run_cleanup(&r);
     return rc;
 }

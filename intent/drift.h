@@ -24,6 +24,14 @@ struct drift_input {
     size_t n_clusters;
     const struct drift_target *targets; /* this scan's coverage rows */
     size_t n_targets;
+    /* Optional: the scan's ok coverage rows as a bitset of regions per account instead of rows
+     * in targets (which then holds the others; no row in both), so that a large fleet's ok rows
+     * need no record each. ok_regions is the region table the bitsets index (any order); one
+     * entry per account. */
+    const char *const *ok_regions;
+    size_t n_ok_regions;
+    const struct drift_ok_account *ok_accounts;
+    size_t n_ok_accounts;
     const struct drift_change *changes;
     size_t n_changes;
     const struct policy *policy; /* NULL: no declared policy */

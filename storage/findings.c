@@ -134,6 +134,25 @@ static const char SQL_SNAP_TARGETS[] =
     "SELECT account_id, region, status, error_code, error_message FROM egressscan.target_result"
     " WHERE scan_id = $1::bigint ORDER BY account_id COLLATE \"C\", region COLLATE \"C\"";
 
+/* The compact snapshot's rows: those that are not ok (the ok ones come as bitsets). */
+static const char SQL_SNAP_NOT_OK_TARGETS[] =
+    "SELECT account_id, region, status, error_code, error_message FROM egressscan.target_result"
+    " WHERE scan_id = $1::bigint AND status <> 'ok'"
+    " ORDER BY account_id COLLATE \"C\", region COLLATE \"C\"";
+
+/* The region table of the compact snapshot's ok bitsets: every region scanned ok, in byte order
+ * (callers bsearch it). */
+static const char SQL_SNAP_OK_REGIONS[] =
+    "SELECT region FROM egressscan.target_result"
+    " WHERE scan_id = $1::bigint AND status = 'ok' AND region <> '*'"
+    " GROUP BY region ORDER BY region COLLATE \"C\"";
+
+/* The scan's ok rows, streamed a row at a time into a bitset per account: each account's rows
+ * together (the primary key's order), the accounts in any order. */
+static const char SQL_SNAP_OK_ROWS[] =
+    "SELECT account_id, region FROM egressscan.target_result"
+    " WHERE scan_id = $1::bigint AND status = 'ok' ORDER BY account_id";
+
 /* A period this scan opened that replaced one this scan closed (the same instant ends one and
  * starts the other): the cluster's mode changed. A reappearing cluster opens a period without
  * closing one here, so it is no change. */
@@ -153,15 +172,17 @@ enum {
     SNAP_CLUSTERS,
     SNAP_TARGETS,
     SNAP_CHANGES,
+    SNAP_OK_REGIONS, /* the compact snapshot only */
     SNAP_N
 };
 
-static const char *const snap_sql[SNAP_N] = {SQL_SNAP_ACCOUNTS,    SQL_SNAP_SCPS,
-                                             SQL_SNAP_SCP_TARGETS, SQL_SNAP_CLUSTERS,
-                                             SQL_SNAP_TARGETS,     SQL_SNAP_CHANGES};
+static const char *const snap_sql[SNAP_N] = {
+    SQL_SNAP_ACCOUNTS, SQL_SNAP_SCPS,    SQL_SNAP_SCP_TARGETS, SQL_SNAP_CLUSTERS,
+    SQL_SNAP_TARGETS,  SQL_SNAP_CHANGES, SQL_SNAP_OK_REGIONS};
 static const char *const snap_what[SNAP_N] = {
     "loading the scan's accounts",  "loading the scan's SCPs",     "loading the SCP attachments",
-    "loading the current clusters", "loading the scan's coverage", "loading the mode changes"};
+    "loading the current clusters", "loading the scan's coverage", "loading the mode changes",
+    "loading the scan's regions"};
 
 /* One block: the arrays first (each aligned for any type), then the strings. */
 struct arena {
@@ -197,10 +218,12 @@ static const char *arena_str(struct arena *a, const PGresult *r, int row, int co
     return d;
 }
 
-/* Bytes the strings of r take once copied (every field, a NUL each). */
+/* Bytes the strings of r take once copied (every field, a NUL each; none for NULL). */
 static size_t strings_size(const PGresult *r)
 {
     size_t n = 0;
+    if (!r)
+        return 0;
     int rows = PQntuples(r), cols = PQnfields(r);
     for (int i = 0; i < rows; i++)
         for (int c = 0; c < cols; c++)
@@ -221,18 +244,21 @@ static enum target_status status_of(const char *name)
     return TARGET_ERROR; /* the schema allows no other value */
 }
 
-/* Copies the results into one block owned by out. */
+/* Copies the results into one block owned by out (res[SNAP_OK_REGIONS] may be NULL). */
 static int snapshot_fill(PGresult *const res[SNAP_N], const char *role, struct drift_snapshot *out,
                          struct err *err)
 {
     const PGresult *ra = res[SNAP_ACCOUNTS], *rp = res[SNAP_SCPS], *rt = res[SNAP_SCP_TARGETS],
-                   *rc = res[SNAP_CLUSTERS], *rr = res[SNAP_TARGETS], *rm = res[SNAP_CHANGES];
+                   *rc = res[SNAP_CLUSTERS], *rr = res[SNAP_TARGETS], *rm = res[SNAP_CHANGES],
+                   *rg = res[SNAP_OK_REGIONS];
     size_t na = (size_t)PQntuples(ra), np = (size_t)PQntuples(rp), nt = (size_t)PQntuples(rt),
-           nc = (size_t)PQntuples(rc), nr = (size_t)PQntuples(rr), nm = (size_t)PQntuples(rm);
-    size_t size =
-        aligned(na * sizeof(struct drift_account)) + aligned(np * sizeof(struct scp_policy)) +
-        aligned(nt * sizeof(const char *)) + aligned(nc * sizeof(struct drift_cluster)) +
-        aligned(nr * sizeof(struct drift_target)) + aligned(nm * sizeof(struct drift_change));
+           nc = (size_t)PQntuples(rc), nr = (size_t)PQntuples(rr), nm = (size_t)PQntuples(rm),
+           ng = rg ? (size_t)PQntuples(rg) : 0;
+    size_t size = aligned(na * sizeof(struct drift_account)) +
+                  aligned(np * sizeof(struct scp_policy)) + aligned(nt * sizeof(const char *)) +
+                  aligned(nc * sizeof(struct drift_cluster)) +
+                  aligned(nr * sizeof(struct drift_target)) +
+                  aligned(nm * sizeof(struct drift_change)) + aligned(ng * sizeof(const char *));
     for (int k = 0; k < SNAP_N; k++)
         size += strings_size(res[k]);
     size += role ? strlen(role) + 1 : 0;
@@ -247,6 +273,7 @@ static int snapshot_fill(PGresult *const res[SNAP_N], const char *role, struct d
     struct drift_cluster *clusters = arena_array(&a, nc, sizeof *clusters);
     struct drift_target *targets = arena_array(&a, nr, sizeof *targets);
     struct drift_change *changes = arena_array(&a, nm, sizeof *changes);
+    const char **ok_regions = arena_array(&a, ng, sizeof *ok_regions);
 
     for (size_t i = 0; i < na; i++)
         accounts[i] = (struct drift_account){.id = arena_str(&a, ra, (int)i, 0),
@@ -306,6 +333,10 @@ static int snapshot_fill(PGresult *const res[SNAP_N], const char *role, struct d
     out->n_targets = nr;
     out->changes = changes;
     out->n_changes = nm;
+    for (size_t i = 0; i < ng; i++)
+        ok_regions[i] = arena_str(&a, rg, (int)i, 0);
+    out->ok_regions = ok_regions;
+    out->n_ok_regions = ng;
     if (role) {
         char *d = a.base + a.used;
         memcpy(d, role, strlen(role) + 1);
@@ -316,8 +347,97 @@ static int snapshot_fill(PGresult *const res[SNAP_N], const char *role, struct d
     return 0;
 }
 
-int db_load_drift_snapshot(struct db *db, long long scan_id, struct drift_snapshot *out,
+static int cmp_account_id(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, ((const struct drift_account *)elem)->id);
+}
+
+static int cmp_region(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, *(const char *const *)elem);
+}
+
+/* Adds one ok row (account, region) to out's bitsets: a new entry when the account is not the
+ * last one's (its rows come together), its id the snapshot's copy. */
+static int ok_row_add(const PGresult *r, size_t words, size_t *cap, struct drift_snapshot *out,
+                      struct err *err)
+{
+    const char *id = PQgetvalue(r, 0, 0), *region = PQgetvalue(r, 0, 1);
+    size_t n = out->n_ok_accounts;
+    if (n == 0 || strcmp(out->ok_accounts[n - 1].account_id, id) != 0) {
+        const struct drift_account *a =
+            bsearch(id, out->accounts, out->n_accounts, sizeof *a, cmp_account_id);
+        if (!a) /* cannot happen: the accounts of the coverage are in the snapshot */
+            return err_set(err, ERR_INVALID,
+                           "the scan's coverage names account %.32s, not in its "
+                           "snapshot",
+                           id);
+        if (n == *cap) {
+            size_t c = *cap ? *cap * 2 : 1024;
+            struct drift_ok_account *acc = realloc(out->ok_accounts, c * sizeof *acc);
+            if (!acc)
+                return err_set(err, ERR_NOMEM, "out of memory loading the scan's coverage");
+            out->ok_accounts = acc;
+            if (words) {
+                uint64_t *bits = realloc(out->ok_bits, c * words * sizeof *bits);
+                if (!bits)
+                    return err_set(err, ERR_NOMEM, "out of memory loading the scan's coverage");
+                out->ok_bits = bits;
+            }
+            *cap = c;
+        }
+        out->ok_accounts[n] = (struct drift_ok_account){a->id, NULL};
+        if (words)
+            memset(out->ok_bits + n * words, 0, words * sizeof *out->ok_bits);
+        out->n_ok_accounts = ++n;
+    }
+    if (strcmp(region, "*") == 0)
+        return 0;
+    const char *const *at =
+        bsearch(region, out->ok_regions, out->n_ok_regions, sizeof *at, cmp_region);
+    if (!at) /* cannot happen: the table is of the same rows, in the same snapshot */
+        return err_set(err, ERR_INVALID,
+                       "the scan's coverage names region %.40s, not in its "
+                       "region table",
+                       region);
+    size_t bit = (size_t)(at - out->ok_regions);
+    out->ok_bits[(n - 1) * words + bit / 64] |= (uint64_t)1 << (bit % 64);
+    return 0;
+}
+
+/* Streams the scan's ok rows into out->ok_accounts (single-row mode: libpq never holds a result
+ * of them all, and neither do we: a bitset over out->ok_regions per account). */
+static int load_ok_bitsets(struct db *db, const char *const p[1], struct drift_snapshot *out,
                            struct err *err)
+{
+    static const char what[] = "loading the scan's ok coverage";
+    PGconn *conn = db_pgconn(db);
+    size_t words = (out->n_ok_regions + 63) / 64, cap = 0;
+    if (!PQsendQueryParams(conn, SQL_SNAP_OK_ROWS, 1, NULL, p, NULL, NULL, 0))
+        return db_fail(db, NULL, what, err);
+    int failed = !PQsetSingleRowMode(conn);
+    if (failed)
+        db_fail(db, NULL, what, err);
+    PGresult *r;
+    /* every result is read, also after a failure: the connection is then ready again */
+    while ((r = PQgetResult(conn))) {
+        ExecStatusType st = PQresultStatus(r);
+        if (!failed && st == PGRES_SINGLE_TUPLE)
+            failed = ok_row_add(r, words, &cap, out, err) < 0;
+        else if (!failed && st != PGRES_TUPLES_OK)
+            failed = db_fail(db, r, what, err) < 0;
+        PQclear(r);
+    }
+    if (failed)
+        return -1;
+    for (size_t i = 0; i < out->n_ok_accounts; i++)
+        out->ok_accounts[i].regions = words ? out->ok_bits + i * words : NULL;
+    return 0;
+}
+
+/* compact: the ok coverage rows as bitsets (out->ok_accounts), targets the others. */
+static int load_snapshot(struct db *db, long long scan_id, int compact, struct drift_snapshot *out,
+                         struct err *err)
 {
     int rc = -1, in_tx = 0;
     char id[32], intent[32] = "0";
@@ -344,14 +464,25 @@ int db_load_drift_snapshot(struct db *db, long long scan_id, struct drift_snapsh
         snprintf(intent, sizeof intent, "%s", PQgetvalue(scan, 0, 2));
     for (int k = 0; k < SNAP_N; k++) {
         int of_intent = k == SNAP_SCPS || k == SNAP_SCP_TARGETS;
-        if (!(res[k] = db_query(db, snap_sql[k], 1, of_intent ? pi : p, snap_what[k], err)))
+        const char *sql = snap_sql[k];
+        if (k == SNAP_OK_REGIONS && !compact)
+            continue;
+        if (k == SNAP_TARGETS && compact)
+            sql = SQL_SNAP_NOT_OK_TARGETS;
+        if (!(res[k] = db_query(db, sql, 1, of_intent ? pi : p, snap_what[k], err)))
             goto cleanup;
     }
+    if (snapshot_fill(res, PQgetisnull(scan, 0, 3) ? NULL : PQgetvalue(scan, 0, 3), out, err) < 0)
+        goto cleanup;
+    for (int k = 0; k < SNAP_N; k++) {
+        PQclear(res[k]); /* copied: not held while the ok rows stream */
+        res[k] = NULL;
+    }
+    if (compact && load_ok_bitsets(db, p, out, err) < 0)
+        goto cleanup;
     if (db_commit(db, err) < 0)
         goto cleanup;
     in_tx = 0;
-    if (snapshot_fill(res, PQgetisnull(scan, 0, 3) ? NULL : PQgetvalue(scan, 0, 3), out, err) < 0)
-        goto cleanup;
     out->scps_read = is_true(scan, 0, 0);
     out->fleet_scope = is_true(scan, 0, 1);
     out->intent_scan_id = strtoll(intent, NULL, 10);
@@ -364,7 +495,21 @@ cleanup:
     PQclear(scan);
     for (int k = 0; k < SNAP_N; k++)
         PQclear(res[k]);
+    if (rc < 0)
+        db_drift_snapshot_free(out);
     return rc;
+}
+
+int db_load_drift_snapshot(struct db *db, long long scan_id, struct drift_snapshot *out,
+                           struct err *err)
+{
+    return load_snapshot(db, scan_id, 0, out, err);
+}
+
+int db_load_drift_snapshot_compact(struct db *db, long long scan_id, struct drift_snapshot *out,
+                                   struct err *err)
+{
+    return load_snapshot(db, scan_id, 1, out, err);
 }
 
 void db_drift_snapshot_free(struct drift_snapshot *s)
@@ -372,6 +517,8 @@ void db_drift_snapshot_free(struct drift_snapshot *s)
     if (!s)
         return;
     free(s->mem);
+    free(s->ok_accounts);
+    free(s->ok_bits);
     memset(s, 0, sizeof *s);
 }
 

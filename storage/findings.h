@@ -5,6 +5,7 @@
 #define EGRESSSCAN_FINDINGS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "common/model.h"
@@ -19,8 +20,14 @@ struct drift_snapshot {
     int scps_known;
     struct drift_cluster *clusters; /* current clusters of the scan's accounts */
     size_t n_clusters;
-    struct drift_target *targets; /* the scan's coverage rows */
+    struct drift_target *targets; /* the scan's coverage rows (compact: those not ok) */
     size_t n_targets;
+    /* compact only: the ok coverage rows, a bitset over ok_regions per account (drift_input) */
+    const char *const *ok_regions; /* byte order */
+    size_t n_ok_regions;
+    struct drift_ok_account *ok_accounts; /* owned; ids are accounts[].id */
+    size_t n_ok_accounts;
+    uint64_t *ok_bits;            /* owned: the bitsets ok_accounts point into */
     struct drift_change *changes; /* modes this scan saw change */
     size_t n_changes;
     int scps_read;            /* the scan itself read the SCPs (read, or disabled: none) */
@@ -47,6 +54,11 @@ int db_set_scan_scope(struct db *db, long long scan_id, int targeted, struct err
  * changes. Free with db_drift_snapshot_free. */
 int db_load_drift_snapshot(struct db *db, long long scan_id, struct drift_snapshot *out,
                            struct err *err);
+/* The same, for drift alone, whose memory does not grow with the fleet's targets: targets has
+ * only the rows that are not ok, the ok ones are a bitset of regions per account (ok_accounts
+ * over ok_regions, streamed a row at a time); nothing is held of size accounts x regions. */
+int db_load_drift_snapshot_compact(struct db *db, long long scan_id, struct drift_snapshot *out,
+                                   struct err *err);
 void db_drift_snapshot_free(struct drift_snapshot *s);
 
 /* The judgement of one cluster by the scan (current_clusters.compliance). */

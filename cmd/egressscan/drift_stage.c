@@ -77,6 +77,10 @@ void drift_input_from_snapshot(const struct drift_snapshot *snap, const struct p
     in->n_clusters = snap->n_clusters;
     in->targets = snap->targets;
     in->n_targets = snap->n_targets;
+    in->ok_regions = snap->ok_regions;
+    in->n_ok_regions = snap->n_ok_regions;
+    in->ok_accounts = snap->ok_accounts;
+    in->n_ok_accounts = snap->n_ok_accounts;
     in->changes = snap->changes;
     in->n_changes = snap->n_changes;
     in->policy = policy;
@@ -93,7 +97,7 @@ int drift_stage_run(struct db *db, long long scan_id, const struct policy *polic
     struct collected c = {.summary = out};
     struct finding *flat = NULL;
     int rc = -1;
-    if (db_load_drift_snapshot(db, scan_id, &snap, err) < 0)
+    if (db_load_drift_snapshot_compact(db, scan_id, &snap, err) < 0)
         goto done;
     out->scps_known = snap.scps_known;
     out->scps_read = snap.scps_read;

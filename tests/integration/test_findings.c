@@ -1178,8 +1178,43 @@ static void test_snapshot_round_trip(void **state)
     assert_string_equal(s.targets[1].error_code, "ThrottlingException");
     assert_string_equal(s.targets[3].error_message, "not authorized to perform sts:AssumeRole");
     assert_int_equal(s.n_changes, 0);
-    assert_int_equal(s.n_clusters, 4); /* today's current clusters of its accounts: w x y u */
+    assert_int_equal(s.n_clusters, 4);    /* today's current clusters of its accounts: w x y u */
+    assert_int_equal(s.n_ok_accounts, 0); /* the full snapshot: every row a row */
+    char ok_ids[2][16];
+    snprintf(ok_ids[0], sizeof ok_ids[0], "%s", s.targets[0].account_id);
+    snprintf(ok_ids[1], sizeof ok_ids[1], "%s", s.targets[2].account_id);
     db_drift_snapshot_free(&s);
+
+    /* the compact one (the drift stage's): the same, but the ok rows as a bitset per account */
+    if (db_load_drift_snapshot_compact(fx->db, s1, &s, &e) < 0)
+        fail_msg("compact snapshot: %s (%s)", e.message, e.code);
+    assert_int_equal(s.scps_known, 1);
+    assert_int_equal(s.n_accounts, 3);
+    assert_int_equal(s.n_scps, 3);
+    assert_int_equal(s.n_clusters, 4);
+    assert_int_equal(s.n_targets, 2);
+    assert_string_equal(s.targets[0].region, "us-east-1");
+    assert_int_equal(s.targets[0].status, TARGET_THROTTLED);
+    assert_string_equal(s.targets[0].error_code, "ThrottlingException");
+    assert_string_equal(s.targets[1].region, "*");
+    assert_int_equal(s.targets[1].status, TARGET_ASSUME_ROLE_DENIED);
+    assert_int_equal(s.n_ok_regions, 1);
+    assert_string_equal(s.ok_regions[0], "eu-west-1");
+    assert_int_equal(s.n_ok_accounts, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const struct drift_ok_account *o = &s.ok_accounts[i];
+        assert_true(strcmp(o->account_id, ok_ids[0]) == 0 || strcmp(o->account_id, ok_ids[1]) == 0);
+        assert_non_null(o->regions);
+        assert_int_equal(o->regions[0], 1);
+    }
+    assert_string_not_equal(s.ok_accounts[0].account_id, s.ok_accounts[1].account_id);
+    db_drift_snapshot_free(&s);
+    assert_null(s.ok_accounts);
+    assert_null(s.ok_bits);
+    err_clear(&e);
+    assert_int_equal(db_load_drift_snapshot_compact(fx->db, 424242, &s, &e), -1);
+    assert_string_equal(e.code, "UnknownScan");
+    assert_null(s.ok_accounts);
 
     /* an explicit "could not read" wins: the scan is judged with the SCPs of the latest
      * finalized scan that read them (s1), and says it did not read them itself */
