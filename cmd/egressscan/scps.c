@@ -268,15 +268,45 @@ static json_t *decision_json(const struct scp_decision *d, int exempt)
     return o;
 }
 
-/* The scanned regions of an account (ok coverage rows), into regions (borrowed pointers). */
-static size_t account_regions(const struct drift_snapshot *snap, const char *account,
+static int cmp_target_account(const void *a, const void *b)
+{
+    const struct drift_target *x = *(const struct drift_target *const *)a;
+    const struct drift_target *y = *(const struct drift_target *const *)b;
+    int c = strcmp(x->account_id, y->account_id);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* The snapshot's targets by account, each account's in the snapshot's order: one sort instead
+ * of a pass over every target per account (20,000 accounts x 17 regions). NULL on ENOMEM. */
+static const struct drift_target **targets_by_account(const struct drift_snapshot *snap)
+{
+    const struct drift_target **v = malloc((snap->n_targets + 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < snap->n_targets; i++)
+        v[i] = &snap->targets[i];
+    qsort(v, snap->n_targets, sizeof *v, cmp_target_account);
+    return v;
+}
+
+/* The scanned regions of an account (ok coverage rows, in the snapshot's order), into regions
+ * (borrowed pointers); by_account from targets_by_account. */
+static size_t account_regions(const struct drift_snapshot *snap,
+                              const struct drift_target *const *by_account, const char *account,
                               const char **regions, size_t cap)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < snap->n_targets && n < cap; i++)
-        if (strcmp(snap->targets[i].account_id, account) == 0 &&
-            snap->targets[i].status == TARGET_OK && strcmp(snap->targets[i].region, "*") != 0)
-            regions[n++] = snap->targets[i].region;
+    size_t lo = 0, hi = snap->n_targets, n = 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(by_account[mid]->account_id, account) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo;
+         i < snap->n_targets && n < cap && strcmp(by_account[i]->account_id, account) == 0; i++)
+        if (by_account[i]->status == TARGET_OK && strcmp(by_account[i]->region, "*") != 0)
+            regions[n++] = by_account[i]->region;
     return n;
 }
 
@@ -866,6 +896,8 @@ int cmd_scps(int argc, char **argv)
     memset(&snap, 0, sizeof snap);
     json_t *rows = json ? json_array() : NULL;
     const char **regions = NULL;
+    const struct drift_target **by_account = NULL;
+    struct drift_intent_cache *intents = NULL;
     if (!scan_id && db_latest_finalized_scan(db, &scan_id, &e) < 0) {
         fprintf(stderr, "egressscan scps: %s\n", e.message);
         goto done;
@@ -886,8 +918,14 @@ int cmd_scps(int argc, char **argv)
     struct drift_input in;
     drift_input_from_snapshot(&snap, NULL, time(NULL), &in);
     regions = malloc((snap.n_targets + 1) * sizeof *regions);
-    if (!regions) {
+    by_account = targets_by_account(&snap);
+    if (!regions || !by_account) {
         fprintf(stderr, "egressscan scps: out of memory\n");
+        goto done;
+    }
+    /* every SCP parsed once, each distinct evaluation done once (intent/drift.c) */
+    if (!(intents = drift_intent_cache_new(&in, &e))) {
+        fprintf(stderr, "egressscan scps: %s\n", e.message);
         goto done;
     }
     /* the header goes with the first row: an account with nothing to show gets no empty table */
@@ -897,7 +935,7 @@ int cmd_scps(int argc, char **argv)
         const struct drift_account *acct = &snap.accounts[a];
         if (account && strcmp(acct->id, account) != 0)
             continue;
-        size_t nr = account_regions(&snap, acct->id, regions, snap.n_targets);
+        size_t nr = account_regions(&snap, by_account, acct->id, regions, snap.n_targets);
         if (nr == 0) {
             without++;
             continue;
@@ -924,8 +962,8 @@ int cmd_scps(int argc, char **argv)
         }
         int uniform = 1, exempt = 0;
         for (size_t r = 0; r < nr; r++) {
-            if (drift_scp_intent(&in, acct->id, regions[r], dec[r], &dec[r][EGRESS_MODES], &exempt,
-                                 &e) < 0) {
+            if (drift_intent_cache_decide(intents, acct->id, regions[r], dec[r],
+                                          &dec[r][EGRESS_MODES], &exempt, &e) < 0) {
                 fprintf(stderr, "egressscan scps: %s\n", e.message);
                 free(dec);
                 goto done;
@@ -1013,6 +1051,8 @@ int cmd_scps(int argc, char **argv)
     }
     exit_code = EXIT_OK;
 done:
+    drift_intent_cache_free(intents);
+    free(by_account);
     free(regions);
     json_decref(rows);
     db_drift_snapshot_free(&snap);
