@@ -32,6 +32,7 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1503,5 +1504,277 @@ int drift_scanner_call(const struct drift_input *in, const char *account_id, con
     r.n_sorted_accounts = 1;
     scanner_call_denied(&r, acct->id, nz(region), role ? role : "EgressScanReadOnly", dec);
     run_cleanup(&r);
+    return 0;
+}
+
+/* ---- the SCP-backed intent of a whole fleet (`egressscan scps`) ----
+ *
+ * What is cached, and why it is exact. An account's decisions in a region are a function of
+ * what scp_evaluate reads: the levels of its path (each level's target id and documents, in
+ * order), the request (action, mode, region, account id) and the partition. For two accounts
+ * the levels are the same when their OU id paths are the same strings (the root and OU levels
+ * are looked up from the path's ids alone) and their own attachments are the same parsed
+ * documents in the same order; the account level's target id is the account id itself. So an
+ * entry is keyed by (OU id path, the account level's documents, region), and two accounts
+ * share it only when the account id cannot make a difference:
+ * - both ids are 12 digits and no document on the path reads the account
+ *   (scp_doc_reads_account: no literal digit in a pattern matched against the cluster or
+ *   principal ARN, so every 12-digit account matches alike);
+ * - the account id shows in a decision only where it is spelled: "no Allow at ACCOUNT" (the
+ *   account's level) and the principal examples "arn:PART:iam::ACCOUNT:...". Those are rewritten
+ *   from the account the entry was evaluated for to the account asking, digit for digit. For the
+ *   rewrite to touch nothing else, no OU id on the path may itself be 12 digits and no document
+ *   id may begin with "no Allow at " (neither happens in an organization; such a path is simply
+ *   evaluated per account).
+ * The management account's exemption is per account and not part of a decision. States other
+ * than an evaluated path (SCPs unknown, none in effect, an incomplete snapshot whose reason
+ * names a target) are cheap and filled per account. Anything not shared is evaluated as
+ * drift_scp_intent would, over the same parsed documents. At most INTENT_CACHE_MAX entries
+ * (each N_DECISIONS decisions, ~7 KB): beyond that, evaluations are not kept. */
+
+#define INTENT_CACHE_MAX 4096
+#define INTENT_CACHE_SLOTS (2 * INTENT_CACHE_MAX) /* a power of two */
+
+static const char no_allow_at[] = "no Allow at ";
+
+struct intent_entry {
+    const char *ou_id_path;            /* borrowed from the first account's record */
+    const struct scp_doc *const *docs; /* the account level's, borrowed from the index */
+    size_t n_docs;
+    char region[64];
+    char account[16]; /* the account it was evaluated for (12 digits) */
+    unsigned long long hash;
+    struct scp_decision dec[N_DECISIONS];
+};
+
+struct drift_intent_cache {
+    struct drift_run r;
+    const struct drift_account **sorted; /* by id, then position in the snapshot */
+    const struct scp_doc **unshared;     /* documents that keep their paths per account, sorted */
+    size_t n_unshared;
+    struct intent_entry *entries;
+    size_t n_entries, entries_cap;
+    uint32_t *slots; /* entry index + 1; 0 empty */
+    size_t evaluated, reused;
+    /* the account of the previous call, prepared */
+    const struct drift_account *last;
+    struct account_view av;
+    int shareable;
+    unsigned long long path_hash;
+};
+
+static int cmp_account_pos(const void *a, const void *b)
+{
+    const struct drift_account *x = *(const struct drift_account *const *)a;
+    const struct drift_account *y = *(const struct drift_account *const *)b;
+    int c = strcmp(nz(x->id), nz(y->id));
+    return c ? c : (x > y) - (x < y);
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (const void *const *)a, y = (uintptr_t) * (const void *const *)b;
+    return (x > y) - (x < y);
+}
+
+static unsigned long long fnv(unsigned long long h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ULL;
+    return h;
+}
+
+struct drift_intent_cache *drift_intent_cache_new(const struct drift_input *in, struct err *err)
+{
+    struct drift_intent_cache *c = calloc(1, sizeof *c);
+    if (!c) {
+        err_set(err, ERR_NOMEM, "drift: out of memory");
+        return NULL;
+    }
+    /* the whole organization's documents, each parsed once */
+    int rc = run_init(&c->r, in, NULL, 0, err);
+    c->r.err = NULL; /* the decisions emit nothing */
+    if (rc != 0) {
+        drift_intent_cache_free(c);
+        return NULL;
+    }
+    c->sorted = malloc((in->n_accounts ? in->n_accounts : 1) * sizeof *c->sorted);
+    c->unshared = malloc((c->r.ix.n_docs ? c->r.ix.n_docs : 1) * sizeof *c->unshared);
+    c->slots = calloc(INTENT_CACHE_SLOTS, sizeof *c->slots);
+    if (!c->sorted || !c->unshared || !c->slots) {
+        err_set(err, ERR_NOMEM, "drift: out of memory");
+        drift_intent_cache_free(c);
+        return NULL;
+    }
+    for (size_t i = 0; i < in->n_accounts; i++)
+        c->sorted[i] = &in->accounts[i];
+    qsort(c->sorted, in->n_accounts, sizeof *c->sorted, cmp_account_pos);
+    for (size_t i = 0; i < c->r.ix.n_docs; i++) {
+        const struct scp_doc *d = c->r.ix.docs[i];
+        if (d && (scp_doc_reads_account(d) ||
+                  strncmp(nz(scp_doc_id(d)), no_allow_at, sizeof no_allow_at - 1) == 0))
+            c->unshared[c->n_unshared++] = d;
+    }
+    qsort(c->unshared, c->n_unshared, sizeof *c->unshared, cmp_ptr);
+    return c;
+}
+
+void drift_intent_cache_free(struct drift_intent_cache *c)
+{
+    if (!c)
+        return;
+    run_cleanup(&c->r);
+    free(c->sorted);
+    free(c->unshared);
+    free(c->entries);
+    free(c->slots);
+    free(c);
+}
+
+void drift_intent_cache_stats(const struct drift_intent_cache *c, size_t *evaluated, size_t *reused)
+{
+    *evaluated = c ? c->evaluated : 0;
+    *reused = c ? c->reused : 0;
+}
+
+/* The first account of the snapshot with this id (as drift_scp_intent finds it), or NULL. */
+static const struct drift_account *intent_account(const struct drift_intent_cache *c,
+                                                  const char *id)
+{
+    size_t lo = 0, hi = c->r.in->n_accounts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(nz(c->sorted[mid]->id), id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == c->r.in->n_accounts || !c->sorted[lo]->id || strcmp(c->sorted[lo]->id, id) != 0)
+        return NULL;
+    return c->sorted[lo];
+}
+
+/* Whether av's decisions may be shared with other accounts of the same key (see above). */
+static int intent_shareable(const struct drift_intent_cache *c, const struct account_view *av)
+{
+    if (av->state != SCPS_EVALUATED || !account_id_valid(av->id) || !av->acct->ou_id_path)
+        return 0;
+    for (size_t i = 0; i < av->n_levels; i++) {
+        const struct scp_level *lv = &av->levels[i];
+        if (i + 1 < av->n_levels && account_id_valid(lv->target_id))
+            return 0;
+        for (size_t j = 0; c->n_unshared && j < lv->n_docs; j++) {
+            const struct scp_doc *d = lv->docs[j];
+            if (bsearch(&d, c->unshared, c->n_unshared, sizeof *c->unshared, cmp_ptr))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* The decisions of the account `from` as the account `to` would get them (both 12 digits, a
+ * path that reads neither): the account's own level and the principal examples renamed. */
+static void intent_rebase(struct scp_decision dec[N_DECISIONS], const char *from, const char *to,
+                          const char *partition)
+{
+    char no_allow[32], prefix[64];
+    snprintf(no_allow, sizeof no_allow, "%s%s", no_allow_at, from);
+    int plen = snprintf(prefix, sizeof prefix, "arn:%s:iam::%s:", partition, from);
+    for (int i = 0; i < N_DECISIONS; i++) {
+        struct scp_decision *d = &dec[i];
+        for (size_t k = 0; k < d->n_statements; k++)
+            if (strcmp(d->statements[k], no_allow) == 0)
+                memcpy(d->statements[k] + sizeof no_allow_at - 1, to, 12);
+        char *examples[] = {d->allowed_principal, d->denied_principal};
+        for (size_t k = 0; k < 2; k++)
+            if (plen > 13 && (size_t)plen < sizeof prefix &&
+                strncmp(examples[k], prefix, (size_t)plen) == 0)
+                memcpy(examples[k] + plen - 13, to, 12);
+    }
+}
+
+static int intent_key_equal(const struct intent_entry *e, const struct account_view *av,
+                            const char *region, unsigned long long hash)
+{
+    const struct scp_level *own = &av->levels[av->n_levels - 1];
+    return e->hash == hash && e->n_docs == own->n_docs &&
+           (own->n_docs == 0 || memcmp(e->docs, own->docs, own->n_docs * sizeof *own->docs) == 0) &&
+           strcmp(e->region, region) == 0 && strcmp(e->ou_id_path, av->acct->ou_id_path) == 0;
+}
+
+int drift_intent_cache_decide(struct drift_intent_cache *c, const char *account_id,
+                              const char *region, struct scp_decision modes[EGRESS_MODES],
+                              struct scp_decision *update, int *exempt, struct err *err)
+{
+    const struct drift_account *acct = account_id ? intent_account(c, account_id) : NULL;
+    if (!acct)
+        return err_set(err, ERR_INVALID, "account %s is not in the organization snapshot",
+                       nz(account_id));
+    if (acct != c->last) {
+        c->last = NULL;
+        if (account_prepare(&c->r, acct->id, acct, &c->av) != 0)
+            return err_set(err, ERR_NOMEM, "drift: out of memory");
+        c->last = acct;
+        c->shareable = intent_shareable(c, &c->av);
+        if (c->shareable) {
+            const struct scp_level *own = &c->av.levels[c->av.n_levels - 1];
+            unsigned long long h =
+                fnv(14695981039346656037ULL, acct->ou_id_path, strlen(acct->ou_id_path) + 1);
+            c->path_hash = fnv(h, own->docs, own->n_docs * sizeof *own->docs);
+        }
+    }
+    const struct account_view *av = &c->av;
+    region = nz(region);
+    struct scp_decision dec[N_DECISIONS];
+    struct intent_entry *hit = NULL;
+    uint32_t *slot = NULL;
+    unsigned long long hash = 0;
+    if (c->shareable && strlen(region) < sizeof hit->region) {
+        hash = fnv(c->path_hash, region, strlen(region));
+        for (size_t i = hash & (INTENT_CACHE_SLOTS - 1);; i = (i + 1) & (INTENT_CACHE_SLOTS - 1)) {
+            if (!c->slots[i]) {
+                slot = &c->slots[i];
+                break;
+            }
+            if (intent_key_equal(&c->entries[c->slots[i] - 1], av, region, hash)) {
+                hit = &c->entries[c->slots[i] - 1];
+                break;
+            }
+        }
+    }
+    const char *partition = c->r.in->partition ? c->r.in->partition : "aws";
+    if (hit) {
+        memcpy(dec, hit->dec, sizeof dec);
+        if (strcmp(hit->account, acct->id) != 0)
+            intent_rebase(dec, hit->account, acct->id, partition);
+        c->reused++;
+    } else {
+        account_decide(&c->r, av, region, dec);
+        c->evaluated++;
+        if (slot && c->n_entries < INTENT_CACHE_MAX) {
+            struct intent_entry *entries =
+                reserve(c->entries, &c->entries_cap, c->n_entries + 1, sizeof *entries);
+            if (entries) { /* else: not kept, nothing lost */
+                c->entries = entries;
+                struct intent_entry *e = &c->entries[c->n_entries++];
+                const struct scp_level *own = &av->levels[av->n_levels - 1];
+                e->ou_id_path = acct->ou_id_path;
+                e->docs = own->docs;
+                e->n_docs = own->n_docs;
+                snprintf(e->region, sizeof e->region, "%s", region);
+                snprintf(e->account, sizeof e->account, "%s", acct->id);
+                e->hash = hash;
+                memcpy(e->dec, dec, sizeof dec);
+                *slot = (uint32_t)c->n_entries;
+            }
+        }
+    }
+    for (int m = 0; m < EGRESS_MODES; m++)
+        modes[m] = dec[m];
+    if (update)
+        *update = dec[DEC_UPDATE];
+    if (exempt)
+        *exempt = av->is_management;
     return 0;
 }

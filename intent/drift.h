@@ -59,6 +59,22 @@ int drift_scp_intent(const struct drift_input *in, const char *account_id, const
                      struct scp_decision modes[EGRESS_MODES], struct scp_decision *update,
                      int *exempt, struct err *err);
 
+/* The SCP-backed intent of many accounts and regions over one snapshot (`egressscan scps`): the
+ * same decisions as drift_scp_intent, with every SCP document parsed once and each distinct
+ * evaluation done once. Decisions are shared between the accounts whose evaluation is provably
+ * the same (drift.c says which); the rest are evaluated one by one. Borrows in (and what it
+ * points to), which must outlive it. NULL with err on ENOMEM. */
+struct drift_intent_cache;
+struct drift_intent_cache *drift_intent_cache_new(const struct drift_input *in, struct err *err);
+/* As drift_scp_intent for account_id and region. -1 with err when the account is unknown. */
+int drift_intent_cache_decide(struct drift_intent_cache *c, const char *account_id,
+                              const char *region, struct scp_decision modes[EGRESS_MODES],
+                              struct scp_decision *update, int *exempt, struct err *err);
+/* Evaluations done and decisions reused so far (for a debug line and the tests). */
+void drift_intent_cache_stats(const struct drift_intent_cache *c, size_t *evaluated,
+                              size_t *reused);
+void drift_intent_cache_free(struct drift_intent_cache *c); /* NULL: no-op */
+
 /* The decision on the scanner's own call (eks:ListClusters as arn:aws:iam::ACCOUNT:role/ROLE;
  * role NULL: EgressScanReadOnly) in account_id and region under the SCPs of in: allowed for the
  * management account and when no SCP is in effect, unevaluable over an incomplete snapshot. -1

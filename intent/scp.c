@@ -1986,6 +1986,33 @@ int scp_doc_may_deny(const struct scp_doc *d, const char *action)
     return 0;
 }
 
+static int has_literal_digit(const struct pattern *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->tok[i] >= '0' && p->tok[i] <= '9')
+            return 1;
+    return 0;
+}
+
+int scp_doc_reads_account(const struct scp_doc *d)
+{
+    if (!doc_usable(d))
+        return 0;
+    for (size_t k = 0; k < d->n_stmts; k++) {
+        const struct stmt *st = &d->stmts[k];
+        for (size_t i = 0; i < st->n_resources; i++)
+            if (has_literal_digit(&st->resources[i].p))
+                return 1;
+        for (size_t c = 0; c < st->n_conds; c++) {
+            const struct cond *cd = &st->conds[c];
+            for (size_t v = 0; cd->key == KEY_PRINCIPAL_ARN && v < cd->n_values; v++)
+                if (has_literal_digit(&cd->values[v].p))
+                    return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---- the SCP index ---- */
 
 static int cmp_attachment(const void *a, const void *b)

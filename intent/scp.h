@@ -37,6 +37,16 @@ const char *scp_doc_id(const struct scp_doc *d);
  * evaluated (malformed, NULL). 0: attaching it anywhere can only allow more. */
 int scp_doc_may_deny(const struct scp_doc *d, const char *action);
 
+/* 0 when decisions over d cannot tell two accounts of the same length apart: no Resource or
+ * NotResource pattern and no aws:PrincipalArn condition value of d holds a literal digit. Those
+ * are the only patterns matched against text holding the request's account id (the cluster ARN,
+ * the principal's ARN); with no literal digit, a 12-digit account's digits are only ever consumed
+ * by wildcards, so any 12-digit account matches exactly where another does. What still names the
+ * account is how a decision spells it: a principal example ("arn:PART:iam::ACCOUNT:...") and
+ * "no Allow at ACCOUNT" for the account's level. 1 otherwise (the decisions may differ per
+ * account); 0 for a malformed document or NULL (evaluation reads nothing of them). */
+int scp_doc_reads_account(const struct scp_doc *d);
+
 /* The SCPs attached at one level of the path. */
 struct scp_level {
     const char *target_id; /* "r-ab12", "ou-…", or the account id */

@@ -268,16 +268,87 @@ static json_t *decision_json(const struct scp_decision *d, int exempt)
     return o;
 }
 
-/* The scanned regions of an account (ok coverage rows), into regions (borrowed pointers). */
-static size_t account_regions(const struct drift_snapshot *snap, const char *account,
+static int cmp_target_account(const void *a, const void *b)
+{
+    const struct drift_target *x = *(const struct drift_target *const *)a;
+    const struct drift_target *y = *(const struct drift_target *const *)b;
+    int c = strcmp(x->account_id, y->account_id);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* The snapshot's targets by account, each account's in the snapshot's order: one sort instead
+ * of a pass over every target per account (20,000 accounts x 17 regions). NULL on ENOMEM. */
+static const struct drift_target **targets_by_account(const struct drift_snapshot *snap)
+{
+    const struct drift_target **v = malloc((snap->n_targets + 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < snap->n_targets; i++)
+        v[i] = &snap->targets[i];
+    qsort(v, snap->n_targets, sizeof *v, cmp_target_account);
+    return v;
+}
+
+/* The scanned regions of an account (ok coverage rows, in the snapshot's order), into regions
+ * (borrowed pointers); by_account from targets_by_account. */
+static size_t account_regions(const struct drift_snapshot *snap,
+                              const struct drift_target *const *by_account, const char *account,
                               const char **regions, size_t cap)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < snap->n_targets && n < cap; i++)
-        if (strcmp(snap->targets[i].account_id, account) == 0 &&
-            snap->targets[i].status == TARGET_OK && strcmp(snap->targets[i].region, "*") != 0)
-            regions[n++] = snap->targets[i].region;
+    size_t lo = 0, hi = snap->n_targets, n = 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(by_account[mid]->account_id, account) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo;
+         i < snap->n_targets && n < cap && strcmp(by_account[i]->account_id, account) == 0; i++)
+        if (by_account[i]->status == TARGET_OK && strcmp(by_account[i]->region, "*") != 0)
+            regions[n++] = by_account[i]->region;
     return n;
+}
+
+/* The document {"scan_id": N, "targets": [ROW, ...]} exactly as json_dumpf(doc, JSON_INDENT(1))
+ * writes it, one row at a time: a fleet's rows are never all in memory (20,000 accounts x 17
+ * regions made a 2 GiB jansson tree, most of the command's time spent allocating and freeing
+ * it). A row is dumped alone and each of its lines indented by its depth in the document (two
+ * spaces): JSON text holds no raw newline inside a string, so every '\n' is a line break. */
+struct rows_stream {
+    long long scan_id;
+    size_t n;
+};
+
+/* Writes row (stolen; NULL, as a failed json_pack, is skipped as json_array_append_new would). */
+static void rows_put(struct rows_stream *rs, json_t *row)
+{
+    char *text = row ? json_dumps(row, JSON_INDENT(1)) : NULL;
+    json_decref(row);
+    if (!text)
+        return;
+    if (rs->n++ == 0)
+        printf("{\n \"scan_id\": %lld,\n \"targets\": [\n  ", rs->scan_id);
+    else
+        fputs(",\n  ", stdout);
+    for (const char *p = text, *nl; *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        if (!nl) {
+            fputs(p, stdout);
+            break;
+        }
+        fwrite(p, 1, (size_t)(nl - p) + 1, stdout);
+        fputs("  ", stdout);
+    }
+    free(text);
+}
+
+static void rows_end(const struct rows_stream *rs)
+{
+    if (rs->n == 0)
+        printf("{\n \"scan_id\": %lld,\n \"targets\": []\n}\n", rs->scan_id);
+    else
+        fputs("\n ]\n}\n", stdout);
 }
 
 /* ---- what-if: --with FILE --attach-to TARGET, --detach POLICY_ID[@TARGET] ---- */
@@ -864,8 +935,11 @@ int cmd_scps(int argc, char **argv)
     int exit_code = EXIT_FAILED;
     struct drift_snapshot snap;
     memset(&snap, 0, sizeof snap);
-    json_t *rows = json ? json_array() : NULL;
+    json_t *rows = json ? json_array() : NULL; /* stays empty: the rows are streamed (rs) */
+    struct rows_stream rs = {0, 0};
     const char **regions = NULL;
+    const struct drift_target **by_account = NULL;
+    struct drift_intent_cache *intents = NULL;
     if (!scan_id && db_latest_finalized_scan(db, &scan_id, &e) < 0) {
         fprintf(stderr, "egressscan scps: %s\n", e.message);
         goto done;
@@ -886,10 +960,17 @@ int cmd_scps(int argc, char **argv)
     struct drift_input in;
     drift_input_from_snapshot(&snap, NULL, time(NULL), &in);
     regions = malloc((snap.n_targets + 1) * sizeof *regions);
-    if (!regions) {
+    by_account = targets_by_account(&snap);
+    if (!regions || !by_account) {
         fprintf(stderr, "egressscan scps: out of memory\n");
         goto done;
     }
+    /* every SCP parsed once, each distinct evaluation done once (intent/drift.c) */
+    if (!(intents = drift_intent_cache_new(&in, &e))) {
+        fprintf(stderr, "egressscan scps: %s\n", e.message);
+        goto done;
+    }
+    rs.scan_id = scan_id;
     /* the header goes with the first row: an account with nothing to show gets no empty table */
     int found = 0;
     long without = 0; /* accounts of the snapshot with no region scanned ok */
@@ -897,7 +978,7 @@ int cmd_scps(int argc, char **argv)
         const struct drift_account *acct = &snap.accounts[a];
         if (account && strcmp(acct->id, account) != 0)
             continue;
-        size_t nr = account_regions(&snap, acct->id, regions, snap.n_targets);
+        size_t nr = account_regions(&snap, by_account, acct->id, regions, snap.n_targets);
         if (nr == 0) {
             without++;
             continue;
@@ -924,8 +1005,8 @@ int cmd_scps(int argc, char **argv)
         }
         int uniform = 1, exempt = 0;
         for (size_t r = 0; r < nr; r++) {
-            if (drift_scp_intent(&in, acct->id, regions[r], dec[r], &dec[r][EGRESS_MODES], &exempt,
-                                 &e) < 0) {
+            if (drift_intent_cache_decide(intents, acct->id, regions[r], dec[r],
+                                          &dec[r][EGRESS_MODES], &exempt, &e) < 0) {
                 fprintf(stderr, "egressscan scps: %s\n", e.message);
                 free(dec);
                 goto done;
@@ -937,12 +1018,11 @@ int cmd_scps(int argc, char **argv)
                 for (int m = 0; m < EGRESS_MODES; m++)
                     json_object_set_new(modes, egress_mode_name((enum egress_mode)m),
                                         decision_json(&dec[r][m], exempt));
-                json_array_append_new(
-                    rows, json_pack("{s:s, s:s?, s:s, s:b, s:o, s:o}", "account_id", acct->id,
-                                    "account_name", acct->name, "region", regions[r],
-                                    "management_account_exempt", exempt, "create_cluster", modes,
-                                    "update_to_customer_routed",
-                                    decision_json(&dec[r][EGRESS_MODES], exempt)));
+                rows_put(&rs, json_pack("{s:s, s:s?, s:s, s:b, s:o, s:o}", "account_id", acct->id,
+                                        "account_name", acct->name, "region", regions[r],
+                                        "management_account_exempt", exempt, "create_cluster",
+                                        modes, "update_to_customer_routed",
+                                        decision_json(&dec[r][EGRESS_MODES], exempt)));
             }
         }
         /* the table: one line per account when every region agrees, else one per region */
@@ -1006,13 +1086,12 @@ int cmd_scps(int argc, char **argv)
                 "ok): 'egressscan scps --account ID' says why\n",
                 without, without == 1 ? "" : "s", scan_id);
     if (json) {
-        json_t *doc = json_pack("{s:I, s:O}", "scan_id", (json_int_t)scan_id, "targets", rows);
-        json_dumpf(doc, stdout, JSON_INDENT(1));
-        putchar('\n');
-        json_decref(doc);
+        rows_end(&rs);
     }
     exit_code = EXIT_OK;
 done:
+    drift_intent_cache_free(intents);
+    free(by_account);
     free(regions);
     json_decref(rows);
     db_drift_snapshot_free(&snap);

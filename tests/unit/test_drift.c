@@ -85,7 +85,7 @@ struct got {
 };
 
 struct fx {
-    struct drift_account accounts[8];
+    struct drift_account accounts[12];
     size_t n_accounts;
     struct scp_policy scps[8];
     const char *scp_targets[8][16];
@@ -121,7 +121,7 @@ static time_t utc(int y, int mo, int d, int h, int mi, int s)
 
 static void fx_account(struct fx *x, const char *id, const char *path, int mgmt)
 {
-    assert_true(x->n_accounts < 8);
+    assert_true(x->n_accounts < sizeof x->accounts / sizeof x->accounts[0]);
     struct drift_account *a = &x->accounts[x->n_accounts++];
     a->id = id;
     a->name = id;
@@ -1108,6 +1108,127 @@ static void test_scp_intent(void **state)
     fx_free(x);
 }
 
+/* Only S3: a level holding it alone allows no EKS request ("no Allow at ACCOUNT"). */
+static const char s3_only[] =
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:*\","
+    "\"Resource\":\"*\"}]}";
+
+/* Names one account's clusters: its decisions differ from its neighbours' on the same path. */
+static const char deny_update_777[] =
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"NoUpdate777\",\"Effect\":\"Deny\","
+    "\"Action\":\"eks:UpdateClusterConfig\",\"Resource\":"
+    "\"arn:aws:eks:*:777777777777:cluster/*\"}]}";
+
+static void assert_same_decision(const struct scp_decision *a, const struct scp_decision *b,
+                                 const char *account, const char *region)
+{
+    if (a->verdict != b->verdict || a->n_statements != b->n_statements ||
+        strcmp(a->reason, b->reason) != 0 || strcmp(a->allowed_principal, b->allowed_principal) ||
+        strcmp(a->denied_principal, b->denied_principal) || a->restricts_mode != b->restricts_mode)
+        fail_msg("%s %s: cached %s (%s) vs %s (%s)", account, region, scp_verdict_name(a->verdict),
+                 a->reason, scp_verdict_name(b->verdict), b->reason);
+    for (size_t k = 0; k < a->n_statements; k++)
+        if (strcmp(a->statements[k], b->statements[k]) != 0)
+            fail_msg("%s %s: statement %zu: cached %s vs %s", account, region, k, a->statements[k],
+                     b->statements[k]);
+}
+
+/* The fleet-wide intent (egressscan scps) shares decisions between accounts: every decision must
+ * be drift_scp_intent's own, for accounts on the same path with and without an SCP of their own,
+ * in a region an SCP singles out and one it does not, under an SCP naming one account, and where
+ * the decision spells the account (its level without an Allow, principal examples). */
+static void test_intent_cache_matches_each_account(void **state)
+{
+    (void)state;
+    struct fx *x = fx_new();
+    fx_account(x, "555555555555", ROOT "/" OU_SBX, 0);  /* + its own enforcing SCP */
+    fx_account(x, "666666666666", ROOT "/" OU_SBX, 0);  /* as ACCT_SBX */
+    fx_account(x, "777777777777", ROOT "/" OU_PROD, 0); /* named by deny_update_777 */
+    fx_account(x, "888888888888", ROOT, 0);             /* only s3_only at its level */
+    fx_account(x, "101010101010", ROOT, 0);             /* the same */
+    for (const char *const *a =
+             (const char *const[]){"555555555555", "666666666666", "777777777777", NULL};
+         *a; a++)
+        x->scp_targets[0][x->scps[0].n_targets++] = *a;
+    fx_scp(x, "p-sbxeu", enforce_eu_west_1, OU_SBX, NULL);
+    fx_scp(x, "p-sbxbg", enforce_but_breakglass, OU_SBX, NULL);
+    fx_scp(x, "p-acct555", enforce_routed, "555555555555", NULL);
+    fx_scp(x, "p-prod777", deny_update_777, OU_PROD, NULL);
+    fx_scp(x, "p-s3only", s3_only, "888888888888", "101010101010", NULL);
+    struct drift_input in;
+    fx_input(x, &in);
+    struct err e;
+    err_clear(&e);
+    struct drift_intent_cache *c = drift_intent_cache_new(&in, &e);
+    assert_non_null(c);
+
+    static const char *const order[] = {
+        "666666666666", "555555555555", ACCT_SBX,       "777777777777", ACCT_PROD,
+        ACCT_REG,       "888888888888", "101010101010", MGMT,           ACCT_ROOT};
+    static const char *const regions[] = {"us-east-1", "eu-west-1"};
+    size_t n = sizeof order / sizeof order[0], calls = 0;
+    struct scp_decision got[EGRESS_MODES + 1], want[EGRESS_MODES + 1];
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < n; i++)
+            for (size_t r = 0; r < 2; r++) {
+                /* the second pass backwards: entries made by other accounts */
+                const char *acct = order[pass ? n - 1 - i : i];
+                int ex_got = -1, ex_want = -2;
+                assert_int_equal(drift_intent_cache_decide(c, acct, regions[r], got,
+                                                           &got[EGRESS_MODES], &ex_got, &e),
+                                 0);
+                assert_int_equal(drift_scp_intent(&in, acct, regions[r], want, &want[EGRESS_MODES],
+                                                  &ex_want, &e),
+                                 0);
+                assert_int_equal(ex_got, ex_want);
+                for (int m = 0; m <= EGRESS_MODES; m++)
+                    assert_same_decision(&got[m], &want[m], acct, regions[r]);
+                calls++;
+            }
+    size_t evaluated, reused;
+    drift_intent_cache_stats(c, &evaluated, &reused);
+    assert_int_equal(evaluated + reused, calls);
+    /* evaluated once per region: Sandbox with FullAWSAccess (666, ACCT_SBX), Sandbox with 555's
+     * own SCP, the root with s3_only (888, 101010), the root with FullAWSAccess (MGMT,
+     * ACCT_ROOT); every time under Prod, whose deny_update_777 reads the account */
+    assert_int_equal(evaluated, 4 * 2 + 3 * 2 * 2);
+
+    /* what makes the differences, seen through the cache */
+    struct scp_decision d[EGRESS_MODES + 1];
+    assert_int_equal(
+        drift_intent_cache_decide(c, "666666666666", "us-east-1", d, &d[EGRESS_MODES], NULL, &e),
+        0);
+    assert_int_equal(d[EGRESS_AWS_MANAGED].verdict, SCP_PRINCIPAL_DEPENDENT);
+    assert_non_null(strstr(d[EGRESS_AWS_MANAGED].allowed_principal, ":666666666666:"));
+    assert_int_equal(
+        drift_intent_cache_decide(c, "555555555555", "us-east-1", d, &d[EGRESS_MODES], NULL, &e),
+        0);
+    assert_int_equal(d[EGRESS_AWS_MANAGED].verdict, SCP_DENIED);
+    assert_int_equal(
+        drift_intent_cache_decide(c, "666666666666", "eu-west-1", d, &d[EGRESS_MODES], NULL, &e),
+        0);
+    assert_int_equal(d[EGRESS_AWS_MANAGED].verdict, SCP_DENIED);
+    assert_int_equal(
+        drift_intent_cache_decide(c, ACCT_PROD, "eu-west-1", d, &d[EGRESS_MODES], NULL, &e), 0);
+    assert_int_equal(d[EGRESS_MODES].verdict, SCP_ALLOWED);
+    assert_int_equal(
+        drift_intent_cache_decide(c, "777777777777", "eu-west-1", d, &d[EGRESS_MODES], NULL, &e),
+        0);
+    assert_int_equal(d[EGRESS_MODES].verdict, SCP_DENIED);
+    assert_int_equal(
+        drift_intent_cache_decide(c, "101010101010", "eu-west-1", d, &d[EGRESS_MODES], NULL, &e),
+        0);
+    assert_int_equal(d[EGRESS_CUSTOMER_ROUTED].verdict, SCP_DENIED);
+    assert_string_equal(d[EGRESS_CUSTOMER_ROUTED].statements[0], "no Allow at 101010101010");
+
+    assert_int_equal(
+        drift_intent_cache_decide(c, "000000000000", "eu-west-1", d, &d[EGRESS_MODES], NULL, &e),
+        -1);
+    assert_true(err_isset(&e));
+    drift_intent_cache_free(c);
+    fx_free(x);
+}
+
 static void test_emit_failure_stops(void **state)
 {
     (void)state;
@@ -1315,6 +1436,7 @@ int main(void)
         cmocka_unit_test(test_incomplete_snapshot_is_unevaluable),
         cmocka_unit_test(test_no_scps_attached_anywhere),
         cmocka_unit_test(test_scp_intent),
+        cmocka_unit_test(test_intent_cache_matches_each_account),
         cmocka_unit_test(test_emit_failure_stops),
         cmocka_unit_test(test_many_accounts),
         cmocka_unit_test(test_unverified_clusters_are_not_judged),

@@ -1296,6 +1296,47 @@ static void test_index_and_levels(void **state)
     scp_index_free(&ix);
 }
 
+/* Which documents may tell accounts apart: a literal digit in a pattern matched against the
+ * cluster ARN or the principal's ARN (conservatively: wherever the digit sits). */
+static void test_doc_reads_account(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *policy;
+        int reads;
+    } docs_cases[] = {
+        {"{'Version':'2012-10-17','Statement':{'Effect':'Allow','Action':'*','Resource':'*'}}", 0},
+        {"{'Version':'2012-10-17','Statement':{'Effect':'Deny','Action':'eks:*','Resource':"
+         "'arn:aws:eks:*:111122223333:cluster/*'}}",
+         1},
+        {"{'Version':'2012-10-17','Statement':{'Effect':'Deny','Action':'eks:*','NotResource':"
+         "'arn:aws:eks:eu-west-1:*:cluster/*'}}",
+         1},
+        {"{'Version':'2012-10-17','Statement':{'Effect':'Deny','Action':'eks:*','Resource':"
+         "'arn:aws:eks:*:????????????:cluster/prod-*'}}",
+         0},
+        {"{'Version':'2012-10-17','Statement':{'Effect':'Deny','Action':'eks:*','Resource':'*',"
+         "'Condition':{'ArnNotLike':{'aws:PrincipalArn':'arn:aws:iam::*:role/Admin'}}}}",
+         0},
+        {"{'Version':'2012-10-17','Statement':{'Effect':'Deny','Action':'eks:*','Resource':'*',"
+         "'Condition':{'StringNotLike':{'aws:PrincipalArn':['arn:aws:iam::*:role/A',"
+         "'arn:aws:iam::111122223333:role/Admin']}}}}",
+         1},
+        /* the region is part of every request: its digits tell no account apart */
+        {"{'Version':'2012-10-17','Statement':{'Effect':'Deny','Action':'eks:*','Resource':'*',"
+         "'Condition':{'StringNotEquals':{'aws:RequestedRegion':'eu-west-1'}}}}",
+         0},
+        {"{'Version':'2012-10-17','Statement':42}", 0}, /* malformed: nothing is read */
+    };
+    for (size_t i = 0; i < sizeof docs_cases / sizeof docs_cases[0]; i++) {
+        struct scp_doc *d = parse_sq("p-reads", docs_cases[i].policy);
+        if (scp_doc_reads_account(d) != docs_cases[i].reads)
+            fail_msg("case %zu: %s", i, docs_cases[i].policy);
+        scp_doc_free(d);
+    }
+    assert_int_equal(scp_doc_reads_account(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1311,6 +1352,7 @@ int main(void)
         cmocka_unit_test(test_principal_classes),
         cmocka_unit_test(test_list_clusters),
         cmocka_unit_test(test_index_and_levels),
+        cmocka_unit_test(test_doc_reads_account),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
