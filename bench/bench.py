@@ -502,6 +502,11 @@ def fmt_s(v):
     return f"{v:,.1f} s" if v >= 10 else f"{v:,.2f} s"
 
 
+def ratio(v, bound):
+    """v / bound to two places; a fake without latency (--latency-ms 0) has no bound."""
+    return f"{v / bound:.2f}" if bound else "n/a"
+
+
 def fmt_us(v):
     return f"{v:,.0f} µs"
 
@@ -532,7 +537,7 @@ def print_table(res):
     rows.append(("peak RSS", fmt_mib(e["peak_rss_kib"]), bcol(b and fmt_mib(b["peak_rss_kib"])),
                  ""))
     rows.append(("latency bound", fmt_s(e["latency_bound_s"]), "", ""))
-    rows.append(("wall / latency bound", f"{e['wall_s'] / e['latency_bound_s']:.2f}", "", ""))
+    rows.append(("wall / latency bound", ratio(e["wall_s"], e["latency_bound_s"]), "", ""))
     rows.append(("database writes", fmt_s(e["db_write_s"]) +
                  f" (drift stage {fmt_s(e['drift_stage_s'])})", "", ""))
     if e.get("pg_cpu_s") is not None:
@@ -590,7 +595,7 @@ def print_two_scans(res):
     rows = []
     for name, f in (("wall time", lambda r: fmt_s(r["wall_s"])),
                     ("latency bound", lambda r: fmt_s(r["latency_bound_s"])),
-                    ("wall / latency bound", lambda r: f"{r['wall_s'] / r['latency_bound_s']:.2f}"),
+                    ("wall / latency bound", lambda r: ratio(r["wall_s"], r["latency_bound_s"])),
                     ("API calls", lambda r: f"{r['api_calls']:,}"),
                     ("scanner CPU (user+sys)", lambda r: fmt_s(r["cpu_s"])),
                     ("scanner CPU per API call",
@@ -792,7 +797,7 @@ def print_worker_curve(res):
         st = d.get("statements")
         rows.append((f"direct scan (--concurrency {res['concurrency']})", fmt_s(d["wall_s"]), "",
                      fmt_s(d["wall_s"]), fmt_s(d["latency_bound_s"]),
-                     f"{d['wall_s'] / d['latency_bound_s']:.2f}", f"{d['api_calls']:,}",
+                     ratio(d["wall_s"], d["latency_bound_s"]), f"{d['api_calls']:,}",
                      fmt_us(d["cpu_s"] / d["api_calls"] * 1e6), fmt_s(d["pg_cpu_s"]),
                      fmt_us(per_acct(d, "pg_cpu_s") * 1e6), f"{per_acct(d, 'pg_transactions'):.2f}",
                      f"{st['calls'] / res['active_accounts']:.1f}" if st else "",
@@ -802,7 +807,7 @@ def print_worker_curve(res):
         rows.append((f"enqueue + {r['workers']} worker{'s' if r['workers'] > 1 else ''}",
                      fmt_s(r["wall_s"]), fmt_s(r["enqueue_wall_s"]), fmt_s(r["workers_wall_s"]),
                      fmt_s(r["workers_latency_bound_s"]),
-                     f"{r['workers_wall_s'] / r['workers_latency_bound_s']:.2f}",
+                     ratio(r["workers_wall_s"], r["workers_latency_bound_s"]),
                      f"{r['api_calls']:,}", fmt_us(r["cpu_s"] / r["api_calls"] * 1e6),
                      fmt_s(r["pg_cpu_s"]), fmt_us(per_acct(r, "pg_cpu_s") * 1e6),
                      f"{per_acct(r, 'pg_transactions'):.2f}",
