@@ -14,6 +14,7 @@
 #include "scanner/eks.h"
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
+#include "scanner/pages.h"
 #include "scanner/scheduler.h"
 #include "scanner/sts.h"
 
@@ -36,9 +37,8 @@ struct job {
     struct aws_credentials *creds;
     char **ids; /* collected over the pages */
     size_t n_ids;
-    int pages;
-    unsigned long long last_token; /* a repeated nextToken ends nothing: refused */
-    int pending;                   /* DescribeUpdate answers awaited */
+    struct page_tokens pages; /* ListUpdates pages read and the nextTokens they gave */
+    int pending;              /* DescribeUpdate answers awaited */
     int failed;
     /* the newest Successful egress update towards the mode, and the newest other one */
     char ok_id[65], other_id[65], other_status[16];
@@ -82,6 +82,7 @@ static void job_finish(struct job *j)
     for (size_t i = 0; i < j->n_ids; i++)
         free(j->ids[i]);
     free(j->ids);
+    page_tokens_free(&j->pages);
     creds_unref(j->creds);
     j->p->active--;
     free(j);
@@ -153,14 +154,6 @@ static void describe_all(struct job *j)
         job_finish(j);
 }
 
-static unsigned long long token_hash(const char *s)
-{
-    unsigned long long h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static void list_page(struct job *j, const char *token);
 
 static void on_list(void *ud, const struct eks_update_page *page, const struct err *e)
@@ -193,26 +186,23 @@ static void on_list(void *ud, const struct eks_update_page *page, const struct e
         }
         j->n_ids++;
     }
-    if (!page->next_token || !page->next_token[0]) {
+    struct err x;
+    err_clear(&x);
+    int next = page_tokens_next(&j->pages, "ListUpdates", page->next_token, DATING_PAGES_MAX, &x);
+    if (next == PAGES_END) {
         describe_all(j);
         return;
     }
-    unsigned long long h = token_hash(page->next_token);
-    if (j->pages >= DATING_PAGES_MAX || (j->pages > 1 && h == j->last_token)) {
-        struct err x;
-        err_clear(&x);
-        if (j->pages >= DATING_PAGES_MAX)
-            err_set(&x, "TooManyUpdates",
-                    "more than %d pages of updates (the most read per cluster): the change is "
-                    "not dated",
-                    DATING_PAGES_MAX);
-        else
-            err_set(&x, ERR_PARSE, "ListUpdates: the same nextToken twice");
+    if (next == PAGES_CAPPED)
+        err_set(&x, "TooManyUpdates",
+                "more than %d pages of updates (the most read per cluster): the change is not "
+                "dated",
+                DATING_PAGES_MAX);
+    if (next != PAGES_MORE) {
         job_fail(j, &x);
         job_finish(j);
         return;
     }
-    j->last_token = h;
     list_page(j, page->next_token);
 }
 
@@ -220,7 +210,6 @@ static void list_page(struct job *j, const char *token)
 {
     struct err e;
     err_clear(&e);
-    j->pages++;
     j->it->list_calls++;
     j->p->stats->list_calls++;
     if (eks_list_updates_submit(j->p->engine, j->creds, j->it->region, j->it->cluster_name,

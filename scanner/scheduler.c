@@ -28,6 +28,7 @@
 #include "scanner/endpoint.h"
 #include "scanner/http.h"
 #include "scanner/org.h"
+#include "scanner/pages.h"
 #include "scanner/sts.h"
 
 #define PROGRESS_INTERVAL_S 0.25
@@ -65,10 +66,7 @@ struct tgt {
     struct cluster **clusters;
     size_t n_clusters;
     size_t describes_left;
-    /* ListClusters pages so far and a hash of each nextToken they gave (a repeated token would
-     * page forever) */
-    unsigned long long *tokens;
-    size_t n_pages;
+    struct page_tokens pages; /* ListClusters pages so far and the nextTokens they gave */
     int failed;
     enum target_status status;
     struct err *err; /* the first failure; allocated only then (thousands of targets are under
@@ -293,7 +291,7 @@ static void target_free(struct tgt *t)
     for (size_t i = 0; i < t->n_clusters; i++)
         free(t->clusters[i]);
     free(t->clusters);
-    free(t->tokens);
+    page_tokens_free(&t->pages);
     creds_unref(t->creds);
     free(t->err);
     free(t);
@@ -425,39 +423,19 @@ static void list_page(struct tgt *t, const char *token)
     }
 }
 
-/* FNV-1a, 64 bits: two distinct tokens of one target colliding is not a practical concern. */
-static unsigned long long token_hash(const char *s)
-{
-    unsigned long long h = 14695981039346656037ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 /* 0 when the listing may go on after this page; -1 with e set when it may not. */
 static int list_bounds(struct tgt *t, const struct eks_cluster_page *page, struct err *e)
 {
     if (t->n_names + page->n > SCHED_CLUSTERS_MAX)
         return err_set(e, ERR_PARSE, "ListClusters: more than %d clusters in one target",
                        SCHED_CLUSTERS_MAX);
-    t->n_pages++;
-    if (!page->next_token || !page->next_token[0])
-        return 0;
-    if (t->n_pages >= SCHED_LIST_PAGES_MAX)
+    int next =
+        page_tokens_next(&t->pages, "ListClusters", page->next_token, SCHED_LIST_PAGES_MAX, e);
+    if (next == PAGES_CAPPED)
         return err_set(e, ERR_PARSE, "ListClusters: more than %d pages in one target",
                        SCHED_LIST_PAGES_MAX);
-    unsigned long long h = token_hash(page->next_token);
-    for (size_t i = 0; i + 1 < t->n_pages; i++)
-        if (t->tokens[i] == h)
-            return err_set(e, ERR_PARSE,
-                           "ListClusters: page %zu repeats the nextToken of page %zu (the listing "
-                           "would never end)",
-                           t->n_pages, i + 1);
-    unsigned long long *tokens = realloc(t->tokens, t->n_pages * sizeof *tokens);
-    if (!tokens)
-        return err_set(e, ERR_NOMEM, "out of memory listing clusters");
-    t->tokens = tokens;
-    t->tokens[t->n_pages - 1] = h;
+    if (next < 0)
+        return -1;
     return 0;
 }
 
