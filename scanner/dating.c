@@ -164,30 +164,18 @@ static void on_list(void *ud, const struct eks_update_page *page, const struct e
         job_finish(j);
         return;
     }
+    struct err x;
+    err_clear(&x);
     char **grown = realloc(j->ids, (j->n_ids + page->n + 1) * sizeof *grown);
-    if (!grown) {
-        struct err oom;
-        err_clear(&oom);
-        err_set(&oom, ERR_NOMEM, "ListUpdates: out of memory");
-        job_fail(j, &oom);
-        job_finish(j);
-        return;
-    }
+    if (!grown)
+        goto nomem;
     j->ids = grown;
     for (size_t i = 0; i < page->n; i++) {
         j->ids[j->n_ids] = strdup(page->ids[i]);
-        if (!j->ids[j->n_ids]) {
-            struct err oom;
-            err_clear(&oom);
-            err_set(&oom, ERR_NOMEM, "ListUpdates: out of memory");
-            job_fail(j, &oom);
-            job_finish(j);
-            return;
-        }
+        if (!j->ids[j->n_ids])
+            goto nomem;
         j->n_ids++;
     }
-    struct err x;
-    err_clear(&x);
     int next = page_tokens_next(&j->pages, "ListUpdates", page->next_token, DATING_PAGES_MAX, &x);
     if (next == PAGES_END) {
         describe_all(j);
@@ -198,12 +186,17 @@ static void on_list(void *ud, const struct eks_update_page *page, const struct e
                 "more than %d pages of updates (the most read per cluster): the change is not "
                 "dated",
                 DATING_PAGES_MAX);
-    if (next != PAGES_MORE) {
-        job_fail(j, &x);
-        job_finish(j);
+    if (next == PAGES_MORE) {
+        list_page(j, page->next_token);
         return;
     }
-    list_page(j, page->next_token);
+    job_fail(j, &x);
+    job_finish(j);
+    return;
+nomem:
+    err_set(&x, ERR_NOMEM, "ListUpdates: out of memory");
+    job_fail(j, &x);
+    job_finish(j);
 }
 
 static void list_page(struct job *j, const char *token)
